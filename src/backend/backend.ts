@@ -1,0 +1,142 @@
+// The Backend contract: the small set of kernels every backend implements.
+// A backend owns storage (opaque to everyone above it) and computes; it never validates
+// shapes (the tensor layer has done that, and resolved every output size, before a call)
+// and knows nothing of autograd. Public data crossing this boundary is always plain
+// row-major (NCHW for 4-D); a backend may keep storage in an internal layout between calls.
+
+export type DType = 'float32' | 'int32';
+export type Shape = readonly number[];
+export type TypedArrayFor<D extends DType> = D extends 'float32' ? Float32Array : Int32Array;
+
+/** Opaque handle to backend-owned memory. Only the backend that made it may use it. */
+export interface Storage {
+  readonly __storage: never;
+}
+
+/** Conv geometry, fully resolved above the backends (see tensor/geometry.ts).
+ *  x: [N, C, H, W], w: [K, C/groups, R, S], y: [N, K, OH, OW]. */
+export interface Conv2dGeometry {
+  readonly N: number; readonly C: number; readonly H: number; readonly W: number;
+  readonly K: number; readonly R: number; readonly S: number;
+  readonly OH: number; readonly OW: number;
+  readonly strideH: number; readonly strideW: number;
+  readonly padH: number; readonly padW: number;
+  readonly dilationH: number; readonly dilationW: number;
+  readonly groups: number;
+}
+
+/** Pool geometry, symmetric padding, floor mode. x: [N, C, H, W], y: [N, C, OH, OW]. */
+export interface Pool2dGeometry {
+  readonly N: number; readonly C: number; readonly H: number; readonly W: number;
+  readonly OH: number; readonly OW: number;
+  readonly kernelH: number; readonly kernelW: number;
+  readonly strideH: number; readonly strideW: number;
+  readonly padH: number; readonly padW: number;
+}
+
+/** PyTorch's torch.optim.SGD semantics (the update happens in place on param and buffer):
+ *  d = g + weightDecay * p
+ *  buf = initBuffer ? d : momentum * buf + (1 - dampening) * d
+ *  d = nesterov ? d + momentum * buf : buf        (when momentum != 0)
+ *  p = p - lr * d */
+export interface SgdParams {
+  readonly lr: number;
+  readonly momentum: number;
+  readonly dampening: number;
+  readonly weightDecay: number;
+  readonly nesterov: boolean;
+  /** First step for this buffer: PyTorch sets buf = d instead of the momentum update. */
+  readonly initBuffer: boolean;
+}
+
+export interface BackendInfo {
+  readonly backend: 'reference' | 'native';
+  /** oneDNN version "2.6.3", or null for a backend without it. */
+  readonly onednn: string | null;
+  readonly threads: number;
+  /** The ISA oneDNN dispatches to (e.g. "avx512_core_amx"), or "none". */
+  readonly isa: string;
+}
+
+export interface Backend {
+  readonly name: 'reference' | 'native';
+  info(): BackendInfo;
+
+  // ---- memory -------------------------------------------------------------------------
+  /** Copies `data` (plain row-major) into new storage. */
+  fromArray(data: Float32Array | Int32Array, shape: Shape, dtype: DType): Storage;
+  /** A plain row-major copy of the storage's contents. */
+  read(s: Storage, shape: Shape, dtype: DType): Float32Array | Int32Array;
+  /** New storage filled with `value`. */
+  full(shape: Shape, dtype: DType, value: number): Storage;
+  /** Releases the memory now. Calling it twice is a bug the backend may report. */
+  free(s: Storage): void;
+  /** A new storage with the same elements in plain row-major order, viewed as `to`. */
+  reshape(s: Storage, from: Shape, to: Shape): Storage;
+  /** Number of storages allocated and not yet freed, and their bytes. */
+  live(): { count: number; bytes: number };
+
+  // ---- convolution (x: [N, C, H, W], w: [K, C/groups, R, S], b: [K]) ---------------------
+  conv2d(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry): Storage;
+  conv2dBackwardData(dy: Storage, w: Storage, g: Conv2dGeometry): Storage;
+  conv2dBackwardWeights(x: Storage, dy: Storage, g: Conv2dGeometry, withBias: boolean): { dw: Storage; db: Storage | null };
+
+  // ---- batch norm (x: [N, C, H, W], gamma/beta/mean/variance: [C]) -----------------------
+  /** Training mode: batch statistics (biased variance). `saved` is whatever the backward
+   *  needs beyond x, mean and variance (oneDNN's workspace), or null. With fuseRelu,
+   *  y = relu(bn(x)). */
+  batchNormTrain(x: Storage, gamma: Storage, beta: Storage, shape: Shape, eps: number, fuseRelu: boolean):
+    { y: Storage; mean: Storage; variance: Storage; saved: Storage | null };
+  batchNormInfer(x: Storage, gamma: Storage, beta: Storage, mean: Storage, variance: Storage, shape: Shape,
+    eps: number, fuseRelu: boolean): Storage;
+  batchNormBackward(dy: Storage, x: Storage, gamma: Storage, mean: Storage, variance: Storage, saved: Storage | null,
+    shape: Shape, eps: number, fuseRelu: boolean): { dx: Storage; dgamma: Storage; dbeta: Storage };
+
+  // ---- elementwise (same shapes; `shape` given so a backend can build descriptors) --------
+  relu(x: Storage, shape: Shape): Storage;
+  /** dx = dy where y > 0, else 0 (y is relu's output). */
+  reluBackward(dy: Storage, y: Storage, shape: Shape): Storage;
+  add(a: Storage, b: Storage, shape: Shape): Storage;
+  mul(a: Storage, b: Storage, shape: Shape): Storage;
+  /** y = alpha * x + beta */
+  affineScalar(x: Storage, shape: Shape, alpha: number, beta: number): Storage;
+  /** In place: y = alpha * y + beta * x (gradient accumulation, running statistics). */
+  axpbyInPlace(y: Storage, x: Storage, shape: Shape, alpha: number, beta: number): void;
+
+  // ---- pooling ----------------------------------------------------------------------------
+  /** `saved` is what the backward needs (argmax indices or oneDNN's workspace). */
+  maxPool2d(x: Storage, g: Pool2dGeometry): { y: Storage; saved: Storage };
+  maxPool2dBackward(dy: Storage, saved: Storage, g: Pool2dGeometry): Storage;
+  /** countIncludePad as PyTorch's AvgPool2d(count_include_pad=...). */
+  avgPool2d(x: Storage, g: Pool2dGeometry, countIncludePad: boolean): Storage;
+  avgPool2dBackward(dy: Storage, g: Pool2dGeometry, countIncludePad: boolean): Storage;
+
+  // ---- linear (x: [N, I], w: [O, I], b: [O], y: [N, O]) ---------------------------------
+  linear(x: Storage, w: Storage, b: Storage | null, N: number, I: number, O: number): Storage;
+  linearBackwardData(dy: Storage, w: Storage, N: number, I: number, O: number): Storage;
+  linearBackwardWeights(x: Storage, dy: Storage, N: number, I: number, O: number, withBias: boolean):
+    { dw: Storage; db: Storage | null };
+
+  // ---- loss (logits: [N, K] float32, labels: [N] int32) -----------------------------------
+  /** Mean softmax cross-entropy with label smoothing (PyTorch's CrossEntropyLoss:
+   *  target = (1 - s) * onehot + s / K). `loss` is a scalar (shape []), `probs` [N, K]. */
+  softmaxCrossEntropy(logits: Storage, labels: Storage, N: number, K: number, smoothing: number):
+    { loss: Storage; probs: Storage };
+  /** dlogits = dloss * (probs - target) / N */
+  softmaxCrossEntropyBackward(probs: Storage, labels: Storage, N: number, K: number, smoothing: number,
+    dloss: number): Storage;
+
+  // ---- reductions ---------------------------------------------------------------------
+  /** Sum of all elements (float64 accumulation where the backend can), as a scalar storage. */
+  sum(x: Storage, shape: Shape): Storage;
+
+  // ---- optimiser ----------------------------------------------------------------------
+  /** Fused SGD step, in place on `param` and `buf` (buf is null when momentum == 0). */
+  sgdUpdate(param: Storage, grad: Storage, buf: Storage | null, shape: Shape, p: SgdParams): void;
+}
+
+export function numel(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}

@@ -1,0 +1,47 @@
+// One error hierarchy with stable codes. A message names the op or file, the argument,
+// what was expected and what came, e.g.
+//   conv2d: input 'x' must be 4-D [N, C, H, W], got [3, 224, 224]
+
+export class ResnetError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** A tensor has the wrong rank or sizes for an op. */
+export class ShapeError extends ResnetError {
+  constructor(message: string) { super('ERR_SHAPE', message); }
+}
+
+/** A tensor has the wrong dtype for an op. */
+export class DTypeError extends ResnetError {
+  constructor(message: string) { super('ERR_DTYPE', message); }
+}
+
+/** An option or argument is out of its valid range or of the wrong kind. */
+export class InvalidArgumentError extends ResnetError {
+  constructor(message: string) { super('ERR_INVALID_ARGUMENT', message); }
+}
+
+/** A tensor was used after dispose(), or another lifetime rule was broken. */
+export class DisposedError extends ResnetError {
+  constructor(message: string) { super('ERR_DISPOSED', message); }
+}
+
+/** The native addon could not be built or loaded. */
+export class NativeLoadError extends ResnetError {
+  constructor(message: string, options?: { cause?: unknown }) { super('ERR_NATIVE_LOAD', message, options); }
+}
+
+/** oneDNN or the addon reported a failure (never a crash: every status becomes this). */
+export class NativeError extends ResnetError {
+  constructor(message: string) { super('ERR_NATIVE', message); }
+}
+
+/** A checkpoint or weights file is unreadable, corrupt or does not fit the model. */
+export class CheckpointError extends ResnetError {
+  constructor(message: string) { super('ERR_CHECKPOINT', message); }
+}
