@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Sets up resnet-ts on a fresh Debian/Ubuntu machine: installs the system packages that
+# are missing (only those), then the npm dependencies, the native addon and the build.
+# Idempotent: a second run installs nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pkg in g++ make libdnnl-dev dataset-fashion-mnist; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing system packages: ${need[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+
+# npm ci runs our install script, which builds the oneDNN addon.
+npm ci --no-audit --no-fund
+npm run build --silent
+node dist/cli/main.js info >/dev/null

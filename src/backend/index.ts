@@ -1,0 +1,65 @@
+// Backend selection. `native` (oneDNN) is the default; `RESNET_BACKEND=reference|native`
+// chooses. If the native addon cannot load and nobody asked for it explicitly, the
+// reference backend is used and one line on stderr says what to install for the fast one.
+
+import type { Backend } from './backend.js';
+import { ReferenceBackend } from './reference/index.js';
+import { NativeBackend } from './native.js';
+import { InvalidArgumentError, NativeLoadError } from '../errors.js';
+
+export type BackendName = 'reference' | 'native';
+export const BACKEND_NAMES: readonly BackendName[] = ['native', 'reference'];
+
+const instances = new Map<BackendName, Backend>();
+let selected: Backend | null = null;
+let warned = false;
+
+/** The backend instance of that name (created once). Throws NativeLoadError if the addon
+ *  cannot be loaded. */
+export function backendByName(name: BackendName): Backend {
+  let b = instances.get(name);
+  if (!b) {
+    if (name === 'reference') b = new ReferenceBackend();
+    else if (name === 'native') b = new NativeBackend();
+    else throw new InvalidArgumentError(`backend: unknown backend '${String(name)}'; valid: ${BACKEND_NAMES.join(', ')}`);
+    instances.set(name, b);
+  }
+  return b;
+}
+
+/** Whether the native backend can be loaded here (never throws). */
+export function nativeAvailable(): boolean {
+  try { backendByName('native'); return true; } catch { return false; }
+}
+
+/** The backend new tensors use unless told otherwise. */
+export function getBackend(): Backend {
+  if (selected) return selected;
+  const env = process.env.RESNET_BACKEND;
+  if (env !== undefined && env !== '') {
+    if (env !== 'reference' && env !== 'native') {
+      throw new InvalidArgumentError(`RESNET_BACKEND: unknown backend '${env}'; valid: ${BACKEND_NAMES.join(', ')}`);
+    }
+    selected = backendByName(env);
+    return selected;
+  }
+  try {
+    selected = backendByName('native');
+  } catch (e) {
+    if (!(e instanceof NativeLoadError)) throw e;
+    if (!warned) {
+      warned = true;
+      process.stderr.write(`resnet-ts: ${e.message}\nresnet-ts: using the (slow) reference backend.\n`);
+    }
+    selected = backendByName('reference');
+  }
+  return selected;
+}
+
+/** Makes `name` the default backend for new tensors. */
+export function setBackend(name: BackendName): Backend {
+  selected = backendByName(name);
+  return selected;
+}
+
+export type { Backend } from './backend.js';

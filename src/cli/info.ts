@@ -1,0 +1,35 @@
+// `resnet info`: what this installation will run on.
+
+import { getBackend } from '../backend/index.js';
+import { VERSION } from '../version.js';
+
+export interface InfoReport {
+  version: string;
+  backend: string;
+  onednn: string | null;
+  threads: number;
+  isa: string;
+  node: string;
+}
+
+export function collectInfo(): InfoReport {
+  const b = getBackend().info();
+  return { version: VERSION, backend: b.backend, onednn: b.onednn, threads: b.threads, isa: b.isa, node: process.version };
+}
+
+export function infoCommand(opts: { json?: boolean }): void {
+  const r = collectInfo();
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify(r)}\n`);
+    return;
+  }
+  const rows: [string, string][] = [
+    ['resnet-ts', r.version],
+    ['backend', r.backend],
+    ['oneDNN', r.onednn ?? '(not loaded)'],
+    ['threads', String(r.threads)],
+    ['isa', r.isa],
+    ['node', r.node],
+  ];
+  for (const [k, v] of rows) process.stdout.write(`${k.padEnd(10)} ${v}\n`);
+}

@@ -1,0 +1,12 @@
+// resnet-ts public API.
+
+export { Tensor, tensor, full, zeros, ones, liveTensors, type TensorOptions } from './tensor/tensor.js';
+export { tidy, keep } from './tensor/scope.js';
+export { noGrad, isGradEnabled, backward } from './tensor/autograd.js';
+export { Rng, randn, rand } from './tensor/random.js';
+export * from './tensor/ops/index.js';
+export { conv2dGeometry, pool2dGeometry, type Conv2dOptions, type Pool2dOptions, type Pair } from './tensor/geometry.js';
+export { getBackend, setBackend, backendByName, nativeAvailable, BACKEND_NAMES, type BackendName } from './backend/index.js';
+export type { Backend, BackendInfo, DType, Shape, Storage, Conv2dGeometry, Pool2dGeometry, SgdParams } from './backend/backend.js';
+export * from './errors.js';
+export { VERSION } from './version.js';

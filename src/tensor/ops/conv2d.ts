@@ -1,0 +1,32 @@
+// conv2d and its two backwards (data, weights + bias), as PyTorch's F.conv2d.
+// Saves x and w (references, not copies): the caller must not dispose them before backward.
+
+import { record } from '../autograd.js';
+import { conv2dGeometry, type Conv2dOptions } from '../geometry.js';
+import { fromStorage, type Tensor } from '../tensor.js';
+import { expectDtype, sameBackend } from './check.js';
+
+/** x: [N, C, H, W], weight: [K, C/groups, R, S], bias: [K] -> [N, K, OH, OW]
+ *  @example const y = conv2d(x, w, null, { stride: 2, padding: 3 }); */
+export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, opts: Conv2dOptions = {}): Tensor {
+  const op = 'conv2d';
+  sameBackend(op, x, weight, bias);
+  expectDtype(op, 'x', x, 'float32');
+  expectDtype(op, 'weight', weight, 'float32');
+  if (bias) expectDtype(op, 'bias', bias, 'float32');
+  const g = conv2dGeometry(x.shape, weight.shape, bias ? bias.shape : null, opts);
+  const be = x.backend;
+  const y = fromStorage(be, be.conv2d(x.storage, weight.storage, bias ? bias.storage : null, g), [g.N, g.K, g.OH, g.OW]);
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  return record(y, op, inputs, (dy) => {
+    const dx = x.requiresGrad ? fromStorage(be, be.conv2dBackwardData(dy.storage, weight.storage, g), x.shape) : null;
+    let dw: Tensor | null = null;
+    let db: Tensor | null = null;
+    if (weight.requiresGrad || bias?.requiresGrad) {
+      const r = be.conv2dBackwardWeights(x.storage, dy.storage, g, bias !== null);
+      dw = fromStorage(be, r.dw, weight.shape);
+      if (r.db && bias) db = fromStorage(be, r.db, bias.shape);
+    }
+    return [dx, dw, db];
+  });
+}

@@ -1,0 +1,52 @@
+// Elementwise add and mul of same-shaped tensors, and scalar affine ops
+// (x * alpha + beta). No broadcasting: a ResNet never needs it (biases live in conv/linear).
+
+import { record } from '../autograd.js';
+import { fromStorage, type Tensor } from '../tensor.js';
+import { expectDtype, expectFinite, expectSameShape, sameBackend } from './check.js';
+
+/** a + b (the residual addition). d/da = d/db = dy. */
+export function add(a: Tensor, b: Tensor): Tensor {
+  const op = 'add';
+  sameBackend(op, a, b);
+  expectDtype(op, 'a', a, 'float32');
+  expectDtype(op, 'b', b, 'float32');
+  expectSameShape(op, a, b);
+  const be = a.backend;
+  const y = fromStorage(be, be.add(a.storage, b.storage, a.shape), a.shape);
+  return record(y, op, [a, b], (dy) => [dy, dy]);
+}
+
+/** a * b elementwise. d/da = dy * b, d/db = dy * a. */
+export function mul(a: Tensor, b: Tensor): Tensor {
+  const op = 'mul';
+  sameBackend(op, a, b);
+  expectDtype(op, 'a', a, 'float32');
+  expectDtype(op, 'b', b, 'float32');
+  expectSameShape(op, a, b);
+  const be = a.backend;
+  const y = fromStorage(be, be.mul(a.storage, b.storage, a.shape), a.shape);
+  return record(y, op, [a, b], (dy) => [
+    a.requiresGrad ? fromStorage(be, be.mul(dy.storage, b.storage, a.shape), a.shape) : null,
+    b.requiresGrad ? fromStorage(be, be.mul(dy.storage, a.storage, a.shape), a.shape) : null,
+  ]);
+}
+
+/** x * alpha + beta. d/dx = alpha * dy. */
+export function affine(x: Tensor, alpha: number, beta: number): Tensor {
+  const op = 'affine';
+  expectDtype(op, 'x', x, 'float32');
+  expectFinite(op, 'alpha', alpha);
+  expectFinite(op, 'beta', beta);
+  const be = x.backend;
+  const y = fromStorage(be, be.affineScalar(x.storage, x.shape, alpha, beta), x.shape);
+  return record(y, op, [x], (dy) => [fromStorage(be, be.affineScalar(dy.storage, x.shape, alpha, 0), x.shape)]);
+}
+
+export function addScalar(x: Tensor, s: number): Tensor {
+  return affine(x, 1, s);
+}
+
+export function mulScalar(x: Tensor, s: number): Tensor {
+  return affine(x, s, 0);
+}

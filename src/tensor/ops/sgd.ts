@@ -1,0 +1,31 @@
+// The fused SGD update (torch.optim.SGD semantics), in place on the parameter and its
+// momentum buffer. Not differentiable: it is the optimiser's step, run outside the tape.
+
+import type { SgdParams } from '../../backend/backend.js';
+import { InvalidArgumentError } from '../../errors.js';
+import type { Tensor } from '../tensor.js';
+import { expectDtype, expectFinite, expectSameShape, sameBackend } from './check.js';
+
+export type SgdStepOptions = Omit<SgdParams, 'initBuffer'> & { initBuffer?: boolean };
+
+/** param -= lr * update(grad); `buf` (same shape as param) is required when momentum != 0. */
+export function sgdStep(param: Tensor, grad: Tensor, buf: Tensor | null, opts: SgdStepOptions): void {
+  const op = 'sgdStep';
+  sameBackend(op, param, grad, buf);
+  expectDtype(op, 'param', param, 'float32');
+  expectDtype(op, 'grad', grad, 'float32');
+  expectSameShape(op, param, grad);
+  for (const k of ['lr', 'momentum', 'dampening', 'weightDecay'] as const) expectFinite(op, k, opts[k]);
+  if (opts.momentum < 0 || opts.weightDecay < 0 || opts.lr < 0) {
+    throw new InvalidArgumentError(`${op}: lr, momentum and weightDecay must be >= 0, got lr=${opts.lr} momentum=${opts.momentum} weightDecay=${opts.weightDecay}`);
+  }
+  if (opts.nesterov && (opts.momentum <= 0 || opts.dampening !== 0)) {
+    throw new InvalidArgumentError(`${op}: nesterov needs momentum > 0 and dampening 0 (as torch.optim.SGD), got momentum=${opts.momentum} dampening=${opts.dampening}`);
+  }
+  if (opts.momentum !== 0) {
+    if (!buf) throw new InvalidArgumentError(`${op}: momentum ${opts.momentum} needs a momentum buffer`);
+    expectSameShape(op, param, buf);
+  }
+  param.backend.sgdUpdate(param.storage, grad.storage, opts.momentum !== 0 ? buf!.storage : null, param.shape,
+    { ...opts, initBuffer: opts.initBuffer ?? false });
+}
