@@ -166,8 +166,7 @@ export function backward(root: Tensor, grad?: Tensor): void {
     for (const g of [dy, ...inGrads]) {
       if (g && !stored.has(g) && !handedOn.has(g)) g.dispose();
     }
-    node.release();
-    t.gradFn = null;
+    node.release(); // kept on t, released: a second backward through it says so
     grads.delete(t);
   }
   for (const g of grads.values()) if (!handedOn.has(g)) g.dispose();

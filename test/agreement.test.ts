@@ -1,0 +1,175 @@
+// native vs reference: forward and every gradient agree (relative error <= 1e-4) over
+// randomised shapes: odd sizes, batch 1, stride 2, padding 0/1/3, dilation, groups,
+// 1x1/3x3/7x7 kernels. The reference backend is the judge.
+
+import { test } from 'node:test';
+import {
+  add, avgPool2d, backendByName, batchNorm, conv2d, crossEntropy, linear, maxPool2d, mul, mulScalar, relu, reshape,
+  Rng, sgdStep, sum, tensor, tidy, type Backend, type Tensor,
+} from '../src/index.js';
+import { assertClose } from './helpers/compare.js';
+
+const TOL = 1e-4;
+const ref = backendByName('reference');
+const nat = backendByName('native');
+
+function randArray(rng: Rng, n: number, scale = 1): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = rng.normal() * scale;
+  return a;
+}
+
+function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
+  return m;
+}
+
+/** Relative to the tensor's magnitude, so elements that cancel to ~0 do not dominate. */
+function agree(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): void {
+  assertClose(actual, expected, TOL, what, Math.max(1e-6, 1e-2 * maxAbs(expected)));
+}
+
+interface Input { data: Float32Array | Int32Array; shape: number[]; grad: boolean }
+
+/** Runs `f` on both backends with the same inputs; compares the output and, through
+ *  L = sum(out * R), the gradient of every input that requires one. */
+function check(what: string, inputs: Input[], f: (xs: Tensor[]) => Tensor, rng: Rng): void {
+  const results = [ref, nat].map((backend: Backend) => tidy(() => {
+    const xs = inputs.map((i) => tensor(i.data, i.shape, { backend, requiresGrad: i.grad, dtype: i.data instanceof Int32Array ? 'int32' : 'float32' }));
+    const y = f(xs);
+    const out = y.toArray();
+    if (y.requiresGrad) {
+      const r = tensor(randArray(new Rng(99), y.numel), y.shape, { backend });
+      sum(y.numel === 1 ? mulScalar(y, 1.5) : mul(y, r)).backward();
+    }
+    return { out, grads: xs.map((x) => (x.grad ? x.grad.toArray() : null)) };
+  }));
+  void rng;
+  const [e, a] = results;
+  agree(a.out, e.out, `${what}: forward`);
+  e.grads.forEach((g, i) => {
+    if (g) agree(a.grads[i]!, g, `${what}: gradient of input ${i}`);
+  });
+}
+
+const rng = new Rng(2024);
+const pick = <T>(xs: readonly T[]): T => xs[rng.int(xs.length)];
+
+test('conv2d forward, backward data, weights and bias over random geometries', () => {
+  const cases: { N: number; C: number; H: number; W: number; K: number; R: number; stride: number; pad: number; dil: number; groups: number; bias: boolean }[] = [
+    { N: 1, C: 3, H: 23, W: 19, K: 8, R: 7, stride: 2, pad: 3, dil: 1, groups: 1, bias: false },
+    { N: 2, C: 16, H: 9, W: 9, K: 16, R: 3, stride: 1, pad: 1, dil: 1, groups: 1, bias: true },
+    { N: 3, C: 8, H: 7, W: 11, K: 12, R: 1, stride: 2, pad: 0, dil: 1, groups: 1, bias: false },
+    { N: 2, C: 8, H: 10, W: 10, K: 8, R: 3, stride: 1, pad: 1, dil: 1, groups: 8, bias: false },
+    { N: 1, C: 6, H: 13, W: 9, K: 4, R: 3, stride: 2, pad: 3, dil: 2, groups: 2, bias: true },
+    { N: 2, C: 32, H: 8, W: 8, K: 64, R: 1, stride: 2, pad: 0, dil: 1, groups: 1, bias: false },
+  ];
+  for (let i = 0; i < 6; i++) {
+    const groups = pick([1, 1, 2, 4]);
+    cases.push({
+      N: pick([1, 2, 3]), C: groups * pick([1, 3, 4]), H: 5 + rng.int(9), W: 5 + rng.int(9), K: groups * pick([2, 3, 8]),
+      R: pick([1, 3, 5]), stride: pick([1, 2]), pad: pick([0, 1, 3]), dil: pick([1, 1, 2]), groups, bias: rng.next() < 0.5,
+    });
+  }
+  for (const c of cases) {
+    if (c.dil * (c.R - 1) + 1 > Math.min(c.H, c.W) + 2 * c.pad) continue;
+    const what = `conv2d N${c.N} C${c.C} ${c.H}x${c.W} K${c.K} ${c.R}x${c.R}/${c.stride} pad${c.pad} dil${c.dil} g${c.groups}${c.bias ? ' +bias' : ''}`;
+    const inputs: Input[] = [
+      { data: randArray(rng, c.N * c.C * c.H * c.W), shape: [c.N, c.C, c.H, c.W], grad: true },
+      { data: randArray(rng, c.K * (c.C / c.groups) * c.R * c.R, 0.3), shape: [c.K, c.C / c.groups, c.R, c.R], grad: true },
+    ];
+    if (c.bias) inputs.push({ data: randArray(rng, c.K), shape: [c.K], grad: true });
+    check(what, inputs, (xs) => conv2d(xs[0], xs[1], xs[2] ?? null, { stride: c.stride, padding: c.pad, dilation: c.dil, groups: c.groups }), rng);
+  }
+});
+
+test('batch norm (training, with and without fused ReLU; inference) and its gradients', () => {
+  for (const [N, C, H, W] of [[1, 3, 5, 7], [4, 16, 6, 6], [2, 17, 3, 5], [8, 64, 4, 4]]) {
+    for (const fuse of [false, true]) {
+      for (const training of [true, false]) {
+        const inputs: Input[] = [
+          { data: randArray(rng, N * C * H * W, 2), shape: [N, C, H, W], grad: true },
+          { data: Float32Array.from(randArray(rng, C), (v) => 1 + 0.3 * v), shape: [C], grad: true },
+          { data: randArray(rng, C, 0.3), shape: [C], grad: true },
+          { data: randArray(rng, C, 0.1), shape: [C], grad: false },
+          { data: Float32Array.from(randArray(rng, C), (v) => 1 + 0.2 * Math.abs(v)), shape: [C], grad: false },
+        ];
+        check(`batchNorm [${N}, ${C}, ${H}, ${W}] ${training ? 'train' : 'infer'}${fuse ? ' +relu' : ''}`, inputs,
+          (xs) => batchNorm(xs[0], xs[1], xs[2], xs[3], xs[4], { training, relu: fuse }), rng);
+      }
+    }
+  }
+});
+
+test('max pool, avg pool (both count_include_pad), relu, add, mul, reshape', () => {
+  for (const [N, C, H, W, k, s, p] of [[1, 3, 9, 11, 3, 2, 1], [2, 16, 8, 8, 2, 2, 0], [2, 5, 7, 7, 3, 1, 1], [1, 4, 6, 6, 6, 1, 0], [3, 8, 13, 5, 3, 2, 0]]) {
+    const x = (): Input[] => [{ data: randArray(rng, N * C * H * W), shape: [N, C, H, W], grad: true }];
+    const g = { kernelSize: k, stride: s, padding: p };
+    check(`maxPool2d [${N}, ${C}, ${H}, ${W}] k${k} s${s} p${p}`, x(), (xs) => maxPool2d(xs[0], g), rng);
+    for (const cip of [true, false]) {
+      check(`avgPool2d [${N}, ${C}, ${H}, ${W}] k${k} s${s} p${p} cip=${cip}`, x(), (xs) => avgPool2d(xs[0], { ...g, countIncludePad: cip }), rng);
+    }
+    const two = (): Input[] => [...x(), ...x()];
+    check(`relu [${N}, ${C}, ${H}, ${W}]`, x(), (xs) => relu(xs[0]), rng);
+    check(`add [${N}, ${C}, ${H}, ${W}]`, two(), (xs) => relu(add(xs[0], xs[1])), rng);
+    check(`mul [${N}, ${C}, ${H}, ${W}]`, two(), (xs) => mul(xs[0], xs[1]), rng);
+    check(`reshape [${N}, ${C}, ${H}, ${W}]`, x(), (xs) => reshape(relu(xs[0]), [N, -1]), rng);
+  }
+});
+
+test('blocked layouts between ops: conv -> bn+relu -> conv -> add -> pool -> linear -> loss', () => {
+  const N = 3; const C = 16;
+  const inputs: Input[] = [
+    { data: randArray(rng, N * 3 * 12 * 12), shape: [N, 3, 12, 12], grad: true },
+    { data: randArray(rng, C * 3 * 9, 0.3), shape: [C, 3, 3, 3], grad: true },
+    { data: Float32Array.from(randArray(rng, C), (v) => 1 + 0.2 * v), shape: [C], grad: true },
+    { data: randArray(rng, C, 0.2), shape: [C], grad: true },
+    { data: randArray(rng, C * C * 9, 0.1), shape: [C, C, 3, 3], grad: true },
+    { data: randArray(rng, 10 * C, 0.2), shape: [10, C], grad: true },
+    { data: randArray(rng, 10, 0.1), shape: [10], grad: true },
+    { data: Int32Array.from([1, 7, 3]), shape: [N], grad: false },
+  ];
+  check('small net', inputs, (xs) => {
+    const h = batchNorm(conv2d(xs[0], xs[1], null, { padding: 1 }), xs[2], xs[3], null, null, { training: true, relu: true });
+    const y = relu(add(h, conv2d(h, xs[4], null, { padding: 1 })));
+    const pooled = reshape(avgPool2d(maxPool2d(y, { kernelSize: 2 }), { kernelSize: 6 }), [N, C]);
+    return crossEntropy(linear(pooled, xs[5], xs[6]), xs[7], { labelSmoothing: 0.1 });
+  }, rng);
+});
+
+test('linear and softmax cross-entropy (label smoothing 0 and 0.1)', () => {
+  for (const [N, I, O] of [[1, 7, 3], [5, 64, 10], [16, 33, 100]]) {
+    const inputs: Input[] = [
+      { data: randArray(rng, N * I), shape: [N, I], grad: true },
+      { data: randArray(rng, O * I, 0.2), shape: [O, I], grad: true },
+      { data: randArray(rng, O), shape: [O], grad: true },
+    ];
+    check(`linear N${N} I${I} O${O}`, inputs, (xs) => linear(xs[0], xs[1], xs[2]), rng);
+    for (const s of [0, 0.1]) {
+      const labels = Int32Array.from({ length: N }, () => rng.int(O));
+      check(`crossEntropy N${N} K${O} smoothing ${s}`, [{ data: randArray(rng, N * O, 3), shape: [N, O], grad: true }, { data: labels, shape: [N], grad: false }],
+        (xs) => crossEntropy(xs[0], xs[1], { labelSmoothing: s }), rng);
+    }
+  }
+});
+
+test('fused SGD update (momentum, nesterov, weight decay, dampening) over several steps', () => {
+  for (const opts of [
+    { lr: 0.1, momentum: 0.9, dampening: 0, weightDecay: 1e-4, nesterov: false },
+    { lr: 0.05, momentum: 0.9, dampening: 0, weightDecay: 5e-4, nesterov: true },
+    { lr: 0.2, momentum: 0.5, dampening: 0.1, weightDecay: 0, nesterov: false },
+    { lr: 0.3, momentum: 0, dampening: 0, weightDecay: 1e-3, nesterov: false },
+  ]) {
+    const shape = [16, 3, 3, 3];
+    const p0 = randArray(rng, 432);
+    const grads = [0, 1, 2].map(() => randArray(rng, 432));
+    const finals = [ref, nat].map((backend) => tidy(() => {
+      const p = tensor(p0, shape, { backend });
+      const buf = tensor(new Float32Array(432), shape, { backend });
+      grads.forEach((g, step) => sgdStep(p, tensor(g, shape, { backend }), buf, { ...opts, initBuffer: step === 0 }));
+      return p.toArray();
+    }));
+    agree(finals[1], finals[0], `sgd ${JSON.stringify(opts)}`);
+  }
+});

@@ -1,0 +1,35 @@
+// The `resnet` command line, run as a user would (the compiled bin).
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+
+const BIN = new URL('../dist/cli/main.js', import.meta.url).pathname;
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
+test('resnet info --json reports the real backend, oneDNN version, threads and ISA', () => {
+  const out = execFileSync(process.execPath, [BIN, 'info', '--json'], { encoding: 'utf8', env: { ...process.env, RESNET_NUM_THREADS: '' } });
+  const info = JSON.parse(out) as Record<string, unknown>;
+  assert.equal(info.version, pkg.version);
+  assert.equal(info.backend, 'native');
+  assert.match(String(info.onednn), /^2\.\d+\.\d+$/);
+  assert.ok(Number.isInteger(info.threads) && (info.threads as number) >= 1);
+  assert.match(String(info.isa), /^(avx512|avx2|avx|sse41)/, `isa ${String(info.isa)}`);
+});
+
+test('RESNET_NUM_THREADS and RESNET_BACKEND are honoured; a bad RESNET_BACKEND lists the valid ones', () => {
+  const one = JSON.parse(execFileSync(process.execPath, [BIN, 'info', '--json'], { encoding: 'utf8', env: { ...process.env, RESNET_NUM_THREADS: '1' } }));
+  assert.equal(one.threads, 1);
+  const ref = JSON.parse(execFileSync(process.execPath, [BIN, 'info', '--json'], { encoding: 'utf8', env: { ...process.env, RESNET_BACKEND: 'reference' } }));
+  assert.equal(ref.backend, 'reference');
+  assert.equal(ref.onednn, null);
+  assert.throws(() => execFileSync(process.execPath, [BIN, 'info'], { encoding: 'utf8', stdio: 'pipe', env: { ...process.env, RESNET_BACKEND: 'cuda' } }),
+    (e: { stderr?: string }) => /unknown backend 'cuda'; valid: native, reference/.test(String(e.stderr)));
+});
+
+test('resnet info prints a readable table', () => {
+  const out = execFileSync(process.execPath, [BIN, 'info'], { encoding: 'utf8' });
+  assert.match(out, /^resnet-ts\s+\d+\.\d+\.\d+$/m);
+  assert.match(out, /^backend\s+native$/m);
+});
