@@ -17,12 +17,11 @@ export function softmaxCrossEntropy(
     const row = n * K;
     let max = -Infinity;
     for (let k = 0; k < K; k++) max = Math.max(max, logits[row + k]);
-    let sumExp = 0, sumZ = 0;
-    for (let k = 0; k < K; k++) { sumExp += Math.exp(logits[row + k] - max); sumZ += logits[row + k]; }
-    const lse = max + Math.log(sumExp);
-    for (let k = 0; k < K; k++) probs[row + k] = Math.exp(logits[row + k] - lse);
-    // -sum_k target_k (z_k - lse) = lse - (1 - s) z_label - (s / K) sum_k z_k, as sum_k target_k = 1
-    total += lse - (1 - smoothing) * logits[row + labels[n]] - (smoothing / K) * sumZ;
+    let sumExp = 0, sumShifted = 0; // shifted by the row maximum: no overflow, no cancellation
+    for (let k = 0; k < K; k++) { const z = logits[row + k] - max; sumExp += Math.exp(z); sumShifted += z; }
+    for (let k = 0; k < K; k++) probs[row + k] = Math.exp(logits[row + k] - max) / sumExp;
+    // -sum_k target_k log_softmax_k with log_softmax_k = (z_k - max) - log(sumExp) and sum_k target_k = 1:
+    total += Math.log(sumExp) - (1 - smoothing) * (logits[row + labels[n]] - max) - (smoothing / K) * sumShifted;
   }
   const loss = allocLike(logits, 1);
   loss[0] = total / N;
