@@ -45,3 +45,8 @@ export class NativeError extends ResnetError {
 export class CheckpointError extends ResnetError {
   constructor(message: string) { super('ERR_CHECKPOINT', message); }
 }
+
+/** A dataset file is missing, corrupt or does not hold what its format promises; an image does not decode. */
+export class DataError extends ResnetError {
+  constructor(message: string, options?: { cause?: unknown }) { super('ERR_DATA', message, options); }
+}
