@@ -1,0 +1,61 @@
+// Weight initialisers (torch.nn.init), seeded by an Rng so a model is reproducible from its
+// seed. Fans follow torch.nn.init._calculate_fan_in_and_fan_out: for a weight
+// [K, C/groups, R, S], fan_in = C/groups * R * S and fan_out = K * R * S.
+
+import type { Shape } from '../backend/backend.js';
+import { numel } from '../backend/backend.js';
+import { InvalidArgumentError } from '../errors.js';
+import { Rng } from '../tensor/random.js';
+
+/** Makes the values of a new weight of `shape`. */
+export type Initializer = (shape: Shape, rng: Rng) => Float32Array;
+
+/** The generator layers use when they are given none (seed 0, shared, so successive layers
+ *  differ; pass an explicit Rng for reproducible models). */
+export const defaultRng = new Rng(0);
+
+function receptive(shape: Shape): number {
+  return numel(shape.slice(2));
+}
+
+export function fanIn(shape: Shape): number {
+  if (shape.length < 2) throw new InvalidArgumentError(`fanIn: needs a weight of rank >= 2, got [${shape.join(', ')}]`);
+  return shape[1] * receptive(shape);
+}
+
+export function fanOut(shape: Shape): number {
+  if (shape.length < 2) throw new InvalidArgumentError(`fanOut: needs a weight of rank >= 2, got [${shape.join(', ')}]`);
+  return shape[0] * receptive(shape);
+}
+
+/** U(-bound, bound). */
+export function uniformValues(n: number, bound: number, rng: Rng): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = (2 * rng.next() - 1) * bound;
+  return a;
+}
+
+/** N(0, std^2). */
+export function normalValues(n: number, std: number, rng: Rng): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = rng.normal() * std;
+  return a;
+}
+
+/**
+ * He et al. 2015 ("Delving deep into rectifiers"), torch.nn.init.kaiming_normal_ with
+ * nonlinearity 'relu': std = sqrt(2 / fan). torchvision's ResNet uses mode 'fanOut'.
+ * @example new Conv2d(3, 64, 7, { init: kaimingNormal('fanOut') })
+ */
+export function kaimingNormal(mode: 'fanIn' | 'fanOut' = 'fanIn'): Initializer {
+  return (shape, rng) => normalValues(numel(shape), Math.sqrt(2 / (mode === 'fanIn' ? fanIn(shape) : fanOut(shape))), rng);
+}
+
+/** PyTorch's default for Conv2d and Linear weights: kaiming_uniform_(a=sqrt(5)), i.e.
+ *  U(-1/sqrt(fan_in), 1/sqrt(fan_in)). */
+export const defaultWeightInit: Initializer = (shape, rng) => uniformValues(numel(shape), 1 / Math.sqrt(fanIn(shape)), rng);
+
+/** Constant values. */
+export function constant(value: number): Initializer {
+  return (shape) => new Float32Array(numel(shape)).fill(value);
+}
