@@ -1,0 +1,95 @@
+// Elementwise binary ops on same-shaped tensors: add and mul over oneDNN's binary primitive
+// (in a's layout, or b's when a is plain and b is not; the other input is reordered), and
+// the in-place y = alpha * y + beta * x used for gradient accumulation. The latter is a loop
+// over the whole buffer: x is first brought to y's desc, and padding is zero in both, so it
+// stays zero. int32 inputs use plain loops.
+#include "common.h"
+
+#include <omp.h>
+
+namespace rn {
+
+namespace {
+
+using Binary = dnnl::binary;
+
+template <class T, class F>
+void zipPlain(Storage* a, Storage* b, Storage* out, F f) {
+  const memory::desc plain = out->md();
+  const T* pa = static_cast<const T*>(a->as(plain).get_data_handle());
+  const T* pb = static_cast<const T*>(b->as(plain).get_data_handle());
+  T* po = static_cast<T*>(out->data());
+  const int64_t n = numelOf(dimsOf(plain));
+  for (int64_t k = 0; k < n; ++k) po[k] = f(pa[k], pb[k]);
+}
+
+Napi::Value binaryOp(const Napi::CallbackInfo& info, dnnl::algorithm alg) {
+  Storage* a = Storage::From(info[0], "a");
+  Storage* b = Storage::From(info[1], "b");
+  if (a->type() != b->type()) throw OpError("'a' and 'b' must have the same dtype");
+  Outputs outs(info.Env());
+  if (a->type() == dt::s32) {
+    auto y = outs.add(plainDesc(dimsOf(a->md()), dt::s32));
+    if (alg == dnnl::algorithm::binary_add) zipPlain<int32_t>(a, b, y.s, [](int32_t p, int32_t q) { return p + q; });
+    else zipPlain<int32_t>(a, b, y.s, [](int32_t p, int32_t q) { return p * q; });
+    outs.commit();
+    return y.obj;
+  }
+  if (a->type() != dt::f32) throw OpError("'a' must be float32 or int32");
+  const bool useB = isPlain(a->md()) && !isPlain(b->md()) && dimsOf(a->md()) == dimsOf(b->md());
+  const memory::desc md = useB ? b->md() : a->md();
+  auto e = cached<Binary>(Key("binary").i(static_cast<int64_t>(alg)).md(md), [&] {
+    return Binary::primitive_desc(Binary::desc(alg, md, md, md), defaultAttr(), eng());
+  });
+  const memory ma = a->as(md), mb = b->as(md);
+  auto y = outs.add(e->pd.dst_desc());
+  execute(e->prim, e->pd, {{DNNL_ARG_SRC_0, ma}, {DNNL_ARG_SRC_1, mb}, {DNNL_ARG_DST, y.s->mem()}});
+  outs.commit();
+  return y.obj;
+}
+
+// add(a, b) -> a + b
+Napi::Value Add(const Napi::CallbackInfo& info) {
+  return guarded(info, "add", [&]() -> Napi::Value { return binaryOp(info, dnnl::algorithm::binary_add); });
+}
+
+// mul(a, b) -> a * b
+Napi::Value Mul(const Napi::CallbackInfo& info) {
+  return guarded(info, "mul", [&]() -> Napi::Value { return binaryOp(info, dnnl::algorithm::binary_mul); });
+}
+
+// axpbyInPlace(y, x, alpha, beta): y = alpha * y + beta * x, in y's layout
+Napi::Value AxpbyInPlace(const Napi::CallbackInfo& info) {
+  return guarded(info, "axpbyInPlace", [&]() -> Napi::Value {
+    Storage* y = Storage::From(info[0], "y");
+    Storage* x = Storage::From(info[1], "x");
+    const double alpha = numArg(info, 2, "alpha"), beta = numArg(info, 3, "beta");
+    const memory xm = x->as(y->md());
+    const int64_t n = static_cast<int64_t>(y->bytes() / 4);
+    if (y->type() == dt::f32) {
+      const float a = static_cast<float>(alpha), b = static_cast<float>(beta);
+      float* py = static_cast<float*>(y->data());
+      const float* px = static_cast<const float*>(xm.get_data_handle());
+#pragma omp parallel for schedule(static) if (n > 32768)
+      for (int64_t k = 0; k < n; ++k) py[k] = a * py[k] + b * px[k];
+    } else if (y->type() == dt::s32) {
+      int32_t* py = static_cast<int32_t*>(y->data());
+      const int32_t* px = static_cast<const int32_t*>(xm.get_data_handle());
+      for (int64_t k = 0; k < n; ++k) py[k] = static_cast<int32_t>(alpha * py[k] + beta * px[k]);
+    } else {
+      throw OpError("'y' must be float32 or int32");
+    }
+    y->invalidate();
+    return info.Env().Undefined();
+  });
+}
+
+}  // namespace
+
+void exportBinary(Napi::Env env, Napi::Object exports) {
+  exports.Set("add", Napi::Function::New(env, Add, "add"));
+  exports.Set("mul", Napi::Function::New(env, Mul, "mul"));
+  exports.Set("axpbyInPlace", Napi::Function::New(env, AxpbyInPlace, "axpbyInPlace"));
+}
+
+}  // namespace rn

@@ -1,0 +1,235 @@
+// Shared pieces of the oneDNN addon: the engine and stream, the Storage wrapper, the
+// primitive cache, descriptor helpers and the guard that turns every C++ failure into a
+// JS exception naming the op. Not a place for any primitive's descriptors (those live in
+// the family files: conv.cc, batch_norm.cc, ...). Invariants: only the JS main thread
+// calls in (synchronously); every exported function runs inside guarded().
+#pragma once
+
+#define NAPI_VERSION 8
+#include <napi.h>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace rn {
+
+using dnnl::memory;
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+
+// ---- engine.cc ----------------------------------------------------------------------
+dnnl::engine& eng();
+dnnl::stream& strm();
+void initEngine();
+int numThreads();
+std::string isaName();
+
+/// Sets FTZ/DAZ on the calling thread for its lifetime and restores the caller's MXCSR
+/// afterwards, so JS's own double arithmetic keeps IEEE subnormals.
+class FtzScope {
+ public:
+  FtzScope();
+  ~FtzScope();
+ private:
+  unsigned saved_;
+};
+
+/// Runs `f` with FTZ/DAZ set; any C++ exception becomes a JS Error "op: message".
+Napi::Value guarded(const Napi::CallbackInfo& info, const char* op,
+                    const std::function<Napi::Value()>& f);
+
+/// A failure the caller made (bad handle, wrong dtype ...), reported as "op: message".
+struct OpError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// Executes `prim` on the global stream with a shared user scratchpad and waits.
+void execute(const dnnl::primitive& prim, const dnnl::primitive_desc_base& pd,
+             std::unordered_map<int, memory> args);
+
+/// Every primitive descriptor is made with these attributes (user-managed scratchpad).
+dnnl::primitive_attr defaultAttr();
+
+// ---- primitive cache (engine.cc) ----------------------------------------------------
+/// Key of the primitive cache: the op name, then integers and memory descs appended.
+class Key {
+ public:
+  explicit Key(const char* op) : s_(op) { s_.push_back('|'); }
+  Key& i(int64_t v) { s_.append(reinterpret_cast<const char*>(&v), sizeof v); return *this; }
+  Key& f(float v) { s_.append(reinterpret_cast<const char*>(&v), sizeof v); return *this; }
+  Key& dims(const memory::dims& d) { i(static_cast<int64_t>(d.size())); for (auto x : d) i(x); return *this; }
+  Key& md(const memory::desc& d);
+  const std::string& str() const { return s_; }
+ private:
+  std::string s_;
+};
+
+template <class Prim>
+struct Cached {
+  typename Prim::primitive_desc pd;
+  Prim prim;
+};
+
+std::shared_ptr<void> cacheFind(const std::string& key);
+void cacheInsert(const std::string& key, std::shared_ptr<void> value);
+size_t cacheSize();
+
+/// The cached (pd, primitive) for `key`, made by `make()` (returning Prim::primitive_desc)
+/// on first use. The op name at the start of the key keeps types from colliding.
+template <class Prim, class Make>
+std::shared_ptr<Cached<Prim>> cached(const Key& key, Make make) {
+  if (auto hit = cacheFind(key.str())) return std::static_pointer_cast<Cached<Prim>>(hit);
+  typename Prim::primitive_desc pd = make();
+  auto entry = std::make_shared<Cached<Prim>>(Cached<Prim>{pd, Prim(pd)});
+  cacheInsert(key.str(), entry);
+  return entry;
+}
+
+// ---- descriptors (storage.cc) ---------------------------------------------------------
+memory::desc plainDesc(const memory::dims& dims, dt type);
+bool isPlain(const memory::desc& md);
+int64_t numelOf(const memory::dims& d);
+memory::dims dimsOf(const memory::desc& md);
+/// The format tag name of `md` ("aBcd16b", "abcd") or "blocked"/"any".
+std::string formatName(const memory::desc& md);
+/// `md`'s layout tag applied to other dims (same ndims), or a plain desc when unknown.
+memory::desc sameLayout(const memory::desc& md, const memory::dims& dims);
+memory::dims toDims(const Napi::Value& v, const char* what);
+/// A desc with `dims` in the layout named by formatName() ("aBcd16b"; "plain" = row-major).
+memory::desc descFromFormat(const memory::dims& dims, dt type, const std::string& name);
+/// Params of implInfo(): p.shape and p.format (default "plain") as a desc.
+memory::desc implInfoDesc(const Napi::Object& p);
+
+// ---- storage (storage.cc) ---------------------------------------------------------------
+/// Pool-backed aligned buffer. Freed buffers are kept by size for reuse (training steps
+/// allocate the same sizes every step; fresh pages would cost a page fault per 4 KiB).
+void* poolAlloc(size_t bytes);
+void poolFree(void* p, size_t bytes);
+
+class Storage : public Napi::ObjectWrap<Storage> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit Storage(const Napi::CallbackInfo& info);
+  ~Storage() override;
+
+  struct New { Napi::Object obj; Storage* s; };
+  /// A new JS storage holding fresh memory with descriptor `md` (contents undefined).
+  static New Create(Napi::Env env, const memory::desc& md);
+  /// The storage behind a JS value, or an OpError naming `what` if it is not a live one.
+  static Storage* From(const Napi::Value& v, const char* what);
+
+  const memory::desc& md() const { return md_; }
+  memory mem() const { return mem_; }
+  void* data() const { return ptr_; }
+  size_t bytes() const { return bytes_; }
+  bool freed() const { return freed_; }
+  dt type() const { return md_.data_type(); }
+
+  /// This storage's contents in descriptor `want`: the primary memory if it already has
+  /// it, else a cached reordered copy (made on first request). Dims may differ from the
+  /// primary's if the element count matches (plain reinterpretation, e.g. grouped weights).
+  memory as(const memory::desc& want);
+  /// Replaces the primary memory by its contents in `want` (cached copy promoted if any).
+  void convertTo(const memory::desc& want);
+  /// Drops reordered copies (call after writing the primary in place).
+  void invalidate();
+  /// Releases all memory now; later use is reported as an error. Returns false if freed.
+  bool release();
+
+  /// Descriptors an op keeps with its output (e.g. max pool's forward src desc).
+  std::vector<memory::desc> meta;
+
+ private:
+  struct Copy { memory::desc md; void* ptr; size_t bytes; memory mem; };
+  void setPrimary(const memory::desc& md, void* ptr, size_t bytes);
+  Copy makeCopy(const memory::desc& want);
+
+  memory::desc md_;
+  memory mem_;
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+  bool freed_ = true;
+  std::vector<Copy> copies_;
+};
+
+/// The outputs an op creates: released again if the op fails before returning them.
+class Outputs {
+ public:
+  explicit Outputs(Napi::Env env) : env_(env) {}
+  ~Outputs() { if (!done_) for (Storage* s : made_) s->release(); }
+  Storage::New add(const memory::desc& md) {
+    auto out = Storage::Create(env_, md);
+    made_.push_back(out.s);
+    return out;
+  }
+  void commit() { done_ = true; }
+ private:
+  Napi::Env env_;
+  std::vector<Storage*> made_;
+  bool done_ = false;
+};
+
+/// Reorders `src` into `dst` (both memories already allocated).
+void reorderInto(const memory& src, const memory& dst);
+/// Accounting shared by all storages.
+void accountAlloc(Napi::Env env, int64_t bytes, int countDelta);
+
+// ---- argument helpers --------------------------------------------------------------
+int64_t intProp(const Napi::Object& o, const char* name);
+double numArg(const Napi::CallbackInfo& info, size_t i, const char* what);
+bool boolArg(const Napi::CallbackInfo& info, size_t i, const char* what);
+Napi::Object objArg(const Napi::CallbackInfo& info, size_t i, const char* what);
+
+// ---- registration: each family file adds its exports ------------------------------
+using Exporter = void (*)(Napi::Env, Napi::Object);
+void exportStorage(Napi::Env env, Napi::Object exports);
+void exportEngine(Napi::Env env, Napi::Object exports);
+void exportConv(Napi::Env env, Napi::Object exports);
+void exportBatchNorm(Napi::Env env, Napi::Object exports);
+void exportPool(Napi::Env env, Napi::Object exports);
+void exportEltwise(Napi::Env env, Napi::Object exports);
+void exportBinary(Napi::Env env, Napi::Object exports);
+void exportInnerProduct(Napi::Env env, Napi::Object exports);
+void exportLoss(Napi::Env env, Napi::Object exports);
+void exportSgd(Napi::Env env, Napi::Object exports);
+void exportReduce(Napi::Env env, Napi::Object exports);
+void exportBench(Napi::Env env, Napi::Object exports);
+
+/// implInfo(kind, params) per family: nullptr result means "not my kind".
+Napi::Value convImplInfo(Napi::Env env, const std::string& kind, const Napi::Object& p);
+Napi::Value batchNormImplInfo(Napi::Env env, const std::string& kind, const Napi::Object& p);
+Napi::Value poolImplInfo(Napi::Env env, const std::string& kind, const Napi::Object& p);
+Napi::Value eltwiseImplInfo(Napi::Env env, const std::string& kind, const Napi::Object& p);
+
+/// {impl, <arg>: formatName} for a primitive descriptor.
+Napi::Object describePd(Napi::Env env, const dnnl::primitive_desc_base& pd,
+                        const std::vector<std::pair<const char*, memory::desc>>& mds);
+
+// ---- conv geometry shared by conv.cc and bench.cc ---------------------------------------
+struct ConvGeom {
+  int64_t N, C, H, W, K, R, S, OH, OW, strideH, strideW, padH, padW, dilH, dilW, groups;
+};
+ConvGeom convGeom(const Napi::Object& o);
+/// Right padding so that oneDNN's output-size rule gives exactly `out`.
+int64_t padRight(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t padL, int64_t dil);
+
+struct ConvShapes {
+  memory::dims src, wei, bias, dst, strides, dil, padL, padR;
+};
+ConvShapes convShapes(const ConvGeom& g);
+dnnl::convolution_forward::primitive_desc convFwdPd(const ConvGeom& g, bool bias,
+                                                    const dnnl::primitive_attr& attr);
+dnnl::convolution_backward_data::primitive_desc convBwdDataPd(
+    const ConvGeom& g, const dnnl::convolution_forward::primitive_desc& hint,
+    const dnnl::primitive_attr& attr);
+dnnl::convolution_backward_weights::primitive_desc convBwdWeightsPd(
+    const ConvGeom& g, bool bias, const dnnl::convolution_forward::primitive_desc& hint,
+    const dnnl::primitive_attr& attr);
+
+}  // namespace rn

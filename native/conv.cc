@@ -1,0 +1,201 @@
+// Convolution forward, backward-data and backward-weights over oneDNN (2-D, groups,
+// dilation, optional bias). Every descriptor uses format_tag::any for src, weights and dst
+// (a mixed fixed/any set sends oneDNN to its ref/gemm kernels, REFERENCE.md section 5);
+// inputs are reordered to the chosen layouts through the storages' copy caches, outputs
+// stay in the layout oneDNN chose. Backward primitives take the forward pd as their hint.
+// x: [N, C, H, W], w: [K, C/groups, R, S], b: [K], y: [N, K, OH, OW].
+#include "common.h"
+
+namespace rn {
+
+ConvGeom convGeom(const Napi::Object& o) {
+  ConvGeom g{intProp(o, "N"), intProp(o, "C"), intProp(o, "H"), intProp(o, "W"),
+             intProp(o, "K"), intProp(o, "R"), intProp(o, "S"), intProp(o, "OH"),
+             intProp(o, "OW"), intProp(o, "strideH"), intProp(o, "strideW"), intProp(o, "padH"),
+             intProp(o, "padW"), intProp(o, "dilationH"), intProp(o, "dilationW"), intProp(o, "groups")};
+  if (g.groups < 1 || g.C % g.groups != 0 || g.K % g.groups != 0)
+    throw OpError("groups must divide C and K");
+  if (g.strideH < 1 || g.strideW < 1 || g.dilH < 1 || g.dilW < 1)
+    throw OpError("strides and dilations must be >= 1");
+  return g;
+}
+
+int64_t padRight(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t padL, int64_t dil) {
+  const int64_t span = (k - 1) * dil + 1;
+  // PyTorch's symmetric padding when oneDNN's rule (integer division) gives `out`,
+  // else the exact right padding (which may be negative for a floor-mode output).
+  const int64_t num = in + 2 * padL - span;
+  if (num >= 0 && num / stride + 1 == out) return padL;
+  return (out - 1) * stride + span - in - padL;
+}
+
+ConvShapes convShapes(const ConvGeom& g) {
+  ConvShapes s;
+  s.src = {g.N, g.C, g.H, g.W};
+  s.wei = g.groups > 1 ? memory::dims{g.groups, g.K / g.groups, g.C / g.groups, g.R, g.S}
+                       : memory::dims{g.K, g.C, g.R, g.S};
+  s.bias = {g.K};
+  s.dst = {g.N, g.K, g.OH, g.OW};
+  s.strides = {g.strideH, g.strideW};
+  s.dil = {g.dilH - 1, g.dilW - 1};
+  s.padL = {g.padH, g.padW};
+  s.padR = {padRight(g.H, g.OH, g.R, g.strideH, g.padH, g.dilH),
+            padRight(g.W, g.OW, g.S, g.strideW, g.padW, g.dilW)};
+  return s;
+}
+
+namespace {
+
+memory::desc anyMd(const memory::dims& d) { return memory::desc(d, dt::f32, tag::any); }
+
+Key geomKey(const char* op, const ConvGeom& g) {
+  Key k(op);
+  for (int64_t v : {g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.OH, g.OW, g.strideH, g.strideW, g.padH,
+                    g.padW, g.dilH, g.dilW, g.groups})
+    k.i(v);
+  return k;
+}
+
+}  // namespace
+
+dnnl::convolution_forward::primitive_desc convFwdPd(const ConvGeom& g, bool bias,
+                                                    const dnnl::primitive_attr& attr) {
+  const ConvShapes s = convShapes(g);
+  dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                                    anyMd(s.src), anyMd(s.wei), bias ? anyMd(s.bias) : memory::desc(),
+                                    anyMd(s.dst), s.strides, s.dil, s.padL, s.padR);
+  return dnnl::convolution_forward::primitive_desc(d, attr, eng());
+}
+
+dnnl::convolution_backward_data::primitive_desc convBwdDataPd(
+    const ConvGeom& g, const dnnl::convolution_forward::primitive_desc& hint,
+    const dnnl::primitive_attr& attr) {
+  const ConvShapes s = convShapes(g);
+  dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, anyMd(s.src), anyMd(s.wei),
+                                          anyMd(s.dst), s.strides, s.dil, s.padL, s.padR);
+  return dnnl::convolution_backward_data::primitive_desc(d, attr, eng(), hint);
+}
+
+dnnl::convolution_backward_weights::primitive_desc convBwdWeightsPd(
+    const ConvGeom& g, bool bias, const dnnl::convolution_forward::primitive_desc& hint,
+    const dnnl::primitive_attr& attr) {
+  const ConvShapes s = convShapes(g);
+  dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, anyMd(s.src), anyMd(s.wei),
+                                             bias ? anyMd(s.bias) : memory::desc(), anyMd(s.dst), s.strides,
+                                             s.dil, s.padL, s.padR);
+  return dnnl::convolution_backward_weights::primitive_desc(d, attr, eng(), hint);
+}
+
+namespace {
+
+using Fwd = dnnl::convolution_forward;
+using BwdData = dnnl::convolution_backward_data;
+using BwdWeights = dnnl::convolution_backward_weights;
+
+std::shared_ptr<Cached<Fwd>> fwd(const ConvGeom& g, bool bias) {
+  return cached<Fwd>(geomKey("conv_fwd", g).i(bias), [&] { return convFwdPd(g, bias, defaultAttr()); });
+}
+
+std::shared_ptr<Cached<BwdData>> bwdData(const ConvGeom& g) {
+  return cached<BwdData>(geomKey("conv_bwd_data", g), [&] {
+    return convBwdDataPd(g, fwd(g, false)->pd, defaultAttr());
+  });
+}
+
+std::shared_ptr<Cached<BwdWeights>> bwdWeights(const ConvGeom& g, bool bias) {
+  return cached<BwdWeights>(geomKey("conv_bwd_weights", g).i(bias), [&] {
+    return convBwdWeightsPd(g, bias, fwd(g, bias)->pd, defaultAttr());
+  });
+}
+
+// conv2d(x, w, b | null, geometry) -> y
+Napi::Value Conv2d(const Napi::CallbackInfo& info) {
+  return guarded(info, "conv2d", [&]() -> Napi::Value {
+    Storage* x = Storage::From(info[0], "x");
+    Storage* w = Storage::From(info[1], "w");
+    Storage* b = info[2].IsNull() || info[2].IsUndefined() ? nullptr : Storage::From(info[2], "b");
+    const ConvGeom g = convGeom(objArg(info, 3, "geometry"));
+    auto e = fwd(g, b != nullptr);
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x->as(e->pd.src_desc())},
+                                         {DNNL_ARG_WEIGHTS, w->as(e->pd.weights_desc())}};
+    if (b) args.emplace(DNNL_ARG_BIAS, b->as(e->pd.bias_desc()));
+    Outputs outs(info.Env());
+    auto y = outs.add(e->pd.dst_desc());
+    args.emplace(DNNL_ARG_DST, y.s->mem());
+    execute(e->prim, e->pd, std::move(args));
+    outs.commit();
+    return y.obj;
+  });
+}
+
+// conv2dBackwardData(dy, w, geometry) -> dx
+Napi::Value Conv2dBackwardData(const Napi::CallbackInfo& info) {
+  return guarded(info, "conv2dBackwardData", [&]() -> Napi::Value {
+    Storage* dy = Storage::From(info[0], "dy");
+    Storage* w = Storage::From(info[1], "w");
+    const ConvGeom g = convGeom(objArg(info, 2, "geometry"));
+    auto e = bwdData(g);
+    const memory dyMem = dy->as(e->pd.diff_dst_desc()), wMem = w->as(e->pd.weights_desc());
+    Outputs outs(info.Env());
+    auto dx = outs.add(e->pd.diff_src_desc());
+    execute(e->prim, e->pd, {{DNNL_ARG_DIFF_DST, dyMem}, {DNNL_ARG_WEIGHTS, wMem}, {DNNL_ARG_DIFF_SRC, dx.s->mem()}});
+    outs.commit();
+    return dx.obj;
+  });
+}
+
+// conv2dBackwardWeights(x, dy, geometry, withBias) -> { dw, db | null }
+Napi::Value Conv2dBackwardWeights(const Napi::CallbackInfo& info) {
+  return guarded(info, "conv2dBackwardWeights", [&]() -> Napi::Value {
+    Storage* x = Storage::From(info[0], "x");
+    Storage* dy = Storage::From(info[1], "dy");
+    const ConvGeom g = convGeom(objArg(info, 2, "geometry"));
+    const bool withBias = boolArg(info, 3, "withBias");
+    auto e = bwdWeights(g, withBias);
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x->as(e->pd.src_desc())},
+                                         {DNNL_ARG_DIFF_DST, dy->as(e->pd.diff_dst_desc())}};
+    Outputs outs(info.Env());
+    auto dw = outs.add(e->pd.diff_weights_desc());
+    args.emplace(DNNL_ARG_DIFF_WEIGHTS, dw.s->mem());
+    Napi::Value dbObj = info.Env().Null();
+    if (withBias) {
+      auto db = outs.add(e->pd.diff_bias_desc());
+      args.emplace(DNNL_ARG_DIFF_BIAS, db.s->mem());
+      dbObj = db.obj;
+    }
+    execute(e->prim, e->pd, std::move(args));
+    outs.commit();
+    Napi::Object out = Napi::Object::New(info.Env());
+    out.Set("dw", dw.obj);
+    out.Set("db", dbObj);
+    return out;
+  });
+}
+
+}  // namespace
+
+Napi::Value convImplInfo(Napi::Env env, const std::string& kind, const Napi::Object& p) {
+  if (kind != "conv2d" && kind != "conv2dBackwardData" && kind != "conv2dBackwardWeights") return Napi::Value();
+  const ConvGeom g = convGeom(p);
+  const bool bias = p.Has("withBias") && p.Get("withBias").ToBoolean().Value();
+  if (kind == "conv2d") {
+    const auto& pd = fwd(g, bias)->pd;
+    return describePd(env, pd, {{"src", pd.src_desc()}, {"weights", pd.weights_desc()}, {"dst", pd.dst_desc()}});
+  }
+  if (kind == "conv2dBackwardData") {
+    const auto& pd = bwdData(g)->pd;
+    return describePd(env, pd, {{"diffDst", pd.diff_dst_desc()}, {"weights", pd.weights_desc()},
+                                {"diffSrc", pd.diff_src_desc()}});
+  }
+  const auto& pd = bwdWeights(g, bias)->pd;
+  return describePd(env, pd, {{"src", pd.src_desc()}, {"diffDst", pd.diff_dst_desc()},
+                              {"diffWeights", pd.diff_weights_desc()}});
+}
+
+void exportConv(Napi::Env env, Napi::Object exports) {
+  exports.Set("conv2d", Napi::Function::New(env, Conv2d, "conv2d"));
+  exports.Set("conv2dBackwardData", Napi::Function::New(env, Conv2dBackwardData, "conv2dBackwardData"));
+  exports.Set("conv2dBackwardWeights", Napi::Function::New(env, Conv2dBackwardWeights, "conv2dBackwardWeights"));
+}
+
+}  // namespace rn

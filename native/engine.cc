@@ -1,0 +1,235 @@
+// The one CPU engine and stream, threads (OpenMP over every core; RESNET_NUM_THREADS
+// overrides), flush-to-zero / denormals-are-zero, the shared scratchpad, the primitive
+// cache, and the guard that turns C++ failures into JS errors. Not thread-safe by design:
+// only the JS main thread calls in, synchronously (REFERENCE.md section 5).
+#include "common.h"
+
+#include <omp.h>
+#include <pmmintrin.h>
+#include <xmmintrin.h>
+
+#include <cstdlib>
+#include <new>
+
+namespace rn {
+
+namespace {
+
+// Leaked on purpose: no destructor ordering against oneDNN or Node at process exit.
+dnnl::engine* gEngine = nullptr;
+dnnl::stream* gStream = nullptr;
+std::unordered_map<std::string, std::shared_ptr<void>>* gCache = nullptr;
+void* gScratch = nullptr;
+size_t gScratchBytes = 0;
+
+constexpr size_t kCacheMax = 4096;
+constexpr unsigned kFtzDaz = 0x8040;  // MXCSR bits: FTZ (15) | DAZ (6)
+
+void setFtzDaz() {
+  _MM_SET_FLUSH_ZERO_MODE(_MM_FLUSH_ZERO_ON);
+  _MM_SET_DENORMALS_ZERO_MODE(_MM_DENORMALS_ZERO_ON);
+}
+
+const char* statusName(dnnl_status_t s) {
+  switch (s) {
+    case dnnl_out_of_memory: return "out of memory";
+    case dnnl_invalid_arguments: return "invalid arguments";
+    case dnnl_unimplemented: return "unimplemented";
+    case dnnl_iterator_ends: return "no implementation";
+    case dnnl_runtime_error: return "runtime error";
+    case dnnl_not_required: return "not required";
+    default: return "error";
+  }
+}
+
+}  // namespace
+
+void initEngine() {
+  if (gEngine) return;
+  if (const char* env = std::getenv("RESNET_NUM_THREADS")) {
+    char* end = nullptr;
+    long n = std::strtol(env, &end, 10);
+    if (end != env && *end == '\0' && n > 0 && n <= 4096) omp_set_num_threads(static_cast<int>(n));
+  }
+  // Every OpenMP worker gets FTZ/DAZ for good (libgomp keeps its threads); the main
+  // thread (OpenMP's thread 0) gets them only inside native calls (FtzScope).
+  const unsigned mainCsr = _mm_getcsr();
+#pragma omp parallel
+  { setFtzDaz(); }
+  _mm_setcsr(mainCsr);
+  gEngine = new dnnl::engine(dnnl::engine::kind::cpu, 0);
+  gStream = new dnnl::stream(*gEngine);
+  gCache = new std::unordered_map<std::string, std::shared_ptr<void>>();
+}
+
+dnnl::engine& eng() { return *gEngine; }
+dnnl::stream& strm() { return *gStream; }
+int numThreads() { return omp_get_max_threads(); }
+
+std::string isaName() {
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::sse41: return "sse41";
+    case dnnl::cpu_isa::avx: return "avx";
+    case dnnl::cpu_isa::avx2: return "avx2";
+    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
+    case dnnl::cpu_isa::avx512_mic: return "avx512_mic";
+    case dnnl::cpu_isa::avx512_mic_4ops: return "avx512_mic_4ops";
+    case dnnl::cpu_isa::avx512_core: return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
+    default: return "none";
+  }
+}
+
+FtzScope::FtzScope() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | kFtzDaz); }
+FtzScope::~FtzScope() { _mm_setcsr(saved_); }
+
+Napi::Value guarded(const Napi::CallbackInfo& info, const char* op,
+                    const std::function<Napi::Value()>& f) {
+  Napi::Env env = info.Env();
+  std::string msg;
+  try {
+    FtzScope ftz;
+    return f();
+  } catch (const Napi::Error& e) {
+    msg = e.Message();
+  } catch (const dnnl::error& e) {
+    msg = std::string("oneDNN: ") + e.what() + " (" + statusName(e.status) + ")";
+  } catch (const std::bad_alloc&) {
+    msg = "out of memory";
+  } catch (const std::exception& e) {
+    msg = e.what();
+  } catch (...) {
+    msg = "unknown native failure";
+  }
+  throw Napi::Error::New(env, std::string(op) + ": " + msg);
+}
+
+dnnl::primitive_attr defaultAttr() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+void execute(const dnnl::primitive& prim, const dnnl::primitive_desc_base& pd,
+             std::unordered_map<int, memory> args) {
+  const memory::desc sd = pd.scratchpad_desc();
+  const size_t need = sd.get_size();
+  if (need > 0) {
+    if (need > gScratchBytes) {
+      if (gScratch) poolFree(gScratch, gScratchBytes);
+      gScratch = nullptr;
+      gScratchBytes = 0;
+      gScratch = poolAlloc(need);
+      gScratchBytes = need;
+    }
+    args.emplace(DNNL_ARG_SCRATCHPAD, memory(sd, eng(), gScratch));
+  }
+  prim.execute(strm(), args);
+  strm().wait();
+}
+
+Key& Key::md(const memory::desc& d) {
+  const dnnl_memory_desc_t& m = d.data;
+  i(m.ndims).i(m.data_type).i(m.format_kind).i(m.offset0);
+  for (int k = 0; k < m.ndims; ++k) i(m.dims[k]).i(m.padded_dims[k]).i(m.padded_offsets[k]);
+  if (m.format_kind == dnnl_blocked) {
+    const auto& b = m.format_desc.blocking;
+    for (int k = 0; k < m.ndims; ++k) i(b.strides[k]);
+    i(b.inner_nblks);
+    for (int k = 0; k < b.inner_nblks; ++k) i(b.inner_blks[k]).i(b.inner_idxs[k]);
+  }
+  i(m.extra.flags);
+  return *this;
+}
+
+std::shared_ptr<void> cacheFind(const std::string& key) {
+  auto it = gCache->find(key);
+  return it == gCache->end() ? nullptr : it->second;
+}
+
+void cacheInsert(const std::string& key, std::shared_ptr<void> value) {
+  // NOTE: a full cache is simply emptied (entries are shared_ptrs, so a caller holding
+  // one keeps it alive); a ResNet needs a few hundred entries.
+  if (gCache->size() >= kCacheMax) gCache->clear();
+  (*gCache)[key] = std::move(value);
+}
+
+size_t cacheSize() { return gCache->size(); }
+
+int64_t intProp(const Napi::Object& o, const char* name) {
+  Napi::Value v = o.Get(name);
+  if (!v.IsNumber()) throw OpError(std::string("'") + name + "' must be a number");
+  return v.As<Napi::Number>().Int64Value();
+}
+
+double numArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (i >= info.Length() || !info[i].IsNumber()) throw OpError(std::string("'") + what + "' must be a number");
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+
+bool boolArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (i >= info.Length() || !info[i].IsBoolean()) throw OpError(std::string("'") + what + "' must be a boolean");
+  return info[i].As<Napi::Boolean>().Value();
+}
+
+Napi::Object objArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (i >= info.Length() || !info[i].IsObject()) throw OpError(std::string("'") + what + "' must be an object");
+  return info[i].As<Napi::Object>();
+}
+
+Napi::Object describePd(Napi::Env env, const dnnl::primitive_desc_base& pd,
+                        const std::vector<std::pair<const char*, memory::desc>>& mds) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("impl", pd.impl_info_str());
+  for (const auto& [name, md] : mds) o.Set(name, formatName(md));
+  return o;
+}
+
+namespace {
+
+// info() -> { onednn, threads, isa }
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  return guarded(info, "info", [&]() -> Napi::Value {
+    const dnnl_version_t* v = dnnl_version();
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("onednn", std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch));
+    o.Set("threads", numThreads());
+    o.Set("isa", isaName());
+    o.Set("cachedPrimitives", static_cast<double>(cacheSize()));
+    return o;
+  });
+}
+
+// ftzStatus() -> [{ thread, ftz, daz }] for the calling thread inside a native call and
+// every OpenMP thread: a check that denormals cannot slow a kernel down.
+Napi::Value FtzStatus(const Napi::CallbackInfo& info) {
+  return guarded(info, "ftzStatus", [&]() -> Napi::Value {
+    std::vector<unsigned> csr(static_cast<size_t>(numThreads()), 0);
+#pragma omp parallel
+    {
+      const int t = omp_get_thread_num();
+      if (t < static_cast<int>(csr.size())) csr[static_cast<size_t>(t)] = _mm_getcsr();
+    }
+    Napi::Array a = Napi::Array::New(info.Env(), csr.size());
+    for (size_t t = 0; t < csr.size(); ++t) {
+      Napi::Object o = Napi::Object::New(info.Env());
+      o.Set("thread", static_cast<double>(t));
+      o.Set("ftz", (csr[t] & 0x8000) != 0);
+      o.Set("daz", (csr[t] & 0x0040) != 0);
+      a.Set(static_cast<uint32_t>(t), o);
+    }
+    return a;
+  });
+}
+
+}  // namespace
+
+void exportEngine(Napi::Env env, Napi::Object exports) {
+  initEngine();
+  exports.Set("info", Napi::Function::New(env, Info, "info"));
+  exports.Set("ftzStatus", Napi::Function::New(env, FtzStatus, "ftzStatus"));
+}
+
+}  // namespace rn

@@ -1,0 +1,485 @@
+// Storage: a JS object wrapping one dnnl::memory (f32, s32, or a primitive's u8/s32
+// workspace) in any oneDNN layout, plus a small cache of reordered copies keyed by memory
+// desc. Public data is plain row-major: fromArray() makes plain memory, read() reorders to
+// plain. Buffers come from a size-keyed pool so a training step reuses the previous step's
+// pages. Invariants: copies are valid only while the primary is unchanged (in-place writers
+// call invalidate()); padding of blocked layouts is zero (oneDNN writes it so).
+#include "common.h"
+
+#include <oneapi/dnnl/dnnl_debug.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <list>
+
+namespace rn {
+
+// ---- buffer pool ------------------------------------------------------------------------
+namespace {
+
+constexpr size_t kHugeFrom = size_t(4) << 20;   // buffers from 4 MiB: 2 MiB aligned, THP
+constexpr size_t kPageFrom = size_t(64) << 10;  // buffers from 64 KiB: page aligned
+constexpr size_t kMaxCopies = 4;                // reordered copies kept per storage
+
+struct Pool {
+  struct Entry { size_t size; void* ptr; };
+  std::list<Entry> lru;  // front = most recently freed
+  std::unordered_map<size_t, std::vector<std::list<Entry>::iterator>> bySize;
+  size_t cachedBytes = 0;
+  size_t capBytes = 0;
+};
+
+Pool* gPool = nullptr;
+int64_t gLiveCount = 0;
+int64_t gLiveBytes = 0;
+bool gTearingDown = false;
+
+size_t roundSize(size_t bytes) {
+  if (bytes < 64) return 64;
+  if (bytes < kPageFrom) return (bytes + 63) & ~size_t(63);
+  return (bytes + 4095) & ~size_t(4095);
+}
+
+Pool& pool() {
+  if (!gPool) {
+    gPool = new Pool();
+    size_t capMb = 0;
+    if (const char* env = std::getenv("RESNET_POOL_MB")) capMb = std::strtoull(env, nullptr, 10);
+    if (capMb > 0) {
+      gPool->capBytes = capMb << 20;
+    } else {
+      const long pages = sysconf(_SC_PHYS_PAGES), pageSize = sysconf(_SC_PAGESIZE);
+      const size_t phys = pages > 0 && pageSize > 0 ? size_t(pages) * size_t(pageSize) : size_t(8) << 30;
+      gPool->capBytes = std::min(phys / 4, size_t(16) << 30);
+    }
+  }
+  return *gPool;
+}
+
+void* rawAlloc(size_t size) {
+  const size_t align = size >= kHugeFrom ? (size_t(2) << 20) : size >= kPageFrom ? 4096 : 64;
+  void* p = std::aligned_alloc(align, (size + align - 1) / align * align);
+  if (!p) throw std::bad_alloc();
+  if (size >= kHugeFrom) madvise(p, size, MADV_HUGEPAGE);
+  return p;
+}
+
+void evictTo(Pool& pl, size_t limit) {
+  while (pl.cachedBytes > limit && !pl.lru.empty()) {
+    auto last = std::prev(pl.lru.end());
+    auto& vec = pl.bySize[last->size];
+    vec.erase(std::find(vec.begin(), vec.end(), last));
+    pl.cachedBytes -= last->size;
+    std::free(last->ptr);
+    pl.lru.erase(last);
+  }
+}
+
+}  // namespace
+
+void* poolAlloc(size_t bytes) {
+  Pool& pl = pool();
+  const size_t size = roundSize(bytes);
+  auto it = pl.bySize.find(size);
+  if (it != pl.bySize.end() && !it->second.empty()) {
+    auto entry = it->second.back();
+    it->second.pop_back();
+    void* p = entry->ptr;
+    pl.cachedBytes -= size;
+    pl.lru.erase(entry);
+    return p;
+  }
+  return rawAlloc(size);
+}
+
+void poolFree(void* p, size_t bytes) {
+  if (!p) return;
+  Pool& pl = pool();
+  const size_t size = roundSize(bytes);
+  if (size > pl.capBytes) { std::free(p); return; }
+  pl.lru.push_front({size, p});
+  pl.bySize[size].push_back(pl.lru.begin());
+  pl.cachedBytes += size;
+  evictTo(pl, pl.capBytes);
+}
+
+void accountAlloc(Napi::Env env, int64_t bytes, int countDelta) {
+  gLiveBytes += bytes;
+  gLiveCount += countDelta;
+  if (!gTearingDown && bytes != 0) Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+}
+
+// ---- descriptors --------------------------------------------------------------------------
+int64_t numelOf(const memory::dims& d) {
+  int64_t n = 1;
+  for (auto x : d) n *= x;
+  return n;
+}
+
+memory::dims dimsOf(const memory::desc& md) {
+  return memory::dims(md.data.dims, md.data.dims + md.data.ndims);
+}
+
+memory::desc plainDesc(const memory::dims& dims, dt type) {
+  memory::dims strides(dims.size(), 1);
+  for (size_t k = dims.size(); k-- > 1;) strides[k - 1] = strides[k] * std::max<int64_t>(dims[k], 1);
+  return memory::desc(dims, type, strides);
+}
+
+bool isPlain(const memory::desc& md) { return md == plainDesc(dimsOf(md), md.data_type()); }
+
+namespace {
+
+// The format tag that, applied to md's own dims, gives exactly md (dnnl_format_tag_undef
+// when none does).
+dnnl_format_tag_t tagOf(const dnnl_memory_desc_t& md) {
+  if (md.format_kind != dnnl_blocked) return dnnl_format_tag_undef;
+  for (int t = dnnl_a; t < dnnl_format_tag_last; ++t) {
+    dnnl_memory_desc_t probe;
+    if (dnnl_memory_desc_init_by_tag(&probe, md.ndims, md.dims, md.data_type,
+                                     static_cast<dnnl_format_tag_t>(t)) != dnnl_success)
+      continue;
+    if (dnnl_memory_desc_equal(&probe, &md)) return static_cast<dnnl_format_tag_t>(t);
+  }
+  return dnnl_format_tag_undef;
+}
+
+}  // namespace
+
+std::string formatName(const memory::desc& md) {
+  if (md.data.ndims == 0) return "none";
+  if (md.data.format_kind == dnnl_format_kind_any) return "any";
+  const dnnl_format_tag_t t = tagOf(md.data);
+  return t == dnnl_format_tag_undef ? "blocked" : dnnl_fmt_tag2str(t);
+}
+
+memory::desc sameLayout(const memory::desc& md, const memory::dims& dims) {
+  const dnnl_format_tag_t t = tagOf(md.data);
+  if (t == dnnl_format_tag_undef || static_cast<int>(dims.size()) != md.data.ndims)
+    return plainDesc(dims, md.data_type());
+  return memory::desc(dims, md.data_type(), static_cast<tag>(t));
+}
+
+memory::desc descFromFormat(const memory::dims& dims, dt type, const std::string& name) {
+  if (name == "plain") return plainDesc(dims, type);
+  for (int t = dnnl_a; t < dnnl_format_tag_last; ++t)
+    if (name == dnnl_fmt_tag2str(static_cast<dnnl_format_tag_t>(t)))
+      return memory::desc(dims, type, static_cast<tag>(t));
+  throw OpError("unknown format '" + name + "'");
+}
+
+memory::desc implInfoDesc(const Napi::Object& p) {
+  const memory::dims dims = toDims(p.Get("shape"), "shape");
+  const std::string fmt = p.Has("format") && p.Get("format").IsString()
+                              ? p.Get("format").As<Napi::String>().Utf8Value() : "plain";
+  return descFromFormat(dims, dt::f32, fmt);
+}
+
+memory::dims toDims(const Napi::Value& v, const char* what) {
+  if (!v.IsArray()) throw OpError(std::string("'") + what + "' must be an array of sizes");
+  Napi::Array a = v.As<Napi::Array>();
+  if (a.Length() > DNNL_MAX_NDIMS) throw OpError(std::string("'") + what + "' has too many dimensions");
+  memory::dims d;
+  for (uint32_t k = 0; k < a.Length(); ++k) {
+    Napi::Value x = a.Get(k);
+    if (!x.IsNumber()) throw OpError(std::string("'") + what + "' must hold numbers");
+    const int64_t n = x.As<Napi::Number>().Int64Value();
+    if (n < 0) throw OpError(std::string("'") + what + "' has a negative size");
+    d.push_back(n);
+  }
+  if (d.empty()) d.push_back(1);  // a scalar is stored as one element
+  return d;
+}
+
+void reorderInto(const memory& src, const memory& dst) {
+  const memory::desc s = src.get_desc(), d = dst.get_desc();
+  auto r = cached<dnnl::reorder>(Key("reorder").md(s).md(d), [&] {
+    return dnnl::reorder::primitive_desc(eng(), s, eng(), d, defaultAttr());
+  });
+  execute(r->prim, r->pd, {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}});
+}
+
+// ---- Storage ------------------------------------------------------------------------------
+Napi::Function Storage::Init(Napi::Env env) {
+  Napi::Function ctor = DefineClass(env, "NativeStorage", {});
+  env.SetInstanceData(new Napi::FunctionReference(Napi::Persistent(ctor)));
+  env.AddCleanupHook([] { gTearingDown = true; });
+  return ctor;
+}
+
+Storage::Storage(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Storage>(info) {}
+
+Storage::~Storage() { release(); }  // the finalizer: a safety net for storages never freed
+
+Storage::New Storage::Create(Napi::Env env, const memory::desc& md) {
+  auto* ctor = env.GetInstanceData<Napi::FunctionReference>();
+  Napi::Object obj = ctor->New({});
+  Storage* s = Napi::ObjectWrap<Storage>::Unwrap(obj);
+  const size_t bytes = md.get_size();
+  s->setPrimary(md, poolAlloc(bytes), bytes);
+  s->freed_ = false;
+  accountAlloc(env, static_cast<int64_t>(bytes), 1);
+  return {obj, s};
+}
+
+Storage* Storage::From(const Napi::Value& v, const char* what) {
+  auto* ctor = v.Env().GetInstanceData<Napi::FunctionReference>();
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(ctor->Value()))
+    throw OpError(std::string("'") + what + "' is not a native storage");
+  Storage* s = Napi::ObjectWrap<Storage>::Unwrap(v.As<Napi::Object>());
+  if (s->freed_) throw OpError(std::string("'") + what + "' was already freed");
+  return s;
+}
+
+void Storage::setPrimary(const memory::desc& md, void* ptr, size_t bytes) {
+  md_ = md;
+  ptr_ = ptr;
+  bytes_ = bytes;
+  mem_ = memory(md, eng(), ptr);
+}
+
+Storage::Copy Storage::makeCopy(const memory::desc& want) {
+  if (want.data_type() != type()) throw OpError("storage has another data type than the op needs");
+  const memory::dims have = dimsOf(md_), need = dimsOf(want);
+  if (numelOf(have) != numelOf(need)) throw OpError("storage has another element count than the op needs");
+  const size_t bytes = want.get_size();
+  Copy c{want, poolAlloc(bytes), bytes, memory()};
+  try {
+    c.mem = memory(want, eng(), c.ptr);
+    if (have == need) {
+      reorderInto(mem_, c.mem);
+    } else if (isPlain(md_)) {  // same elements, other dims: a plain view, then reorder
+      reorderInto(memory(plainDesc(need, type()), eng(), ptr_), c.mem);
+    } else {
+      const memory::desc tmpMd = plainDesc(have, type());
+      const size_t tmpBytes = tmpMd.get_size();
+      void* tmp = poolAlloc(tmpBytes);
+      try {
+        reorderInto(mem_, memory(tmpMd, eng(), tmp));
+        reorderInto(memory(plainDesc(need, type()), eng(), tmp), c.mem);
+      } catch (...) {
+        poolFree(tmp, tmpBytes);
+        throw;
+      }
+      poolFree(tmp, tmpBytes);
+    }
+  } catch (...) {
+    poolFree(c.ptr, c.bytes);
+    throw;
+  }
+  return c;
+}
+
+memory Storage::as(const memory::desc& want) {
+  if (md_ == want) return mem_;
+  for (const Copy& c : copies_)
+    if (c.md == want) return c.mem;
+  Copy c = makeCopy(want);
+  accountAlloc(Env(), static_cast<int64_t>(c.bytes), 0);
+  if (copies_.size() >= kMaxCopies) {
+    accountAlloc(Env(), -static_cast<int64_t>(copies_.front().bytes), 0);
+    poolFree(copies_.front().ptr, copies_.front().bytes);
+    copies_.erase(copies_.begin());
+  }
+  copies_.push_back(c);
+  return c.mem;
+}
+
+void Storage::convertTo(const memory::desc& want) {
+  if (md_ == want) return;
+  auto hit = std::find_if(copies_.begin(), copies_.end(), [&](const Copy& c) { return c.md == want; });
+  Copy c;
+  if (hit != copies_.end()) {
+    c = *hit;
+    copies_.erase(hit);
+  } else {
+    c = makeCopy(want);
+    accountAlloc(Env(), static_cast<int64_t>(c.bytes), 0);
+  }
+  accountAlloc(Env(), -static_cast<int64_t>(bytes_), 0);
+  poolFree(ptr_, bytes_);
+  setPrimary(c.md, c.ptr, c.bytes);
+  invalidate();
+}
+
+void Storage::invalidate() {
+  for (const Copy& c : copies_) {
+    accountAlloc(Env(), -static_cast<int64_t>(c.bytes), 0);
+    poolFree(c.ptr, c.bytes);
+  }
+  copies_.clear();
+}
+
+bool Storage::release() {
+  if (freed_) return false;
+  invalidate();
+  accountAlloc(Env(), -static_cast<int64_t>(bytes_), -1);
+  poolFree(ptr_, bytes_);
+  ptr_ = nullptr;
+  bytes_ = 0;
+  mem_ = memory();
+  meta.clear();
+  freed_ = true;
+  return true;
+}
+
+// ---- exports ------------------------------------------------------------------------------
+namespace {
+
+dt dtypeArg(const Napi::Value& v) {
+  const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  if (s == "float32") return dt::f32;
+  if (s == "int32") return dt::s32;
+  throw OpError("dtype must be 'float32' or 'int32'");
+}
+
+// fromArray(data: Float32Array | Int32Array, shape) -> storage (plain)
+Napi::Value FromArray(const Napi::CallbackInfo& info) {
+  return guarded(info, "fromArray", [&]() -> Napi::Value {
+    if (info.Length() < 2 || !info[0].IsTypedArray()) throw OpError("'data' must be a Float32Array or Int32Array");
+    Napi::TypedArray ta = info[0].As<Napi::TypedArray>();
+    dt type;
+    if (ta.TypedArrayType() == napi_float32_array) type = dt::f32;
+    else if (ta.TypedArrayType() == napi_int32_array) type = dt::s32;
+    else throw OpError("'data' must be a Float32Array or Int32Array");
+    const memory::dims dims = toDims(info[1], "shape");
+    if (numelOf(dims) != static_cast<int64_t>(ta.ElementLength()))
+      throw OpError("'data' has " + std::to_string(ta.ElementLength()) + " elements, the shape " +
+                    std::to_string(numelOf(dims)));
+    auto out = Storage::Create(info.Env(), plainDesc(dims, type));
+    const uint8_t* src = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    if (ta.ByteLength() > 0) std::memcpy(out.s->data(), src, ta.ByteLength());
+    return out.obj;
+  });
+}
+
+// read(s) -> Float32Array | Int32Array, plain row-major
+Napi::Value Read(const Napi::CallbackInfo& info) {
+  return guarded(info, "read", [&]() -> Napi::Value {
+    Storage* s = Storage::From(info[0], "s");
+    const memory::dims dims = dimsOf(s->md());
+    const size_t n = static_cast<size_t>(numelOf(dims));
+    Napi::TypedArray out;
+    void* dst;
+    if (s->type() == dt::f32) {
+      auto a = Napi::Float32Array::New(info.Env(), n);
+      dst = a.Data();
+      out = a;
+    } else if (s->type() == dt::s32) {
+      auto a = Napi::Int32Array::New(info.Env(), n);
+      dst = a.Data();
+      out = a;
+    } else {
+      throw OpError("this storage is an op's workspace, not readable data");
+    }
+    if (n == 0) return out;
+    const memory::desc plain = plainDesc(dims, s->type());
+    if (s->md() == plain) std::memcpy(dst, s->data(), n * 4);
+    else reorderInto(s->mem(), memory(plain, eng(), dst));
+    return out;
+  });
+}
+
+// full(shape, dtype, value) -> storage (plain)
+Napi::Value Full(const Napi::CallbackInfo& info) {
+  return guarded(info, "full", [&]() -> Napi::Value {
+    const memory::dims dims = toDims(info[0], "shape");
+    const dt type = dtypeArg(info[1]);
+    const double value = numArg(info, 2, "value");
+    auto out = Storage::Create(info.Env(), plainDesc(dims, type));
+    const int64_t n = numelOf(dims);
+    if (type == dt::f32) std::fill_n(static_cast<float*>(out.s->data()), n, static_cast<float>(value));
+    else std::fill_n(static_cast<int32_t*>(out.s->data()), n, static_cast<int32_t>(value));
+    return out.obj;
+  });
+}
+
+// free(s) -> true if released now, false if it was already freed
+Napi::Value Free(const Napi::CallbackInfo& info) {
+  return guarded(info, "free", [&]() -> Napi::Value {
+    auto* ctor = info.Env().GetInstanceData<Napi::FunctionReference>();
+    if (info.Length() < 1 || !info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(ctor->Value()))
+      throw OpError("'s' is not a native storage");
+    Storage* s = Napi::ObjectWrap<Storage>::Unwrap(info[0].As<Napi::Object>());
+    return Napi::Boolean::New(info.Env(), s->release());
+  });
+}
+
+// reshape(s, to) -> new plain storage with the same elements, dims `to`
+Napi::Value Reshape(const Napi::CallbackInfo& info) {
+  return guarded(info, "reshape", [&]() -> Napi::Value {
+    Storage* s = Storage::From(info[0], "s");
+    const memory::dims to = toDims(info[1], "to");
+    const memory::dims have = dimsOf(s->md());
+    if (numelOf(to) != numelOf(have)) throw OpError("element counts differ");
+    auto out = Storage::Create(info.Env(), plainDesc(to, s->type()));
+    const memory::desc plain = plainDesc(have, s->type());
+    if (s->md() == plain) std::memcpy(out.s->data(), s->data(), plain.get_size());
+    else reorderInto(s->mem(), memory(plain, eng(), out.s->data()));
+    return out.obj;
+  });
+}
+
+// live() -> { count, bytes } of storages not yet freed (bytes include reordered copies)
+Napi::Value Live(const Napi::CallbackInfo& info) {
+  return guarded(info, "live", [&]() -> Napi::Value {
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("count", static_cast<double>(gLiveCount));
+    o.Set("bytes", static_cast<double>(gLiveBytes));
+    return o;
+  });
+}
+
+// describe(s) -> { dims, dtype, format, bytes } for tests and debugging
+Napi::Value Describe(const Napi::CallbackInfo& info) {
+  return guarded(info, "describe", [&]() -> Napi::Value {
+    Storage* s = Storage::From(info[0], "s");
+    Napi::Object o = Napi::Object::New(info.Env());
+    const memory::dims d = dimsOf(s->md());
+    Napi::Array dims = Napi::Array::New(info.Env(), d.size());
+    for (size_t k = 0; k < d.size(); ++k) dims.Set(static_cast<uint32_t>(k), static_cast<double>(d[k]));
+    o.Set("dims", dims);
+    const dt t = s->type();
+    o.Set("dtype", t == dt::f32 ? "float32" : t == dt::s32 ? "int32" : t == dt::u8 ? "uint8" : "other");
+    o.Set("format", formatName(s->md()));
+    o.Set("bytes", static_cast<double>(s->bytes()));
+    return o;
+  });
+}
+
+// poolStats() -> { cachedBytes, capBytes }; trimPool() frees every cached buffer
+Napi::Value PoolStats(const Napi::CallbackInfo& info) {
+  return guarded(info, "poolStats", [&]() -> Napi::Value {
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("cachedBytes", static_cast<double>(pool().cachedBytes));
+    o.Set("capBytes", static_cast<double>(pool().capBytes));
+    return o;
+  });
+}
+
+Napi::Value TrimPool(const Napi::CallbackInfo& info) {
+  return guarded(info, "trimPool", [&]() -> Napi::Value {
+    evictTo(pool(), 0);
+    return info.Env().Undefined();
+  });
+}
+
+}  // namespace
+
+void exportStorage(Napi::Env env, Napi::Object exports) {
+  Storage::Init(env);
+  exports.Set("fromArray", Napi::Function::New(env, FromArray, "fromArray"));
+  exports.Set("read", Napi::Function::New(env, Read, "read"));
+  exports.Set("full", Napi::Function::New(env, Full, "full"));
+  exports.Set("free", Napi::Function::New(env, Free, "free"));
+  exports.Set("reshape", Napi::Function::New(env, Reshape, "reshape"));
+  exports.Set("live", Napi::Function::New(env, Live, "live"));
+  exports.Set("describe", Napi::Function::New(env, Describe, "describe"));
+  exports.Set("poolStats", Napi::Function::New(env, PoolStats, "poolStats"));
+  exports.Set("trimPool", Napi::Function::New(env, TrimPool, "trimPool"));
+}
+
+}  // namespace rn

@@ -1,0 +1,288 @@
+// The `native` backend: a thin TypeScript face over the oneDNN addon
+// (build/Release/resnet_native.node, sources in native/). It validates nothing about shapes
+// (the tensor layer has done that) and turns every native failure into a NativeError naming
+// the op. Storages are the addon's NativeStorage objects; their memory may be in any oneDNN
+// layout between calls, and is plain row-major whenever it crosses this boundary as data.
+
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { NativeError, NativeLoadError } from '../errors.js';
+import type {
+  Backend, BackendInfo, Conv2dGeometry, DType, Pool2dGeometry, SgdParams, Shape, Storage,
+} from './backend.js';
+
+/** Where a storage's memory is and how it is laid out (tests and debugging). */
+export interface NativeStorageInfo {
+  readonly dims: number[];
+  readonly dtype: 'float32' | 'int32' | 'uint8' | 'other';
+  /** oneDNN's tag name of the layout, e.g. "abcd" (plain NCHW) or "aBcd16b" (nChw16c). */
+  readonly format: string;
+  readonly bytes: number;
+}
+
+/** The oneDNN implementation an op would run with, and the layouts it chose. */
+export interface NativeImplInfo {
+  /** oneDNN's impl_info_str(), e.g. "jit:avx512_core", "brgconv:avx512_core_amx". */
+  readonly impl: string;
+  readonly [arg: string]: string;
+}
+
+/** Kinds accepted by `implInfo`, and their params. */
+export type NativeImplKind =
+  | 'conv2d' | 'conv2dBackwardData' | 'conv2dBackwardWeights'         // Conv2dGeometry & { withBias? }
+  | 'batchNormTrain' | 'batchNormInfer' | 'batchNormBackward'       // { shape, format?, fuseRelu? }
+  | 'relu' | 'reluBackward' | 'affineScalar'                        // { shape, format? }
+  | 'maxPool2d' | 'maxPool2dBackward' | 'avgPool2d' | 'avgPool2dBackward'; // Pool2dGeometry & { format?, countIncludePad? }
+
+export type ConvPass = 'forward' | 'backward_data' | 'backward_weights';
+
+/** The addon's JS API (native/addon.cc lists the same functions). */
+export interface NativeAddon {
+  info(): { onednn: string; threads: number; isa: string; cachedPrimitives: number };
+  /** FTZ/DAZ state of the calling thread (inside a native call) and every OpenMP thread. */
+  ftzStatus(): { thread: number; ftz: boolean; daz: boolean }[];
+
+  fromArray(data: Float32Array | Int32Array, shape: Shape): Storage;
+  read(s: Storage): Float32Array | Int32Array;
+  full(shape: Shape, dtype: DType, value: number): Storage;
+  /** true if released now, false if it had been freed already. */
+  free(s: Storage): boolean;
+  reshape(s: Storage, to: Shape): Storage;
+  live(): { count: number; bytes: number };
+  describe(s: Storage): NativeStorageInfo;
+  /** The buffer pool keeps freed buffers for reuse (capped by RESNET_POOL_MB). */
+  poolStats(): { cachedBytes: number; capBytes: number };
+  trimPool(): void;
+
+  conv2d(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry): Storage;
+  conv2dBackwardData(dy: Storage, w: Storage, g: Conv2dGeometry): Storage;
+  conv2dBackwardWeights(x: Storage, dy: Storage, g: Conv2dGeometry, withBias: boolean):
+    { dw: Storage; db: Storage | null };
+
+  batchNormTrain(x: Storage, gamma: Storage, beta: Storage, eps: number, fuseRelu: boolean):
+    { y: Storage; mean: Storage; variance: Storage; saved: Storage | null };
+  batchNormInfer(x: Storage, gamma: Storage, beta: Storage, mean: Storage, variance: Storage, eps: number,
+    fuseRelu: boolean): Storage;
+  batchNormBackward(dy: Storage, x: Storage, gamma: Storage, mean: Storage, variance: Storage,
+    saved: Storage | null, eps: number, fuseRelu: boolean): { dx: Storage; dgamma: Storage; dbeta: Storage };
+
+  relu(x: Storage): Storage;
+  reluBackward(dy: Storage, y: Storage): Storage;
+  add(a: Storage, b: Storage): Storage;
+  mul(a: Storage, b: Storage): Storage;
+  affineScalar(x: Storage, alpha: number, beta: number): Storage;
+  axpbyInPlace(y: Storage, x: Storage, alpha: number, beta: number): void;
+
+  maxPool2d(x: Storage, g: Pool2dGeometry): { y: Storage; saved: Storage };
+  maxPool2dBackward(dy: Storage, saved: Storage, g: Pool2dGeometry): Storage;
+  avgPool2d(x: Storage, g: Pool2dGeometry, countIncludePad: boolean): Storage;
+  avgPool2dBackward(dy: Storage, g: Pool2dGeometry, countIncludePad: boolean): Storage;
+
+  linear(x: Storage, w: Storage, b: Storage | null, N: number, I: number, O: number): Storage;
+  linearBackwardData(dy: Storage, w: Storage, N: number, I: number, O: number): Storage;
+  linearBackwardWeights(x: Storage, dy: Storage, N: number, I: number, O: number, withBias: boolean):
+    { dw: Storage; db: Storage | null };
+
+  softmaxCrossEntropy(logits: Storage, labels: Storage, N: number, K: number, smoothing: number):
+    { loss: Storage; probs: Storage };
+  softmaxCrossEntropyBackward(probs: Storage, labels: Storage, N: number, K: number, smoothing: number,
+    dloss: number): Storage;
+
+  sum(x: Storage): Storage;
+  sgdUpdate(param: Storage, grad: Storage, buf: Storage | null, p: SgdParams): void;
+
+  implInfo(kind: NativeImplKind, params: object): NativeImplInfo;
+  /** Bare oneDNN timing of one conv pass: per-iteration milliseconds (bench/ops.ts). */
+  benchConv(g: Conv2dGeometry, pass: ConvPass, iters: number, warmup?: number): Float64Array;
+  benchRelease(): void;
+}
+
+const INSTALL_HINT =
+  'Install a C++ toolchain and oneDNN 2.x (Debian/Ubuntu: apt-get install g++ make libdnnl-dev), ' +
+  'then run `npm run build:native` in the resnet-ts package. ' +
+  'Until then RESNET_BACKEND=reference selects the TypeScript backend.';
+
+let loaded: NativeAddon | null = null;
+
+/** The package root: the nearest directory above this file holding package.json
+ *  (this file runs as src/backend/native.ts under tsx and as dist/backend/native.js). */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new NativeLoadError(`native backend: no package.json above ${fileURLToPath(import.meta.url)}`);
+    dir = up;
+  }
+}
+
+/** Loads build/Release/resnet_native.node once, or throws NativeLoadError saying how to get it. */
+export function loadNativeAddon(): NativeAddon {
+  if (loaded) return loaded;
+  const path = join(packageRoot(), 'build', 'Release', 'resnet_native.node');
+  if (!existsSync(path)) {
+    throw new NativeLoadError(`native backend unavailable: ${path} was not built. ${INSTALL_HINT}`);
+  }
+  try {
+    loaded = createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (cause) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    throw new NativeLoadError(`native backend unavailable: loading ${path} failed (${why}). ${INSTALL_HINT}`, { cause });
+  }
+  return loaded;
+}
+
+function toNativeError(op: string, e: unknown): NativeError {
+  if (e instanceof NativeError) return e;
+  const msg = e instanceof Error ? e.message : String(e);
+  return new NativeError(msg.startsWith(`${op}:`) ? msg : `${op}: ${msg}`);
+}
+
+/**
+ * The oneDNN backend.
+ * @example
+ * const be = new NativeBackend();
+ * const s = be.fromArray(new Float32Array([1, -2]), [2], 'float32');
+ * be.read(be.relu(s, [2]), [2], 'float32'); // Float32Array [1, 0]
+ */
+export class NativeBackend implements Backend {
+  readonly name = 'native' as const;
+  readonly addon: NativeAddon;
+
+  constructor(addon: NativeAddon = loadNativeAddon()) {
+    this.addon = addon;
+  }
+
+  private call<T>(op: string, f: () => T): T {
+    try {
+      return f();
+    } catch (e) {
+      throw toNativeError(op, e);
+    }
+  }
+
+  info(): BackendInfo {
+    const i = this.call('info', () => this.addon.info());
+    return { backend: 'native', onednn: i.onednn, threads: i.threads, isa: i.isa };
+  }
+
+  // ---- memory -------------------------------------------------------------------------
+  fromArray(data: Float32Array | Int32Array, shape: Shape, dtype: DType): Storage {
+    const typed = dtype === 'float32'
+      ? (data instanceof Float32Array ? data : Float32Array.from(data))
+      : (data instanceof Int32Array ? data : Int32Array.from(data));
+    return this.call('fromArray', () => this.addon.fromArray(typed, shape));
+  }
+  read(s: Storage, _shape: Shape, _dtype: DType): Float32Array | Int32Array {
+    return this.call('read', () => this.addon.read(s));
+  }
+  full(shape: Shape, dtype: DType, value: number): Storage {
+    return this.call('full', () => this.addon.full(shape, dtype, value));
+  }
+  /** NOTE: freeing twice is tolerated (the second call does nothing). */
+  free(s: Storage): void {
+    this.call('free', () => this.addon.free(s));
+  }
+  reshape(s: Storage, _from: Shape, to: Shape): Storage {
+    return this.call('reshape', () => this.addon.reshape(s, to));
+  }
+  live(): { count: number; bytes: number } {
+    return this.call('live', () => this.addon.live());
+  }
+
+  // ---- convolution --------------------------------------------------------------------
+  conv2d(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry): Storage {
+    return this.call('conv2d', () => this.addon.conv2d(x, w, b, g));
+  }
+  conv2dBackwardData(dy: Storage, w: Storage, g: Conv2dGeometry): Storage {
+    return this.call('conv2dBackwardData', () => this.addon.conv2dBackwardData(dy, w, g));
+  }
+  conv2dBackwardWeights(x: Storage, dy: Storage, g: Conv2dGeometry, withBias: boolean):
+    { dw: Storage; db: Storage | null } {
+    return this.call('conv2dBackwardWeights', () => this.addon.conv2dBackwardWeights(x, dy, g, withBias));
+  }
+
+  // ---- batch norm -----------------------------------------------------------------------
+  batchNormTrain(x: Storage, gamma: Storage, beta: Storage, _shape: Shape, eps: number, fuseRelu: boolean):
+    { y: Storage; mean: Storage; variance: Storage; saved: Storage | null } {
+    return this.call('batchNormTrain', () => this.addon.batchNormTrain(x, gamma, beta, eps, fuseRelu));
+  }
+  batchNormInfer(x: Storage, gamma: Storage, beta: Storage, mean: Storage, variance: Storage, _shape: Shape,
+    eps: number, fuseRelu: boolean): Storage {
+    return this.call('batchNormInfer', () => this.addon.batchNormInfer(x, gamma, beta, mean, variance, eps, fuseRelu));
+  }
+  batchNormBackward(dy: Storage, x: Storage, gamma: Storage, mean: Storage, variance: Storage,
+    saved: Storage | null, _shape: Shape, eps: number, fuseRelu: boolean):
+    { dx: Storage; dgamma: Storage; dbeta: Storage } {
+    return this.call('batchNormBackward',
+      () => this.addon.batchNormBackward(dy, x, gamma, mean, variance, saved, eps, fuseRelu));
+  }
+
+  // ---- elementwise ----------------------------------------------------------------------
+  relu(x: Storage, _shape: Shape): Storage {
+    return this.call('relu', () => this.addon.relu(x));
+  }
+  reluBackward(dy: Storage, y: Storage, _shape: Shape): Storage {
+    return this.call('reluBackward', () => this.addon.reluBackward(dy, y));
+  }
+  add(a: Storage, b: Storage, _shape: Shape): Storage {
+    return this.call('add', () => this.addon.add(a, b));
+  }
+  mul(a: Storage, b: Storage, _shape: Shape): Storage {
+    return this.call('mul', () => this.addon.mul(a, b));
+  }
+  affineScalar(x: Storage, _shape: Shape, alpha: number, beta: number): Storage {
+    return this.call('affineScalar', () => this.addon.affineScalar(x, alpha, beta));
+  }
+  axpbyInPlace(y: Storage, x: Storage, _shape: Shape, alpha: number, beta: number): void {
+    this.call('axpbyInPlace', () => this.addon.axpbyInPlace(y, x, alpha, beta));
+  }
+
+  // ---- pooling ------------------------------------------------------------------------
+  maxPool2d(x: Storage, g: Pool2dGeometry): { y: Storage; saved: Storage } {
+    return this.call('maxPool2d', () => this.addon.maxPool2d(x, g));
+  }
+  maxPool2dBackward(dy: Storage, saved: Storage, g: Pool2dGeometry): Storage {
+    return this.call('maxPool2dBackward', () => this.addon.maxPool2dBackward(dy, saved, g));
+  }
+  avgPool2d(x: Storage, g: Pool2dGeometry, countIncludePad: boolean): Storage {
+    return this.call('avgPool2d', () => this.addon.avgPool2d(x, g, countIncludePad));
+  }
+  avgPool2dBackward(dy: Storage, g: Pool2dGeometry, countIncludePad: boolean): Storage {
+    return this.call('avgPool2dBackward', () => this.addon.avgPool2dBackward(dy, g, countIncludePad));
+  }
+
+  // ---- linear ---------------------------------------------------------------------------
+  linear(x: Storage, w: Storage, b: Storage | null, N: number, I: number, O: number): Storage {
+    return this.call('linear', () => this.addon.linear(x, w, b, N, I, O));
+  }
+  linearBackwardData(dy: Storage, w: Storage, N: number, I: number, O: number): Storage {
+    return this.call('linearBackwardData', () => this.addon.linearBackwardData(dy, w, N, I, O));
+  }
+  linearBackwardWeights(x: Storage, dy: Storage, N: number, I: number, O: number, withBias: boolean):
+    { dw: Storage; db: Storage | null } {
+    return this.call('linearBackwardWeights', () => this.addon.linearBackwardWeights(x, dy, N, I, O, withBias));
+  }
+
+  // ---- loss -----------------------------------------------------------------------------
+  softmaxCrossEntropy(logits: Storage, labels: Storage, N: number, K: number, smoothing: number):
+    { loss: Storage; probs: Storage } {
+    return this.call('softmaxCrossEntropy', () => this.addon.softmaxCrossEntropy(logits, labels, N, K, smoothing));
+  }
+  softmaxCrossEntropyBackward(probs: Storage, labels: Storage, N: number, K: number, smoothing: number,
+    dloss: number): Storage {
+    return this.call('softmaxCrossEntropyBackward',
+      () => this.addon.softmaxCrossEntropyBackward(probs, labels, N, K, smoothing, dloss));
+  }
+
+  // ---- reductions and optimiser -----------------------------------------------------------
+  sum(x: Storage, _shape: Shape): Storage {
+    return this.call('sum', () => this.addon.sum(x));
+  }
+  sgdUpdate(param: Storage, grad: Storage, buf: Storage | null, _shape: Shape, p: SgdParams): void {
+    this.call('sgdUpdate', () => this.addon.sgdUpdate(param, grad, buf, p));
+  }
+}
