@@ -127,6 +127,9 @@ Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x->mem()},
                                          {DNNL_ARG_DIFF_DST, dy->as(e->pd.diff_dst_desc())},
                                          {DNNL_ARG_SCALE, gamma->as(cmd)},
+                                         // NOTE: oneDNN 2.6 wants a SHIFT memory in backward with
+                                         // use_shift although no gradient depends on its values.
+                                         {DNNL_ARG_SHIFT, gamma->as(cmd)},
                                          {DNNL_ARG_MEAN, mean->as(e->pd.mean_desc())},
                                          {DNNL_ARG_VARIANCE, variance->as(e->pd.variance_desc())}};
     if (fuseRelu) {
