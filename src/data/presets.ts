@@ -1,0 +1,25 @@
+// The usual transform lists, as the paper and torchvision's references use them.
+
+import { centerCrop, normalize, randomCrop, randomHorizontalFlip, randomResizedCrop, resize, type Transform } from './transforms.js';
+
+/** ImageNet channel means and stds (torchvision's pretrained weights expect these). */
+export const IMAGENET_MEAN = [0.485, 0.456, 0.406];
+export const IMAGENET_STD = [0.229, 0.224, 0.225];
+
+/** Training on image folders: RandomResizedCrop(size), flip, normalise (torchvision references). */
+export function imagenetTrainTransforms(size = 224, mean = IMAGENET_MEAN, std = IMAGENET_STD): Transform[] {
+  return [randomResizedCrop(size), randomHorizontalFlip(), normalize(mean, std)];
+}
+
+/** Evaluation on image folders: Resize(size * 256 / 224), CenterCrop(size), normalise. */
+export function imagenetEvalTransforms(size = 224, mean = IMAGENET_MEAN, std = IMAGENET_STD): Transform[] {
+  return [resize(Math.floor((size * 256) / 224)), centerCrop(size), normalize(mean, std)];
+}
+
+/**
+ * The CIFAR recipe (He et al. 2015, sec. 4.2): 4-pixel zero padding, random crop, flip,
+ * normalisation with the training set's statistics.
+ */
+export function cifarTrainTransforms(size: number, mean: number[], std: number[], padding = 4): Transform[] {
+  return [randomCrop(size, { padding }), randomHorizontalFlip(), normalize(mean, std)];
+}
