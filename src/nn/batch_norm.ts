@@ -14,6 +14,8 @@ import { Module, ShapeTrace, type Counter } from './module.js';
 import { Parameter } from './parameter.js';
 
 export interface BatchNorm2dOptions {
+  /** The initial gamma (default 1; 0 is torchvision's zero_init_residual). */
+  weightInit?: number;
   eps?: number;
   momentum?: number;
   backend?: Backend;
@@ -41,7 +43,7 @@ export class BatchNorm2d extends Module {
     if (!(this.eps > 0)) throw new InvalidArgumentError(`BatchNorm2d: 'eps' must be > 0, got ${this.eps}`);
     if (!(this.momentum >= 0 && this.momentum <= 1)) throw new InvalidArgumentError(`BatchNorm2d: 'momentum' must be in [0, 1], got ${this.momentum}`);
     const backend = opts.backend;
-    this.registerParameter('weight', new Parameter(new Float32Array(numFeatures).fill(1), [numFeatures], { backend }));
+    this.registerParameter('weight', new Parameter(new Float32Array(numFeatures).fill(opts.weightInit ?? 1), [numFeatures], { backend }));
     this.registerParameter('bias', new Parameter(new Float32Array(numFeatures), [numFeatures], { backend }));
     this.registerBuffer('running_mean', tensor(new Float32Array(numFeatures), [numFeatures], { backend }));
     this.registerBuffer('running_var', tensor(new Float32Array(numFeatures).fill(1), [numFeatures], { backend }));
