@@ -8,6 +8,7 @@ Run: /usr/bin/python3 scripts/make_data_fixtures.py
 """
 import base64
 import hashlib
+import io
 import json
 import os
 
@@ -104,13 +105,36 @@ def main():
                   'resize': 24, 'crop': 20, 'mean': mean, 'std': std,
                   'out': {'shape': list(t.shape), 'sha256': hashlib.sha256(fb).hexdigest(),
                           'b64': base64.b64encode(fb).decode()}})
+    # Decoding: files PIL writes, and what PIL's convert('RGB') reads back (sharp must agree).
+    w, h = 16, 12
+    smooth = bytes((y * 9 + x * 5 + c * 40) & 0xFF for y in range(h) for x in range(w) for c in range(3))
+    rgb = Image.frombytes('RGB', (w, h), smooth)
+    grey = rgb.convert('L')
+    rgba = lcg_image(41, 'RGB', w, h).convert('RGBA')
+    pal = lcg_image(42, 'RGB', w, h).convert('P', palette=Image.ADAPTIVE, colors=16)
+    decodes = []
+    for name, img, fmt, kw in [
+        ('baseline-420.jpg', rgb, 'JPEG', {'quality': 90}),
+        ('444.jpg', rgb, 'JPEG', {'quality': 95, 'subsampling': 0}),
+        ('progressive.jpg', rgb, 'JPEG', {'quality': 85, 'progressive': True}),
+        ('grey.jpg', grey, 'JPEG', {'quality': 90}),
+        ('rgba.png', rgba, 'PNG', {}),
+        ('palette.png', pal, 'PNG', {}),
+        ('grey.png', grey, 'PNG', {}),
+    ]:
+        buf = io.BytesIO()
+        img.save(buf, fmt, **kw)
+        data = buf.getvalue()
+        back = Image.open(io.BytesIO(data)).convert('RGB')
+        decodes.append({'name': name, 'file_b64': base64.b64encode(data).decode(),
+                        'out': entry(chw_bytes(back), image_shape(back))})
     doc = {'pil': PIL.__version__, 'torch': torch.__version__, 'torchvision': torchvision.__version__,
-           'cases': cases}
+           'cases': cases, 'decodes': decodes}
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, 'resize.json'), 'w') as f:
         json.dump(doc, f, indent=1)
         f.write('\n')
-    print(f'wrote {len(cases)} cases to test/fixtures/data/resize.json')
+    print(f'wrote {len(cases)} cases and {len(decodes)} decodes to test/fixtures/data/resize.json')
 
 
 if __name__ == '__main__':
