@@ -88,8 +88,12 @@ export async function loadImageFolder(root: string, options: ImageFolderOptions 
     throw new InvalidArgumentError(`loadImageFolder: 'split' must be 'all', 'train' or 'val', got '${String(split)}'`);
   }
   if (!(await dirExists(root))) throw new DataError(`${root}: image folder not found, expected a directory with one subfolder per class`);
-  const entries = await readdir(root, { withFileTypes: true });
-  const classes = entries.filter((e) => e.isDirectory()).map((e) => e.name).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const classes: string[] = [];
+  for (const e of await readdir(root, { withFileTypes: true })) {
+    // As os.scandir's is_dir(): a link to a directory counts.
+    if (e.isDirectory() || (e.isSymbolicLink() && await dirExists(join(root, e.name)))) classes.push(e.name);
+  }
+  classes.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   if (classes.length === 0) throw new DataError(`${root}: no class subfolders found, expected one subfolder per class`);
   const samples: ImageSample[] = [];
   for (let label = 0; label < classes.length; label++) {
@@ -132,12 +136,12 @@ export function splitImageFolder(ds: ImageFolderDataset, valFraction: number, se
   };
 }
 
-type SharpModule = typeof import('sharp');
-let sharpModule: Promise<SharpModule> | null = null;
+type SharpFactory = typeof import('sharp').default;
+let sharpModule: Promise<SharpFactory> | null = null;
 
 /** sharp, loaded on first use (so IDX and CIFAR users never load libvips). */
-function loadSharp(): Promise<SharpModule> {
-  sharpModule ??= import('sharp').then((m) => m.default as unknown as SharpModule).catch((e: unknown) => {
+function loadSharp(): Promise<SharpFactory> {
+  sharpModule ??= import('sharp').then((m) => m.default).catch((e: unknown) => {
     sharpModule = null;
     throw new DataError(`sharp could not be loaded to decode images (${(e as Error).message}); install it with: npm install sharp@~0.35`, { cause: e });
   });
@@ -150,37 +154,54 @@ export interface DecodeOptions {
 }
 
 /**
- * Decodes an image file (or its bytes) to uint8 RGB, planar [3, H, W]. No resizing.
- * @example const img = await decodeImage('cat.jpg'); // { data, channels: 3, height, width }
+ * Decodes to interleaved RGB, [H, W, 3] as sharp gives it (the loader hands this to a worker,
+ * which makes it planar there, off the main thread).
  */
-export async function decodeImage(input: string | Uint8Array, options: DecodeOptions = {}, name?: string): Promise<ImageRecord> {
-  const sharp = await loadSharp() as unknown as (input: string | Uint8Array, opts: object) => import('sharp').Sharp;
+export async function decodeImageHwc(input: string | Uint8Array, options: DecodeOptions = {}, name?: string): Promise<ImageRecord> {
+  const sharp = await loadSharp();
   const what = name ?? (typeof input === 'string' ? input : 'image bytes');
   const limitInputPixels = options.limitInputPixels ?? DEFAULT_LIMIT_INPUT_PIXELS;
-  let data: Buffer;
-  let info: import('sharp').OutputInfo;
+  let result: { data: Buffer; info: import('sharp').OutputInfo };
   try {
-    ({ data, info } = await sharp(input, { limitInputPixels })
+    result = await sharp(input, { limitInputPixels })
       .removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true }));
+      .toBuffer({ resolveWithObject: true });
   } catch (e) {
     const msg = (e as Error).message;
     const why = /pixel limit/i.test(msg) ? `larger than limitInputPixels = ${limitInputPixels}` : msg.trim();
     throw new DataError(`${what}: cannot decode image, expected a JPEG, PNG or WebP file (${why})`, { cause: e });
   }
+  const { data, info } = result;
   const { width: W, height: H, channels: C } = info;
   if (C !== 3 || data.length !== W * H * 3) {
     throw new DataError(`${what}: decoded to ${C} channels and ${data.length} bytes, expected 3 channels of ${W}x${H}`);
   }
-  // Interleaved HWC -> planar CHW.
-  const out = new Uint8Array(3 * H * W);
+  return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), channels: 3, height: H, width: W };
+}
+
+/** Interleaved [H, W, C] -> planar [C, H, W]. */
+export function hwcToChw(img: ImageRecord): ImageRecord {
+  const { channels: C, height: H, width: W, data } = img;
+  const out = new Uint8Array(data.length);
   const plane = H * W;
-  for (let p = 0, q = 0; p < plane; p++, q += 3) {
-    out[p] = data[q];
-    out[plane + p] = data[q + 1];
-    out[2 * plane + p] = data[q + 2];
+  if (C === 3) {
+    for (let p = 0, q = 0; p < plane; p++, q += 3) {
+      out[p] = data[q];
+      out[plane + p] = data[q + 1];
+      out[2 * plane + p] = data[q + 2];
+    }
+  } else {
+    for (let p = 0; p < plane; p++) for (let c = 0; c < C; c++) out[c * plane + p] = data[p * C + c];
   }
-  return { data: out, channels: 3, height: H, width: W };
+  return { data: out, channels: C, height: H, width: W };
+}
+
+/**
+ * Decodes an image file (or its bytes) to uint8 RGB, planar [3, H, W]. No resizing.
+ * @example const img = await decodeImage('cat.jpg'); // { data, channels: 3, height, width }
+ */
+export async function decodeImage(input: string | Uint8Array, options: DecodeOptions = {}, name?: string): Promise<ImageRecord> {
+  return hwcToChw(await decodeImageHwc(input, options, name));
 }
 
 /** Runs `fn` over items with at most `concurrency` at once; results in order. */

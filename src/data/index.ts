@@ -9,7 +9,7 @@ export {
 } from './idx.js';
 export { loadCifar10, loadCifar100, CIFAR10_CLASSES, type CifarOptions, type Cifar100Options } from './cifar.js';
 export {
-  loadImageFolder, splitImageFolder, decodeImage, decodeImageFolder, stackImages, IMAGE_EXTENSIONS,
+  loadImageFolder, splitImageFolder, decodeImage, decodeImageHwc, hwcToChw, decodeImageFolder, stackImages, IMAGE_EXTENSIONS,
   DEFAULT_LIMIT_INPUT_PIXELS, type ImageFolderDataset, type ImageFolderOptions, type ImageSample, type DecodeOptions,
   type DecodeFolderOptions,
 } from './image_folder.js';

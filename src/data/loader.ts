@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { DataError, InvalidArgumentError, ResnetError } from '../errors.js';
 import { subsetDataset, type ArrayDataset, type Batch } from './dataset.js';
-import { decodeImage, mapBounded, type ImageFolderDataset } from './image_folder.js';
+import { decodeImageHwc, mapBounded, type ImageFolderDataset } from './image_folder.js';
 import { orderSeed, sampleSeed, serveRequest, type BatchReply, type BatchRequest, type WorkerInit } from './pipeline.js';
 import { Random } from './random.js';
 import type { Transform } from './transforms.js';
@@ -278,9 +278,9 @@ export class DataLoader {
       const folder = this.folder!;
       const samples = Array.from(indices, (i) => folder.samples[i]);
       const images = await mapBounded(samples, this.decodeConcurrency,
-        (s) => decodeImage(s.path, { limitInputPixels: this.limitInputPixels }));
+        (s) => decodeImageHwc(s.path, { limitInputPixels: this.limitInputPixels }));
       req = {
-        id: this.nextId++, kind: 'records', images, seeds,
+        id: this.nextId++, kind: 'records', images, hwc: true, seeds,
         labels: Int32Array.from(samples, (s) => s.label), names: samples.map((s) => s.path),
       };
     }
@@ -360,7 +360,17 @@ export class DataLoader {
     return new Promise<Batch>((resolve, reject) => {
       pw.inflight.set(req.id, { resolve, reject });
       pw.worker.ref();
-      const transfer = req.kind === 'records' ? req.images.map((im) => im.data.buffer as ArrayBuffer) : [];
+      const transfer: ArrayBuffer[] = [];
+      if (req.kind === 'records') {
+        // Hand each image's memory over; a view into a larger or shared buffer is copied first.
+        req.images = req.images.map((im) => {
+          const buf = im.data.buffer;
+          const whole = buf instanceof ArrayBuffer && im.data.byteOffset === 0 && im.data.byteLength === buf.byteLength && !transfer.includes(buf);
+          const data = whole ? im.data : im.data.slice();
+          transfer.push(data.buffer as ArrayBuffer);
+          return { ...im, data };
+        });
+      }
       pw.worker.postMessage(req, transfer);
     });
   }

@@ -7,6 +7,7 @@
 import { DataError } from '../errors.js';
 import type { Batch, ImageRecord } from './dataset.js';
 import { mixSeed, Random } from './random.js';
+import { hwcToChw } from './image_folder.js';
 import { applyFused, fusedShape, planFused, type FusedPlan } from './fused.js';
 import { applyTransforms, type Transform } from './transforms.js';
 
@@ -74,10 +75,10 @@ export interface WorkerInit {
   array: null | { images: Uint8Array; labels: Uint8Array | Int32Array; channels: number; height: number; width: number };
 }
 
-/** A request for one batch: by indices into the shared array, or with decoded images. */
+/** A request for one batch: by indices into the shared array, or with decoded images (interleaved when hwc). */
 export type BatchRequest =
   | { id: number; kind: 'array'; indices: Int32Array; seeds: Uint32Array }
-  | { id: number; kind: 'records'; images: ImageRecord[]; labels: Int32Array; names: string[]; seeds: Uint32Array };
+  | { id: number; kind: 'records'; images: ImageRecord[]; hwc: boolean; labels: Int32Array; names: string[]; seeds: Uint32Array };
 
 export type BatchReply =
   | { id: number; batch: Batch }
@@ -93,6 +94,7 @@ export function serveRequest(init: WorkerInit, req: BatchRequest): Batch {
       (k) => ({ data: a.images.subarray(req.indices[k] * size, (req.indices[k] + 1) * size), channels: a.channels, height: a.height, width: a.width }),
       (k) => a.labels[req.indices[k]], req.seeds, init.transforms, (k) => `image ${req.indices[k]}`, init.noFused);
   }
-  return assembleBatch(req.images.length, (k) => req.images[k], (k) => req.labels[k], req.seeds, init.transforms,
+  const images = req.hwc ? req.images.map(hwcToChw) : req.images;
+  return assembleBatch(images.length, (k) => images[k], (k) => req.labels[k], req.seeds, init.transforms,
     (k) => req.names[k], init.noFused);
 }
