@@ -283,6 +283,15 @@ export class Module {
     return sd;
   }
 
+  /** The state dict's keys and shapes, in order, without reading any value. */
+  stateDictShapes(): [string, number[]][] {
+    return this.stateSlots().map((s) => {
+      if (s.kind === 'counter') return [s.key, []];
+      const t = s.kind === 'parameter' ? s.owner._parameters.get(s.name)! : s.owner._buffers.get(s.name)!.value as Tensor;
+      return [s.key, [...t.shape]];
+    });
+  }
+
   /**
    * Copies a state dict into this module's parameters and buffers (in place: parameter
    * objects keep their identity, so an optimiser built before still holds them).
