@@ -193,7 +193,7 @@ export function runBench(args: string[]): Row[] {
   for (const g of imagenetConvGeometries(arch, N)) {
     for (const pass of passes) {
       const c = oursCase(be, g, pass);
-      const estimate = median(be.addon.benchConv(g, pass, 1, 1));
+      const estimate = median([...be.addon.benchConv(g, pass, 1, 1)]);
       const rounds = Math.min(25, Math.max(minRounds, Math.ceil(400 / Math.max(estimate, 1e-3))));
       const { oursMs, bareMs } = compare(c.run, (iters, warmup) => [...be.addon.benchConv(g, pass, iters, warmup)],
         rounds);

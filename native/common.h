@@ -112,17 +112,21 @@ memory::desc implInfoDesc(const Napi::Object& p);
 void* poolAlloc(size_t bytes);
 void poolFree(void* p, size_t bytes);
 
-class Storage : public Napi::ObjectWrap<Storage> {
+/// A storage is a plain JS object type-tagged as ours and wrapping this C++ object.
+/// free() removes the wrap and deletes it at once (N-API finalizers of Node 20 only run when
+/// the event loop turns, so a synchronous training loop would otherwise pile up freed shells);
+/// the finalizer is a safety net for storages never freed.
+class Storage {
  public:
-  static Napi::Function Init(Napi::Env env);
-  explicit Storage(const Napi::CallbackInfo& info);
-  ~Storage() override;
+  ~Storage();
 
   struct New { Napi::Object obj; Storage* s; };
   /// A new JS storage holding fresh memory with descriptor `md` (contents undefined).
   static New Create(Napi::Env env, const memory::desc& md);
   /// The storage behind a JS value, or an OpError naming `what` if it is not a live one.
   static Storage* From(const Napi::Value& v, const char* what);
+  /// Releases the storage behind `v` now; false if it had been freed already.
+  static bool Free(const Napi::Value& v);
 
   const memory::desc& md() const { return md_; }
   memory mem() const { return mem_; }
@@ -147,9 +151,13 @@ class Storage : public Napi::ObjectWrap<Storage> {
 
  private:
   struct Copy { memory::desc md; void* ptr; size_t bytes; memory mem; };
+  explicit Storage(napi_env env) : env_(env) {}
+  static void Finalize(napi_env env, void* data, void* hint);
+  Napi::Env Env() const { return Napi::Env(env_); }
   void setPrimary(const memory::desc& md, void* ptr, size_t bytes);
   Copy makeCopy(const memory::desc& want);
 
+  napi_env env_;
   memory::desc md_;
   memory mem_;
   void* ptr_ = nullptr;

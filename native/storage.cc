@@ -203,21 +203,35 @@ void reorderInto(const memory& src, const memory& dst) {
 }
 
 // ---- Storage ------------------------------------------------------------------------------
-Napi::Function Storage::Init(Napi::Env env) {
-  Napi::Function ctor = DefineClass(env, "NativeStorage", {});
-  env.SetInstanceData(new Napi::FunctionReference(Napi::Persistent(ctor)));
-  env.AddCleanupHook([] { gTearingDown = true; });
-  return ctor;
+namespace {
+
+// Marks JS objects made by Storage::Create, so From() can tell a freed storage from a stranger.
+const napi_type_tag kStorageTag = {0x7265736e65742d74ULL, 0x732d73746f726167ULL};
+
+void check(napi_env env, napi_status st, const char* what) {
+  if (st != napi_ok) throw OpError(std::string("N-API failure: ") + what);
 }
 
-Storage::Storage(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Storage>(info) {}
+bool isOurs(const Napi::Value& v) {
+  bool ours = false;
+  return v.IsObject() && napi_check_object_type_tag(v.Env(), v, &kStorageTag, &ours) == napi_ok && ours;
+}
 
-Storage::~Storage() { release(); }  // the finalizer: a safety net for storages never freed
+}  // namespace
+
+Storage::~Storage() { release(); }
+
+void Storage::Finalize(napi_env, void* data, void*) { delete static_cast<Storage*>(data); }
 
 Storage::New Storage::Create(Napi::Env env, const memory::desc& md) {
-  auto* ctor = env.GetInstanceData<Napi::FunctionReference>();
-  Napi::Object obj = ctor->New({});
-  Storage* s = Napi::ObjectWrap<Storage>::Unwrap(obj);
+  Napi::Object obj = Napi::Object::New(env);
+  check(env, napi_type_tag_object(env, obj, &kStorageTag), "type tag");
+  auto* s = new Storage(env);
+  const napi_status st = napi_wrap(env, obj, s, Finalize, nullptr, nullptr);
+  if (st != napi_ok) {
+    delete s;
+    check(env, st, "wrap");
+  }
   const size_t bytes = md.get_size();
   s->setPrimary(md, poolAlloc(bytes), bytes);
   s->freed_ = false;
@@ -226,12 +240,22 @@ Storage::New Storage::Create(Napi::Env env, const memory::desc& md) {
 }
 
 Storage* Storage::From(const Napi::Value& v, const char* what) {
-  auto* ctor = v.Env().GetInstanceData<Napi::FunctionReference>();
-  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(ctor->Value()))
-    throw OpError(std::string("'") + what + "' is not a native storage");
-  Storage* s = Napi::ObjectWrap<Storage>::Unwrap(v.As<Napi::Object>());
+  if (!isOurs(v)) throw OpError(std::string("'") + what + "' is not a native storage");
+  void* p = nullptr;
+  if (napi_unwrap(v.Env(), v, &p) != napi_ok || !p) throw OpError(std::string("'") + what + "' was already freed");
+  Storage* s = static_cast<Storage*>(p);
   if (s->freed_) throw OpError(std::string("'") + what + "' was already freed");
   return s;
+}
+
+bool Storage::Free(const Napi::Value& v) {
+  if (!isOurs(v)) throw OpError("'s' is not a native storage");
+  void* p = nullptr;
+  if (napi_remove_wrap(v.Env(), v, &p) != napi_ok || !p) return false;
+  Storage* s = static_cast<Storage*>(p);
+  const bool wasLive = s->release();
+  delete s;
+  return wasLive;
 }
 
 void Storage::setPrimary(const memory::desc& md, void* ptr, size_t bytes) {
@@ -400,11 +424,7 @@ Napi::Value Full(const Napi::CallbackInfo& info) {
 // free(s) -> true if released now, false if it was already freed
 Napi::Value Free(const Napi::CallbackInfo& info) {
   return guarded(info, "free", [&]() -> Napi::Value {
-    auto* ctor = info.Env().GetInstanceData<Napi::FunctionReference>();
-    if (info.Length() < 1 || !info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(ctor->Value()))
-      throw OpError("'s' is not a native storage");
-    Storage* s = Napi::ObjectWrap<Storage>::Unwrap(info[0].As<Napi::Object>());
-    return Napi::Boolean::New(info.Env(), s->release());
+    return Napi::Boolean::New(info.Env(), Storage::Free(info[0]));
   });
 }
 
@@ -470,7 +490,7 @@ Napi::Value TrimPool(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void exportStorage(Napi::Env env, Napi::Object exports) {
-  Storage::Init(env);
+  env.AddCleanupHook([] { gTearingDown = true; });
   exports.Set("fromArray", Napi::Function::New(env, FromArray, "fromArray"));
   exports.Set("read", Napi::Function::New(env, Read, "read"));
   exports.Set("full", Napi::Function::New(env, Full, "full"));

@@ -1,0 +1,227 @@
+// The native backend's own checks: (1) on every layer shape of resnet18/resnet50 (batch 16,
+// 224) and CIFAR resnet20 (batch 128, 1x28x28), the hot primitives run on oneDNN's optimised
+// kernels, never on a ref (or, for convolutions, gemm) implementation; (2) basic sanity of the
+// addon: round trips, live counts, blocked layouts, errors as NativeError, FTZ/DAZ.
+// Native-vs-reference agreement of every op lives in its own test file.
+// Run: node --import tsx --test test/native.test.ts
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { cifarConvGeometries, imagenetConvGeometries, shapeName } from '../bench/ops.js';
+import type { Conv2dGeometry, Pool2dGeometry } from '../src/backend/backend.js';
+import { type NativeAddon, NativeBackend, loadNativeAddon } from '../src/backend/native.js';
+import { NativeError, NativeLoadError } from '../src/errors.js';
+
+let addon: NativeAddon | null = null;
+let skip: string | false = false;
+try {
+  addon = loadNativeAddon();
+} catch (e) {
+  if (!(e instanceof NativeLoadError)) throw e;
+  skip = `native addon not built: ${e.message}`;
+}
+
+const CONV_KINDS = ['conv2d', 'conv2dBackwardData', 'conv2dBackwardWeights'] as const;
+
+interface Net {
+  name: string;
+  convs: Conv2dGeometry[];
+  pools: { kind: 'maxPool2d' | 'avgPool2d'; g: Pool2dGeometry }[];
+}
+
+function pool(N: number, C: number, H: number, k: number, s: number, p: number): Pool2dGeometry {
+  const OH = Math.floor((H + 2 * p - k) / s) + 1;
+  return { N, C, H, W: H, OH, OW: OH, kernelH: k, kernelW: k, strideH: s, strideW: s, padH: p, padW: p };
+}
+
+const NETS: Net[] = [
+  {
+    name: 'resnet18 (N=16, 224)', convs: imagenetConvGeometries('resnet18', 16),
+    pools: [{ kind: 'maxPool2d', g: pool(16, 64, 112, 3, 2, 1) }, { kind: 'avgPool2d', g: pool(16, 512, 7, 7, 7, 0) }],
+  },
+  {
+    name: 'resnet50 (N=16, 224)', convs: imagenetConvGeometries('resnet50', 16),
+    pools: [{ kind: 'maxPool2d', g: pool(16, 64, 112, 3, 2, 1) }, { kind: 'avgPool2d', g: pool(16, 2048, 7, 7, 7, 0) }],
+  },
+  {
+    name: 'cifar resnet20 (N=128, 1x28x28)', convs: cifarConvGeometries(20, 128, 28, 1),
+    pools: [{ kind: 'avgPool2d', g: pool(128, 64, 7, 7, 7, 0) }],
+  },
+];
+
+/** A ref kernel is a bug on a hot layer; gemm is one too for a convolution. */
+function slowKernel(impl: string, conv: boolean): boolean {
+  return impl.startsWith('ref') || impl.includes('ref:') || (conv && impl.includes('gemm'));
+}
+
+/** The 3-channel stem's backward-data (a gradient w.r.t. the input image, which training never
+ *  needs): with C=3 oneDNN 2.6 offers only gemm or ref on AVX2, so gemm is allowed there. */
+function gemmAllowed(g: Conv2dGeometry, kind: string): boolean {
+  return kind === 'conv2dBackwardData' && g.C === 3;
+}
+
+describe('native: hot primitives use optimised oneDNN kernels', { skip }, () => {
+  for (const net of NETS) {
+    it(`${net.name}: conv, batch norm, relu, pooling`, (t) => {
+      const a = addon!;
+      const bad: string[] = [];
+      const gemm: string[] = [];
+      const outFormat = new Map<string, string>(); // output shape -> layout conv leaves it in
+      for (const g of net.convs) {
+        for (const kind of CONV_KINDS) {
+          const info = a.implInfo(kind, g);
+          const where = `${kind} ${shapeName(g)}: ${info.impl}`;
+          if (info.impl.includes('gemm') && gemmAllowed(g, kind)) gemm.push(where);
+          else if (slowKernel(info.impl, true)) bad.push(where);
+          if (kind === 'conv2d') outFormat.set(JSON.stringify([g.N, g.K, g.OH, g.OW]), info.dst);
+        }
+      }
+      for (const [key, format] of outFormat) {
+        const shape = JSON.parse(key) as number[];
+        for (const kind of ['batchNormTrain', 'batchNormBackward'] as const) {
+          for (const fuseRelu of [false, true]) {
+            const info = a.implInfo(kind, { shape, format, fuseRelu });
+            if (slowKernel(info.impl, false)) bad.push(`${kind} fuseRelu=${fuseRelu} ${key} ${format}: ${info.impl}`);
+          }
+        }
+        for (const kind of ['relu', 'reluBackward'] as const) {
+          const info = a.implInfo(kind, { shape, format });
+          if (slowKernel(info.impl, false)) bad.push(`${kind} ${key} ${format}: ${info.impl}`);
+        }
+      }
+      for (const p of net.pools) {
+        // the pool's input has the layout of a conv output of that shape
+        const format = [...outFormat.entries()].find(([k]) => JSON.parse(k)[1] === p.g.C)?.[1] ?? 'plain';
+        for (const kind of [p.kind, `${p.kind}Backward`] as const) {
+          const info = a.implInfo(kind, { ...p.g, format, countIncludePad: true });
+          if (slowKernel(info.impl, false)) bad.push(`${kind} ${JSON.stringify(p.g)} ${format}: ${info.impl}`);
+        }
+      }
+      assert.deepEqual(bad, [], `slow kernels on hot layers:\n${bad.join('\n')}`);
+      // gemm only ever on the 3-channel stem's backward-data, and only where no jit kernel exists
+      for (const w of gemm) assert.match(w, /^conv2dBackwardData N\d+ C3 /);
+      if (gemm.length) t.diagnostic(`allowed gemm: ${gemm.join('; ')}`);
+    });
+  }
+});
+
+describe('native: sanity', { skip }, () => {
+  const be = () => new NativeBackend(addon!);
+  const f32 = (xs: number[]) => Float32Array.from(xs);
+
+  it('info() reports the backend, oneDNN version, threads and ISA', () => {
+    const i = be().info();
+    assert.equal(i.backend, 'native');
+    assert.equal(i.onednn, '2.6.3');
+    assert.ok(i.threads >= 1);
+    assert.match(i.isa, /^(avx|avx2|avx2_vnni|avx512_\w+|sse41)$/);
+  });
+
+  it('read(fromArray(x)) round-trips float32, int32 and scalars', () => {
+    const b = be();
+    const x = f32([1.5, -2, 3e-38, 4, 5, 6]);
+    const s = b.fromArray(x, [2, 3], 'float32');
+    assert.deepEqual(b.read(s, [2, 3], 'float32'), x);
+    const i = b.fromArray(Int32Array.from([7, -8, 2 ** 31 - 1]), [3], 'int32');
+    assert.deepEqual(b.read(i, [3], 'int32'), Int32Array.from([7, -8, 2 ** 31 - 1]));
+    const sc = b.fromArray(f32([42]), [], 'float32');
+    assert.deepEqual(b.read(sc, [], 'float32'), f32([42]));
+    const full = b.full([2, 2], 'int32', 3);
+    assert.deepEqual(b.read(full, [2, 2], 'int32'), Int32Array.from([3, 3, 3, 3]));
+    for (const t of [s, i, sc, full]) b.free(t);
+  });
+
+  it('live() counts go back after free, and a second free does not crash', () => {
+    const b = be();
+    const before = b.live();
+    const s = b.fromArray(new Float32Array(1000), [10, 100], 'float32');
+    const r = b.reshape(s, [10, 100], [1000]);
+    const mid = b.live();
+    assert.equal(mid.count, before.count + 2);
+    assert.ok(mid.bytes >= before.bytes + 8000);
+    b.free(s);
+    b.free(r);
+    b.free(s);
+    assert.deepEqual(b.live(), before);
+  });
+
+  it('a blocked-layout conv output reads back as the plain computation', () => {
+    const b = be();
+    const a = addon!;
+    const before = b.live();
+    // x: [2, 3, 4, 4], w: [5, 3, 3, 3], stride 1, pad 1 -> y: [2, 5, 4, 4]; K=5 pads the channel block
+    const g: Conv2dGeometry = {
+      N: 2, C: 3, H: 4, W: 4, K: 5, R: 3, S: 3, OH: 4, OW: 4, strideH: 1, strideW: 1, padH: 1, padW: 1,
+      dilationH: 1, dilationW: 1, groups: 1,
+    };
+    const xs = Float32Array.from({ length: 96 }, (_, i) => Math.sin(i));
+    const ws = Float32Array.from({ length: 135 }, (_, i) => Math.cos(i * 0.7));
+    const x = b.fromArray(xs, [2, 3, 4, 4], 'float32');
+    const w = b.fromArray(ws, [5, 3, 3, 3], 'float32');
+    const y = b.conv2d(x, w, null, g);
+    assert.notEqual(a.describe(y).format, 'abcd', 'conv output should be in a blocked layout');
+    const want = new Float32Array(160);
+    for (let n = 0; n < 2; n++) for (let k = 0; k < 5; k++) for (let oh = 0; oh < 4; oh++) for (let ow = 0; ow < 4; ow++) {
+      let s = 0;
+      for (let c = 0; c < 3; c++) for (let r = 0; r < 3; r++) for (let q = 0; q < 3; q++) {
+        const ih = oh - 1 + r, iw = ow - 1 + q;
+        if (ih >= 0 && ih < 4 && iw >= 0 && iw < 4) s += xs[((n * 3 + c) * 4 + ih) * 4 + iw] * ws[((k * 3 + c) * 3 + r) * 3 + q];
+      }
+      want[((n * 5 + k) * 4 + oh) * 4 + ow] = s;
+    }
+    const got = b.read(y, [2, 5, 4, 4], 'float32');
+    for (let i = 0; i < 160; i++) assert.ok(Math.abs(got[i] - want[i]) < 1e-4, `y[${i}] = ${got[i]}, want ${want[i]}`);
+    // channel padding stays zero through an elementwise op with a nonzero constant
+    const z = b.affineScalar(y, [2, 5, 4, 4], 1, 1);
+    const total = b.sum(z, [2, 5, 4, 4]);
+    const expected = want.reduce((p, v) => p + v, 0) + 160;
+    assert.ok(Math.abs(b.read(total, [], 'float32')[0] - expected) < 1e-3);
+    // an in-place SGD step on w (which has a cached blocked copy) is seen by the next conv
+    const grad = b.full([5, 3, 3, 3], 'float32', 1);
+    b.sgdUpdate(w, grad, null, [5, 3, 3, 3],
+      { lr: 0.5, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, initBuffer: false });
+    const y2 = b.conv2d(x, w, null, g);
+    const got2 = b.read(y2, [2, 5, 4, 4], 'float32');
+    const onesW = b.full([5, 3, 3, 3], 'float32', 1);
+    const ones = b.conv2d(x, onesW, null, g);
+    const onesOut = b.read(ones, [2, 5, 4, 4], 'float32');
+    for (let i = 0; i < 160; i++) assert.ok(Math.abs(got2[i] - (want[i] - 0.5 * onesOut[i])) < 1e-4);
+    for (const s of [x, w, y, z, total, grad, y2, onesW, ones]) b.free(s);
+    assert.deepEqual(b.live(), before);
+  });
+
+  it('native failures become NativeError naming the op, never a crash', () => {
+    const b = be();
+    const g: Conv2dGeometry = {
+      N: 1, C: 2, H: 3, W: 3, K: 2, R: 1, S: 1, OH: 3, OW: 3, strideH: 1, strideW: 1, padH: 0, padW: 0,
+      dilationH: 1, dilationW: 1, groups: 1,
+    };
+    const x = b.fromArray(new Float32Array(18), [1, 2, 3, 3], 'float32');
+    const wrong = b.fromArray(new Float32Array(3), [3], 'float32');
+    const expectNative = (op: string, f: () => unknown) =>
+      assert.throws(f, (e: unknown) => e instanceof NativeError && e.code === 'ERR_NATIVE' && e.message.startsWith(`${op}:`));
+    expectNative('conv2d', () => b.conv2d(x, wrong, null, g));
+    expectNative('conv2d', () => b.conv2d(x, {} as never, null, g));
+    expectNative('conv2d', () => b.conv2d(x, x, null, { ...g, groups: 0 }));
+    expectNative('maxPool2dBackward', () => b.maxPool2dBackward(x, x, {
+      N: 1, C: 2, H: 3, W: 3, OH: 1, OW: 1, kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padH: 0, padW: 0,
+    }));
+    const labels = b.fromArray(Int32Array.from([5]), [1], 'int32');
+    const logits = b.fromArray(new Float32Array(3), [1, 3], 'float32');
+    expectNative('softmaxCrossEntropy', () => b.softmaxCrossEntropy(logits, labels, 1, 3, 0));
+    b.free(wrong);
+    expectNative('read', () => b.read(wrong, [3], 'float32'));
+    expectNative('relu', () => b.relu(wrong, [3]));
+    assert.throws(() => addon!.implInfo('nope' as never, {}), /implInfo: unknown kind/);
+    for (const s of [x, labels, logits]) b.free(s);
+  });
+
+  it('FTZ/DAZ are on in every OpenMP thread, while JS keeps IEEE subnormals', () => {
+    const st = addon!.ftzStatus();
+    assert.ok(st.length >= 1);
+    for (const t of st) assert.ok(t.ftz && t.daz, `thread ${t.thread}: ftz=${t.ftz} daz=${t.daz}`);
+    const tiny = Number.MIN_VALUE; // a subnormal double
+    assert.ok(tiny > 0 && tiny * 2 > tiny, 'the JS thread must not flush subnormals after native calls');
+  });
+});
