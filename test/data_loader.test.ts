@@ -13,6 +13,7 @@ import {
   DataLoader, loadImageFolder, normalize, randomCrop, randomErasing, randomHorizontalFlip, randomResizedCrop,
   type ArrayDataset, type Batch, type Transform,
 } from '../src/data/index.js';
+import { Limiter } from '../src/data/image_folder.js';
 import { DataError, InvalidArgumentError } from '../src/errors.js';
 import { lcgBytes, tempDir, writeImageFolder } from './helpers/data_files.js';
 
@@ -143,6 +144,33 @@ describe('workers', () => {
     await broken.close();
     assert.throws(() => new DataLoader(dataset(4), { batchSize: 0 }), /'batchSize' must be an integer in \[1, Infinity\], got 0/);
     assert.throws(() => new DataLoader(dataset(4), { batchSize: 2, prefetch: 9 }), /'prefetch' must be an integer in \[1, 8\]/);
+  });
+
+  test('close() mid-epoch ends the workers: no handles left, later use is an error', async () => {
+    const ports = () => process.getActiveResourcesInfo().filter((r) => r === 'MessagePort' || r === 'Worker').length;
+    const before = ports();
+    const l = new DataLoader(dataset(400), { batchSize: 8, workers: 2, prefetch: 4, transforms: AUG });
+    for await (const _ of l.epoch(0)) break;
+    assert.ok(ports() > before, 'workers busy with batches prepared ahead');
+    await l.close();
+    await l.close();
+    assert.equal(ports(), before);
+    await assert.rejects(collect(l, 1), /used after close\(\)/);
+  });
+
+  test('the decode limiter never runs more than its slots, in request order', async () => {
+    const lim = new Limiter(2);
+    let active = 0;
+    let peak = 0;
+    const started: number[] = [];
+    await Promise.all(Array.from({ length: 9 }, (_, i) => lim.run(async () => {
+      started.push(i);
+      peak = Math.max(peak, ++active);
+      await new Promise((r) => setTimeout(r, 2));
+      active--;
+    })));
+    assert.equal(peak, 2);
+    assert.deepEqual(started, [0, 1, 2, 3, 4, 5, 6, 7, 8]);
   });
 
   test('the process exits without close() after an early break, and with close() mid-epoch', () => {

@@ -12,6 +12,7 @@ import {
   randomCrop, randomErasing, randomHorizontalFlip, randomResizedCrop, randomResizedCropBox, resize, resizeBilinear,
   resizeOutputSize, roundHalfEven, subtractMeanImage, transformedShape, type ArrayDataset, type ImageRecord, type Transform,
 } from '../src/data/index.js';
+import { fusedShape, planFused } from '../src/data/fused.js';
 import { assembleBatch } from '../src/data/pipeline.js';
 import { hwcToChw, lcgBytes } from './helpers/data_files.js';
 
@@ -249,9 +250,13 @@ describe('fused fast path', () => {
       [randomHorizontalFlip(), randomCrop([7, 7], { padding: 2 }), randomHorizontalFlip(0.7), normalize([0.5], [0.5]), randomErasing({ p: 0.8 })],
       [centerCrop([13, 5]), randomHorizontalFlip()],
       [randomCrop(6), centerCrop(4)],
+      [subtractMeanImage({ meanImage: Float32Array.from(lcgBytes(9, C * H * W), (v) => v / 300), channels: C, height: H, width: W }),
+        randomCrop([9, 11], { padding: 4 }), randomHorizontalFlip(), randomErasing({ p: 0.9 })],
       [],
     ];
     for (const transforms of lists) {
+      const plan = planFused(transforms);
+      assert.ok(plan !== null && fusedShape(plan, { data: images.subarray(0, C * H * W), channels: C, height: H, width: W }) !== null, 'takes the fused path');
       const seeds = Uint32Array.from({ length: n }, (_, k) => 1000 + k);
       const make = (noFused: boolean) => assembleBatch(n, (k) => ({ data: images.subarray(k * C * H * W, (k + 1) * C * H * W), channels: C, height: H, width: W }),
         (k) => k % 5, seeds, transforms, (k) => `image ${k}`, noFused);

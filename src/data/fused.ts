@@ -1,6 +1,6 @@
-// The fast path for the common recipe: crops (random with padding, or centre) and flips on
-// the uint8 image, then ToTensor, normalize and random erasing, written straight into the
-// batch buffer with no intermediate images. It draws random numbers in the same order as
+// The fast path for the common recipes: an optional per-pixel mean subtraction first (the
+// paper's), crops (random with padding, or centre) and flips, then ToTensor, normalize and
+// random erasing, written straight into the batch buffer with no intermediate images. It draws random numbers in the same order as
 // applyTransforms and computes the same float32 values (a 256-entry table per channel), so
 // both paths give identical batches (tested); anything else takes the general path.
 
@@ -10,8 +10,11 @@ import { centerCropOffsets, randomErasingBox, type Transform } from './transform
 
 type Geometric = Extract<Transform, { kind: 'randomCrop' | 'centerCrop' | 'randomHorizontalFlip' }>;
 type Erasing = Extract<Transform, { kind: 'randomErasing' }>;
+type MeanImage = Extract<Transform, { kind: 'subtractMeanImage' }>;
 
 export interface FusedPlan {
+  /** Subtracted before the geometric ops (so padding is 0 = the mean); excludes normalize. */
+  meanImage: MeanImage | null;
   geometric: Geometric[];
   mean: number[] | null;
   std: number[] | null;
@@ -23,6 +26,8 @@ export interface FusedPlan {
 /** A plan when the transforms fit the fast path's shape, else null. */
 export function planFused(transforms: readonly Transform[]): FusedPlan | null {
   let i = 0;
+  let meanImage: MeanImage | null = null;
+  if (transforms.length > 0 && transforms[0].kind === 'subtractMeanImage') meanImage = transforms[i++] as MeanImage;
   const geometric: Geometric[] = [];
   while (i < transforms.length) {
     const t = transforms[i];
@@ -32,7 +37,7 @@ export function planFused(transforms: readonly Transform[]): FusedPlan | null {
   }
   let mean: number[] | null = null;
   let std: number[] | null = null;
-  if (i < transforms.length && transforms[i].kind === 'normalize') {
+  if (meanImage === null && i < transforms.length && transforms[i].kind === 'normalize') {
     const t = transforms[i] as Extract<Transform, { kind: 'normalize' }>;
     mean = t.mean;
     std = t.std;
@@ -40,7 +45,7 @@ export function planFused(transforms: readonly Transform[]): FusedPlan | null {
   }
   const erasing: Erasing[] = [];
   while (i < transforms.length && transforms[i].kind === 'randomErasing') erasing.push(transforms[i++] as Erasing);
-  return i === transforms.length ? { geometric, mean, std, erasing, luts: new Map() } : null;
+  return i === transforms.length ? { meanImage, geometric, mean, std, erasing, luts: new Map() } : null;
 }
 
 function lut(plan: FusedPlan, C: number): Float32Array | null {
@@ -65,6 +70,8 @@ function lut(plan: FusedPlan, C: number): Float32Array | null {
 export function fusedShape(plan: FusedPlan, img: ImageRecord): [number, number, number] | null {
   let h = img.height;
   let w = img.width;
+  const m = plan.meanImage;
+  if (m !== null && (m.channels !== img.channels || m.height !== h || m.width !== w)) return null;
   for (const t of plan.geometric) {
     if (t.kind === 'randomCrop') {
       if (h + 2 * t.padding < t.size[0] || w + 2 * t.padding < t.size[1]) return null;
@@ -109,7 +116,24 @@ export function applyFused(plan: FusedPlan, img: ImageRecord, rng: Random, out: 
   }
   const table = lut(plan, C)!;
   const plane = h * w;
-  for (let c = 0; c < C; c++) {
+  const meanImage = plan.meanImage?.mean ?? null;
+  if (meanImage !== null) {
+    // x / 255 - mean[c, sy, sx] in float32; padding is 0 (it was added after the subtraction).
+    for (let c = 0; c < C; c++) {
+      const src = c * H * W;
+      for (let y = 0; y < h; y++) {
+        const sy = y + top;
+        const o = offset + c * plane + y * w;
+        if (sy < 0 || sy >= H) { out.fill(0, o, o + w); continue; }
+        const row = src + sy * W;
+        for (let x = 0; x < w; x++) {
+          const sx = ax * x + bx;
+          out[o + x] = sx >= 0 && sx < W ? table[c * 256 + data[row + sx]] - meanImage[row + sx] : 0;
+        }
+      }
+    }
+  }
+  for (let c = 0; c < C && meanImage === null; c++) {
     const tc = c * 256;
     const zero = table[tc];
     const src = c * H * W;

@@ -204,6 +204,24 @@ export async function decodeImage(input: string | Uint8Array, options: DecodeOpt
   return hwcToChw(await decodeImageHwc(input, options, name));
 }
 
+/** At most `slots` async jobs at once, started in the order they were asked for. */
+export class Limiter {
+  private active = 0;
+  private readonly queue: (() => void)[] = [];
+  constructor(private readonly slots: number) {}
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.slots) await new Promise<void>((r) => this.queue.push(r));
+    this.active++;
+    try {
+      return await fn();
+    } finally {
+      this.active--;
+      this.queue.shift()?.();
+    }
+  }
+}
+
 /** Runs `fn` over items with at most `concurrency` at once; results in order. */
 export async function mapBounded<T, R>(items: readonly T[], concurrency: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);

@@ -9,7 +9,7 @@ export {
 } from './idx.js';
 export { loadCifar10, loadCifar100, CIFAR10_CLASSES, type CifarOptions, type Cifar100Options } from './cifar.js';
 export {
-  loadImageFolder, splitImageFolder, decodeImage, decodeImageHwc, hwcToChw, decodeImageFolder, stackImages, IMAGE_EXTENSIONS,
+  loadImageFolder, splitImageFolder, decodeImage, decodeImageHwc, hwcToChw, decodeImageFolder, Limiter, stackImages, IMAGE_EXTENSIONS,
   DEFAULT_LIMIT_INPUT_PIXELS, type ImageFolderDataset, type ImageFolderOptions, type ImageSample, type DecodeOptions,
   type DecodeFolderOptions,
 } from './image_folder.js';
@@ -22,4 +22,7 @@ export {
 export { computeStats, type DatasetStats } from './stats.js';
 export { Random, mixSeed } from './random.js';
 export { DataLoader, type DataLoaderOptions, type LoaderDataset, type LoaderState, type LoaderStats } from './loader.js';
-export { IMAGENET_MEAN, IMAGENET_STD, imagenetTrainTransforms, imagenetEvalTransforms, cifarTrainTransforms } from './presets.js';
+export {
+  IMAGENET_MEAN, IMAGENET_STD, imagenetTrainTransforms, imagenetEvalTransforms, cifarTrainTransforms,
+  paperCifarTrainTransforms, paperCifarEvalTransforms,
+} from './presets.js';

@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { DataError, InvalidArgumentError, ResnetError } from '../errors.js';
 import { subsetDataset, type ArrayDataset, type Batch } from './dataset.js';
-import { decodeImageHwc, mapBounded, type ImageFolderDataset } from './image_folder.js';
+import { decodeImageHwc, Limiter, type ImageFolderDataset } from './image_folder.js';
 import { orderSeed, sampleSeed, serveRequest, type BatchReply, type BatchRequest, type WorkerInit } from './pipeline.js';
 import { Random } from './random.js';
 import type { Transform } from './transforms.js';
@@ -36,7 +36,7 @@ export interface DataLoaderOptions {
   prefetch?: number;
   /** Use only the first N samples. */
   subset?: number;
-  /** Image folders: images decoded at once (default 4). */
+  /** Image folders: images decoded at once, across all batches in preparation (default 4). */
   decodeConcurrency?: number;
   /** Image folders: largest width*height accepted per image. */
   limitInputPixels?: number;
@@ -131,7 +131,7 @@ export class DataLoader {
   private readonly transforms: Transform[];
   private readonly array: ArrayDataset | null;
   private readonly folder: ImageFolderDataset | null;
-  private readonly decodeConcurrency: number;
+  private readonly decoder: Limiter;
   private readonly limitInputPixels: number | undefined;
   private pool: PoolWorker[] | null = null;
   private nextId = 1;
@@ -154,7 +154,7 @@ export class DataLoader {
     this.dropLast = o.dropLast ?? false;
     this.prefetch = int(o.prefetch ?? 3, 'prefetch', 1, 8);
     this.numWorkers = int(o.workers ?? Math.min(2, Math.max(1, availableParallelism() - 1)), 'workers', 0, 16);
-    this.decodeConcurrency = int(o.decodeConcurrency ?? 4, 'decodeConcurrency', 1, 64);
+    this.decoder = new Limiter(int(o.decodeConcurrency ?? 4, 'decodeConcurrency', 1, 64));
     this.limitInputPixels = o.limitInputPixels;
     this.transforms = [...(o.transforms ?? [])];
     for (const t of this.transforms) {
@@ -277,8 +277,10 @@ export class DataLoader {
     } else {
       const folder = this.folder!;
       const samples = Array.from(indices, (i) => folder.samples[i]);
-      const images = await mapBounded(samples, this.decodeConcurrency,
-        (s) => decodeImageHwc(s.path, { limitInputPixels: this.limitInputPixels }));
+      // One limiter for the loader: batches prepared ahead share the decode slots, the
+      // earliest batch first.
+      const images = await Promise.all(samples.map((s) =>
+        this.decoder.run(() => decodeImageHwc(s.path, { limitInputPixels: this.limitInputPixels }))));
       req = {
         id: this.nextId++, kind: 'records', images, hwc: true, seeds,
         labels: Int32Array.from(samples, (s) => s.label), names: samples.map((s) => s.path),

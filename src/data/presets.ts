@@ -1,6 +1,9 @@
 // The usual transform lists, as the paper and torchvision's references use them.
 
-import { centerCrop, normalize, randomCrop, randomHorizontalFlip, randomResizedCrop, resize, type Transform } from './transforms.js';
+import type { DatasetStats } from './stats.js';
+import {
+  centerCrop, normalize, randomCrop, randomHorizontalFlip, randomResizedCrop, resize, subtractMeanImage, type Transform,
+} from './transforms.js';
 
 /** ImageNet channel means and stds (torchvision's pretrained weights expect these). */
 export const IMAGENET_MEAN = [0.485, 0.456, 0.406];
@@ -22,4 +25,18 @@ export function imagenetEvalTransforms(size = 224, mean = IMAGENET_MEAN, std = I
  */
 export function cifarTrainTransforms(size: number, mean: number[], std: number[], padding = 4): Transform[] {
   return [randomCrop(size, { padding }), randomHorizontalFlip(), normalize(mean, std)];
+}
+
+/**
+ * The paper's CIFAR training input, literally (He et al. 2015, sec. 4.2): per-pixel mean
+ * subtracted, 4 pixels padded on each side (the padding is then the mean), a random crop of
+ * the original size from the padded image or its horizontal flip.
+ */
+export function paperCifarTrainTransforms(stats: DatasetStats, padding = 4): Transform[] {
+  return [subtractMeanImage(stats), randomCrop([stats.height, stats.width], { padding }), randomHorizontalFlip()];
+}
+
+/** The paper's test input: the single view of the original image, per-pixel mean subtracted. */
+export function paperCifarEvalTransforms(stats: DatasetStats): Transform[] {
+  return [subtractMeanImage(stats)];
 }
