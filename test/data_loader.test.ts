@@ -142,6 +142,9 @@ describe('workers', () => {
     const broken = new DataLoader(await loadImageFolder(bad), { batchSize: 1, workers: 1 });
     await assert.rejects(collect(broken, 0), (e: Error) => e instanceof DataError && /x\.png: cannot decode image/.test(e.message));
     await broken.close();
+    const wrong = { ...dataset(4), labels: Uint8Array.from([0, 1, 12, 3]) };
+    assert.throws(() => new DataLoader(wrong, { batchSize: 2 }), (e: Error) => e instanceof DataError && /DataLoader: label 2 is 12, expected a class index in 0\.\.9/.test(e.message));
+    assert.throws(() => new DataLoader({ ...dataset(4), n: 5 }, { batchSize: 2 }), /'images' must be a Uint8Array of n\*C\*H\*W = 5\*1\*8\*8 = 320 bytes, got 256/);
     assert.throws(() => new DataLoader(dataset(4), { batchSize: 0 }), /'batchSize' must be an integer in \[1, Infinity\], got 0/);
     assert.throws(() => new DataLoader(dataset(4), { batchSize: 2, prefetch: 9 }), /'prefetch' must be an integer in \[1, 8\]/);
   });

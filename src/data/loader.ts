@@ -11,7 +11,7 @@ import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { DataError, InvalidArgumentError, ResnetError } from '../errors.js';
-import { subsetDataset, type ArrayDataset, type Batch } from './dataset.js';
+import { checkArrayDataset, subsetDataset, type ArrayDataset, type Batch } from './dataset.js';
 import { decodeImageHwc, Limiter, type ImageFolderDataset } from './image_folder.js';
 import { orderSeed, sampleSeed, serveRequest, type BatchReply, type BatchRequest, type WorkerInit } from './pipeline.js';
 import { Random } from './random.js';
@@ -164,6 +164,7 @@ export class DataLoader {
     }
     if (dataset === null || typeof dataset !== 'object') throw new InvalidArgumentError('DataLoader: dataset is required');
     if (isArrayDataset(dataset)) {
+      checkArrayDataset(dataset, 'DataLoader');
       let ds = dataset;
       if (o.subset !== undefined) ds = subsetDataset(ds, int(o.subset, 'subset', 1));
       this.array = { ...ds, images: shared(ds.images), labels: shared(ds.labels) };
