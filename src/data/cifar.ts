@@ -6,7 +6,6 @@
 import { DataError, InvalidArgumentError } from '../errors.js';
 import { sharedBytes, type ArrayDataset } from './dataset.js';
 import { dirExists, fileExists, readDataFile } from './files.js';
-import { readFile } from 'node:fs/promises';
 
 const PIXELS = 3 * 32 * 32;
 
@@ -65,7 +64,7 @@ async function resolveDir(dir: string, sub: string, marker: string): Promise<str
 
 async function readNames(path: string, count: number): Promise<string[] | null> {
   if (!(await fileExists(path))) return null;
-  const names = (await readFile(path, 'utf8')).split(/\r?\n/).map((s) => s.trim()).filter((s) => s.length > 0);
+  const names = (await readDataFile(path)).toString('utf8').split(/\r?\n/).map((s) => s.trim()).filter((s) => s.length > 0);
   if (names.length !== count) {
     throw new DataError(`${path}: lists ${names.length} class names, expected ${count}`);
   }

@@ -73,9 +73,8 @@ export function randomResizedCrop(size: Size, options: { scale?: [number, number
 
 /** torchvision Resize(size): a number sets the short side (long side truncated); [h, w] is exact. */
 export function resize(size: Size): Transform {
-  if (typeof size === 'number') pair(size, 'resize');
-  else pair(size, 'resize');
-  return { kind: 'resize', size };
+  pair(size, 'resize'); // validates
+  return { kind: 'resize', size: typeof size === 'number' ? size : [size[0], size[1]] };
 }
 
 /** torchvision CenterCrop(size): offsets round half to even; zero-pads when the image is smaller. */
