@@ -236,6 +236,10 @@ dnnl::convolution_forward::primitive_desc convFwdPd(const ConvGeom& g, bool bias
 dnnl::convolution_backward_data::primitive_desc convBwdDataPd(
     const ConvGeom& g, const dnnl::convolution_forward::primitive_desc& hint,
     const dnnl::primitive_attr& attr);
+/// The layout oneDNN's convolutions leave an activation of these dims ([N, C, H, W]) in on
+/// this CPU (e.g. aBcd8b with AVX2, aBcd16b with AVX-512): the layout to pick for an op
+/// that has no input to copy it from.
+memory::desc preferredActivationDesc(const memory::dims& nchw);
 dnnl::convolution_backward_weights::primitive_desc convBwdWeightsPd(
     const ConvGeom& g, bool bias, const dnnl::convolution_forward::primitive_desc& hint,
     const dnnl::primitive_attr& attr);

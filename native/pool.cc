@@ -115,7 +115,9 @@ Napi::Value AvgPool2dBackward(const Napi::CallbackInfo& info) {
   return guarded(info, "avgPool2dBackward", [&]() -> Napi::Value {
     Storage* dy = Storage::From(info[0], "dy");
     const PoolGeom g = poolGeom(objArg(info, 1, "geometry"));
-    const memory::desc src = sameLayout(dy->md(), g.src());
+    // The forward's src layout is not known here: follow dy's, or (for a plain dy, e.g.
+    // the global pool's gradient coming back through a reshape) the convolutions' layout.
+    const memory::desc src = isPlain(dy->md()) ? preferredActivationDesc(g.src()) : sameLayout(dy->md(), g.src());
     auto e = bwd(avgAlg(boolArg(info, 2, "countIncludePad")), src, g);
     const memory dyMem = dy->as(e->pd.diff_dst_desc());
     Outputs outs(info.Env());
