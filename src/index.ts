@@ -10,3 +10,8 @@ export { getBackend, setBackend, backendByName, nativeAvailable, BACKEND_NAMES, 
 export type { Backend, BackendInfo, DType, Shape, Storage, Conv2dGeometry, Pool2dGeometry, SgdParams } from './backend/backend.js';
 export * from './errors.js';
 export { VERSION } from './version.js';
+export * from './nn/index.js';
+export * from './models/index.js';
+export * from './optim/index.js';
+export * from './data/index.js';
+export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors, type NamedArray } from './io/safetensors.js';
