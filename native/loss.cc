@@ -11,13 +11,6 @@ namespace rn {
 
 namespace {
 
-struct LossArgs {
-  const float* logits;
-  const int32_t* labels;
-  int64_t N, K;
-  double smoothing;
-};
-
 const int32_t* labelsOf(Storage* labels, int64_t N, int64_t K) {
   if (labels->type() != dt::s32) throw OpError("'labels' must be int32");
   const int32_t* p = static_cast<const int32_t*>(labels->as(plainDesc({N}, dt::s32)).get_data_handle());

@@ -371,7 +371,7 @@ Napi::Value FromArray(const Napi::CallbackInfo& info) {
     else throw OpError("'data' must be a Float32Array or Int32Array");
     const memory::dims dims = toDims(info[1], "shape");
     if (numelOf(dims) != static_cast<int64_t>(ta.ElementLength()))
-      throw OpError("'data' has " + std::to_string(ta.ElementLength()) + " elements, the shape " +
+      throw OpError("'data' has " + std::to_string(ta.ElementLength()) + " elements, the shape needs " +
                     std::to_string(numelOf(dims)));
     auto out = Storage::Create(info.Env(), plainDesc(dims, type));
     const uint8_t* src = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
