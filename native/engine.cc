@@ -10,6 +10,7 @@
 
 #include <cstdlib>
 #include <new>
+#include <thread>
 
 namespace rn {
 
@@ -19,6 +20,7 @@ namespace {
 dnnl::engine* gEngine = nullptr;
 dnnl::stream* gStream = nullptr;
 std::unordered_map<std::string, std::shared_ptr<void>>* gCache = nullptr;
+std::thread::id gOwner;  // the thread that loaded the addon first: the only one allowed in
 void* gScratch = nullptr;
 size_t gScratchBytes = 0;
 
@@ -46,6 +48,7 @@ const char* statusName(dnnl_status_t s) {
 
 void initEngine() {
   if (gEngine) return;
+  gOwner = std::this_thread::get_id();
   if (const char* env = std::getenv("RESNET_NUM_THREADS")) {
     char* end = nullptr;
     long n = std::strtol(env, &end, 10);
@@ -88,6 +91,9 @@ FtzScope::~FtzScope() { _mm_setcsr(saved_); }
 Napi::Value guarded(const Napi::CallbackInfo& info, const char* op,
                     const std::function<Napi::Value()>& f) {
   Napi::Env env = info.Env();
+  if (std::this_thread::get_id() != gOwner)
+    throw Napi::Error::New(env, std::string(op) + ": the native backend runs on the thread that loaded it first " +
+                                    "(the main thread); worker threads must not call it");
   std::string msg;
   try {
     FtzScope ftz;

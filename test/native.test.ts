@@ -7,6 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { Worker } from 'node:worker_threads';
 
 import { cifarConvGeometries, imagenetConvGeometries, shapeName } from '../bench/ops.js';
 import type { Conv2dGeometry, Pool2dGeometry } from '../src/backend/backend.js';
@@ -215,6 +216,18 @@ describe('native: sanity', { skip }, () => {
     expectNative('relu', () => b.relu(wrong, [3]));
     assert.throws(() => addon!.implInfo('nope' as never, {}), /implInfo: unknown kind/);
     for (const s of [x, labels, logits]) b.free(s);
+  });
+
+  it('a worker thread gets an error, not a race, when it calls the addon', async () => {
+    const path = JSON.stringify(new URL('../build/Release/resnet_native.node', import.meta.url).pathname);
+    const w = new Worker(`
+      const { parentPort } = require('node:worker_threads');
+      const a = require(${path});
+      try { a.fromArray(new Float32Array(2), [2]); parentPort.postMessage('no error'); }
+      catch (e) { parentPort.postMessage(e.message); }`, { eval: true });
+    const msg = await new Promise<string>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
+    await w.terminate();
+    assert.match(msg, /^fromArray: the native backend runs on the thread that loaded it first/);
   });
 
   it('FTZ/DAZ are on in every OpenMP thread, while JS keeps IEEE subnormals', () => {
