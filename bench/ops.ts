@@ -121,9 +121,10 @@ export function median(xs: readonly number[]): number {
 }
 
 /** Times `ours` (a closure) and `bare` (returns its own per-iteration ms) alternately:
- *  2 warm-up calls each, then `rounds` rounds of one timed call each. Medians in ms. */
+ *  2 warm-up calls each, then `rounds` rounds of one timed call each. Medians in ms, and the
+ *  median of the per-round speed ratios bare/ours (robust to load that comes and goes). */
 export function compare(ours: () => void, bare: (iters: number, warmup: number) => number[], rounds: number):
-  { oursMs: number; bareMs: number } {
+  { oursMs: number; bareMs: number; pairedRatio: number } {
   timeClosure(ours, 0, 2);
   bare(1, 2);
   const o: number[] = [];
@@ -132,7 +133,7 @@ export function compare(ours: () => void, bare: (iters: number, warmup: number) 
     o.push(...timeClosure(ours, 1));
     b.push(...bare(1, 0));
   }
-  return { oursMs: median(o), bareMs: median(b) };
+  return { oursMs: median(o), bareMs: median(b), pairedRatio: median(o.map((t, i) => b[i] / t)) };
 }
 
 // ---- our side: inputs made as the previous op would leave them -------------------------------
@@ -176,6 +177,7 @@ interface Row {
   onednn_ms: number;
   ours_gflops: number;
   onednn_gflops: number;
+  paired_ratio: number;
 }
 
 function argValue(args: string[], name: string): string | undefined {
@@ -195,13 +197,13 @@ export function runBench(args: string[]): Row[] {
       const c = oursCase(be, g, pass);
       const estimate = median([...be.addon.benchConv(g, pass, 1, 1)]);
       const rounds = Math.min(25, Math.max(minRounds, Math.ceil(400 / Math.max(estimate, 1e-3))));
-      const { oursMs, bareMs } = compare(c.run, (iters, warmup) => [...be.addon.benchConv(g, pass, iters, warmup)],
+      const { oursMs, bareMs, pairedRatio } = compare(c.run, (iters, warmup) => [...be.addon.benchConv(g, pass, iters, warmup)],
         rounds);
       c.dispose();
       const f = convFlops(g);
       rows.push({
         shape: shapeName(g), pass, ours_ms: oursMs, onednn_ms: bareMs,
-        ours_gflops: f / oursMs / 1e6, onednn_gflops: f / bareMs / 1e6,
+        ours_gflops: f / oursMs / 1e6, onednn_gflops: f / bareMs / 1e6, paired_ratio: pairedRatio,
       });
     }
     be.addon.benchRelease();
@@ -210,18 +212,22 @@ export function runBench(args: string[]): Row[] {
 }
 
 function printTable(rows: Row[], info: string): void {
-  const head = ['shape', 'pass', 'ours ms', 'oneDNN ms', 'ours GF/s', 'oneDNN GF/s', 'ratio'];
+  const head = ['shape', 'pass', 'ours ms', 'oneDNN ms', 'ours GF/s', 'oneDNN GF/s', 'ratio', 'paired'];
   const body = rows.map((r) => [r.shape, r.pass, r.ours_ms.toFixed(2), r.onednn_ms.toFixed(2),
-    r.ours_gflops.toFixed(1), r.onednn_gflops.toFixed(1), (r.ours_gflops / r.onednn_gflops).toFixed(3)]);
+    r.ours_gflops.toFixed(1), r.onednn_gflops.toFixed(1), (r.ours_gflops / r.onednn_gflops).toFixed(3),
+    r.paired_ratio.toFixed(3)]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i])))
     .join('  ');
   console.log(info);
   console.log(line(head));
   for (const b of body) console.log(line(b));
-  const worst = rows.reduce((m, r) => Math.min(m, r.ours_gflops / r.onednn_gflops), Infinity);
-  const below = rows.filter((r) => r.ours_gflops / r.onednn_gflops < 0.95).length;
-  console.log(`worst ratio ${worst.toFixed(3)}; ${below} of ${rows.length} below 0.95`);
+  const ratios = rows.map((r) => r.ours_gflops / r.onednn_gflops);
+  const below = ratios.filter((x) => x < 0.95).length;
+  console.log(`ratio = ours/oneDNN GF/s (medians); paired = median of per-round ratios. ` +
+    `worst ratio ${Math.min(...ratios).toFixed(3)}, worst paired ${Math.min(...rows.map((r) => r.paired_ratio)).toFixed(3)}; ` +
+    `${below} of ${rows.length} below 0.95; geometric mean ratio ` +
+    `${Math.exp(ratios.reduce((a, x) => a + Math.log(x), 0) / ratios.length).toFixed(3)}`);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
