@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/engine.cc",
+        "native/buffers.cc",
         "native/storage.cc",
         "native/conv.cc",
         "native/batch_norm.cc",

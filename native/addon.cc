@@ -24,6 +24,7 @@ Napi::Value ImplInfo(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exportEngine(env, exports);  // first: engine, threads, FTZ/DAZ
+  exportBuffers(env, exports);
   exportStorage(env, exports);
   exportConv(env, exports);
   exportBatchNorm(env, exports);

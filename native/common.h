@@ -107,8 +107,7 @@ memory::desc descFromFormat(const memory::dims& dims, dt type, const std::string
 memory::desc implInfoDesc(const Napi::Object& p);
 
 // ---- storage (storage.cc) ---------------------------------------------------------------
-/// Pool-backed aligned buffer. Freed buffers are kept by size for reuse (training steps
-/// allocate the same sizes every step; fresh pages would cost a page fault per 4 KiB).
+/// Aligned buffers from the size-keyed pool (buffers.cc).
 void* poolAlloc(size_t bytes);
 void poolFree(void* p, size_t bytes);
 
@@ -185,7 +184,7 @@ class Outputs {
 
 /// Reorders `src` into `dst` (both memories already allocated).
 void reorderInto(const memory& src, const memory& dst);
-/// Accounting shared by all storages.
+/// Accounting shared by all storages (buffers.cc): live bytes and count, reported to V8.
 void accountAlloc(Napi::Env env, int64_t bytes, int countDelta);
 
 // ---- argument helpers --------------------------------------------------------------
@@ -196,6 +195,7 @@ Napi::Object objArg(const Napi::CallbackInfo& info, size_t i, const char* what);
 
 // ---- registration: each family file adds its exports ------------------------------
 using Exporter = void (*)(Napi::Env, Napi::Object);
+void exportBuffers(Napi::Env env, Napi::Object exports);
 void exportStorage(Napi::Env env, Napi::Object exports);
 void exportEngine(Napi::Env env, Napi::Object exports);
 void exportConv(Napi::Env env, Napi::Object exports);

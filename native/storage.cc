@@ -1,116 +1,16 @@
 // Storage: a JS object wrapping one dnnl::memory (f32, s32, or a primitive's u8/s32
 // workspace) in any oneDNN layout, plus a small cache of reordered copies keyed by memory
 // desc. Public data is plain row-major: fromArray() makes plain memory, read() reorders to
-// plain. Buffers come from a size-keyed pool so a training step reuses the previous step's
-// pages. Invariants: copies are valid only while the primary is unchanged (in-place writers
+// plain. Buffers come from the pool in buffers.cc. Invariants: copies are valid only while the primary is unchanged (in-place writers
 // call invalidate()); padding of blocked layouts is zero (oneDNN writes it so).
 #include "common.h"
 
 #include <oneapi/dnnl/dnnl_debug.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
-#include <list>
 
 namespace rn {
-
-// ---- buffer pool ------------------------------------------------------------------------
-namespace {
-
-constexpr size_t kHugeFrom = size_t(4) << 20;   // buffers from 4 MiB: 2 MiB aligned, THP
-constexpr size_t kPageFrom = size_t(64) << 10;  // buffers from 64 KiB: page aligned
-constexpr size_t kMaxCopies = 4;                // reordered copies kept per storage
-
-struct Pool {
-  struct Entry { size_t size; void* ptr; };
-  std::list<Entry> lru;  // front = most recently freed
-  std::unordered_map<size_t, std::vector<std::list<Entry>::iterator>> bySize;
-  size_t cachedBytes = 0;
-  size_t capBytes = 0;
-};
-
-Pool* gPool = nullptr;
-int64_t gLiveCount = 0;
-int64_t gLiveBytes = 0;
-bool gTearingDown = false;
-
-size_t roundSize(size_t bytes) {
-  if (bytes < 64) return 64;
-  if (bytes < kPageFrom) return (bytes + 63) & ~size_t(63);
-  return (bytes + 4095) & ~size_t(4095);
-}
-
-Pool& pool() {
-  if (!gPool) {
-    gPool = new Pool();
-    size_t capMb = 0;
-    if (const char* env = std::getenv("RESNET_POOL_MB")) capMb = std::strtoull(env, nullptr, 10);
-    if (capMb > 0) {
-      gPool->capBytes = capMb << 20;
-    } else {
-      const long pages = sysconf(_SC_PHYS_PAGES), pageSize = sysconf(_SC_PAGESIZE);
-      const size_t phys = pages > 0 && pageSize > 0 ? size_t(pages) * size_t(pageSize) : size_t(8) << 30;
-      gPool->capBytes = std::min(phys / 4, size_t(16) << 30);
-    }
-  }
-  return *gPool;
-}
-
-void* rawAlloc(size_t size) {
-  const size_t align = size >= kHugeFrom ? (size_t(2) << 20) : size >= kPageFrom ? 4096 : 64;
-  void* p = std::aligned_alloc(align, (size + align - 1) / align * align);
-  if (!p) throw std::bad_alloc();
-  if (size >= kHugeFrom) madvise(p, size, MADV_HUGEPAGE);
-  return p;
-}
-
-void evictTo(Pool& pl, size_t limit) {
-  while (pl.cachedBytes > limit && !pl.lru.empty()) {
-    auto last = std::prev(pl.lru.end());
-    auto& vec = pl.bySize[last->size];
-    vec.erase(std::find(vec.begin(), vec.end(), last));
-    pl.cachedBytes -= last->size;
-    std::free(last->ptr);
-    pl.lru.erase(last);
-  }
-}
-
-}  // namespace
-
-void* poolAlloc(size_t bytes) {
-  Pool& pl = pool();
-  const size_t size = roundSize(bytes);
-  auto it = pl.bySize.find(size);
-  if (it != pl.bySize.end() && !it->second.empty()) {
-    auto entry = it->second.back();
-    it->second.pop_back();
-    void* p = entry->ptr;
-    pl.cachedBytes -= size;
-    pl.lru.erase(entry);
-    return p;
-  }
-  return rawAlloc(size);
-}
-
-void poolFree(void* p, size_t bytes) {
-  if (!p) return;
-  Pool& pl = pool();
-  const size_t size = roundSize(bytes);
-  if (size > pl.capBytes) { std::free(p); return; }
-  pl.lru.push_front({size, p});
-  pl.bySize[size].push_back(pl.lru.begin());
-  pl.cachedBytes += size;
-  evictTo(pl, pl.capBytes);
-}
-
-void accountAlloc(Napi::Env env, int64_t bytes, int countDelta) {
-  gLiveBytes += bytes;
-  gLiveCount += countDelta;
-  if (!gTearingDown && bytes != 0) Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
-}
 
 // ---- descriptors --------------------------------------------------------------------------
 int64_t numelOf(const memory::dims& d) {
@@ -204,6 +104,8 @@ void reorderInto(const memory& src, const memory& dst) {
 
 // ---- Storage ------------------------------------------------------------------------------
 namespace {
+
+constexpr size_t kMaxCopies = 4;  // reordered copies kept per storage
 
 // Marks JS objects made by Storage::Create, so From() can tell a freed storage from a stranger.
 const napi_type_tag kStorageTag = {0x7265736e65742d74ULL, 0x732d73746f726167ULL};
@@ -443,16 +345,6 @@ Napi::Value Reshape(const Napi::CallbackInfo& info) {
   });
 }
 
-// live() -> { count, bytes } of storages not yet freed (bytes include reordered copies)
-Napi::Value Live(const Napi::CallbackInfo& info) {
-  return guarded(info, "live", [&]() -> Napi::Value {
-    Napi::Object o = Napi::Object::New(info.Env());
-    o.Set("count", static_cast<double>(gLiveCount));
-    o.Set("bytes", static_cast<double>(gLiveBytes));
-    return o;
-  });
-}
-
 // describe(s) -> { dims, dtype, format, bytes } for tests and debugging
 Napi::Value Describe(const Napi::CallbackInfo& info) {
   return guarded(info, "describe", [&]() -> Napi::Value {
@@ -470,36 +362,15 @@ Napi::Value Describe(const Napi::CallbackInfo& info) {
   });
 }
 
-// poolStats() -> { cachedBytes, capBytes }; trimPool() frees every cached buffer
-Napi::Value PoolStats(const Napi::CallbackInfo& info) {
-  return guarded(info, "poolStats", [&]() -> Napi::Value {
-    Napi::Object o = Napi::Object::New(info.Env());
-    o.Set("cachedBytes", static_cast<double>(pool().cachedBytes));
-    o.Set("capBytes", static_cast<double>(pool().capBytes));
-    return o;
-  });
-}
-
-Napi::Value TrimPool(const Napi::CallbackInfo& info) {
-  return guarded(info, "trimPool", [&]() -> Napi::Value {
-    evictTo(pool(), 0);
-    return info.Env().Undefined();
-  });
-}
-
 }  // namespace
 
 void exportStorage(Napi::Env env, Napi::Object exports) {
-  env.AddCleanupHook([] { gTearingDown = true; });
   exports.Set("fromArray", Napi::Function::New(env, FromArray, "fromArray"));
   exports.Set("read", Napi::Function::New(env, Read, "read"));
   exports.Set("full", Napi::Function::New(env, Full, "full"));
   exports.Set("free", Napi::Function::New(env, Free, "free"));
   exports.Set("reshape", Napi::Function::New(env, Reshape, "reshape"));
-  exports.Set("live", Napi::Function::New(env, Live, "live"));
   exports.Set("describe", Napi::Function::New(env, Describe, "describe"));
-  exports.Set("poolStats", Napi::Function::New(env, PoolStats, "poolStats"));
-  exports.Set("trimPool", Napi::Function::New(env, TrimPool, "trimPool"));
 }
 
 }  // namespace rn
