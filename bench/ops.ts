@@ -6,6 +6,7 @@
 //   npm run bench:ops -- --json     [{ shape, pass, ours_gflops, onednn_gflops }]
 // Options: --batch N (16), --arch resnet18|resnet34|resnet50|... (resnet50), --rounds R (>= 5).
 
+import { loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
 
 import type { Conv2dGeometry, Storage } from '../src/backend/backend.js';
@@ -240,6 +241,9 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     })), null, 1));
   } else {
     const i = be.info();
-    printTable(rows, `resnet-ts bench:ops  oneDNN ${i.onednn}  isa ${i.isa}  threads ${i.threads}`);
+    // NOTE: other processes on these cores distort both columns (alternation keeps the ratio
+    // fairer, not exact); the load average says whether the machine was quiet.
+    printTable(rows, `resnet-ts bench:ops  oneDNN ${i.onednn}  isa ${i.isa}  threads ${i.threads}  ` +
+      `load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   }
 }
