@@ -1,0 +1,132 @@
+// Training checkpoints: one safetensors file holding the model's state dict (its own keys,
+// so the file loads as plain weights too), the SGD momentum buffers as `optim.<group>.<param>`,
+// and a JSON metadata entry with everything an exact resume needs (REFERENCE.md section 6).
+// Written atomically (writeSafetensors: temp file, fsync, rename, fsync of the directory);
+// a sha256 over the tensor names and bytes is checked on load. Not here: the training loop.
+
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { CheckpointError } from '../errors.js';
+import { readSafetensors, writeSafetensors, type NamedArray } from '../io/safetensors.js';
+import type { Module } from '../nn/module.js';
+import type { SGD, SgdState } from '../optim/sgd.js';
+
+export const CHECKPOINT_FORMAT = 1;
+export const META_KEY = 'resnet_ts';
+export const LAST = 'last.safetensors';
+export const BEST = 'best.safetensors';
+
+/** What a checkpoint says about where training stands (JSON in the file's metadata). */
+export interface CheckpointMeta {
+  format: number;
+  arch: string;
+  modelOptions: Record<string, unknown>;
+  /** The epoch in progress (0-based); with `batch` 0 and `epochDone` true, epoch `epoch` is finished. */
+  epoch: number;
+  /** Optimiser steps taken so far. */
+  step: number;
+  /** Loader position of the next batch: { seed, epoch, batch }. */
+  loader: { seed: number; epoch: number; batch: number };
+  /** Every random stream of training derives from this seed and the loader position. */
+  rng: { seed: number };
+  /** Sums of the epoch in progress (a mid-epoch checkpoint): loss sum, errors, samples. */
+  partial: { lossSum: number; wrong: number; seen: number; seconds: number };
+  best: { metric: 'top1'; value: number; epoch: number } | null;
+  plateau: { best: number; bad: number; cooldownLeft: number; factor: number } | null;
+  /** Normalisation used for inputs (eval reproduces it without the training set). */
+  norm: { mean: number[]; std: number[] };
+  /** Input geometry and class names of the data trained on. */
+  input: { channels: number; height: number; width: number; classes: string[] };
+  lrs: number[];
+  config: Record<string, unknown>;
+  savedAt: string;
+}
+
+export interface LoadedCheckpoint {
+  file: string;
+  meta: CheckpointMeta;
+  model: Map<string, NamedArray>;
+  optim: SgdState | null;
+}
+
+function digest(entries: [string, NamedArray][]): string {
+  const h = createHash('sha256');
+  for (const [name, a] of [...entries].sort((p, q) => (p[0] < q[0] ? -1 : p[0] > q[0] ? 1 : 0))) {
+    h.update(name);
+    h.update(JSON.stringify(a.shape));
+    h.update(new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength));
+  }
+  return h.digest('hex');
+}
+
+/** Writes model + optimiser + metadata atomically to `file`. */
+export function saveCheckpoint(file: string, model: Module, opt: SGD | null, meta: CheckpointMeta): void {
+  const entries: [string, NamedArray][] = [];
+  for (const [k, v] of Object.entries(model.stateDict())) entries.push([k, { data: v.data, shape: v.shape }]);
+  if (opt) {
+    const s = opt.stateDict();
+    s.buffers.forEach((g, gi) => g.forEach((b, pi) => {
+      if (b) entries.push([`optim.${gi}.${pi}`, { data: b, shape: [...opt.groups[gi].params[pi].shape] }]);
+    }));
+    meta = { ...meta, lrs: s.lrs };
+  }
+  const layout = opt ? opt.groups.map((g) => g.params.length) : [];
+  writeSafetensors(file, entries, {
+    [META_KEY]: JSON.stringify(meta),
+    optim_layout: JSON.stringify(layout),
+    sha256: digest(entries),
+    format: 'pt',
+  });
+}
+
+/** Reads and verifies one checkpoint; any problem is a CheckpointError naming the file. */
+export function loadCheckpoint(file: string): LoadedCheckpoint {
+  if (!existsSync(file)) throw new CheckpointError(`${file}: no such checkpoint`);
+  const { tensors, metadata } = readSafetensors(file);
+  const raw = metadata[META_KEY];
+  if (raw === undefined) throw new CheckpointError(`${file}: not a resnet-ts training checkpoint (no '${META_KEY}' metadata)`);
+  let meta: CheckpointMeta;
+  try { meta = JSON.parse(raw) as CheckpointMeta; } catch (e) { throw new CheckpointError(`${file}: its '${META_KEY}' metadata is not JSON (${(e as Error).message})`); }
+  if (meta.format !== CHECKPOINT_FORMAT) throw new CheckpointError(`${file}: checkpoint format ${meta.format}, this version reads ${CHECKPOINT_FORMAT}`);
+  const entries = [...tensors.entries()];
+  const want = metadata.sha256;
+  const got = digest(entries);
+  if (want !== got) throw new CheckpointError(`${file}: corrupt: the sha256 of its tensors is ${got.slice(0, 12)}…, the file says ${String(want).slice(0, 12)}…`);
+  const model = new Map<string, NamedArray>();
+  const optimEntries = new Map<string, NamedArray>();
+  for (const [k, v] of entries) (k.startsWith('optim.') ? optimEntries : model).set(k, v);
+  let optim: SgdState | null = null;
+  if (metadata.optim_layout) {
+    const layout = JSON.parse(metadata.optim_layout) as number[];
+    optim = {
+      buffers: layout.map((n, gi) => Array.from({ length: n }, (_, pi) => {
+        const a = optimEntries.get(`optim.${gi}.${pi}`);
+        return a ? (a.data as Float32Array) : null;
+      })),
+      lrs: meta.lrs,
+    };
+  }
+  return { file, meta, model, optim };
+}
+
+/**
+ * The newest good checkpoint of a run directory: `last`, or `best` when `last` is missing or
+ * corrupt (`onMessage` says why). Throws naming both files when neither loads.
+ */
+export function loadRunCheckpoint(dir: string, onMessage: (text: string) => void = () => {}, prefer: 'last' | 'best' = 'last'): LoadedCheckpoint {
+  const order = prefer === 'last' ? [LAST, BEST] : [BEST, LAST];
+  const errors: string[] = [];
+  for (const name of order) {
+    const file = join(dir, name);
+    if (!existsSync(file)) { errors.push(`${file}: missing`); continue; }
+    try {
+      const c = loadCheckpoint(file);
+      if (errors.length) onMessage(`${errors.join('; ')}; using ${file} instead`);
+      return c;
+    } catch (e) {
+      errors.push((e as Error).message);
+    }
+  }
+  throw new CheckpointError(`${dir}: no loadable checkpoint (${errors.join('; ')})`);
+}

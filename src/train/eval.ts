@@ -1,0 +1,49 @@
+// Evaluating a saved checkpoint (a file, or a run directory's best) on a dataset's test
+// split, with the normalisation the run trained with. Errors name the checkpoint file.
+
+import { existsSync, statSync } from 'node:fs';
+import { CheckpointError, ResnetError } from '../errors.js';
+import { DataLoader } from '../data/loader.js';
+import { createModel } from '../models/registry.js';
+import { loadCheckpoint, loadRunCheckpoint } from './checkpoint.js';
+import { loadSplits, transformsFor } from './data.js';
+import { evaluate, type EvalResult, type TrainConfig } from './trainer.js';
+
+export interface EvalCheckpointOptions {
+  /** Dataset directory (default: the one the run trained on). */
+  data?: string;
+  /** Evaluate the first N test images only. */
+  subset?: number;
+  workers?: number;
+  onMessage?: (text: string) => void;
+}
+
+/** @example const { top1 } = await evaluateCheckpoint('runs/default'); */
+export async function evaluateCheckpoint(path: string, options: EvalCheckpointOptions = {}): Promise<EvalResult & { file: string }> {
+  if (!existsSync(path)) throw new CheckpointError(`${path}: no such checkpoint file or run directory`);
+  const ck = statSync(path).isDirectory() ? loadRunCheckpoint(path, options.onMessage, 'best') : loadCheckpoint(path);
+  const cfg = ck.meta.config as unknown as TrainConfig;
+  const { test } = await loadSplits(cfg.dataset, options.data ?? cfg.data);
+  const model = createModel(ck.meta.arch, ck.meta.modelOptions);
+  try {
+    try {
+      model.loadStateDict(ck.model);
+    } catch (e) {
+      if (e instanceof ResnetError) throw new CheckpointError(`${ck.file}: does not fit ${ck.meta.arch}: ${e.message}`);
+      throw e;
+    }
+    const input = { ...ck.meta.input, ...ck.meta.norm };
+    const loader = new DataLoader(test, { batchSize: 256, shuffle: false, subset: options.subset, workers: options.workers, transforms: transformsFor(test, false, cfg.aug, input) });
+    try {
+      const sample = (test as { channels?: number; height?: number; width?: number });
+      if (sample.channels !== undefined && (sample.channels !== input.channels || sample.height !== input.height || sample.width !== input.width)) {
+        throw new CheckpointError(`${ck.file}: trained on ${input.channels}x${input.height}x${input.width} images, the test set holds ${sample.channels}x${sample.height}x${sample.width}`);
+      }
+      return { ...(await evaluate(model, loader)), file: ck.file };
+    } finally {
+      await loader.close();
+    }
+  } finally {
+    model.dispose();
+  }
+}

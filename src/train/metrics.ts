@@ -1,0 +1,46 @@
+// metrics.jsonl: one JSON object per finished epoch, appended as whole lines. On resume the
+// file is cut back (atomically) to the epochs the checkpoint has seen, so a run killed
+// between writing a line and saving its checkpoint never shows an epoch twice.
+
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../io/atomic.js';
+
+export const METRICS = 'metrics.jsonl';
+
+/** One epoch's numbers (errors and accuracies in [0, 1]). */
+export interface EpochMetrics {
+  epoch: number;
+  step: number;
+  lr: number;
+  train_loss: number;
+  train_err: number;
+  test_loss: number;
+  test_top1: number;
+  test_top5: number;
+  test_err: number;
+  seconds: number;
+  images_per_sec: number;
+  time: string;
+}
+
+export function appendMetrics(file: string, m: EpochMetrics): void {
+  appendFileSync(file, `${JSON.stringify(m)}\n`);
+}
+
+/** The well-formed lines of a metrics file (a torn last line is skipped). */
+export function readMetrics(file: string): EpochMetrics[] {
+  if (!existsSync(file)) return [];
+  const out: EpochMetrics[] = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    try { out.push(JSON.parse(line) as EpochMetrics); } catch { /* a line cut by a crash */ }
+  }
+  return out;
+}
+
+/** Keeps the lines of epochs 1..`epochs` only. */
+export function truncateMetrics(file: string, epochs: number): void {
+  if (!existsSync(file)) return;
+  const keep = readMetrics(file).filter((m) => m.epoch <= epochs);
+  writeFileAtomic(file, [new TextEncoder().encode(keep.map((m) => `${JSON.stringify(m)}\n`).join(''))]);
+}

@@ -1,0 +1,336 @@
+// The Trainer: epochs of SGD over a DataLoader with the lr set per iteration from the
+// schedule (fractional epochs), per-epoch evaluation, metrics.jsonl, checkpoints every epoch
+// and for the best test top-1, exact resume, a NaN/Inf guard and a graceful stop (an
+// AbortSignal: the step in flight finishes, a checkpoint is saved). It never prints: progress
+// and messages go through `onProgress`. Determinism: model init, data order and augmentation
+// derive only from the seed and the loader position, so a resumed run replays exactly.
+
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { InvalidArgumentError, ResnetError } from '../errors.js';
+import { DataLoader, type LoaderDataset } from '../data/loader.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { createModel } from '../models/registry.js';
+import type { ResNet } from '../models/resnet.js';
+import { lrAt, ReduceOnPlateau, type ScheduleSpec } from '../optim/schedule.js';
+import { SGD } from '../optim/sgd.js';
+import { crossEntropy } from '../tensor/ops/loss.js';
+import { noGrad } from '../tensor/autograd.js';
+import { tidy } from '../tensor/scope.js';
+import { tensor } from '../tensor/tensor.js';
+import { BEST, CHECKPOINT_FORMAT, LAST, loadRunCheckpoint, saveCheckpoint, type CheckpointMeta, type LoadedCheckpoint } from './checkpoint.js';
+import { describeInput, loadSplits, transformsFor } from './data.js';
+import { appendMetrics, METRICS, truncateMetrics, type EpochMetrics } from './metrics.js';
+
+/** Training stopped for a reason the user must see (non-finite loss, a run dir in the way). */
+export class TrainingError extends ResnetError {
+  constructor(message: string) { super('ERR_TRAINING', message); }
+}
+
+export const SCHEDULES = ['constant', 'step', 'multistep', 'cosine', 'plateau'] as const;
+
+export interface TrainConfig {
+  arch: string;
+  dataset: string;
+  /** Dataset directory (Fashion-MNIST defaults to Debian's). */
+  data?: string;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  nesterov: boolean;
+  schedule: (typeof SCHEDULES)[number];
+  /** Linear warm-up epochs. */
+  warmup: number;
+  labelSmoothing: number;
+  aug: string;
+  /** Train on the first N images only. */
+  subset?: number;
+  /** Evaluate on the first N test images only. */
+  testSubset?: number;
+  /** Run directory. */
+  out: string;
+  seed: number;
+  /** Loader worker threads (default: the loader's). */
+  workers?: number;
+  /** Also save `last` every this many steps (0: only at the end of each epoch). */
+  checkpointEvery?: number;
+}
+
+/** The default run: resnet20 on Fashion-MNIST (see README for its measured result). */
+export const DEFAULT_CONFIG: TrainConfig = {
+  arch: 'resnet20', dataset: 'fashion-mnist', epochs: 3, batchSize: 128, lr: 0.1, momentum: 0.9, weightDecay: 5e-4,
+  nesterov: false, schedule: 'cosine', warmup: 0, labelSmoothing: 0, aug: 'standard', out: 'runs/default', seed: 0,
+  checkpointEvery: 0,
+};
+
+export type ProgressEvent =
+  | { type: 'start'; epochs: number; stepsPerEpoch: number; trainSize: number; testSize: number; resumedFrom: string | null; epoch: number; batch: number }
+  | { type: 'step'; epoch: number; epochs: number; batch: number; batches: number; step: number; loss: number; lr: number; imagesPerSec: number; etaSec: number }
+  | { type: 'eval'; epoch: number }
+  | { type: 'epoch'; metrics: EpochMetrics; best: boolean }
+  | { type: 'message'; text: string };
+
+export interface TrainOptions {
+  resume?: boolean;
+  force?: boolean;
+  onProgress?: (e: ProgressEvent) => void;
+  /** Aborting stops after the step in flight and saves `last`. */
+  signal?: AbortSignal;
+}
+
+export interface TrainResult {
+  runDir: string;
+  epochs: number;
+  top1: number;
+  top5: number;
+  loss: number;
+  bestTop1: number;
+  seconds: number;
+  imagesPerSec: number;
+  interrupted: boolean;
+}
+
+export interface EvalResult { top1: number; top5: number; loss: number; n: number }
+
+/** Counts rows whose label ranks first / within the first five (ties: lower index first). */
+function hits(logits: Float32Array, labels: Int32Array, K: number): { top1: number; top5: number } {
+  let top1 = 0;
+  let top5 = 0;
+  for (let n = 0; n < labels.length; n++) {
+    const row = n * K;
+    const l = labels[n];
+    const v = logits[row + l];
+    let rank = 0;
+    for (let k = 0; k < K; k++) {
+      const u = logits[row + k];
+      if (u > v || (u === v && k < l)) rank++;
+    }
+    if (rank < 1) top1++;
+    if (rank < 5) top5++;
+  }
+  return { top1, top5 };
+}
+
+/** Test top-1/top-5 and mean loss of a model over a loader (eval mode, no gradients). */
+export async function evaluate(model: ResNet, loader: DataLoader): Promise<EvalResult> {
+  model.eval();
+  let lossSum = 0;
+  let t1 = 0;
+  let t5 = 0;
+  let n = 0;
+  for await (const { x, y, shape } of loader.epoch(0)) {
+    const r = tidy(() => noGrad(() => {
+      const logits = model.forward(tensor(x, shape));
+      const loss = crossEntropy(logits, tensor(y, [y.length], { dtype: 'int32' })).item();
+      return { loss, ...hits(logits.toFloat32Array(), y, logits.shape[1]) };
+    }));
+    lossSum += r.loss * y.length;
+    t1 += r.top1;
+    t5 += r.top5;
+    n += y.length;
+  }
+  return { top1: t1 / n, top5: t5 / n, loss: lossSum / n, n };
+}
+
+function scheduleSpec(c: TrainConfig): ScheduleSpec {
+  switch (c.schedule) {
+    case 'constant': case 'plateau': return { kind: 'constant' };
+    case 'step': return { kind: 'step', stepSize: Math.max(1, Math.ceil(c.epochs / 3)) };
+    case 'multistep': return { kind: 'multistep', milestones: [Math.round(c.epochs * 0.5), Math.round(c.epochs * 0.75)] };
+    case 'cosine': return { kind: 'cosine', epochs: c.epochs };
+    default: throw new InvalidArgumentError(`train: unknown schedule '${String(c.schedule)}'; valid: ${SCHEDULES.join(', ')}`);
+  }
+}
+
+export function checkConfig(c: TrainConfig): void {
+  const num = (k: keyof TrainConfig, min: number, int = false, max = Infinity): void => {
+    const v = c[k] as number;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max || (int && !Number.isInteger(v))) {
+      throw new InvalidArgumentError(`train: '${k}' must be ${int ? 'an integer' : 'a number'} in [${min}, ${max}], got ${String(v)}`);
+    }
+  };
+  num('epochs', 1, true); num('batchSize', 1, true); num('lr', 0); num('momentum', 0); num('weightDecay', 0);
+  num('warmup', 0); num('labelSmoothing', 0, false, 1); num('seed', 0, true);
+  if (c.subset !== undefined) num('subset', 1, true);
+  if (c.testSubset !== undefined) num('testSubset', 1, true);
+  if (!(SCHEDULES as readonly string[]).includes(c.schedule)) throw new InvalidArgumentError(`train: unknown schedule '${c.schedule}'; valid: ${SCHEDULES.join(', ')}`);
+  if (!c.out) throw new InvalidArgumentError("train: 'out' (the run directory) is required");
+}
+
+const RUN_FILES = [METRICS, LAST, BEST, 'config.json'];
+
+export class Trainer {
+  readonly config: TrainConfig;
+  private readonly opts: TrainOptions;
+  private readonly emit: (e: ProgressEvent) => void;
+
+  /** @example const r = await new Trainer({ ...DEFAULT_CONFIG, out: 'runs/a', epochs: 1 }).run(); */
+  constructor(config: Partial<TrainConfig>, options: TrainOptions = {}) {
+    this.config = { ...DEFAULT_CONFIG, ...Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined)) } as TrainConfig;
+    this.opts = options;
+    this.emit = options.onProgress ?? (() => {});
+    checkConfig(this.config);
+  }
+
+  async run(): Promise<TrainResult> {
+    const t0 = performance.now();
+    const dir = this.config.out;
+    let resumed: LoadedCheckpoint | null = null;
+    const hasRun = existsSync(dir) && readdirSync(dir).some((f) => RUN_FILES.includes(f));
+    if (hasRun && this.opts.resume) {
+      resumed = loadRunCheckpoint(dir, (text) => this.emit({ type: 'message', text }));
+    } else if (hasRun && !this.opts.force) {
+      throw new TrainingError(`${dir}: holds an earlier run (${readdirSync(dir).filter((f) => RUN_FILES.includes(f)).join(', ')}); use --resume to continue it or --force to overwrite it`);
+    } else if (this.opts.resume) {
+      this.emit({ type: 'message', text: `${dir}: no checkpoint to resume; starting a new run` });
+    }
+    // A resumed run follows its checkpoint's recipe, so it ends where an uninterrupted one would.
+    const c: TrainConfig = resumed ? { ...(resumed.meta.config as unknown as TrainConfig), out: dir, workers: this.config.workers } : this.config;
+
+    // Data first: a bad path fails here, before anything is written.
+    const { train, test } = await loadSplits(c.dataset, c.data);
+    const input = resumed
+      ? { ...resumed.meta.input, ...resumed.meta.norm }
+      : describeInput(train);
+
+    if (hasRun && !resumed) for (const f of RUN_FILES) rmSync(join(dir, f), { force: true });
+    mkdirSync(dir, { recursive: true });
+    if (!resumed) writeFileAtomic(join(dir, 'config.json'), [new TextEncoder().encode(`${JSON.stringify(c, null, 2)}\n`)]);
+
+    const modelOptions = { inChannels: input.channels, numClasses: input.classes.length, seed: c.seed };
+    const model = createModel(c.arch, modelOptions);
+    const opt = new SGD(model.parameters(), { lr: c.lr, momentum: c.momentum, weightDecay: c.weightDecay, nesterov: c.nesterov });
+    const plateau = c.schedule === 'plateau' ? new ReduceOnPlateau({ factor: 0.1, patience: 2 }) : null;
+    let epoch = 0;
+    let batch = 0;
+    let step = 0;
+    let best: CheckpointMeta['best'] = null;
+    let partial = { lossSum: 0, wrong: 0, seen: 0, seconds: 0 };
+    if (resumed) {
+      model.loadStateDict(resumed.model);
+      if (resumed.optim) opt.loadStateDict(resumed.optim);
+      epoch = resumed.meta.loader.epoch;
+      batch = resumed.meta.loader.batch;
+      step = resumed.meta.step;
+      best = resumed.meta.best;
+      partial = resumed.meta.partial;
+      if (plateau && resumed.meta.plateau) plateau.load(resumed.meta.plateau);
+      truncateMetrics(join(dir, METRICS), epoch);
+    }
+
+    const trainLoader = new DataLoader(train, {
+      batchSize: c.batchSize, seed: c.seed, shuffle: true, subset: c.subset, workers: c.workers,
+      transforms: transformsFor(train, true, c.aug, input),
+    });
+    const testLoader = new DataLoader(test, {
+      batchSize: Math.max(c.batchSize, 256), shuffle: false, subset: c.testSubset, workers: c.workers,
+      transforms: transformsFor(test, false, c.aug, input),
+    });
+    const spec = scheduleSpec(c);
+    const nb = trainLoader.length;
+    const meta = (e: number, b: number): CheckpointMeta => ({
+      format: CHECKPOINT_FORMAT, arch: c.arch, modelOptions, epoch: e, step,
+      loader: { seed: c.seed, epoch: e, batch: b }, rng: { seed: c.seed }, partial: { ...partial }, best,
+      plateau: plateau ? plateau.state() : null, norm: { mean: input.mean, std: input.std },
+      input: { channels: input.channels, height: input.height, width: input.width, classes: input.classes },
+      lrs: opt.groups.map((g) => g.lr), config: c as unknown as Record<string, unknown>, savedAt: new Date().toISOString(),
+    });
+    const last = join(dir, LAST);
+    this.emit({ type: 'start', epochs: c.epochs, stepsPerEpoch: nb, trainSize: trainLoader.size, testSize: testLoader.size, resumedFrom: resumed?.file ?? null, epoch, batch });
+
+    let final: EvalResult | null = null;
+    let interrupted = false;
+    let trainSeconds = 0;
+    let trainImages = 0;
+    try {
+      for (; epoch < c.epochs && !interrupted; epoch++, batch = 0) {
+        model.train();
+        trainLoader.resetStats();
+        let tEpoch = performance.now();
+        let stepsDone = 0;
+        for await (const { x, y, shape } of trainLoader.epoch(epoch, { startBatch: batch })) {
+          const lr = lrAt(spec, c.lr, epoch + batch / nb, c.warmup) * (plateau ? plateau.state().factor : 1);
+          opt.setLr(lr);
+          const r = tidy(() => {
+            const logits = model.forward(tensor(x, shape));
+            const loss = crossEntropy(logits, tensor(y, [y.length], { dtype: 'int32' }), { labelSmoothing: c.labelSmoothing });
+            const value = loss.item();
+            if (!Number.isFinite(value)) return { value, top1: 0 };
+            loss.backward();
+            return { value, top1: hits(logits.toFloat32Array(), y, logits.shape[1]).top1 };
+          });
+          if (!Number.isFinite(r.value)) {
+            opt.zeroGrad();
+            throw new TrainingError(`training diverged: the loss is ${r.value} at epoch ${epoch + 1}, batch ${batch + 1} (step ${step + 1}, lr ${lr.toPrecision(3)}); ` +
+              `stopped without saving: ${existsSync(last) ? `${last} holds the last good state` : 'no checkpoint was written yet'}. Try a lower --lr or a --warmup`);
+          }
+          opt.step();
+          opt.zeroGrad();
+          step++;
+          batch++;
+          stepsDone++;
+          partial.lossSum += r.value * y.length;
+          partial.wrong += y.length - r.top1;
+          partial.seen += y.length;
+          trainImages += y.length;
+          const now = performance.now();
+          const elapsed = (now - tEpoch) / 1000;
+          const perStep = elapsed / stepsDone;
+          const stepsLeft = (nb - batch) + (c.epochs - epoch - 1) * nb;
+          this.emit({
+            type: 'step', epoch: epoch + 1, epochs: c.epochs, batch, batches: nb, step, loss: r.value, lr,
+            imagesPerSec: (stepsDone * c.batchSize) / Math.max(elapsed, 1e-9), etaSec: perStep * stepsLeft * 1.1,
+          });
+          const stop = this.opts.signal?.aborted ?? false;
+          if (stop || (c.checkpointEvery && step % c.checkpointEvery === 0 && batch < nb)) {
+            partial.seconds += (now - tEpoch) / 1000;
+            trainSeconds += (now - tEpoch) / 1000;
+            tEpoch = now;
+            stepsDone = 0;
+            saveCheckpoint(last, model, opt, meta(epoch, batch));
+            if (stop) { interrupted = true; this.emit({ type: 'message', text: `stopped at epoch ${epoch + 1}, batch ${batch}/${nb}; saved ${last}; continue with --resume` }); break; }
+          }
+        }
+        if (interrupted) break;
+        const epochSeconds = partial.seconds + (performance.now() - tEpoch) / 1000;
+        trainSeconds += (performance.now() - tEpoch) / 1000;
+        this.emit({ type: 'eval', epoch: epoch + 1 });
+        const ev = await evaluate(model, testLoader);
+        if (!Number.isFinite(ev.loss)) {
+          throw new TrainingError(`training diverged: the test loss is ${ev.loss} after epoch ${epoch + 1}; stopped without saving: ${existsSync(last) ? `${last} holds the last good state` : 'no checkpoint was written yet'}`);
+        }
+        final = ev;
+        if (plateau) plateau.step(ev.loss);
+        const isBest = best === null || ev.top1 > best.value;
+        if (isBest) best = { metric: 'top1', value: ev.top1, epoch: epoch + 1 };
+        const m: EpochMetrics = {
+          epoch: epoch + 1, step, lr: opt.groups[0].lr, train_loss: partial.lossSum / partial.seen, train_err: partial.wrong / partial.seen,
+          test_loss: ev.loss, test_top1: ev.top1, test_top5: ev.top5, test_err: 1 - ev.top1,
+          seconds: epochSeconds, images_per_sec: partial.seen / Math.max(epochSeconds, 1e-9), time: new Date().toISOString(),
+        };
+        partial = { lossSum: 0, wrong: 0, seen: 0, seconds: 0 };
+        appendMetrics(join(dir, METRICS), m);
+        const done = meta(epoch + 1, 0);
+        saveCheckpoint(last, model, opt, done);
+        if (isBest) saveCheckpoint(join(dir, BEST), model, opt, done);
+        this.emit({ type: 'epoch', metrics: m, best: isBest });
+      }
+      if (!final && !interrupted) {
+        // Resumed a finished run: report its last evaluation.
+        final = await evaluate(model, testLoader);
+      }
+    } finally {
+      await trainLoader.close();
+      await testLoader.close();
+      opt.dispose();
+      model.dispose();
+    }
+    return {
+      runDir: dir, epochs: epoch, top1: final?.top1 ?? NaN, top5: final?.top5 ?? NaN, loss: final?.loss ?? NaN,
+      bestTop1: best?.value ?? NaN, seconds: (performance.now() - t0) / 1000,
+      imagesPerSec: trainImages / Math.max(trainSeconds, 1e-9), interrupted,
+    };
+  }
+}
