@@ -1,0 +1,115 @@
+// `resnet train` and `resnet eval`: parse flags, render progress (a live bar on a TTY's
+// stderr, plain periodic lines otherwise), print results. The work is in src/train/.
+
+import { InvalidArgumentError } from '../errors.js';
+import { DEFAULT_CONFIG, evaluateCheckpoint, Trainer, type ProgressEvent, type TrainConfig } from '../train/index.js';
+
+export interface TrainFlags {
+  arch?: string; dataset?: string; data?: string; epochs?: string; batchSize?: string; lr?: string; momentum?: string;
+  wd?: string; nesterov?: boolean; schedule?: string; warmup?: string; labelSmoothing?: string; aug?: string;
+  subset?: string; testSubset?: string; out?: string; resume?: boolean; force?: boolean; seed?: string; json?: boolean;
+  workers?: string; checkpointEvery?: string;
+}
+
+export interface EvalFlags { checkpoint?: string; data?: string; subset?: string; json?: boolean }
+
+function num(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`--${flag} must be a number, got '${v}'`);
+  return n;
+}
+
+function fmtTime(s: number): string {
+  if (!Number.isFinite(s)) return '?';
+  const m = Math.floor(s / 60);
+  return m > 0 ? `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${Math.round(s)}s`;
+}
+
+/** A progress renderer: redraws one line on a TTY, else prints a line every ~10 s. */
+function progressPrinter(json: boolean): (e: ProgressEvent) => void {
+  const tty = process.stderr.isTTY === true;
+  let lastPlain = 0;
+  let lastDraw = 0;
+  const clear = (): void => { if (tty) process.stderr.write('\r\x1b[K'); };
+  return (e) => {
+    const now = Date.now();
+    switch (e.type) {
+      case 'start':
+        process.stderr.write(`training on ${e.trainSize} images (${e.stepsPerEpoch} steps/epoch), testing on ${e.testSize}` +
+          `${e.resumedFrom ? `; resumed from ${e.resumedFrom} at epoch ${e.epoch + 1}, batch ${e.batch}` : ''}\n`);
+        break;
+      case 'step': {
+        const line = `epoch ${e.epoch}/${e.epochs} ${e.batch}/${e.batches} loss ${e.loss.toFixed(4)} lr ${e.lr.toPrecision(3)} ` +
+          `${Math.round(e.imagesPerSec)} img/s ETA ${fmtTime(e.etaSec)}`;
+        if (tty) {
+          if (now - lastDraw < 100 && e.batch !== e.batches) return;
+          lastDraw = now;
+          const width = 20;
+          const done = Math.round((e.batch / e.batches) * width);
+          process.stderr.write(`\r\x1b[K[${'#'.repeat(done)}${'.'.repeat(width - done)}] ${line}`);
+        } else if (now - lastPlain >= 10_000) {
+          lastPlain = now;
+          process.stderr.write(`${line}\n`);
+        }
+        break;
+      }
+      case 'eval':
+        clear();
+        if (tty) process.stderr.write(`epoch ${e.epoch}: evaluating...`);
+        break;
+      case 'epoch': {
+        clear();
+        const m = e.metrics;
+        process.stderr.write(`epoch ${m.epoch}: train loss ${m.train_loss.toFixed(4)} err ${(100 * m.train_err).toFixed(2)}% | test loss ${m.test_loss.toFixed(4)} ` +
+          `top-1 ${(100 * m.test_top1).toFixed(2)}% top-5 ${(100 * m.test_top5).toFixed(2)}% | ${fmtTime(m.seconds)}, ${Math.round(m.images_per_sec)} img/s${e.best ? ' (best)' : ''}\n`);
+        break;
+      }
+      case 'message':
+        clear();
+        process.stderr.write(`resnet: ${e.text}\n`);
+        break;
+    }
+    void json;
+  };
+}
+
+export async function trainCommand(flags: TrainFlags): Promise<void> {
+  const config: Partial<TrainConfig> = {
+    arch: flags.arch, dataset: flags.dataset, data: flags.data, epochs: num(flags.epochs, 'epochs'),
+    batchSize: num(flags.batchSize, 'batch-size'), lr: num(flags.lr, 'lr'), momentum: num(flags.momentum, 'momentum'),
+    weightDecay: num(flags.wd, 'wd'), nesterov: flags.nesterov, schedule: flags.schedule as TrainConfig['schedule'] | undefined,
+    warmup: num(flags.warmup, 'warmup'), labelSmoothing: num(flags.labelSmoothing, 'label-smoothing'), aug: flags.aug,
+    subset: num(flags.subset, 'subset'), testSubset: num(flags.testSubset, 'test-subset'), out: flags.out ?? DEFAULT_CONFIG.out,
+    seed: num(flags.seed, 'seed'), workers: num(flags.workers, 'workers'), checkpointEvery: num(flags.checkpointEvery, 'checkpoint-every'),
+  };
+  const ac = new AbortController();
+  const onSigint = (): void => {
+    if (ac.signal.aborted) process.exit(130);
+    process.stderr.write('\nresnet: stopping after this step (Ctrl-C again to quit now)\n');
+    ac.abort();
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    const trainer = new Trainer(config, { resume: flags.resume, force: flags.force, signal: ac.signal, onProgress: progressPrinter(flags.json === true) });
+    const r = await trainer.run();
+    if (flags.json) {
+      process.stdout.write(`${JSON.stringify({ epochs: r.epochs, top1: r.top1, top5: r.top5, seconds: r.seconds, images_per_sec: r.imagesPerSec })}\n`);
+    } else {
+      process.stdout.write(`${r.interrupted ? 'interrupted' : 'done'}: ${r.epochs} epochs, test top-1 ${(100 * r.top1).toFixed(2)}% top-5 ${(100 * r.top5).toFixed(2)}%, ` +
+        `${r.seconds.toFixed(1)} s, ${Math.round(r.imagesPerSec)} img/s; run in ${r.runDir}\n`);
+    }
+    if (r.interrupted) process.exitCode = 130;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+export async function evalCommand(flags: EvalFlags): Promise<void> {
+  if (!flags.checkpoint) throw new InvalidArgumentError('eval: --checkpoint FILE_OR_RUN_DIR is required');
+  const r = await evaluateCheckpoint(flags.checkpoint, {
+    data: flags.data, subset: num(flags.subset, 'subset'), onMessage: (t) => process.stderr.write(`resnet: ${t}\n`),
+  });
+  if (flags.json) process.stdout.write(`${JSON.stringify({ top1: r.top1, top5: r.top5, loss: r.loss, n: r.n })}\n`);
+  else process.stdout.write(`${r.file}: top-1 ${(100 * r.top1).toFixed(2)}% top-5 ${(100 * r.top5).toFixed(2)}% loss ${r.loss.toFixed(4)} on ${r.n} images\n`);
+}
