@@ -149,12 +149,16 @@ function randomArray(n: number, seed: number): Float32Array {
   return a;
 }
 
-interface Case {
+/** One timed "ours" closure with its inputs; `dispose` frees them. */
+export interface Case {
   run: () => void;
   dispose: () => void;
 }
 
-function oursCase(be: NativeBackend, g: Conv2dGeometry, pass: ConvPass): Case {
+/** Makes the "ours" side of a (shape, pass): swap it to time another layer (e.g. Tensor ops). */
+export type CaseFactory = (be: NativeBackend, g: Conv2dGeometry, pass: ConvPass) => Case;
+
+export function oursCase(be: NativeBackend, g: Conv2dGeometry, pass: ConvPass): Case {
   const x = be.fromArray(randomArray(g.N * g.C * g.H * g.W, 1), [g.N, g.C, g.H, g.W], 'float32');
   const w = be.fromArray(randomArray(g.K * (g.C / g.groups) * g.R * g.S, 2), [g.K, g.C / g.groups, g.R, g.S],
     'float32');
@@ -171,7 +175,7 @@ function oursCase(be: NativeBackend, g: Conv2dGeometry, pass: ConvPass): Case {
 
 // ---- main -------------------------------------------------------------------------------------
 
-interface Row {
+export interface Row {
   shape: string;
   pass: ConvPass;
   ours_ms: number;
@@ -186,7 +190,7 @@ function argValue(args: string[], name: string): string | undefined {
   return i >= 0 ? args[i + 1] : undefined;
 }
 
-export function runBench(args: string[]): Row[] {
+export function runBench(args: string[], makeOurs: CaseFactory = oursCase): Row[] {
   const be = new NativeBackend();
   const N = Number(argValue(args, '--batch') ?? 16);
   const arch = argValue(args, '--arch') ?? 'resnet50';
@@ -195,7 +199,7 @@ export function runBench(args: string[]): Row[] {
   const rows: Row[] = [];
   for (const g of imagenetConvGeometries(arch, N)) {
     for (const pass of passes) {
-      const c = oursCase(be, g, pass);
+      const c = makeOurs(be, g, pass);
       const estimate = median([...be.addon.benchConv(g, pass, 1, 1)]);
       const rounds = Math.min(25, Math.max(minRounds, Math.ceil(400 / Math.max(estimate, 1e-3))));
       const { oursMs, bareMs, pairedRatio } = compare(c.run, (iters, warmup) => [...be.addon.benchConv(g, pass, iters, warmup)],
