@@ -55,7 +55,9 @@ function digest(entries: [string, NamedArray][]): string {
   for (const [name, a] of [...entries].sort((p, q) => (p[0] < q[0] ? -1 : p[0] > q[0] ? 1 : 0))) {
     h.update(name);
     h.update(JSON.stringify(a.shape));
-    h.update(new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength));
+    // NOTE: integer tensors are stored as I64 (PyTorch's num_batches_tracked): hash them so.
+    const d = a.data instanceof Float32Array || a.data instanceof BigInt64Array ? a.data : BigInt64Array.from(a.data, (v) => BigInt(v));
+    h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
   }
   return h.digest('hex');
 }

@@ -1,0 +1,207 @@
+// The training layer on tiny IDX files made here (12x12 grey, 4 classes): metrics.jsonl,
+// checkpoint round trip, resume after a real SIGKILL mid-epoch equals an uninterrupted run,
+// SIGKILL during a checkpoint write, corrupt checkpoints, bad dataset paths, the NaN guard.
+
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { createModel } from '../src/models/index.js';
+import {
+  evaluateCheckpoint, loadCheckpoint, loadRunCheckpoint, readMetrics, saveCheckpoint, Trainer, type CheckpointMeta, type TrainConfig,
+} from '../src/train/index.js';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const CLI = join(ROOT, 'src/cli/main.ts');
+const tmp = mkdtempSync(join(tmpdir(), 'resnet-train-'));
+
+/** Writes an MNIST-style directory: class k has a bright bar at row band k, plus noise. */
+function makeIdx(dir: string, nTrain: number, nTest: number, size = 12): string {
+  mkdirSync(dir, { recursive: true });
+  const write = (prefix: string, n: number, seed: number): void => {
+    let s = seed;
+    const rnd = (): number => { s = (s * 1103515245 + 12345) >>> 0; return s / 2 ** 32; };
+    const img = Buffer.alloc(16 + n * size * size);
+    img.writeUInt32BE(0x803, 0); img.writeUInt32BE(n, 4); img.writeUInt32BE(size, 8); img.writeUInt32BE(size, 12);
+    const lab = Buffer.alloc(8 + n);
+    lab.writeUInt32BE(0x801, 0); lab.writeUInt32BE(n, 4);
+    for (let i = 0; i < n; i++) {
+      const k = i % 4;
+      lab[8 + i] = k;
+      for (let p = 0; p < size * size; p++) {
+        const row = Math.floor(p / size);
+        const on = Math.floor(row / (size / 4)) === k;
+        img[16 + i * size * size + p] = Math.min(255, Math.round((on ? 160 : 20) + rnd() * 80));
+      }
+    }
+    writeFileSync(join(dir, `${prefix}-images-idx3-ubyte`), img);
+    writeFileSync(join(dir, `${prefix}-labels-idx1-ubyte`), lab);
+  };
+  write('train', nTrain, 1);
+  write('t10k', nTest, 2);
+  return dir;
+}
+
+const DATA = makeIdx(join(tmp, 'data'), 256, 128);
+const base = (out: string, extra: Partial<TrainConfig> = {}): Partial<TrainConfig> => ({
+  arch: 'resnet20', dataset: 'mnist', data: DATA, epochs: 2, batchSize: 32, lr: 0.05, seed: 7, workers: 1, out, ...extra,
+});
+
+function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: ROOT, encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('a run writes well-formed metrics.jsonl, config.json, last and best; checkpoints round-trip', async () => {
+  const out = join(tmp, 'run-a');
+  const events: string[] = [];
+  const r = await new Trainer(base(out), { onProgress: (e) => events.push(e.type) }).run();
+  assert.equal(r.epochs, 2);
+  assert.ok(events.includes('start') && events.includes('step') && events.filter((e) => e === 'epoch').length === 2);
+  const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n');
+  assert.equal(lines.length, 2);
+  lines.forEach((l, i) => {
+    const m = JSON.parse(l) as Record<string, number>;
+    assert.equal(m.epoch, i + 1);
+    for (const k of ['train_loss', 'train_err', 'test_loss', 'test_top1', 'test_top5', 'lr', 'seconds', 'images_per_sec']) {
+      assert.ok(Number.isFinite(m[k]), `${k} = ${m[k]}`);
+    }
+    assert.ok(m.test_top1 >= 0 && m.test_top1 <= 1 && m.test_top5 >= m.test_top1);
+  });
+  assert.equal(r.top1, readMetrics(join(out, 'metrics.jsonl'))[1].test_top1);
+  const ck = loadCheckpoint(join(out, 'last.safetensors'));
+  assert.equal(ck.meta.epoch, 2);
+  assert.deepEqual(ck.meta.loader, { seed: 7, epoch: 2, batch: 0 });
+  assert.equal(ck.meta.step, 16);
+  assert.ok(ck.optim && ck.optim.buffers[0].every((b) => b !== null), 'momentum buffers saved');
+  const model = createModel('resnet20', ck.meta.modelOptions);
+  const report = model.loadStateDict(ck.model);
+  assert.equal(report.missing.length + report.unexpected.length + report.mismatched.length, 0);
+  model.dispose();
+  // Eval of the run dir = its best checkpoint, with the run's normalisation.
+  const best = loadCheckpoint(join(out, 'best.safetensors'));
+  const ev = await evaluateCheckpoint(out);
+  assert.equal(ev.n, 128);
+  assert.equal(ev.top1, best.meta.best!.value);
+  // A second run into the same dir refuses; --force overwrites.
+  await assert.rejects(new Trainer(base(out)).run(), /holds an earlier run.*--resume.*--force/);
+  const forced = await new Trainer(base(out, { epochs: 1 }), { force: true }).run();
+  assert.equal(forced.epochs, 1);
+  assert.equal(readMetrics(join(out, 'metrics.jsonl')).length, 1);
+});
+
+test('resume after a real SIGKILL mid-epoch ends exactly where an uninterrupted run does', async () => {
+  const args = (out: string): string[] => ['train', '--dataset', 'mnist', '--data', DATA, '--epochs', '3', '--batch-size', '32', '--lr', '0.05',
+    '--seed', '11', '--workers', '1', '--checkpoint-every', '3', '--out', out, '--json'];
+  const full = cli(args(join(tmp, 'full')));
+  assert.equal(full.status, 0, full.stderr);
+  const want = JSON.parse(full.stdout.trim().split('\n').at(-1)!) as { top1: number; epochs: number };
+
+  const out = join(tmp, 'killed');
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args(out)], { cwd: ROOT, stdio: 'ignore' });
+  // Kill once a mid-epoch checkpoint of epoch 2 exists.
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(Date.now() < deadline, 'the child never reached epoch 2');
+    const f = join(out, 'last.safetensors');
+    if (!existsSync(f)) continue;
+    try {
+      const m = loadCheckpoint(f).meta;
+      if (m.loader.epoch === 1 && m.loader.batch > 0) break;
+    } catch { /* being replaced */ }
+  }
+  await new Promise((r) => setTimeout(r, 150));
+  child.kill('SIGKILL');
+  await new Promise((r) => child.once('exit', r));
+  const at = loadCheckpoint(join(out, 'last.safetensors')).meta;
+  assert.ok(at.epoch < 3, 'killed before the end');
+  const resumed = cli([...args(out), '--resume']);
+  assert.equal(resumed.status, 0, resumed.stderr);
+  assert.match(resumed.stderr, /resumed from/);
+  const got = JSON.parse(resumed.stdout.trim().split('\n').at(-1)!) as { top1: number; epochs: number };
+  assert.equal(got.epochs, 3);
+  assert.ok(Math.abs(got.top1 - want.top1) <= 0.002, `resumed ${got.top1} vs uninterrupted ${want.top1}`);
+  const a = readMetrics(join(tmp, 'full', 'metrics.jsonl')).map((m) => [m.epoch, m.test_top1, m.test_loss, m.train_loss]);
+  const b = readMetrics(join(out, 'metrics.jsonl')).map((m) => [m.epoch, m.test_top1, m.test_loss, m.train_loss]);
+  assert.equal(b.length, 3, 'one metrics line per epoch, none twice');
+  assert.deepEqual(b, a);
+});
+
+test('SIGKILL during a checkpoint write leaves the previous checkpoint loadable', async () => {
+  const dir = join(tmp, 'kill-save');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'last.safetensors');
+  const model = createModel('resnet50', { numClasses: 1000, init: 'none' });
+  const meta = { format: 1, arch: 'resnet50', modelOptions: {}, epoch: 1, step: 1, loader: { seed: 0, epoch: 1, batch: 0 }, rng: { seed: 0 },
+    partial: { lossSum: 0, wrong: 0, seen: 0, seconds: 0 }, best: null, plateau: null, norm: { mean: [0], std: [1] },
+    input: { channels: 3, height: 224, width: 224, classes: [] }, lrs: [], config: {}, savedAt: '' } as CheckpointMeta;
+  saveCheckpoint(file, model, null, meta);
+  model.dispose();
+  const good = statSync(file).size;
+  const script = join(dir, 'saver.mts');
+  writeFileSync(script, `import { createModel } from ${JSON.stringify(join(ROOT, 'src/models/index.ts'))};
+import { saveCheckpoint } from ${JSON.stringify(join(ROOT, 'src/train/checkpoint.ts'))};
+const m = createModel('resnet50', { numClasses: 1000, seed: 1 });
+const meta = JSON.parse(process.argv[2]);
+process.stdout.write('ready\\n');
+for (;;) saveCheckpoint(${JSON.stringify(file)}, m, null, { ...meta, step: meta.step + 1 });
+`);
+  for (const delay of [150, 400]) {
+    const child = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify(meta)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((r) => child.stdout.once('data', () => r()));
+    await new Promise((r) => setTimeout(r, delay));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    const ck = loadCheckpoint(file);
+    assert.ok(ck.meta.step >= 1);
+    assert.equal(statSync(file).size, good);
+  }
+});
+
+test('a corrupt checkpoint is named, and the run falls back to the other one', async () => {
+  const out = join(tmp, 'run-a');
+  const last = join(out, 'last.safetensors');
+  const bytes = readFileSync(last);
+  bytes[bytes.length - 10] ^= 0xff;
+  writeFileSync(last, bytes);
+  assert.throws(() => loadCheckpoint(last), (e: Error) => e.message.includes(last) && /corrupt/.test(e.message));
+  const messages: string[] = [];
+  const ck = loadRunCheckpoint(out, (t) => messages.push(t));
+  assert.ok(ck.file.endsWith('best.safetensors'));
+  assert.match(messages.join('\n'), /last\.safetensors.*corrupt.*using .*best\.safetensors/);
+  const bad = join(tmp, 'bad.safetensors');
+  writeFileSync(bad, bytes.subarray(0, 100));
+  const r = cli(['eval', '--checkpoint', bad, '--json']);
+  assert.equal(r.status, 1);
+  assert.ok(r.stderr.includes(bad), r.stderr);
+});
+
+test('a checkpoint of another shape is a clear error naming the file', async () => {
+  const out = join(tmp, 'other');
+  const data = makeIdx(join(tmp, 'data16'), 64, 32, 16);
+  await new Trainer(base(out, { epochs: 1, data })).run();
+  const r = cli(['eval', '--checkpoint', join(out, 'best.safetensors'), '--data', DATA, '--json']);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /best\.safetensors: trained on 1x16x16 images, the test set holds 1x12x12/);
+});
+
+test('a bad dataset path names the path and leaves no run directory', async () => {
+  const out = join(tmp, 'nodata');
+  await assert.rejects(new Trainer(base(out, { data: join(tmp, 'missing-dir') })).run(), (e: Error) => e.message.includes('missing-dir'));
+  assert.equal(existsSync(out), false);
+  const r = cli(['train', '--dataset', 'mnist', '--data', join(tmp, 'missing-dir'), '--out', out]);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /missing-dir/);
+  assert.equal(existsSync(out), false);
+});
+
+test('the NaN guard stops with a clear message and keeps the last good checkpoint', async () => {
+  const out = join(tmp, 'nan');
+  await assert.rejects(new Trainer(base(out, { lr: 1e30, epochs: 1, checkpointEvery: 1 })).run(), /diverged: the loss is (NaN|Infinity|-Infinity).*last good state/);
+  const ck = loadCheckpoint(join(out, 'last.safetensors'));
+  for (const [k, v] of ck.model) if (v.data instanceof Float32Array) assert.ok(v.data.every(Number.isFinite), `${k} finite`);
+  assert.ok(readdirSync(out).includes('last.safetensors'));
+});
