@@ -71,6 +71,7 @@ test('a run writes well-formed metrics.jsonl, config.json, last and best; checkp
     assert.ok(m.test_top1 >= 0 && m.test_top1 <= 1 && m.test_top5 >= m.test_top1);
   });
   assert.equal(r.top1, readMetrics(join(out, 'metrics.jsonl'))[1].test_top1);
+  assert.match(readFileSync(join(out, 'errors.svg'), 'utf8'), /^<svg[\s\S]*stroke-width="3"[\s\S]*<\/svg>\n$/);
   const ck = loadCheckpoint(join(out, 'last.safetensors'));
   assert.equal(ck.meta.epoch, 2);
   assert.deepEqual(ck.meta.loader, { seed: 7, epoch: 2, batch: 0 });

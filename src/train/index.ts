@@ -5,3 +5,4 @@ export { evaluateCheckpoint, type EvalCheckpointOptions } from './eval.js';
 export { saveCheckpoint, loadCheckpoint, loadRunCheckpoint, CHECKPOINT_FORMAT, LAST, BEST, type CheckpointMeta, type LoadedCheckpoint } from './checkpoint.js';
 export { appendMetrics, readMetrics, truncateMetrics, METRICS, type EpochMetrics } from './metrics.js';
 export { loadSplits, trainTransforms, evalTransforms, DATASETS, AUGMENTATIONS } from './data.js';
+export { errorPlotSvg } from './plot.js';
