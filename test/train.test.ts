@@ -172,6 +172,11 @@ test('a corrupt checkpoint is named, and the run falls back to the other one', a
   const messages: string[] = [];
   const ck = loadRunCheckpoint(out, (t) => messages.push(t));
   assert.ok(ck.file.endsWith('best.safetensors'));
+  const ev = cli(['eval', '--checkpoint', out, '--json']);
+  assert.equal(ev.status, 0, ev.stderr);
+  const j = JSON.parse(ev.stdout.trim().split('\n').at(-1)!) as Record<string, number>;
+  assert.deepEqual(Object.keys(j), ['top1', 'top5', 'loss', 'n']);
+  assert.ok(j.top1 >= 0 && j.top1 <= 1 && j.n === 128);
   assert.match(messages.join('\n'), /last\.safetensors.*corrupt.*using .*best\.safetensors/);
   const bad = join(tmp, 'bad.safetensors');
   writeFileSync(bad, bytes.subarray(0, 100));
