@@ -131,6 +131,27 @@ test('resume after a real SIGKILL mid-epoch ends exactly where an uninterrupted 
   assert.deepEqual(b, a);
 });
 
+test('Ctrl-C finishes the step, saves last and exits; --resume then completes the run', async () => {
+  const out = join(tmp, 'sigint');
+  const args = ['train', '--dataset', 'mnist', '--data', DATA, '--epochs', '2', '--batch-size', '16', '--seed', '3', '--workers', '1', '--out', out];
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => { stdout += String(d); });
+  const started = new Promise<void>((r) => child.stderr.on('data', (d: Buffer) => { stderr += String(d); if (/epoch 1\/2 \d+\/16/.test(stderr)) r(); }));
+  await started; // the first step's progress line
+  child.kill('SIGINT');
+  const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  assert.equal(code, 130, stderr);
+  assert.match(stdout, /^interrupted/);
+  assert.match(stderr, /stopped at epoch \d, batch \d+\/16; saved .*last\.safetensors/);
+  const at = loadCheckpoint(join(out, 'last.safetensors')).meta;
+  assert.ok(at.step > 0 && at.step < 32);
+  const done = cli([...args, '--resume', '--json']);
+  assert.equal(done.status, 0, done.stderr);
+  assert.equal((JSON.parse(done.stdout.trim().split('\n').at(-1)!) as { epochs: number }).epochs, 2);
+});
+
 test('SIGKILL during a checkpoint write leaves the previous checkpoint loadable', async () => {
   const dir = join(tmp, 'kill-save');
   mkdirSync(dir, { recursive: true });
