@@ -188,7 +188,10 @@ export class Trainer {
       this.emit({ type: 'message', text: `${dir}: no checkpoint to resume; starting a new run` });
     }
     // A resumed run follows its checkpoint's recipe, so it ends where an uninterrupted one would.
-    const c: TrainConfig = resumed ? { ...(resumed.meta.config as unknown as TrainConfig), out: dir, workers: this.config.workers } : this.config;
+    // Only where the data live and how many workers read them may change.
+    const c: TrainConfig = resumed
+      ? { ...(resumed.meta.config as unknown as TrainConfig), out: dir, workers: this.config.workers, data: this.config.data ?? (resumed.meta.config.data as string | undefined) }
+      : this.config;
 
     // Data first: a bad path fails here, before anything is written.
     const { train, test } = await loadSplits(c.dataset, c.data);
