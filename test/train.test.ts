@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -180,6 +180,28 @@ for (;;) saveCheckpoint(${JSON.stringify(file)}, m, null, { ...meta, step: meta.
     const ck = loadCheckpoint(file);
     assert.ok(ck.meta.step >= 1);
     assert.equal(statSync(file).size, good);
+  }
+});
+
+test('a checkpoint that cannot be written is a clear error and the old file stays intact', async () => {
+  const dir = join(tmp, 'ro');
+  mkdirSync(dir, { recursive: true });
+  const model = createModel('resnet20', { inChannels: 1, numClasses: 4 });
+  const meta = { format: 1, arch: 'resnet20', modelOptions: {}, epoch: 1, step: 1, loader: { seed: 0, epoch: 1, batch: 0 }, rng: { seed: 0 },
+    partial: { lossSum: 0, wrong: 0, seen: 0, seconds: 0 }, best: null, plateau: null, norm: { mean: [0], std: [1] },
+    input: { channels: 1, height: 12, width: 12, classes: [] }, lrs: [], config: {}, savedAt: '' } as CheckpointMeta;
+  const file = join(dir, 'last.safetensors');
+  saveCheckpoint(file, model, null, meta);
+  const nowhere = join(tmp, 'no-such-dir', 'last.safetensors');
+  assert.throws(() => saveCheckpoint(nowhere, model, null, meta), (e: Error) => e.message.startsWith(`${nowhere}: cannot write the checkpoint (ENOENT)`));
+  if (process.getuid?.() === 0) { model.dispose(); return; } // root ignores directory permissions
+  chmodSync(dir, 0o555);
+  try {
+    assert.throws(() => saveCheckpoint(file, model, null, { ...meta, step: 2 }), (e: Error) => e.message.startsWith(`${file}: cannot write the checkpoint (EACCES); the previous one is intact`));
+    assert.equal(loadCheckpoint(file).meta.step, 1);
+  } finally {
+    chmodSync(dir, 0o755);
+    model.dispose();
   }
 });
 

@@ -74,12 +74,17 @@ export function saveCheckpoint(file: string, model: Module, opt: SGD | null, met
     meta = { ...meta, lrs: s.lrs };
   }
   const layout = opt ? opt.groups.map((g) => g.params.length) : [];
-  writeSafetensors(file, entries, {
-    [META_KEY]: JSON.stringify(meta),
-    optim_layout: JSON.stringify(layout),
-    sha256: digest(entries),
-    format: 'pt',
-  });
+  try {
+    writeSafetensors(file, entries, {
+      [META_KEY]: JSON.stringify(meta),
+      optim_layout: JSON.stringify(layout),
+      sha256: digest(entries),
+      format: 'pt',
+    });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    throw new CheckpointError(`${file}: cannot write the checkpoint (${code}); ${existsSync(file) ? 'the previous one is intact' : 'no earlier checkpoint there'}`);
+  }
 }
 
 /** Reads and verifies one checkpoint; any problem is a CheckpointError naming the file. */
