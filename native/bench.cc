@@ -72,7 +72,7 @@ BenchState& prepare(const ConvGeom& g, const std::string& pass) {
 // benchConv(geometry, pass, iters, warmup = 2) -> Float64Array of per-iteration ms
 Napi::Value BenchConv(const Napi::CallbackInfo& info) {
   return guarded(info, "benchConv", [&]() -> Napi::Value {
-    const ConvGeom g = convGeom(objArg(info, 0, "geometry"));
+    const ConvGeom g = convGeom(geometryArg(info, 0, kConvFields));
     if (info.Length() < 2 || !info[1].IsString()) throw OpError("'pass' must be a string");
     const std::string pass = info[1].As<Napi::String>().Utf8Value();
     const int64_t iters = static_cast<int64_t>(numArg(info, 2, "iters"));

@@ -189,6 +189,10 @@ void accountAlloc(Napi::Env env, int64_t bytes, int countDelta);
 
 // ---- argument helpers --------------------------------------------------------------
 int64_t intProp(const Napi::Object& o, const char* name);
+/// Reads a geometry given either as an object with these named fields or, the fast path
+/// the TS backend uses, as a Float64Array of the same numbers in the same order.
+std::vector<int64_t> geometryArg(const Napi::CallbackInfo& info, size_t i, const std::vector<const char*>& names);
+std::vector<int64_t> geometryFields(const Napi::Object& o, const std::vector<const char*>& names);
 double numArg(const Napi::CallbackInfo& info, size_t i, const char* what);
 bool boolArg(const Napi::CallbackInfo& info, size_t i, const char* what);
 Napi::Object objArg(const Napi::CallbackInfo& info, size_t i, const char* what);
@@ -223,7 +227,8 @@ Napi::Object describePd(Napi::Env env, const dnnl::primitive_desc_base& pd,
 struct ConvGeom {
   int64_t N, C, H, W, K, R, S, OH, OW, strideH, strideW, padH, padW, dilH, dilW, groups;
 };
-ConvGeom convGeom(const Napi::Object& o);
+extern const std::vector<const char*> kConvFields;
+ConvGeom convGeom(const std::vector<int64_t>& v);
 /// Right padding so that oneDNN's output-size rule gives exactly `out`.
 int64_t padRight(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t padL, int64_t dil);
 

@@ -8,11 +8,11 @@
 
 namespace rn {
 
-ConvGeom convGeom(const Napi::Object& o) {
-  ConvGeom g{intProp(o, "N"), intProp(o, "C"), intProp(o, "H"), intProp(o, "W"),
-             intProp(o, "K"), intProp(o, "R"), intProp(o, "S"), intProp(o, "OH"),
-             intProp(o, "OW"), intProp(o, "strideH"), intProp(o, "strideW"), intProp(o, "padH"),
-             intProp(o, "padW"), intProp(o, "dilationH"), intProp(o, "dilationW"), intProp(o, "groups")};
+const std::vector<const char*> kConvFields = {"N", "C", "H", "W", "K", "R", "S", "OH", "OW", "strideH", "strideW",
+                                              "padH", "padW", "dilationH", "dilationW", "groups"};
+
+ConvGeom convGeom(const std::vector<int64_t>& v) {
+  ConvGeom g{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15]};
   if (g.groups < 1 || g.C % g.groups != 0 || g.K % g.groups != 0)
     throw OpError("groups must divide C and K");
   if (g.strideH < 1 || g.strideW < 1 || g.dilH < 1 || g.dilW < 1)
@@ -128,7 +128,7 @@ Napi::Value Conv2d(const Napi::CallbackInfo& info) {
     Storage* x = Storage::From(info[0], "x");
     Storage* w = Storage::From(info[1], "w");
     Storage* b = info[2].IsNull() || info[2].IsUndefined() ? nullptr : Storage::From(info[2], "b");
-    const ConvGeom g = convGeom(objArg(info, 3, "geometry"));
+    const ConvGeom g = convGeom(geometryArg(info, 3, kConvFields));
     auto e = fwd(g, b != nullptr);
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x->as(e->pd.src_desc())},
                                          {DNNL_ARG_WEIGHTS, w->as(e->pd.weights_desc())}};
@@ -147,7 +147,7 @@ Napi::Value Conv2dBackwardData(const Napi::CallbackInfo& info) {
   return guarded(info, "conv2dBackwardData", [&]() -> Napi::Value {
     Storage* dy = Storage::From(info[0], "dy");
     Storage* w = Storage::From(info[1], "w");
-    const ConvGeom g = convGeom(objArg(info, 2, "geometry"));
+    const ConvGeom g = convGeom(geometryArg(info, 2, kConvFields));
     auto e = bwdData(g);
     const memory dyMem = dy->as(e->pd.diff_dst_desc()), wMem = w->as(e->pd.weights_desc());
     Outputs outs(info.Env());
@@ -163,7 +163,7 @@ Napi::Value Conv2dBackwardWeights(const Napi::CallbackInfo& info) {
   return guarded(info, "conv2dBackwardWeights", [&]() -> Napi::Value {
     Storage* x = Storage::From(info[0], "x");
     Storage* dy = Storage::From(info[1], "dy");
-    const ConvGeom g = convGeom(objArg(info, 2, "geometry"));
+    const ConvGeom g = convGeom(geometryArg(info, 2, kConvFields));
     const bool withBias = boolArg(info, 3, "withBias");
     auto e = bwdWeights(g, withBias);
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x->as(e->pd.src_desc())},
@@ -190,7 +190,7 @@ Napi::Value Conv2dBackwardWeights(const Napi::CallbackInfo& info) {
 
 Napi::Value convImplInfo(Napi::Env env, const std::string& kind, const Napi::Object& p) {
   if (kind != "conv2d" && kind != "conv2dBackwardData" && kind != "conv2dBackwardWeights") return Napi::Value();
-  const ConvGeom g = convGeom(p);
+  const ConvGeom g = convGeom(geometryFields(p, kConvFields));
   const bool bias = p.Has("withBias") && p.Get("withBias").ToBoolean().Value();
   if (kind == "conv2d") {
     const auto& pd = fwd(g, bias)->pd;

@@ -170,6 +170,29 @@ int64_t intProp(const Napi::Object& o, const char* name) {
   return v.As<Napi::Number>().Int64Value();
 }
 
+std::vector<int64_t> geometryFields(const Napi::Object& o, const std::vector<const char*>& names) {
+  std::vector<int64_t> v;
+  v.reserve(names.size());
+  for (const char* n : names) v.push_back(intProp(o, n));
+  return v;
+}
+
+std::vector<int64_t> geometryArg(const Napi::CallbackInfo& info, size_t i, const std::vector<const char*>& names) {
+  if (i < info.Length() && info[i].IsTypedArray()) {
+    Napi::TypedArray ta = info[i].As<Napi::TypedArray>();
+    if (ta.TypedArrayType() != napi_float64_array || ta.ElementLength() != names.size())
+      throw OpError("a packed geometry must be a Float64Array of " + std::to_string(names.size()) + " numbers");
+    const double* d = info[i].As<Napi::Float64Array>().Data();
+    std::vector<int64_t> v(names.size());
+    for (size_t k = 0; k < names.size(); ++k) {
+      if (!(d[k] >= -1e15 && d[k] <= 1e15)) throw OpError(std::string("'") + names[k] + "' must be a number");
+      v[k] = static_cast<int64_t>(d[k]);
+    }
+    return v;
+  }
+  return geometryFields(objArg(info, i, "geometry"), names);
+}
+
 double numArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
   if (i >= info.Length() || !info[i].IsNumber()) throw OpError(std::string("'") + what + "' must be a number");
   return info[i].As<Napi::Number>().DoubleValue();

@@ -22,10 +22,11 @@ struct PoolGeom {
   memory::dims padR() const { return {padRight(H, OH, kH, sH, pH, 1), padRight(W, OW, kW, sW, pW, 1)}; }
 };
 
-PoolGeom poolGeom(const Napi::Object& o) {
-  PoolGeom g{intProp(o, "N"), intProp(o, "C"), intProp(o, "H"), intProp(o, "W"),
-             intProp(o, "OH"), intProp(o, "OW"), intProp(o, "kernelH"), intProp(o, "kernelW"),
-             intProp(o, "strideH"), intProp(o, "strideW"), intProp(o, "padH"), intProp(o, "padW")};
+const std::vector<const char*> kPoolFields = {"N", "C", "H", "W", "OH", "OW", "kernelH", "kernelW",
+                                              "strideH", "strideW", "padH", "padW"};
+
+PoolGeom poolGeom(const std::vector<int64_t>& v) {
+  PoolGeom g{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11]};
   if (g.sH < 1 || g.sW < 1 || g.kH < 1 || g.kW < 1) throw OpError("kernel and strides must be >= 1");
   return g;
 }
@@ -62,7 +63,7 @@ std::shared_ptr<Cached<Bwd>> bwd(dnnl::algorithm alg, const memory::desc& src, c
 Napi::Value MaxPool2d(const Napi::CallbackInfo& info) {
   return guarded(info, "maxPool2d", [&]() -> Napi::Value {
     Storage* x = Storage::From(info[0], "x");
-    const PoolGeom g = poolGeom(objArg(info, 1, "geometry"));
+    const PoolGeom g = poolGeom(geometryArg(info, 1, kPoolFields));
     auto e = fwd(dnnl::algorithm::pooling_max, x->md(), g);
     Outputs outs(info.Env());
     auto y = outs.add(e->pd.dst_desc());
@@ -82,7 +83,7 @@ Napi::Value MaxPool2dBackward(const Napi::CallbackInfo& info) {
   return guarded(info, "maxPool2dBackward", [&]() -> Napi::Value {
     Storage* dy = Storage::From(info[0], "dy");
     Storage* saved = Storage::From(info[1], "saved");
-    const PoolGeom g = poolGeom(objArg(info, 2, "geometry"));
+    const PoolGeom g = poolGeom(geometryArg(info, 2, kPoolFields));
     if (saved->meta.empty()) throw OpError("'saved' is not a max pool workspace");
     auto e = bwd(dnnl::algorithm::pooling_max, saved->meta[0], g);
     if (!(saved->md() == e->pd.workspace_desc())) throw OpError("'saved' does not match this geometry");
@@ -100,7 +101,7 @@ Napi::Value MaxPool2dBackward(const Napi::CallbackInfo& info) {
 Napi::Value AvgPool2d(const Napi::CallbackInfo& info) {
   return guarded(info, "avgPool2d", [&]() -> Napi::Value {
     Storage* x = Storage::From(info[0], "x");
-    const PoolGeom g = poolGeom(objArg(info, 1, "geometry"));
+    const PoolGeom g = poolGeom(geometryArg(info, 1, kPoolFields));
     auto e = fwd(avgAlg(boolArg(info, 2, "countIncludePad")), x->md(), g);
     Outputs outs(info.Env());
     auto y = outs.add(e->pd.dst_desc());
@@ -114,7 +115,7 @@ Napi::Value AvgPool2d(const Napi::CallbackInfo& info) {
 Napi::Value AvgPool2dBackward(const Napi::CallbackInfo& info) {
   return guarded(info, "avgPool2dBackward", [&]() -> Napi::Value {
     Storage* dy = Storage::From(info[0], "dy");
-    const PoolGeom g = poolGeom(objArg(info, 1, "geometry"));
+    const PoolGeom g = poolGeom(geometryArg(info, 1, kPoolFields));
     // The forward's src layout is not known here: follow dy's, or (for a plain dy, e.g.
     // the global pool's gradient coming back through a reshape) the convolutions' layout.
     const memory::desc src = isPlain(dy->md()) ? preferredActivationDesc(g.src()) : sameLayout(dy->md(), g.src());
@@ -138,7 +139,7 @@ Napi::Value poolImplInfo(Napi::Env env, const std::string& kind, const Napi::Obj
   else if (kind == "avgPool2d" || kind == "avgPool2dBackward")
     alg = avgAlg(p.Has("countIncludePad") && p.Get("countIncludePad").ToBoolean().Value());
   else return Napi::Value();
-  const PoolGeom g = poolGeom(p);
+  const PoolGeom g = poolGeom(geometryFields(p, kPoolFields));
   const std::string fmt = p.Has("format") && p.Get("format").IsString() ? p.Get("format").As<Napi::String>().Utf8Value()
                                                                           : "plain";
   const memory::desc src = descFromFormat(g.src(), dt::f32, fmt);

@@ -57,9 +57,10 @@ export interface NativeAddon {
   poolStats(): { cachedBytes: number; capBytes: number };
   trimPool(): void;
 
-  conv2d(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry): Storage;
-  conv2dBackwardData(dy: Storage, w: Storage, g: Conv2dGeometry): Storage;
-  conv2dBackwardWeights(x: Storage, dy: Storage, g: Conv2dGeometry, withBias: boolean):
+  // A geometry is an object or (faster) a Float64Array of its fields in declaration order.
+  conv2d(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry | Float64Array): Storage;
+  conv2dBackwardData(dy: Storage, w: Storage, g: Conv2dGeometry | Float64Array): Storage;
+  conv2dBackwardWeights(x: Storage, dy: Storage, g: Conv2dGeometry | Float64Array, withBias: boolean):
     { dw: Storage; db: Storage | null };
 
   batchNormTrain(x: Storage, gamma: Storage, beta: Storage, eps: number, fuseRelu: boolean):
@@ -76,10 +77,10 @@ export interface NativeAddon {
   affineScalar(x: Storage, alpha: number, beta: number): Storage;
   axpbyInPlace(y: Storage, x: Storage, alpha: number, beta: number): void;
 
-  maxPool2d(x: Storage, g: Pool2dGeometry): { y: Storage; saved: Storage };
-  maxPool2dBackward(dy: Storage, saved: Storage, g: Pool2dGeometry): Storage;
-  avgPool2d(x: Storage, g: Pool2dGeometry, countIncludePad: boolean): Storage;
-  avgPool2dBackward(dy: Storage, g: Pool2dGeometry, countIncludePad: boolean): Storage;
+  maxPool2d(x: Storage, g: Pool2dGeometry | Float64Array): { y: Storage; saved: Storage };
+  maxPool2dBackward(dy: Storage, saved: Storage, g: Pool2dGeometry | Float64Array): Storage;
+  avgPool2d(x: Storage, g: Pool2dGeometry | Float64Array, countIncludePad: boolean): Storage;
+  avgPool2dBackward(dy: Storage, g: Pool2dGeometry | Float64Array, countIncludePad: boolean): Storage;
 
   linear(x: Storage, w: Storage, b: Storage | null, N: number, I: number, O: number): Storage;
   linearBackwardData(dy: Storage, w: Storage, N: number, I: number, O: number): Storage;
@@ -133,6 +134,27 @@ export function loadNativeAddon(): NativeAddon {
     throw new NativeLoadError(`native backend unavailable: loading ${path} failed (${why}). ${INSTALL_HINT}`, { cause });
   }
   return loaded;
+}
+
+// Geometries cross N-API packed in these (reused) arrays: reading 16 named properties from a
+// JS object in C++ cost about as much as the rest of a small conv call. Field order is the
+// addon's (native/conv.cc kConvFields, native/pool.cc kPoolFields).
+const CONV_PACK = new Float64Array(16);
+const POOL_PACK = new Float64Array(12);
+
+function packConv(g: Conv2dGeometry): Float64Array {
+  const p = CONV_PACK;
+  p[0] = g.N; p[1] = g.C; p[2] = g.H; p[3] = g.W; p[4] = g.K; p[5] = g.R; p[6] = g.S; p[7] = g.OH; p[8] = g.OW;
+  p[9] = g.strideH; p[10] = g.strideW; p[11] = g.padH; p[12] = g.padW; p[13] = g.dilationH; p[14] = g.dilationW;
+  p[15] = g.groups;
+  return p;
+}
+
+function packPool(g: Pool2dGeometry): Float64Array {
+  const p = POOL_PACK;
+  p[0] = g.N; p[1] = g.C; p[2] = g.H; p[3] = g.W; p[4] = g.OH; p[5] = g.OW; p[6] = g.kernelH; p[7] = g.kernelW;
+  p[8] = g.strideH; p[9] = g.strideW; p[10] = g.padH; p[11] = g.padW;
+  return p;
 }
 
 function toNativeError(op: string, e: unknown): NativeError {
@@ -195,14 +217,14 @@ export class NativeBackend implements Backend {
 
   // ---- convolution --------------------------------------------------------------------
   conv2d(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry): Storage {
-    return this.call('conv2d', () => this.addon.conv2d(x, w, b, g));
+    return this.call('conv2d', () => this.addon.conv2d(x, w, b, packConv(g)));
   }
   conv2dBackwardData(dy: Storage, w: Storage, g: Conv2dGeometry): Storage {
-    return this.call('conv2dBackwardData', () => this.addon.conv2dBackwardData(dy, w, g));
+    return this.call('conv2dBackwardData', () => this.addon.conv2dBackwardData(dy, w, packConv(g)));
   }
   conv2dBackwardWeights(x: Storage, dy: Storage, g: Conv2dGeometry, withBias: boolean):
     { dw: Storage; db: Storage | null } {
-    return this.call('conv2dBackwardWeights', () => this.addon.conv2dBackwardWeights(x, dy, g, withBias));
+    return this.call('conv2dBackwardWeights', () => this.addon.conv2dBackwardWeights(x, dy, packConv(g), withBias));
   }
 
   // ---- batch norm -----------------------------------------------------------------------
@@ -243,16 +265,16 @@ export class NativeBackend implements Backend {
 
   // ---- pooling ------------------------------------------------------------------------
   maxPool2d(x: Storage, g: Pool2dGeometry): { y: Storage; saved: Storage } {
-    return this.call('maxPool2d', () => this.addon.maxPool2d(x, g));
+    return this.call('maxPool2d', () => this.addon.maxPool2d(x, packPool(g)));
   }
   maxPool2dBackward(dy: Storage, saved: Storage, g: Pool2dGeometry): Storage {
-    return this.call('maxPool2dBackward', () => this.addon.maxPool2dBackward(dy, saved, g));
+    return this.call('maxPool2dBackward', () => this.addon.maxPool2dBackward(dy, saved, packPool(g)));
   }
   avgPool2d(x: Storage, g: Pool2dGeometry, countIncludePad: boolean): Storage {
-    return this.call('avgPool2d', () => this.addon.avgPool2d(x, g, countIncludePad));
+    return this.call('avgPool2d', () => this.addon.avgPool2d(x, packPool(g), countIncludePad));
   }
   avgPool2dBackward(dy: Storage, g: Pool2dGeometry, countIncludePad: boolean): Storage {
-    return this.call('avgPool2dBackward', () => this.addon.avgPool2dBackward(dy, g, countIncludePad));
+    return this.call('avgPool2dBackward', () => this.addon.avgPool2dBackward(dy, packPool(g), countIncludePad));
   }
 
   // ---- linear ---------------------------------------------------------------------------
