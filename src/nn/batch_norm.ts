@@ -29,7 +29,8 @@ export interface BatchNorm2dOptions {
 export class BatchNorm2d extends Module {
   readonly numFeatures: number;
   readonly eps: number;
-  readonly momentum: number;
+  /** Running-statistics momentum; may be changed (PyTorch allows it too). */
+  momentum: number;
   private readonly tracked: Counter;
 
   constructor(numFeatures: number, opts: BatchNorm2dOptions = {}) {

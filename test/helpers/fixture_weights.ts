@@ -74,3 +74,22 @@ export function assertChecksum(actual: ArrayLike<number>, c: Checksum, tol: numb
   assert.ok(err <= tol, `${what}: relative error ${err.toExponential(2)} > ${tol}: ${detail}`);
   return err;
 }
+
+/** Fills a model with fast generated weights (the fixture generator, seeded per tensor):
+ *  He-uniform convs, PyTorch-default linear layers, BN gamma in [1 - spread, 1 + spread]
+ *  and beta in [-spread/2, spread/2] (default spread 0.5). Much faster than He-normal init
+ *  for the biggest nets. */
+export function randomizeWeights(model: { namedParameters(): [string, { shape: readonly number[] }][]; loadStateDict(sd: Record<string, { data: Float32Array; shape: number[] }>, o: { strict: boolean }): unknown }, seed: number, spread = 0.5): void {
+  const sd: Record<string, { data: Float32Array; shape: number[] }> = {};
+  model.namedParameters().forEach(([k, p], i) => {
+    const shape = [...p.shape];
+    const n = shape.reduce((a, b) => a * b, 1);
+    let center = 0; let half: number;
+    if (shape.length === 4) half = Math.sqrt(6 / (shape[1] * shape[2] * shape[3]));
+    else if (shape.length === 2) half = 1 / Math.sqrt(shape[1]);
+    else if (/(^|\.)(fc|linear)\.bias$/.test(k)) half = 0.1;
+    else if (k.endsWith('weight')) { center = 1; half = spread; } else half = spread / 2;
+    sd[k] = { data: draw(n, seed * 100003 + i, center, half), shape };
+  });
+  model.loadStateDict(sd, { strict: false });
+}
