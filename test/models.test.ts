@@ -5,6 +5,7 @@
 // (scripts/make_fixtures.py).
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { CheckpointError, InvalidArgumentError, ShapeError, flatten, noGrad, randn, Rng, tensor, tidy } from '../src/index.js';
@@ -220,6 +221,33 @@ describe('initialisation', () => {
     const r = createModel('resnet20', { zeroInitResidual: true, init: 'none' });
     assert.ok(r.stateDict()['layer2.1.bn2.weight'].data.every((x) => x === 0));
     r.dispose();
+  });
+});
+
+describe('command line: resnet list and resnet summary', () => {
+  const MAIN = new URL('../src/cli/main.ts', import.meta.url).pathname;
+  const cli = (...args: string[]) => execFileSync(process.execPath, ['--import', 'tsx', MAIN, ...args], { encoding: 'utf8', stdio: 'pipe' });
+
+  test('summary --json is {"arch","params","macs","stages":[{"name","shape"}]} and honours the options', () => {
+    const s = JSON.parse(cli('summary', 'resnet50', '--classes', '10', '--in-channels', '1', '--input', '64x96', '--json'));
+    assert.deepEqual(Object.keys(s), ['arch', 'params', 'macs', 'stages']);
+    assert.deepEqual(Object.keys(s.stages[0]), ['name', 'shape']);
+    const expected = summarizeArch('resnet50', { numClasses: 10, inChannels: 1, input: [64, 96] });
+    assert.deepEqual(s, { arch: 'resnet50', params: expected.params, macs: expected.macs, stages: expected.stages.map((st) => ({ name: st.name, shape: st.shape })) });
+    assert.deepEqual(s.stages.find((st: { name: string }) => st.name === 'layer4').shape, [2048, 2, 3]);
+    const text = cli('summary', 'resnet18');
+    assert.match(text, /^layer2\s+128x28x28\s+\[3x3, 128; 3x3, 128\] x 2\s+525,568/m);
+    assert.match(text, /^params\s+11,689,512 \(11\.69M\)$/m);
+    assert.match(text, /^MACs\s+1,814,073,344 \(1\.81G\)$/m);
+  });
+
+  test('list --json names every arch; errors exit 1 with the valid choices', () => {
+    const list = JSON.parse(cli('list', '--json')) as { name: string }[];
+    assert.deepEqual(list.map((a) => a.name), modelNames());
+    assert.throws(() => cli('summary', 'resnet19'), (e: { status?: number; stderr?: string }) => e.status === 1
+      && /^resnet: unknown arch 'resnet19' \(did you mean 'resnet18'\?\); valid: resnet18, /.test(String(e.stderr)));
+    assert.throws(() => cli('summary', 'resnet18', '--input', '224x'), (e: { stderr?: string }) => /--input must be HxW \(e\.g\. 224x224\) or one size, got '224x'/.test(String(e.stderr)));
+    assert.throws(() => cli('summary', 'resnet18', '--classes', 'ten'), (e: { stderr?: string }) => /--classes must be an integer >= 1, got 'ten'/.test(String(e.stderr)));
   });
 });
 
