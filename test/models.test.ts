@@ -78,6 +78,9 @@ describe('summary equals torchvision and the paper', () => {
     const proj = (cin: number, cout: number) => cin * cout + 2 * cout; // 1x1 conv + BN
     assert.equal(c - a, 3 * proj(16, 16) + proj(16, 32) + 2 * proj(32, 32) + proj(32, 64) + 2 * proj(64, 64));
     assert.equal(summarizeArch('plain20').params, a, 'the plain twin has the same parameters as option A');
+    // Option A works for bottleneck ImageNet nets too (channels only grow): resnet50 loses its 2,776,576 projection parameters.
+    assert.equal(summarizeArch('resnet50', { shortcut: 'A' }).params, 25_557_032 - 2_776_576);
+    assert.equal(summarizeArch('resnet50', { shortcut: 'A' }).params, summarizeArch('plain50').params);
   });
 });
 

@@ -1,9 +1,9 @@
 // The nn layer: Module and the layers a ResNet is made of (torch.nn names and semantics).
 
+export { Module, Counter, ShapeTrace } from './module.js';
 export {
-  Module, Counter, ShapeTrace, describeReport,
-  type StateDict, type StateTensor, type StateValue, type StateDictInput, type LoadStateDictOptions, type LoadReport,
-} from './module.js';
+  describeReport, type StateDict, type StateTensor, type StateValue, type StateDictInput, type LoadStateDictOptions, type LoadReport,
+} from './state_dict.js';
 export { Parameter, type ParameterOptions } from './parameter.js';
 export { Conv2d, type Conv2dOptions as Conv2dLayerOptions } from './conv.js';
 export { BatchNorm2d, type BatchNorm2dOptions } from './batch_norm.js';

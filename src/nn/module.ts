@@ -14,38 +14,13 @@ import { fmt } from '../tensor/geometry.js';
 import { keep } from '../tensor/scope.js';
 import { Tensor, tensor } from '../tensor/tensor.js';
 import { Parameter } from './parameter.js';
+import {
+  copyInto, describeReport, readValues,
+  type LoadReport, type LoadStateDictOptions, type StateDict, type StateDictInput, type StateValue,
+} from './state_dict.js';
 
-/** One state-dict entry: plain row-major values and their shape (PyTorch's tensor shape). */
-export interface StateTensor {
-  data: Float32Array | Int32Array;
-  shape: number[];
-}
-
-/** A module's state: parameters and persistent buffers keyed by dotted name, in definition
- *  order (object keys keep insertion order: no key is an array index). */
-export type StateDict = Record<string, StateTensor>;
-
-/** What loadStateDict accepts for one entry: a StateTensor-like value or a Tensor. */
-export type StateValue = { data: ArrayLike<number> | BigInt64Array; shape: readonly number[] } | Tensor;
-export type StateDictInput = Record<string, StateValue> | ReadonlyMap<string, StateValue>;
-
-export interface LoadStateDictOptions {
-  /** Default true: any missing, unexpected or mis-shaped key throws a CheckpointError and
-   *  nothing is loaded. With false, what fits is loaded and the report says the rest. */
-  strict?: boolean;
-}
-
-export interface LoadReport {
-  /** Keys of the model that the state dict lacks (a missing num_batches_tracked, as in
-   *  checkpoints from PyTorch < 0.4.1, is not counted: the counter keeps its value). */
-  missing: string[];
-  /** Keys of the state dict the model does not have. */
-  unexpected: string[];
-  /** Keys present on both sides with different shapes (not loaded). */
-  mismatched: { key: string; expected: number[]; got: number[] }[];
-  /** Keys loaded. */
-  loaded: string[];
-}
+export type { LoadReport, LoadStateDictOptions, StateDict, StateDictInput, StateTensor, StateValue } from './state_dict.js';
+export { describeReport } from './state_dict.js';
 
 /** An integer buffer kept on the JS side (BatchNorm2d's num_batches_tracked). It appears in
  *  the state dict as a one-element int32 entry of shape [], as PyTorch's int64 scalar. */
@@ -403,42 +378,3 @@ export class Module {
     return `${head}\n${lines.join('\n')}\n)`;
   }
 }
-
-function readValues(v: StateValue): ArrayLike<number> {
-  if (v instanceof Tensor) return v.toArray();
-  if (v.data instanceof BigInt64Array) return Array.from(v.data, (x) => Number(x));
-  return v.data;
-}
-
-/** Writes `values` into `t` in place (y = 0*y + 1*x) and returns true; returns false,
- *  writing nothing, when t holds a non-finite value (0*Inf is NaN): the caller replaces it. */
-function copyInto(t: Tensor, values: ArrayLike<number>): boolean {
-  const cur = t.toArray();
-  for (let i = 0; i < cur.length; i++) {
-    if (!Number.isFinite(cur[i])) return false;
-  }
-  const src = tensor(values, t.shape, { backend: t.backend, dtype: t.dtype });
-  t.backend.axpbyInPlace(t.storage, src.storage, t.shape, 0, 1);
-  src.dispose();
-  return true;
-}
-
-function list(keys: string[], max = 8): string {
-  return keys.length <= max ? keys.join(', ') : `${keys.slice(0, max).join(', ')} ... and ${keys.length - max} more`;
-}
-
-/** One readable line per problem of a load report. */
-export function describeReport(r: LoadReport): string {
-  const parts: string[] = [];
-  if (r.missing.length) parts.push(`${r.missing.length} missing key(s): ${list(r.missing)}`);
-  if (r.unexpected.length) {
-    let s = `${r.unexpected.length} unexpected key(s): ${list(r.unexpected)}`;
-    if (r.unexpected.every((k) => k.startsWith('module.'))) s += " (a DataParallel checkpoint: strip the 'module.' prefix)";
-    parts.push(s);
-  }
-  if (r.mismatched.length) {
-    parts.push(`${r.mismatched.length} mis-shaped key(s): ${list(r.mismatched.map((m) => `${m.key} (model ${fmt(m.expected)}, state dict ${fmt(m.got)})`), 5)}`);
-  }
-  return parts.join('; ') || 'everything fits';
-}
-
