@@ -82,7 +82,7 @@ describe('Module', () => {
     for (const m of [a, b, c]) m.dispose();
   });
 
-  test('to(backend) moves parameters and buffers, keeping values and requiresGrad', { skip: (() => { try { backendByName('native'); return false; } catch { return 'native backend not built'; } })() }, () => {
+  test('to(backend) moves parameters and buffers, keeping values and requiresGrad', () => {
     const n = new Net();
     const sd = n.stateDict();
     n.conv.weight.requiresGrad = false;
