@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in g++ make libdnnl-dev dataset-fashion-mnist; do
+# chromium drives the report tests (playwright-core, never a downloaded browser);
+# fonts-dejavu-core gives the PNG plots stable glyphs.
+for pkg in g++ make libdnnl-dev dataset-fashion-mnist chromium fonts-dejavu-core; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -18,6 +20,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # npm ci runs our install script, which builds the oneDNN addon.
-npm ci --no-audit --no-fund
+# onnxruntime-node (a test-only peer) must not try to download extras.
+ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
 npm run build --silent
 node dist/cli/main.js info >/dev/null
