@@ -17,7 +17,8 @@ import { BatchNorm2d } from '../nn/batch_norm.js';
 import { Conv2d } from '../nn/conv.js';
 import { defaultRng, kaimingNormal, type Initializer } from '../nn/init.js';
 import { Module, ShapeTrace } from '../nn/module.js';
-import { add } from '../tensor/ops/elementwise.js';
+import { noGrad } from '../tensor/autograd.js';
+import { add, affine } from '../tensor/ops/elementwise.js';
 import { relu } from '../tensor/ops/relu.js';
 import { fmt } from '../tensor/geometry.js';
 import type { Rng } from '../tensor/random.js';
@@ -40,6 +41,19 @@ export interface BlockOptions {
   init?: Initializer;
   rng?: Rng;
   backend?: Backend;
+}
+
+/** Per-call options of a block's forward (ResNet.forward fills them from its ForwardOptions). */
+export interface BlockForwardOptions {
+  /** Cut autograd on one side of the addition, forward values unchanged: 'branch' makes the
+   *  residual branch's output a constant (the gradient flows through the shortcut only),
+   *  'shortcut' the shortcut's (it flows through the branch only). How Veit et al. 2016,
+   *  section 6, send the gradient along paths of a chosen length. Not for plain blocks. */
+  detach?: 'branch' | 'shortcut';
+  /** Called with each BatchNorm's output before the ReLU or the addition that follows it,
+   *  named as in the block ("bn1", "bn2", ...): the layer responses of He et al. 2015,
+   *  Fig. 7. The tensor lives only as long as the caller's scope: read it, do not keep it. */
+  onResponse?: (name: string, response: Tensor) => void;
 }
 
 interface Resolved {
@@ -112,6 +126,31 @@ export abstract class Block extends Module {
     return new BatchNorm2d(c, { backend: this.opts.backend, weightInit: last && this.opts.zeroInitResidual ? 0 : 1 });
   }
 
+  /** bn(x), reported to `onResponse` before its ReLU (fused when nobody listens). */
+  protected bnForward(name: string, bn: BatchNorm2d, x: Tensor, withRelu: boolean, o: BlockForwardOptions): Tensor {
+    if (!o.onResponse) return bn.forward(x, { relu: withRelu });
+    const r = bn.forward(x);
+    o.onResponse(name, r);
+    return withRelu ? relu(r) : r;
+  }
+
+  /** branch + shortcut with `o.detach` applied: the detached side runs without autograd
+   *  (an identity shortcut is copied, so its input keeps its gradient elsewhere). */
+  protected addBranch(branch: () => Tensor, shortcut: () => Tensor, o: BlockForwardOptions): Tensor {
+    if (o.detach !== undefined && o.detach !== 'branch' && o.detach !== 'shortcut') {
+      throw new InvalidArgumentError(`${this.constructor.name}: unknown detach '${String(o.detach)}'; valid: branch, shortcut`);
+    }
+    const b = o.detach === 'branch' ? noGrad(branch) : branch();
+    const s = o.detach === 'shortcut' ? noGrad(() => affine(shortcut(), 1, 0)) : shortcut();
+    return add(b, s);
+  }
+
+  protected checkDetach(o: BlockForwardOptions): void {
+    if (o.detach !== undefined && this.plain) {
+      throw new InvalidArgumentError(`${this.constructor.name}: detach '${String(o.detach)}' needs a shortcut; a plain block has one path only`);
+    }
+  }
+
   /** True for a plain (shortcut-free) block. */
   get plain(): boolean {
     return this.shortcutOption === 'none';
@@ -135,6 +174,8 @@ export abstract class Block extends Module {
   }
 
   protected abstract shortcutOf(x: Tensor): Tensor;
+
+  abstract override forward(x: Tensor, o?: BlockForwardOptions): Tensor;
 
   /** The BN whose gamma zeroInitResidual zeroes (torchvision: bn2 / bn3). */
   abstract lastBatchNorm(): BatchNorm2d;
@@ -185,10 +226,14 @@ export class BasicBlock extends Block {
     this.addShortcut(false);
   }
 
-  override forward(x: Tensor): Tensor {
-    const out = this.conv2.forward(this.bn1.forward(this.conv1.forward(x), { relu: true }));
-    if (this.plain) return this.bn2.forward(out, { relu: true });
-    return relu(add(this.bn2.forward(out), this.shortcut ? this.shortcut.forward(x) : x));
+  override forward(x: Tensor, o: BlockForwardOptions = {}): Tensor {
+    this.checkDetach(o);
+    const branch = (): Tensor => {
+      const out = this.conv2.forward(this.bnForward('bn1', this.bn1, this.conv1.forward(x), true, o));
+      return this.bnForward('bn2', this.bn2, out, this.plain, o);
+    };
+    if (this.plain) return branch();
+    return relu(this.addBranch(branch, () => (this.shortcut ? this.shortcut.forward(x) : x), o));
   }
 
   protected override shortcutOf(x: Tensor): Tensor {
@@ -242,12 +287,15 @@ export class Bottleneck extends Block {
     this.addShortcut(false);
   }
 
-  override forward(x: Tensor): Tensor {
-    let out = this.bn1.forward(this.conv1.forward(x), { relu: true });
-    out = this.bn2.forward(this.conv2.forward(out), { relu: true });
-    out = this.conv3.forward(out);
-    if (this.plain) return this.bn3.forward(out, { relu: true });
-    return relu(add(this.bn3.forward(out), this.shortcut ? this.shortcut.forward(x) : x));
+  override forward(x: Tensor, o: BlockForwardOptions = {}): Tensor {
+    this.checkDetach(o);
+    const branch = (): Tensor => {
+      let out = this.bnForward('bn1', this.bn1, this.conv1.forward(x), true, o);
+      out = this.bnForward('bn2', this.bn2, this.conv2.forward(out), true, o);
+      return this.bnForward('bn3', this.bn3, this.conv3.forward(out), this.plain, o);
+    };
+    if (this.plain) return branch();
+    return relu(this.addBranch(branch, () => (this.shortcut ? this.shortcut.forward(x) : x), o));
   }
 
   protected override shortcutOf(x: Tensor): Tensor {
@@ -293,11 +341,12 @@ export class PreActBasicBlock extends Block {
     this.addShortcut(true);
   }
 
-  override forward(x: Tensor): Tensor {
-    const pre = this.bn1.forward(x, { relu: true });
-    const out = this.conv2.forward(this.bn2.forward(this.conv1.forward(pre), { relu: true }));
-    if (this.plain) return out;
-    return add(out, this.shortcut ? this.shortcut.forward(pre) : x);
+  override forward(x: Tensor, o: BlockForwardOptions = {}): Tensor {
+    this.checkDetach(o);
+    const pre = this.bnForward('bn1', this.bn1, x, true, o);
+    const branch = (): Tensor => this.conv2.forward(this.bnForward('bn2', this.bn2, this.conv1.forward(pre), true, o));
+    if (this.plain) return branch();
+    return this.addBranch(branch, () => (this.shortcut ? this.shortcut.forward(pre) : x), o);
   }
 
   protected override shortcutOf(x: Tensor): Tensor {
@@ -346,13 +395,16 @@ export class PreActBottleneck extends Block {
     this.addShortcut(true);
   }
 
-  override forward(x: Tensor): Tensor {
-    const pre = this.bn1.forward(x, { relu: true });
-    let out = this.conv1.forward(pre);
-    out = this.conv2.forward(this.bn2.forward(out, { relu: true }));
-    out = this.conv3.forward(this.bn3.forward(out, { relu: true }));
-    if (this.plain) return out;
-    return add(out, this.shortcut ? this.shortcut.forward(pre) : x);
+  override forward(x: Tensor, o: BlockForwardOptions = {}): Tensor {
+    this.checkDetach(o);
+    const pre = this.bnForward('bn1', this.bn1, x, true, o);
+    const branch = (): Tensor => {
+      let out = this.conv1.forward(pre);
+      out = this.conv2.forward(this.bnForward('bn2', this.bn2, out, true, o));
+      return this.conv3.forward(this.bnForward('bn3', this.bn3, out, true, o));
+    };
+    if (this.plain) return branch();
+    return this.addBranch(branch, () => (this.shortcut ? this.shortcut.forward(pre) : x), o);
   }
 
   protected override shortcutOf(x: Tensor): Tensor {

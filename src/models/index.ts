@@ -2,7 +2,7 @@
 
 export {
   Block, BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck, PlainBasicBlock, PlainBottleneck, blockClass,
-  type BlockOptions, type BlockKind,
+  type BlockOptions, type BlockKind, type BlockForwardOptions,
 } from './blocks.js';
 export { ShortcutA, makeShortcut, SHORTCUT_OPTIONS, type ShortcutOption, type ShortcutSpec } from './shortcut.js';
 export {

@@ -25,7 +25,8 @@ import { flatten } from '../tensor/ops/reshape.js';
 import { fmt } from '../tensor/geometry.js';
 import { Rng } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { blockClass, type Block, type BlockKind } from './blocks.js';
+import { relu } from '../tensor/ops/relu.js';
+import { blockClass, type Block, type BlockForwardOptions, type BlockKind } from './blocks.js';
 import { SHORTCUT_OPTIONS, type ShortcutOption } from './shortcut.js';
 
 export type Family = 'imagenet' | 'cifar';
@@ -71,6 +72,18 @@ export type BlockRef = number | string;
 export interface ForwardOptions {
   /** Blocks whose residual branch is removed (Veit et al. 2016's lesion study). */
   dropBlocks?: readonly BlockRef[];
+  /** Blocks whose residual branch is a constant for autograd: their gradient flows through
+   *  the shortcut only (forward values unchanged). With `detachShortcut` on the other
+   *  blocks, the gradient reaching the input runs along paths through exactly the blocks
+   *  not listed here (Veit et al. 2016, section 6). Residual blocks only. */
+  detachBranch?: readonly BlockRef[];
+  /** Blocks whose shortcut is a constant for autograd: their gradient flows through the
+   *  residual branch only. Residual blocks only; not together with `detachBranch`. */
+  detachShortcut?: readonly BlockRef[];
+  /** Called with every BatchNorm's output before the ReLU or addition that follows it, in
+   *  forward order, named by its module path ("bn1", "layer1.0.bn2"): the layer responses
+   *  of He et al. 2015, Fig. 7. Read the tensor inside the callback; do not keep it. */
+  onResponse?: (name: string, response: Tensor) => void;
 }
 
 export interface FeatureMap {
@@ -248,19 +261,22 @@ export class ResNet extends Module {
     return out;
   }
 
-  private resolveDrops(refs: readonly BlockRef[] | undefined): Set<number> {
+  private resolveBlocks(refs: readonly BlockRef[] | undefined, option: 'dropBlocks' | 'detachBranch' | 'detachShortcut'): Set<number> {
     const out = new Set<number>();
     if (!refs) return out;
-    if (!Array.isArray(refs)) throw new InvalidArgumentError(`${this.name}: dropBlocks must be an array of block indices or names`);
+    if (!Array.isArray(refs)) throw new InvalidArgumentError(`${this.name}: ${option} must be an array of block indices or names`);
     const n = this.blockList.length;
     const valid = () => `valid: indices 0..${n - 1} or names ${n <= 12 ? this.blockNames().join(', ') : `${this.blockNames().slice(0, 4).join(', ')}, ..., ${this.blockNames().slice(-2).join(', ')}`}`;
     for (const r of refs) {
       let b: NamedBlock | undefined;
       if (typeof r === 'number') b = Number.isInteger(r) ? this.blockList[r] : undefined;
       else if (typeof r === 'string') b = this.blockList.find((x) => x.name === r);
-      if (!b) throw new InvalidArgumentError(`${this.name}: no block ${JSON.stringify(r)} to drop; ${valid()}`);
-      if (!b.block.removable) {
+      if (!b) throw new InvalidArgumentError(`${this.name}: no block ${JSON.stringify(r)} to ${option === 'dropBlocks' ? 'drop' : 'detach'}; ${valid()}`);
+      if (option === 'dropBlocks' && !b.block.removable) {
         throw new InvalidArgumentError(`${this.name}: block ${b.name} is plain and changes the shape (${b.block.inChannels} -> ${b.block.outChannels} channels, stride ${b.block.stride}): without a shortcut nothing would carry the signal, so it cannot be dropped`);
+      }
+      if (option !== 'dropBlocks' && b.block.plain) {
+        throw new InvalidArgumentError(`${this.name}: ${option}: block ${b.name} is plain; it has one path only, so there is no branch or shortcut to detach`);
       }
       out.add(b.index);
     }
@@ -275,21 +291,40 @@ export class ResNet extends Module {
 
   private run(x: Tensor, opts: ForwardOptions, collect: boolean): Features {
     this.checkInput(x);
-    const drop = this.resolveDrops(opts.dropBlocks);
+    const drop = this.resolveBlocks(opts.dropBlocks, 'dropBlocks');
+    const detachBranch = this.resolveBlocks(opts.detachBranch, 'detachBranch');
+    const detachShortcut = this.resolveBlocks(opts.detachShortcut, 'detachShortcut');
+    for (const i of detachBranch) {
+      if (detachShortcut.has(i)) throw new InvalidArgumentError(`${this.name}: block ${this.blockList[i].name} is in both detachBranch and detachShortcut; no gradient would pass it`);
+    }
+    const onResponse = opts.onResponse;
+    if (onResponse !== undefined && typeof onResponse !== 'function') throw new InvalidArgumentError(`${this.name}: onResponse must be a function (name, tensor) => void`);
+    const bnRelu = (name: string, bn: BatchNorm2d, t: Tensor): Tensor => {
+      if (!onResponse) return bn.forward(t, { relu: true });
+      const r = bn.forward(t);
+      onResponse(name, r);
+      return relu(r);
+    };
     const strides = this.strides();
     const maps: FeatureMap[] = [];
     let h = this.conv1.forward(x);
-    if (this.bn1) h = this.bn1.forward(h, { relu: true });
+    if (this.bn1) h = bnRelu('bn1', this.bn1, h);
     if (collect) maps.push({ name: 'stem', stride: strides[0].stride, tensor: h });
     if (this.maxpool) h = this.maxpool.forward(h);
     let index = 0;
     this.stages.forEach((stage, s) => {
+      let i = 0;
       for (const block of stage) {
-        h = drop.has(index++) ? block.forwardWithoutResidual(h) : block.forward(h);
+        const name = `layer${s + 1}.${i++}`;
+        const bo: BlockForwardOptions = {};
+        if (detachBranch.has(index)) bo.detach = 'branch';
+        if (detachShortcut.has(index)) bo.detach = 'shortcut';
+        if (onResponse) bo.onResponse = (bn, t) => onResponse(`${name}.${bn}`, t);
+        h = drop.has(index++) ? block.forwardWithoutResidual(h) : block.forward(h, bo);
       }
       if (collect) maps.push({ name: `layer${s + 1}`, stride: strides[s + 1].stride, tensor: h });
     });
-    if (this.bn) h = this.bn.forward(h, { relu: true });
+    if (this.bn) h = bnRelu('bn', this.bn, h);
     return { maps, embedding: flatten(this.avgpool.forward(h)) };
   }
 
