@@ -12,6 +12,7 @@ import { DataLoader, type LoaderDataset } from '../data/loader.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { createModel } from '../models/registry.js';
 import type { ResNet } from '../models/resnet.js';
+import type { ShortcutOption } from '../models/shortcut.js';
 import { lrAt, ReduceOnPlateau, type ScheduleSpec } from '../optim/schedule.js';
 import { SGD } from '../optim/sgd.js';
 import { crossEntropy } from '../tensor/ops/loss.js';
@@ -57,6 +58,9 @@ export interface TrainConfig {
   workers?: number;
   /** Also save `last` every this many steps (0: only at the end of each epoch). */
   checkpointEvery?: number;
+  /** Shortcut option of a residual arch (default: the arch's own, A for CIFAR nets, B for
+   *  ImageNet nets); recorded in the checkpoint's modelOptions. */
+  shortcut?: ShortcutOption;
 }
 
 /** The default run: resnet20 on Fashion-MNIST (see README for its measured result). */
@@ -203,7 +207,7 @@ export class Trainer {
     mkdirSync(dir, { recursive: true });
     if (!resumed) writeFileAtomic(join(dir, 'config.json'), [new TextEncoder().encode(`${JSON.stringify(c, null, 2)}\n`)]);
 
-    const modelOptions = { inChannels: input.channels, numClasses: input.classes.length, seed: c.seed };
+    const modelOptions = { inChannels: input.channels, numClasses: input.classes.length, seed: c.seed, ...(c.shortcut ? { shortcut: c.shortcut } : {}) };
     const model = createModel(c.arch, modelOptions);
     const opt = new SGD(model.parameters(), { lr: c.lr, momentum: c.momentum, weightDecay: c.weightDecay, nesterov: c.nesterov });
     const plateau = c.schedule === 'plateau' ? new ReduceOnPlateau({ factor: 0.1, patience: 2 }) : null;
