@@ -15,3 +15,4 @@ export * from './models/index.js';
 export * from './optim/index.js';
 export * from './data/index.js';
 export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors, type NamedArray } from './io/safetensors.js';
+export { exportOnnx, decodeOnnx, ONNX_IR_VERSION, ONNX_OPSETS, type ExportOnnxOptions } from './io/onnx.js';
