@@ -151,6 +151,13 @@ export abstract class Block extends Module {
     }
   }
 
+  /** The shortcut module (`downsample` / `shortcut`: option A, or a projection), or null
+   *  for the identity and for plain blocks. For code that walks a block's structure
+   *  (BN-folded inference, ONNX export). */
+  get shortcutModule(): Module | null {
+    return this.shortcut;
+  }
+
   /** True for a plain (shortcut-free) block. */
   get plain(): boolean {
     return this.shortcutOption === 'none';
