@@ -8,6 +8,7 @@ import { evalCommand, trainCommand, type EvalFlags, type TrainFlags } from './tr
 import { exportCommand, type ExportFlags } from './export.js';
 import { VERSION } from '../version.js';
 import { ResnetError } from '../errors.js';
+import { featuresCommand, predictCommand, collect, type FeaturesFlags, type PredictFlags } from './predict.js';
 
 const program = new Command();
 program
@@ -89,6 +90,70 @@ program
   .option('--format <fmt>', 'output format: onnx', 'onnx')
   .option('--json', 'print one JSON object {"out","format","arch","irVersion","opset","input","classes","bytes","weights","notes"}')
   .action((out: string, opts: ExportFlags) => exportCommand(out, opts));
+
+program
+  .command('predict')
+  .description('top-K ImageNet (or checkpoint) classes of images, preprocessed exactly as torchvision (PIL-exact resize, centre crop, normalise)')
+  .argument('<images...>', 'image files and directories (walked for jpg, jpeg, png, webp; sorted)')
+  .option('--arch <name>', 'a registered arch (see `resnet list`); a resnet train checkpoint brings its own')
+  .option('--weights <file>', 'a .safetensors state dict (torchvision names), a resnet train checkpoint, or a run directory (its best checkpoint)')
+  .option('--pretrained', "torchvision's ImageNet weights for --arch, downloaded once into $RESNET_CACHE_DIR (~/.cache/resnet-ts) and sha256-checked")
+  .option('--pretrained-tag <tag>', 'which torchvision weights: DEFAULT (V2 where there is one, as torchvision), IMAGENET1K_V1, IMAGENET1K_V2')
+  .option('--top <k>', 'classes to show per image', '5')
+  .option('--resize <s>', 'resize the shorter side to S, long side truncated (0 keeps the size); default 256, or the weights\' own preset ' +
+    '(232 for IMAGENET1K_V2), or for a resnet train checkpoint its input size (image folders: H*256/224)')
+  .option('--crop <c>', 'centre crop CxC (0 = none); default 224, or a checkpoint\'s input HxW')
+  .option('--batch <b>', 'images per forward pass', '16')
+  .option('--classes <n>', 'classes of the classifier (default: the rows of fc.weight in the weights)')
+  .option('--key-map <FROM=TO>', 'rename a key prefix before loading, e.g. module.= (repeatable)', collect)
+  .option('--width <k>', "multiplier of every stage's planes, for reduced or widened nets (default 1)")
+  .option('--json', 'print one JSON array [{"file","top":[{"index","label","prob"}]}] (unreadable images: {"file","error"})')
+  .option('--logits', 'also print the raw logits ("logits" in JSON)')
+  .action((images: string[], opts: PredictFlags) => predictCommand(images, opts));
+
+program
+  .command('features')
+  .description('embeddings or feature maps of images (pooled, stem or a stage) as .npy float32 (+ FILE.npy.files.txt) or .jsonl')
+  .argument('<images...>', 'image files and directories (walked for jpg, jpeg, png, webp; sorted)')
+  .option('--arch <name>', 'a registered arch (see `resnet list`); a resnet train checkpoint brings its own')
+  .option('--weights <file>', 'a .safetensors state dict (torchvision names), a resnet train checkpoint, or a run directory (its best checkpoint)')
+  .option('--pretrained', "torchvision's ImageNet weights for --arch (downloaded once, sha256-checked)")
+  .option('--pretrained-tag <tag>', 'DEFAULT, IMAGENET1K_V1 or IMAGENET1K_V2')
+  .option('--layer <name>', 'pool (the embedding fed to fc), stem, or stage1..stage4 (stage3 for CIFAR nets)', 'pool')
+  .option('--out <file>', 'FILE.npy ([N, ...] float32, image paths in FILE.npy.files.txt, one per line) or FILE.jsonl ({"file","shape","data"} per line)')
+  .option('--resize <s>', 'as for predict (default 256 or the weights\' preset; 0 keeps the size)')
+  .option('--crop <c>', 'as for predict (default 224; 0 = none, then .npy needs images of one size)')
+  .option('--batch <b>', 'images per forward pass', '16')
+  .option('--classes <n>', 'classes of the classifier (default: the rows of fc.weight in the weights)')
+  .option('--key-map <FROM=TO>', 'rename a key prefix before loading (repeatable)', collect)
+  .option('--width <k>', "multiplier of every stage's planes (default 1)")
+  .option('--json', 'print {"out","n","shape","failed"}')
+  .action((images: string[], opts: FeaturesFlags) => featuresCommand(images, opts));
+
+program
+  .command('study')
+  .description('run one of the paper\'s experiments and write results.json, SVG/PNG plots and index.html to --out: degradation | shortcuts | lesion | paths | responses')
+  .argument('<name>', 'degradation | shortcuts | lesion | paths | responses')
+  .option('--data <dir>', 'dataset directory (Fashion-MNIST defaults to /usr/share/datasets/fashion-mnist)')
+  .option('--epochs <n>', 'training epochs of each net the study trains')
+  .option('--subset <n>', 'train on the first N images')
+  .option('--test-subset <n>', 'evaluate on the first N test images')
+  .option('--seed <n>', 'seed of init, data order, augmentation and the random draws')
+  .option('--archs <a,b,...>', 'the nets to train (each study has its default)')
+  .option('--checkpoint <paths...>', 'trained nets to study instead (lesion, paths, responses): .safetensors files or run directories')
+  .option('--draws <n>', 'random draws per point (lesion: sets of deleted blocks; paths: sets of branches)')
+  .requiredOption('--out <dir>', 'output directory (earlier results are kept unless --force)')
+  .option('--force', 'replace earlier results in --out')
+  .option('--json', 'print one JSON object {"study","out","files","seconds","finding","results"}')
+  .action((name: string, opts: StudyFlags) => studyCommand(name, opts));
+
+program
+  .command('report')
+  .description('gather study directories into one self-contained HTML page')
+  .argument('<dirs...>', 'study directories (each holds results.json)')
+  .requiredOption('--out <file>', 'the page to write, e.g. report.html')
+  .option('--json', 'print {"out","studies"}')
+  .action((dirs: string[], opts: ReportFlags) => reportCommand(dirs, opts));
 
 try {
   await program.parseAsync(process.argv);

@@ -49,7 +49,7 @@ export interface ImageFolderOptions {
  * Image files under `dir` in torchvision's order: `sorted(os.walk(dir, followlinks=True))`
  * then sorted names, i.e. directories by full path, each directory's own files first.
  */
-async function listFiles(dir: string, extensions: string[]): Promise<string[]> {
+export async function listFiles(dir: string, extensions: string[]): Promise<string[]> {
   const dirs: { path: string; files: string[] }[] = [];
   const walk = async (d: string, depth: number): Promise<void> => {
     const files: string[] = [];

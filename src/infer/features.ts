@@ -1,0 +1,70 @@
+// Feature extraction from image files: preprocessed batches through model.features() in
+// eval mode (noGrad inside tidy), keeping one layer per image: the pooled embedding
+// ('pool', [C]), the stem's map ('stem') or a stage's output ('stage1'.. as [C, H, W]).
+// Results stay in memory in file order; writing them (.npy, .jsonl) is features_io.ts's job.
+
+import { InvalidArgumentError } from '../errors.js';
+import type { ResNet } from '../models/resnet.js';
+import { noGrad } from '../tensor/autograd.js';
+import { tidy } from '../tensor/scope.js';
+import { tensor } from '../tensor/tensor.js';
+import { imageBatches, type FailedImage } from './batches.js';
+import type { PreprocessOptions } from './preprocess.js';
+
+export interface FeatureRow {
+  file: string;
+  /** Per image: [C] for 'pool', [C, H, W] for a map. */
+  shape: number[];
+  data: Float32Array;
+}
+
+export type FeatureResult = FeatureRow | FailedImage;
+
+export interface FeatureOptions {
+  /** 'pool' (default), 'stem', or 'stage1' .. 'stageN' (N = the model's stages). */
+  layer?: string;
+  /** Images per forward (default 16). */
+  batch?: number;
+  preprocess?: PreprocessOptions;
+  onResult?: (r: FeatureResult) => void;
+}
+
+/** The layer names a model offers. */
+export function featureLayers(model: ResNet): string[] {
+  return ['pool', 'stem', ...model.stages.map((_, i) => `stage${i + 1}`)];
+}
+
+/**
+ * One layer's features for each image file.
+ * @example const rows = await extractFeatures(model, files, { layer: 'pool' });  // rows[i].data: Float32Array(512) for resnet18
+ */
+export async function extractFeatures(model: ResNet, files: readonly string[], options: FeatureOptions = {}): Promise<FeatureResult[]> {
+  const layer = options.layer ?? 'pool';
+  const valid = featureLayers(model);
+  if (!valid.includes(layer)) throw new InvalidArgumentError(`--layer: ${model.name} has no layer '${layer}'; valid: ${valid.join(', ')}`);
+  // maps[0] is the stem, maps[k] stage k.
+  const mapIndex = layer === 'stem' ? 0 : layer === 'pool' ? -1 : Number(layer.slice('stage'.length));
+  model.eval();
+  const out: FeatureResult[] = [];
+  for await (const { start, count, groups, failed } of imageBatches(files, options.preprocess ?? {}, options.batch ?? 16)) {
+    const results = new Array<FeatureResult>(count);
+    for (const f of failed) results[f.index - start] = { file: f.file, error: f.error };
+    for (const g of groups) {
+      const { data, shape } = tidy(() => noGrad(() => {
+        const f = model.features(tensor(g.x, g.shape));
+        const t = mapIndex < 0 ? f.embedding : f.maps[mapIndex].tensor;
+        return { data: t.toArray() as Float32Array, shape: [...t.shape] };
+      }));
+      const per = shape.slice(1);
+      const size = per.reduce((a, b) => a * b, 1);
+      g.files.forEach((file, i) => {
+        results[g.indices[i] - start] = { file, shape: per, data: data.slice(i * size, (i + 1) * size) };
+      });
+    }
+    for (const r of results) {
+      out.push(r);
+      options.onResult?.(r);
+    }
+  }
+  return out;
+}
