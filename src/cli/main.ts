@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { infoCommand } from './info.js';
 import { listCommand, summaryCommand, type SummaryFlags } from './models.js';
 import { evalCommand, trainCommand, type EvalFlags, type TrainFlags } from './train.js';
+import { reportCommand, studyCommand, type ReportFlags, type StudyFlags } from './study.js';
 import { exportCommand, type ExportFlags } from './export.js';
 import { VERSION } from '../version.js';
 import { ResnetError } from '../errors.js';

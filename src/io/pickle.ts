@@ -392,7 +392,7 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions = {}): Unpickled
       return fail(p.length === 6 ? 'a storage view (a pre-0.4 checkpoint); re-save it with a newer PyTorch' : `a storage persistent id of ${p.length} items, expected 5`);
     }
     const [, type, key, location, numel] = p;
-    if (!(type instanceof PickleGlobal) || type.kind !== 'storage') return fail(`a storage of type ${describe(type)}`);
+    if (!(type instanceof PickleGlobal) || type.kind !== 'storage') return fail(`a storage of type ${kindOf(type)}`);
     if (typeof key !== 'string' || typeof location !== 'string') return fail('a storage key or location that is not a string');
     const n = index(numel, 'a storage size');
     if (n > L.maxElements) fail(`a storage of ${n} elements (limit ${L.maxElements})`);
@@ -419,6 +419,7 @@ function kindOf(v: PickleValue): string {
 }
 
 function describe(v: PickleValue): string {
+  if (v === null) return 'None';
   if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v);
   if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return String(v);
   if (Array.isArray(v) && v.length <= 6) return `${tuples.has(v) ? '(' : '['}${v.map((x) => (typeof x === 'object' && x !== null ? kindOf(x) : describe(x))).join(', ')}${tuples.has(v) ? ')' : ']'}`;

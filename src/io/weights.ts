@@ -1,0 +1,186 @@
+// Weights in and out, whatever the checkpoint's shape: .pth/.pt/.bin (torch.save, zip or
+// legacy) and .safetensors in; a dict holding 'state_dict', 'model' or 'model_state_dict'
+// unwrapped; a 'module.' prefix on every key (DataParallel) stripped; user prefix renames
+// (--key-map FROM=TO); timm and Hugging Face transformers ResNet names mapped to
+// torchvision's. Every step it takes is said in `notes` (the CLI's load report).
+// Not here: fitting the tensors to a model (Module.loadStateDict does, and reports).
+
+import { extname } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { CheckpointError, InvalidArgumentError } from '../errors.js';
+import { TensorRef, type PickleKey, type PickleValue } from './pickle.js';
+import { isPthBuffer, parsePth, writePth } from './pth.js';
+import { parseSafetensors, writeSafetensors, type NamedArray } from './safetensors.js';
+
+export type KeyMapping = 'torchvision' | 'timm' | 'hf' | 'auto';
+export const KEY_MAPPINGS: readonly KeyMapping[] = ['auto', 'torchvision', 'timm', 'hf'];
+
+export interface LoadWeightsOptions {
+  /** Prefix renames [FROM, TO], applied in order (the first matching FROM wins), after the
+   *  unwrapping and the 'module.' strip, before the name mapping. */
+  keyMap?: [string, string][];
+  /** Whose names the file uses; 'auto' (default) recognises timm and transformers keys. */
+  mapping?: KeyMapping;
+}
+
+export interface LoadedWeights {
+  tensors: Map<string, NamedArray>;
+  /** What was done to get there, one sentence each. */
+  notes: string[];
+  /** The file's format. */
+  format: 'pth-zip' | 'pth-legacy' | 'safetensors';
+}
+
+/** The dict keys that hold the state dict in training checkpoints, in the order tried. */
+const WRAPPERS = ['state_dict', 'model_state_dict', 'model'];
+
+/**
+ * Reads a checkpoint and returns torchvision-named tensors plus notes on what was changed.
+ * @example
+ * const { tensors, notes } = loadWeights('model_best.pth.tar');
+ * const report = createModel('resnet18').loadStateDict(tensors);
+ */
+export function loadWeights(path: string, opts: LoadWeightsOptions = {}): LoadedWeights {
+  let buf: Buffer;
+  try { buf = readFileSync(path); } catch (e) { throw new CheckpointError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
+  const notes: string[] = [];
+  let tensors: Map<string, NamedArray>;
+  let format: LoadedWeights['format'];
+  const ext = extname(path).toLowerCase();
+  if (ext === '.safetensors') {
+    tensors = parseSafetensors(buf, path).tensors;
+    format = 'safetensors';
+  } else if (isPthBuffer(buf) || ['.pth', '.pt', '.bin', '.tar', '.ckpt'].includes(ext)) {
+    const c = parsePth(buf, path);
+    format = c.format === 'zip' ? 'pth-zip' : 'pth-legacy';
+    tensors = pickStateDict(c.root, c.arrays, path, notes);
+  } else {
+    throw new CheckpointError(`${path}: unknown weights format '${ext || '(no extension)'}'; supported: .pth, .pt, .bin (torch.save) and .safetensors`);
+  }
+  if (tensors.size === 0) throw new CheckpointError(`${path}: holds no tensors`);
+  tensors = stripModulePrefix(tensors, notes);
+  if (opts.keyMap?.length) tensors = applyKeyMap(tensors, opts.keyMap, path, notes);
+  tensors = mapNames(tensors, opts.mapping ?? 'auto', path, notes);
+  return { tensors, notes, format };
+}
+
+/** Writes tensors as .safetensors or .pth (zip, loadable by torch.load(weights_only=True)), by extension. */
+export function saveWeights(path: string, tensors: Iterable<[string, NamedArray]>): void {
+  const ext = extname(path).toLowerCase();
+  if (ext === '.safetensors') writeSafetensors(path, tensors);
+  else if (ext === '.pth' || ext === '.pt' || ext === '.bin') writePth(path, tensors);
+  else throw new InvalidArgumentError(`saveWeights: cannot tell the format of '${path}' from '${ext || '(no extension)'}'; use .safetensors, .pth, .pt or .bin`);
+}
+
+/** Parses repeated `FROM=TO` flags; TO may be empty (strip FROM). */
+export function parseKeyMap(specs: readonly string[] = []): [string, string][] {
+  return specs.map((s) => {
+    const i = s.indexOf('=');
+    if (i <= 0) throw new InvalidArgumentError(`--key-map '${s}': expected FROM=TO (a key prefix and its replacement, e.g. backbone.= or head.fc.=fc.)`);
+    return [s.slice(0, i), s.slice(i + 1)];
+  });
+}
+
+function isTensorDict(v: PickleValue): v is Map<PickleKey, PickleValue> {
+  if (!(v instanceof Map)) return false;
+  for (const x of v.values()) if (x instanceof TensorRef) return true;
+  return false;
+}
+
+function pickStateDict(root: PickleValue, arrays: Map<TensorRef, NamedArray>, file: string, notes: string[]): Map<string, NamedArray> {
+  let dict: Map<PickleKey, PickleValue> | null = null;
+  if (root instanceof Map) {
+    for (const w of WRAPPERS) {
+      const v = root.get(w);
+      if (isTensorDict(v ?? null)) {
+        dict = v as Map<PickleKey, PickleValue>;
+        const others = [...root.keys()].filter((k) => k !== w).map(String);
+        notes.push(`unwrapped '${w}' from the checkpoint dict${others.length ? ` (also there, ignored: ${list(others)})` : ''}`);
+        break;
+      }
+    }
+    if (!dict && isTensorDict(root)) dict = root;
+  }
+  if (!dict) {
+    const what = root instanceof Map ? `a dict with keys ${list([...root.keys()].map(String))}` : `a ${root === null ? 'None' : Array.isArray(root) ? 'list' : root instanceof TensorRef ? 'single tensor' : typeof root}`;
+    throw new CheckpointError(`${file}: no state dict found: the file holds ${what}; expected a dict of tensors, or a dict holding one under ${WRAPPERS.map((w) => `'${w}'`).join(', ')}`);
+  }
+  const out = new Map<string, NamedArray>();
+  const skipped: string[] = [];
+  for (const [k, v] of dict) {
+    if (v instanceof TensorRef && typeof k === 'string') out.set(k, arrays.get(v)!);
+    else skipped.push(String(k));
+  }
+  if (skipped.length) notes.push(`skipped ${skipped.length} entr${skipped.length === 1 ? 'y' : 'ies'} that are not tensors: ${list(skipped)}`);
+  return out;
+}
+
+function stripModulePrefix(t: Map<string, NamedArray>, notes: string[]): Map<string, NamedArray> {
+  for (const k of t.keys()) if (!k.startsWith('module.')) return t;
+  notes.push(`stripped the 'module.' prefix (a DataParallel checkpoint) from all ${t.size} keys`);
+  return new Map([...t].map(([k, v]) => [k.slice('module.'.length), v]));
+}
+
+function rename(t: Map<string, NamedArray>, fn: (k: string) => string, file: string, why: string): [Map<string, NamedArray>, number] {
+  const out = new Map<string, NamedArray>();
+  const from = new Map<string, string>();
+  let changed = 0;
+  for (const [k, v] of t) {
+    const nk = fn(k);
+    if (nk !== k) changed++;
+    if (out.has(nk)) throw new CheckpointError(`${file}: ${why} gives two tensors the name '${nk}' ('${from.get(nk)}' and '${k}')`);
+    out.set(nk, v);
+    from.set(nk, k);
+  }
+  return [out, changed];
+}
+
+function applyKeyMap(t: Map<string, NamedArray>, keyMap: [string, string][], file: string, notes: string[]): Map<string, NamedArray> {
+  const hits = keyMap.map(() => 0);
+  const [out] = rename(t, (k) => {
+    const i = keyMap.findIndex(([f]) => k.startsWith(f));
+    if (i < 0) return k;
+    hits[i]++;
+    return keyMap[i][1] + k.slice(keyMap[i][0].length);
+  }, file, '--key-map');
+  keyMap.forEach(([f, to], i) => notes.push(hits[i] ? `renamed ${hits[i]} key(s) with --key-map ${f}=${to}` : `--key-map ${f}=${to} matched no key`));
+  return out;
+}
+
+// transformers' modeling_resnet.py: ResNetEmbeddings(embedder: ResNetConvLayer), stages of
+// layers whose `shortcut` is a ResNetShortCut and whose `layer` is a Sequential of
+// ResNetConvLayer(convolution, normalization); the head is classifier = Sequential(Flatten, Linear).
+const HF_RE = /^(?:resnet\.)?(?:embedder\.embedder\.|encoder\.stages\.)/;
+function hfName(k: string): string {
+  const m = /^(?:resnet\.)?(.*)$/.exec(k)![1];
+  let r: RegExpExecArray | null;
+  if ((r = /^embedder\.embedder\.(convolution|normalization)\.(.+)$/.exec(m))) return `${r[1] === 'convolution' ? 'conv1' : 'bn1'}.${r[2]}`;
+  if ((r = /^encoder\.stages\.(\d+)\.layers\.(\d+)\.shortcut\.(convolution|normalization)\.(.+)$/.exec(m))) {
+    return `layer${Number(r[1]) + 1}.${r[2]}.downsample.${r[3] === 'convolution' ? 0 : 1}.${r[4]}`;
+  }
+  if ((r = /^encoder\.stages\.(\d+)\.layers\.(\d+)\.layer\.(\d+)\.(convolution|normalization)\.(.+)$/.exec(m))) {
+    return `layer${Number(r[1]) + 1}.${r[2]}.${r[4] === 'convolution' ? 'conv' : 'bn'}${Number(r[3]) + 1}.${r[5]}`;
+  }
+  if ((r = /^classifier\.1\.(weight|bias)$/.exec(k))) return `fc.${r[1]}`;
+  return k;
+}
+
+// timm's ResNet (timm/models/resnet.py) uses torchvision's names (conv1, bn1, layer1..4,
+// downsample.0/1, fc); its newer heads (ClassifierHead, ResNetV2/ByobNet) put the classifier
+// at head.fc.
+const timmName = (k: string) => (k.startsWith('head.fc.') ? `fc.${k.slice('head.fc.'.length)}` : k);
+
+function mapNames(t: Map<string, NamedArray>, mapping: KeyMapping, file: string, notes: string[]): Map<string, NamedArray> {
+  if (!KEY_MAPPINGS.includes(mapping)) throw new InvalidArgumentError(`loadWeights: unknown mapping '${String(mapping)}'; valid: ${KEY_MAPPINGS.join(', ')}`);
+  const keys = [...t.keys()];
+  let m = mapping;
+  if (m === 'auto') m = keys.some((k) => HF_RE.test(k)) ? 'hf' : keys.some((k) => k.startsWith('head.fc.')) ? 'timm' : 'torchvision';
+  if (m === 'torchvision') return t;
+  const [out, changed] = m === 'hf' ? rename(t, hfName, file, 'the transformers name map') : rename(t, timmName, file, 'the timm name map');
+  if (changed) notes.push(`mapped ${changed} ${m === 'hf' ? 'Hugging Face transformers' : 'timm'} key(s) to torchvision names${mapping === 'auto' ? ' (recognised from the keys)' : ''}`);
+  return out;
+}
+
+function list(keys: string[], max = 6): string {
+  return keys.length <= max ? keys.join(', ') : `${keys.slice(0, max).join(', ')} ... and ${keys.length - max} more`;
+}
