@@ -1,0 +1,78 @@
+// `resnet study NAME` and `resnet report DIR...`: parse flags, print progress on stderr
+// (a line per epoch of each net trained, messages) and the result on stdout. The work is in
+// src/studies/.
+
+import { InvalidArgumentError } from '../errors.js';
+import { getStudy, runStudy, writeReport } from '../studies/index.js';
+import { shellJoin } from '../studies/common.js';
+import type { ProgressEvent } from '../train/trainer.js';
+
+export interface StudyFlags {
+  data?: string; epochs?: string; subset?: string; testSubset?: string; seed?: string; archs?: string; checkpoint?: string[];
+  draws?: string; out?: string; force?: boolean; json?: boolean;
+}
+
+export interface ReportFlags { out?: string; json?: boolean }
+
+function int(v: string | undefined, flag: string, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isInteger(n) || n < min) throw new InvalidArgumentError(`--${flag} must be an integer >= ${min}, got '${v}'`);
+  return n;
+}
+
+/** The command line as typed (what the page shows), with the thread setting if there is one. */
+function commandLine(): string {
+  const env = process.env.RESNET_NUM_THREADS ? `RESNET_NUM_THREADS=${process.env.RESNET_NUM_THREADS} ` : '';
+  return `${env}resnet ${shellJoin(process.argv.slice(2))}`;
+}
+
+function trainPrinter(): (label: string, e: ProgressEvent) => void {
+  let last = 0;
+  return (label, e) => {
+    if (e.type === 'epoch') {
+      const m = e.metrics;
+      process.stderr.write(`  ${label} epoch ${m.epoch}: training error ${(100 * m.train_err).toFixed(2)}%, test error ${(100 * m.test_err).toFixed(2)}%, ${m.seconds.toFixed(0)} s\n`);
+    } else if (e.type === 'step' && Date.now() - last > 30_000) {
+      last = Date.now();
+      process.stderr.write(`  ${label} epoch ${e.epoch}/${e.epochs} batch ${e.batch}/${e.batches} loss ${e.loss.toFixed(3)}, ${Math.round(e.imagesPerSec)} img/s\n`);
+    } else if (e.type === 'message') {
+      process.stderr.write(`resnet: ${label}: ${e.text}\n`);
+    }
+  };
+}
+
+export async function studyCommand(name: string, flags: StudyFlags): Promise<void> {
+  if (!flags.out) throw new InvalidArgumentError('study: --out DIR is required');
+  const archs = flags.archs === undefined ? undefined : flags.archs.split(',').map((s) => s.trim()).filter(Boolean);
+  const ac = new AbortController();
+  const onSigint = (): void => {
+    if (ac.signal.aborted) process.exit(130);
+    process.stderr.write('\nresnet: stopping after this step (Ctrl-C again to quit now); earlier results are kept\n');
+    ac.abort();
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    const r = await runStudy(name, {
+      out: flags.out, data: flags.data, epochs: int(flags.epochs, 'epochs', 1), subset: int(flags.subset, 'subset', 1),
+      testSubset: int(flags.testSubset, 'test-subset', 1), seed: int(flags.seed, 'seed', 0), archs, checkpoints: flags.checkpoint,
+      draws: int(flags.draws, 'draws', 1), force: flags.force === true, command: commandLine(),
+      onMessage: (t) => process.stderr.write(`resnet: ${t}\n`), onTrainProgress: trainPrinter(), signal: ac.signal,
+    });
+    const finding = getStudy(name).finding(r.document.results);
+    if (flags.json) {
+      process.stdout.write(`${JSON.stringify({ study: name, out: r.out, files: r.files, seconds: r.document.seconds, finding, results: r.document.results })}\n`);
+    } else {
+      process.stdout.write(`${finding}\nwrote ${r.files.length} files to ${r.out} (open ${r.out}/index.html) in ${r.document.seconds.toFixed(0)} s\n`);
+    }
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+export async function reportCommand(dirs: string[], flags: ReportFlags): Promise<void> {
+  if (!flags.out) throw new InvalidArgumentError('report: --out FILE.html is required');
+  const r = writeReport(dirs, flags.out);
+  if (flags.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+  else process.stdout.write(`wrote ${r.out}: ${r.studies.join(', ')}\n`);
+}
