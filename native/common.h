@@ -236,8 +236,9 @@ struct ConvShapes {
   memory::dims src, wei, bias, dst, strides, dil, padL, padR;
 };
 ConvShapes convShapes(const ConvGeom& g);
-dnnl::convolution_forward::primitive_desc convFwdPd(const ConvGeom& g, bool bias,
-                                                    const dnnl::primitive_attr& attr);
+dnnl::convolution_forward::primitive_desc convFwdPd(
+    const ConvGeom& g, bool bias, const dnnl::primitive_attr& attr,
+    dnnl::prop_kind prop = dnnl::prop_kind::forward_training);
 dnnl::convolution_backward_data::primitive_desc convBwdDataPd(
     const ConvGeom& g, const dnnl::convolution_forward::primitive_desc& hint,
     const dnnl::primitive_attr& attr);

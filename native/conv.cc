@@ -59,9 +59,9 @@ Key geomKey(const char* op, const ConvGeom& g) {
 }  // namespace
 
 dnnl::convolution_forward::primitive_desc convFwdPd(const ConvGeom& g, bool bias,
-                                                    const dnnl::primitive_attr& attr) {
+                                                    const dnnl::primitive_attr& attr, dnnl::prop_kind prop) {
   const ConvShapes s = convShapes(g);
-  dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+  dnnl::convolution_forward::desc d(prop, dnnl::algorithm::convolution_direct,
                                     anyMd(s.src), anyMd(s.wei), bias ? anyMd(s.bias) : memory::desc(),
                                     anyMd(s.dst), s.strides, s.dil, s.padL, s.padR);
   return dnnl::convolution_forward::primitive_desc(d, attr, eng());
@@ -110,6 +110,19 @@ std::shared_ptr<Cached<Fwd>> fwd(const ConvGeom& g, bool bias) {
   return cached<Fwd>(geomKey("conv_fwd", g).i(bias), [&] { return convFwdPd(g, bias, defaultAttr()); });
 }
 
+// Inference: forward_inference with post-ops. `sum` adds the residual already copied into
+// dst (append_sum), then `relu` clamps: y = relu(conv(x, w) + b + residual), one pass over y.
+std::shared_ptr<Cached<Fwd>> fwdFused(const ConvGeom& g, bool bias, bool sum, bool relu) {
+  return cached<Fwd>(geomKey("conv_fwd_fused", g).i(bias).i(sum).i(relu), [&] {
+    dnnl::post_ops po;
+    if (sum) po.append_sum(1.f);
+    if (relu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    dnnl::primitive_attr attr = defaultAttr();
+    attr.set_post_ops(po);
+    return convFwdPd(g, bias, attr, dnnl::prop_kind::forward_inference);
+  });
+}
+
 std::shared_ptr<Cached<BwdData>> bwdData(const ConvGeom& g) {
   return cached<BwdData>(geomKey("conv_bwd_data", g), [&] {
     return convBwdDataPd(g, fwd(g, false)->pd, defaultAttr());
@@ -135,6 +148,31 @@ Napi::Value Conv2d(const Napi::CallbackInfo& info) {
     if (b) args.emplace(DNNL_ARG_BIAS, b->as(e->pd.bias_desc()));
     Outputs outs(info.Env());
     auto y = outs.add(e->pd.dst_desc());
+    args.emplace(DNNL_ARG_DST, y.s->mem());
+    execute(e->prim, e->pd, std::move(args));
+    outs.commit();
+    return y.obj;
+  });
+}
+
+// conv2dFused(x, w, b | null, geometry, residual | null, relu) -> y, inference only.
+Napi::Value Conv2dFused(const Napi::CallbackInfo& info) {
+  return guarded(info, "conv2dFused", [&]() -> Napi::Value {
+    Storage* x = Storage::From(info[0], "x");
+    Storage* w = Storage::From(info[1], "w");
+    Storage* b = info[2].IsNull() || info[2].IsUndefined() ? nullptr : Storage::From(info[2], "b");
+    const ConvGeom g = convGeom(geometryArg(info, 3, kConvFields));
+    Storage* r = info[4].IsNull() || info[4].IsUndefined() ? nullptr : Storage::From(info[4], "residual");
+    const bool relu = boolArg(info, 5, "relu");
+    if (r && numelOf(dimsOf(r->md())) != g.N * g.K * g.OH * g.OW)
+      throw OpError("residual must have the output's shape [N, K, OH, OW]");
+    auto e = fwdFused(g, b != nullptr, r != nullptr, relu);
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x->as(e->pd.src_desc())},
+                                         {DNNL_ARG_WEIGHTS, w->as(e->pd.weights_desc())}};
+    if (b) args.emplace(DNNL_ARG_BIAS, b->as(e->pd.bias_desc()));
+    Outputs outs(info.Env());
+    auto y = outs.add(e->pd.dst_desc());
+    if (r) reorderInto(r->as(sameLayout(r->md(), convShapes(g).dst)), y.s->mem());
     args.emplace(DNNL_ARG_DST, y.s->mem());
     execute(e->prim, e->pd, std::move(args));
     outs.commit();
@@ -189,11 +227,14 @@ Napi::Value Conv2dBackwardWeights(const Napi::CallbackInfo& info) {
 }  // namespace
 
 Napi::Value convImplInfo(Napi::Env env, const std::string& kind, const Napi::Object& p) {
-  if (kind != "conv2d" && kind != "conv2dBackwardData" && kind != "conv2dBackwardWeights") return Napi::Value();
+  if (kind != "conv2d" && kind != "conv2dFused" && kind != "conv2dBackwardData" && kind != "conv2dBackwardWeights")
+    return Napi::Value();
   const ConvGeom g = convGeom(geometryFields(p, kConvFields));
   const bool bias = p.Has("withBias") && p.Get("withBias").ToBoolean().Value();
-  if (kind == "conv2d") {
-    const auto& pd = fwd(g, bias)->pd;
+  if (kind == "conv2d" || kind == "conv2dFused") {
+    const bool sum = p.Has("residual") && p.Get("residual").ToBoolean().Value();
+    const bool relu = p.Has("relu") && p.Get("relu").ToBoolean().Value();
+    const auto& pd = kind == "conv2d" ? fwd(g, bias)->pd : fwdFused(g, bias, sum, relu)->pd;
     return describePd(env, pd, {{"src", pd.src_desc()}, {"weights", pd.weights_desc()}, {"dst", pd.dst_desc()}});
   }
   if (kind == "conv2dBackwardData") {
@@ -208,6 +249,7 @@ Napi::Value convImplInfo(Napi::Env env, const std::string& kind, const Napi::Obj
 
 void exportConv(Napi::Env env, Napi::Object exports) {
   exports.Set("conv2d", Napi::Function::New(env, Conv2d, "conv2d"));
+  exports.Set("conv2dFused", Napi::Function::New(env, Conv2dFused, "conv2dFused"));
   exports.Set("conv2dBackwardData", Napi::Function::New(env, Conv2dBackwardData, "conv2dBackwardData"));
   exports.Set("conv2dBackwardWeights", Napi::Function::New(env, Conv2dBackwardWeights, "conv2dBackwardWeights"));
 }

@@ -80,6 +80,9 @@ export interface Backend {
   conv2d(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry): Storage;
   conv2dBackwardData(dy: Storage, w: Storage, g: Conv2dGeometry): Storage;
   conv2dBackwardWeights(x: Storage, dy: Storage, g: Conv2dGeometry, withBias: boolean): { dw: Storage; db: Storage | null };
+  /** Inference only: y = conv(x, w) + b, plus `residual` ([N, K, OH, OW]) if given, then
+   *  ReLU if `relu`; one pass (native: oneDNN sum and eltwise post-ops). No backward. */
+  conv2dFused(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry, residual: Storage | null, relu: boolean): Storage;
 
   // ---- batch norm (x: [N, C, H, W], gamma/beta/mean/variance: [C]) -----------------------
   /** Training mode: batch statistics (biased variance). `saved` is whatever the backward

@@ -33,6 +33,7 @@ export interface NativeImplInfo {
 /** Kinds accepted by `implInfo`, and their params. */
 export type NativeImplKind =
   | 'conv2d' | 'conv2dBackwardData' | 'conv2dBackwardWeights'         // Conv2dGeometry & { withBias? }
+  | 'conv2dFused'                                                      // Conv2dGeometry & { withBias?, residual?, relu? }
   | 'batchNormTrain' | 'batchNormInfer' | 'batchNormBackward'       // { shape, format?, fuseRelu? }
   | 'relu' | 'reluBackward' | 'affineScalar'                        // { shape, format? }
   | 'maxPool2d' | 'maxPool2dBackward' | 'avgPool2d' | 'avgPool2dBackward'; // Pool2dGeometry & { format?, countIncludePad? }
@@ -59,6 +60,7 @@ export interface NativeAddon {
 
   // A geometry is an object or (faster) a Float64Array of its fields in declaration order.
   conv2d(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry | Float64Array): Storage;
+  conv2dFused(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry | Float64Array, residual: Storage | null, relu: boolean): Storage;
   conv2dBackwardData(dy: Storage, w: Storage, g: Conv2dGeometry | Float64Array): Storage;
   conv2dBackwardWeights(x: Storage, dy: Storage, g: Conv2dGeometry | Float64Array, withBias: boolean):
     { dw: Storage; db: Storage | null };
@@ -218,6 +220,9 @@ export class NativeBackend implements Backend {
   // ---- convolution --------------------------------------------------------------------
   conv2d(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry): Storage {
     return this.call('conv2d', () => this.addon.conv2d(x, w, b, packConv(g)));
+  }
+  conv2dFused(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry, residual: Storage | null, relu: boolean): Storage {
+    return this.call('conv2dFused', () => this.addon.conv2dFused(x, w, b, packConv(g), residual, relu));
   }
   conv2dBackwardData(dy: Storage, w: Storage, g: Conv2dGeometry): Storage {
     return this.call('conv2dBackwardData', () => this.addon.conv2dBackwardData(dy, w, packConv(g)));

@@ -102,6 +102,17 @@ export class ReferenceBackend implements Backend {
     return this.out(conv2d(this.f32(x, 'conv2d'), this.f32(w, 'conv2d'), b ? this.f32(b, 'conv2d') : null, g));
   }
 
+  conv2dFused(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry, residual: Storage | null, fuseRelu: boolean): Storage {
+    const op = 'conv2dFused';
+    let y = conv2d(this.f32(x, op), this.f32(w, op), b ? this.f32(b, op) : null, g);
+    if (residual) {
+      const r = this.f32(residual, op);
+      if (r.length !== y.length) throw new InvalidArgumentError(`reference.${op}: residual has ${r.length} elements, the output ${y.length}`);
+      y = add(y, r);
+    }
+    return this.out(fuseRelu ? relu(y) : y);
+  }
+
   conv2dBackwardData(dy: Storage, w: Storage, g: Conv2dGeometry): Storage {
     const op = 'conv2dBackwardData';
     return this.out(conv2dBackwardData(this.f32(dy, op), this.f32(w, op), g));

@@ -1,8 +1,9 @@
 // conv2d and its two backwards (data, weights + bias), as PyTorch's F.conv2d.
 // Saves x and w (references, not copies): the caller must not dispose them before backward.
 
-import { record } from '../autograd.js';
-import { conv2dGeometry, type Conv2dOptions } from '../geometry.js';
+import { InvalidArgumentError, ShapeError } from '../../errors.js';
+import { isGradEnabled, record } from '../autograd.js';
+import { conv2dGeometry, fmt, type Conv2dOptions } from '../geometry.js';
 import { fromStorage, type Tensor } from '../tensor.js';
 import { expectDtype, sameBackend } from './check.js';
 
@@ -29,4 +30,39 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
     }
     return [dx, dw, db];
   });
+}
+
+export interface Conv2dFusedOptions extends Conv2dOptions {
+  /** Added to the convolution's output before the ReLU ([N, K, OH, OW]). */
+  residual?: Tensor | null;
+  /** Apply ReLU last. */
+  relu?: boolean;
+}
+
+/**
+ * Inference only: relu?(conv2d(x, w, b) + residual?) in one op (oneDNN post-ops on native):
+ * the building brick of BN-folded inference (models/fused.ts). Records nothing on the tape,
+ * so it refuses inputs that require a gradient while autograd is on.
+ * @example const y = noGrad(() => conv2dFused(x, w, b, { padding: 1, residual: x, relu: true }));
+ */
+export function conv2dFused(x: Tensor, weight: Tensor, bias: Tensor | null = null, opts: Conv2dFusedOptions = {}): Tensor {
+  const op = 'conv2dFused';
+  const residual = opts.residual ?? null;
+  sameBackend(op, x, weight, bias, residual);
+  expectDtype(op, 'x', x, 'float32');
+  expectDtype(op, 'weight', weight, 'float32');
+  if (bias) expectDtype(op, 'bias', bias, 'float32');
+  if (isGradEnabled() && [x, weight, bias, residual].some((t) => t?.requiresGrad)) {
+    throw new InvalidArgumentError(`${op}: inference only (it has no backward); call it inside noGrad() or use conv2d`);
+  }
+  const g = conv2dGeometry(x.shape, weight.shape, bias ? bias.shape : null, opts);
+  const outShape = [g.N, g.K, g.OH, g.OW];
+  if (residual) {
+    expectDtype(op, 'residual', residual, 'float32');
+    if (residual.shape.join() !== outShape.join()) {
+      throw new ShapeError(`${op}: residual must have the output's shape ${fmt(outShape)}, got ${fmt(residual.shape)}`);
+    }
+  }
+  const be = x.backend;
+  return fromStorage(be, be.conv2dFused(x.storage, weight.storage, bias ? bias.storage : null, g, residual ? residual.storage : null, opts.relu ?? false), outShape);
 }

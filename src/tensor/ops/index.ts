@@ -14,9 +14,9 @@
 //   crossEntropy(z, y)      dz = dloss * (softmax(z) - target) / N
 //   sum(x)                  dx = dy broadcast
 // Composite (no hand-written gradient): mean, addScalar, mulScalar, flatten, globalAvgPool2d.
-// Not differentiable: sgdStep (the optimiser's in-place update), topk.
+// Not differentiable: sgdStep (the optimiser's in-place update), topk, conv2dFused (inference only).
 
-export { conv2d } from './conv2d.js';
+export { conv2d, conv2dFused, type Conv2dFusedOptions } from './conv2d.js';
 export { batchNorm, type BatchNormOptions } from './batch_norm.js';
 export { relu } from './relu.js';
 export { add, mul, affine, addScalar, mulScalar } from './elementwise.js';

@@ -1,0 +1,115 @@
+// BN-folded inference (src/models/fused.ts): the fused net gives the plain eval-mode
+// forward's logits (relative 1e-4 of the logit scale) for every block kind and shortcut
+// option, on native and on reference; conv2dFused equals conv + add + relu; misuse errors.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+  add, backendByName, conv2d, conv2dFused, createModel, fuseForInference, noGrad, randn, relu, Rng, tidy, type ResNet,
+} from '../src/index.js';
+import { BatchNorm2d } from '../src/nn/index.js';
+import { randomizeWeights, draw } from './helpers/fixture_weights.js';
+
+/** Random gammas/betas/weights and running statistics far from (0, 1), so folding matters. */
+function randomizeForEval(m: ResNet, seed: number): void {
+  randomizeWeights(m, seed);
+  let i = 0;
+  for (const mod of m.modules()) {
+    if (!(mod instanceof BatchNorm2d)) continue;
+    const c = mod.numFeatures;
+    mod.loadStateDict({
+      running_mean: { data: draw(c, seed * 7 + i, 0.2, 0.5), shape: [c] },
+      running_var: { data: draw(c, seed * 7 + i + 1, 1.5, 1.0), shape: [c] },
+    }, { strict: false });
+    i += 2;
+  }
+}
+
+function maxRel(a: Float32Array, e: Float32Array): number {
+  let scale = 0;
+  for (const v of e) scale = Math.max(scale, Math.abs(v));
+  let err = 0;
+  for (let i = 0; i < e.length; i++) err = Math.max(err, Math.abs(a[i] - e[i]));
+  return err / Math.max(scale, 1e-6);
+}
+
+const CASES: [string, Record<string, unknown>, number[]][] = [
+  ['resnet18', { numClasses: 7 }, [2, 3, 64, 48]],
+  ['resnet50', { numClasses: 5 }, [1, 3, 64, 64]],
+  ['resnext50_32x4d', { numClasses: 5 }, [1, 3, 64, 64]],
+  ['resnet20', { inChannels: 1 }, [3, 1, 28, 28]],
+  ['resnet20', { shortcut: 'B' }, [2, 3, 32, 32]],
+  ['resnet20', { shortcut: 'C' }, [2, 3, 32, 32]],
+  ['plain20', {}, [2, 3, 32, 32]],
+  ['plain18', { numClasses: 4 }, [1, 3, 64, 64]],
+  ['preact_resnet18', { numClasses: 6 }, [2, 3, 32, 32]],
+  ['preact_resnet110', {}, [1, 3, 32, 32]],
+];
+
+for (const backendName of ['native', 'reference'] as const) {
+  describe(`fused inference on ${backendName}`, () => {
+    const backend = backendByName(backendName);
+    for (const [arch, opts, shape] of CASES) {
+      // reference is slow on the big ImageNet nets: judge it on the CIFAR ones and resnet18.
+      if (backendName === 'reference' && /resnet50|resnext|preact_resnet110/.test(arch)) continue;
+      test(`${arch} ${JSON.stringify(opts)} at ${shape.join('x')}: fused logits = eval logits`, () => {
+        const m = createModel(arch, { ...opts, backend, seed: 3 } as never).eval();
+        randomizeForEval(m, 11);
+        const fused = fuseForInference(m);
+        try {
+          tidy(() => {
+            const x = randn(shape, new Rng(5), { backend });
+            const plain = noGrad(() => m.forward(x)).toFloat32Array();
+            const fast = fused.forward(x).toFloat32Array();
+            assert.equal(fast.length, plain.length);
+            const err = maxRel(fast, plain);
+            assert.ok(err <= 1e-4, `${arch}: fused vs plain relative error ${err}`);
+          });
+        } finally {
+          fused.dispose();
+          m.dispose();
+        }
+      });
+    }
+  });
+}
+
+describe('conv2dFused', () => {
+  for (const backendName of ['native', 'reference'] as const) {
+    test(`${backendName}: relu(conv + b + residual) equals the three ops`, () => {
+      const backend = backendByName(backendName);
+      const rng = new Rng(2);
+      tidy(() => {
+        const x = randn([2, 8, 9, 9], rng, { backend });
+        const w = randn([16, 8, 3, 3], rng, { backend, std: 0.2 });
+        const b = randn([16], rng, { backend });
+        const r = randn([2, 16, 5, 5], rng, { backend });
+        const want = relu(add(conv2d(x, w, b, { stride: 2, padding: 1 }), r)).toFloat32Array();
+        const got = conv2dFused(x, w, b, { stride: 2, padding: 1, residual: r, relu: true }).toFloat32Array();
+        assert.ok(maxRel(got, want) <= 1e-5);
+        const noRelu = conv2dFused(x, w, null, { stride: 2, padding: 1, residual: r }).toFloat32Array();
+        const want2 = add(conv2d(x, w, null, { stride: 2, padding: 1 }), r).toFloat32Array();
+        assert.ok(maxRel(noRelu, want2) <= 1e-5);
+        assert.ok(noRelu.some((v) => v < 0), 'without relu, negatives stay');
+      });
+    });
+  }
+
+  test('refuses a wrong residual shape, and inputs that require a gradient', () => {
+    const rng = new Rng(1);
+    tidy(() => {
+      const x = randn([1, 4, 6, 6], rng);
+      const w = randn([4, 4, 3, 3], rng, { requiresGrad: true });
+      assert.throws(() => noGrad(() => conv2dFused(x, w, null, { padding: 1, residual: randn([1, 4, 5, 5], rng) })), /residual must have the output's shape \[1, 4, 6, 6\]/);
+      assert.throws(() => conv2dFused(x, w, null, { padding: 1 }), /inference only.*noGrad/);
+    });
+  });
+
+  test('fused net: wrong input channels and use after dispose are clear errors', () => {
+    const m = createModel('resnet20').eval();
+    const f = fuseForInference(m);
+    tidy(() => assert.throws(() => f.forward(randn([1, 1, 32, 32], new Rng(0))), /resnet20 \(fused\): input must be \[N, 3, H, W\], got \[1, 1, 32, 32\]/));
+    f.dispose();
+    tidy(() => assert.throws(() => f.forward(randn([1, 3, 32, 32], new Rng(0))), /after dispose/));
+  });
+});
