@@ -2,6 +2,7 @@
 // The `resnet` command line. Commands parse and print; the work is in the library.
 
 import { Command } from 'commander';
+import { benchCommand, type BenchFlags } from './bench.js';
 import { infoCommand } from './info.js';
 import { listCommand, summaryCommand, type SummaryFlags } from './models.js';
 import { evalCommand, trainCommand, type EvalFlags, type TrainFlags } from './train.js';
@@ -66,6 +67,21 @@ program
   .option('--checkpoint-every <steps>', 'also save last.safetensors every N steps')
   .option('--json', 'last stdout line: {"epochs","top1","top5","seconds","images_per_sec"}')
   .action((opts: TrainFlags) => trainCommand(opts));
+
+program
+  .command('bench')
+  .description('median time of one inference batch (BN folded, residual add and ReLU fused) or one training step (forward, cross-entropy, backward, SGD momentum 0.9, wd 1e-4) on random data')
+  .requiredOption('--arch <name>', 'a registered arch (see `resnet list`)')
+  .option('--batch <n>', 'batch size', '1')
+  .option('--mode <mode>', 'infer | train', 'infer')
+  .option('--input <HxW>', 'input size (default 224x224, or 32x32 for CIFAR nets)')
+  .option('--classes <n>', 'classes of the classifier')
+  .option('--in-channels <c>', 'input channels')
+  .option('--runs <n>', 'timed runs (the median is reported)', '10')
+  .option('--warmup <n>', 'untimed runs first', '2')
+  .option('--unfused', 'infer through the plain eval forward instead of the fused path')
+  .option('--json', 'print {"arch","batch","mode","backend","ms_per_batch","images_per_sec",...}')
+  .action((opts: BenchFlags) => benchCommand(opts));
 
 program
   .command('eval')
