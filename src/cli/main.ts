@@ -8,6 +8,7 @@ import { listCommand, summaryCommand, type SummaryFlags } from './models.js';
 import { evalCommand, trainCommand, type EvalFlags, type TrainFlags } from './train.js';
 import { reportCommand, studyCommand, type ReportFlags, type StudyFlags } from './study.js';
 import { exportCommand, type ExportFlags } from './export.js';
+import { collectKeyMap, convertCommand, type ConvertFlags } from './convert.js';
 import { VERSION } from '../version.js';
 import { ResnetError } from '../errors.js';
 import { featuresCommand, predictCommand, collect, type FeaturesFlags, type PredictFlags } from './predict.js';
@@ -171,6 +172,16 @@ program
   .requiredOption('--out <file>', 'the page to write, e.g. report.html')
   .option('--json', 'print {"out","studies"}')
   .action((dirs: string[], opts: ReportFlags) => reportCommand(dirs, opts));
+
+program
+  .command('convert')
+  .description('convert weights between formats, bit-exact: .pth/.pt/.bin (zip or legacy) or .safetensors in; .safetensors or .pth out (floats F32, integer buffers I64)')
+  .argument('<in>', 'a torch.save checkpoint (a state dict, or a dict holding one under state_dict / model / model_state_dict) or a .safetensors file')
+  .argument('<out>', 'the file to write: .safetensors, or .pth / .pt / .bin (loads with torch.load(f, weights_only=True))')
+  .option('--key-map <FROM=TO>', 'rename a key prefix, e.g. backbone.= or head.fc.=fc. (repeatable; first match wins)', collectKeyMap)
+  .option('--mapping <names>', 'whose key names the input uses: auto | torchvision | timm | hf', 'auto')
+  .option('--json', 'print one JSON object {"in","out","format_in","format_out","tensors","f32","i64","bytes","notes"}')
+  .action((input: string, output: string, opts: ConvertFlags) => convertCommand(input, output, opts));
 
 try {
   await program.parseAsync(process.argv);
