@@ -14,7 +14,8 @@ import { after, describe, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { InvalidArgumentError, ShapeError } from '../src/errors.js';
 import { decodeOnnx, exportOnnx } from '../src/io/onnx.js';
-import { writeSafetensors } from '../src/io/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
+import { saveWeights } from '../src/io/weights.js';
 import { cifarResNet, createModel, ResNet } from '../src/models/index.js';
 import { BatchNorm2d } from '../src/nn/batch_norm.js';
 import { noGrad } from '../src/tensor/autograd.js';
@@ -230,6 +231,19 @@ describe('resnet export (the compiled CLI)', () => {
     assert.ok(diff <= 1e-4 * Math.max(1, scale), `max diff ${diff}`);
     await session.release();
     model.dispose();
+  });
+
+  test('from a .pth with prefixed keys and --key-map: the same ONNX bytes as from the safetensors file', () => {
+    const weights = join(dir, 'r20.safetensors');
+    const sd = readSafetensors(weights).tensors;
+    const pth = join(dir, 'r20.pth');
+    saveWeights(pth, [...sd].map(([k, v]) => [`backbone.${k}`, v]));
+    const a = join(dir, 'from_st.onnx');
+    const b = join(dir, 'from_pth.onnx');
+    run(['--arch', 'resnet20', '--weights', weights, a]);
+    run(['--arch', 'resnet20', '--weights', pth, '--key-map', 'backbone.=', b]);
+    assert.ok(readFileSync(a).equals(readFileSync(b)));
+    fails(['--arch', 'resnet20', '--weights', pth, b], /does not fit resnet20: .*unexpected key\(s\): backbone\.conv1\.weight/);
   });
 
   test('from a resnet train checkpoint: arch, classes and input size come from its metadata', () => {

@@ -1,21 +1,22 @@
-// `resnet export`: build an arch, fill it with weights (a safetensors state dict, a `resnet
-// train` checkpoint, or a seeded random init) and write it as ONNX (IR 8, opset 17, dynamic
-// batch) atomically. Parsing, weight matching and printing only; the graph is io/onnx.ts.
-// A state dict's classes and input channels are read off its head and stem when no flag
-// gives them; a checkpoint brings its arch, options and input size.
-
+// `resnet export`: build an arch, fill it with weights (a .safetensors or .pth state dict,
+// a `resnet train` checkpoint, or a seeded random init) and write it as ONNX (IR 8, opset
+// 17, dynamic batch) atomically. Parsing, weight matching and printing only: the graph is
+// io/onnx.ts, weights files are read by io/weights.ts (wrappers and 'module.' prefixes
+// undone, --key-map renames). A state dict's classes and input channels are read off its
+// head and stem when no flag gives them; a checkpoint brings its arch, options and input size.
 import { existsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { CheckpointError, InvalidArgumentError, ResnetError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { exportOnnx, ONNX_IR_VERSION } from '../io/onnx.js';
 import { readSafetensors, type NamedArray } from '../io/safetensors.js';
+import { loadWeights, parseKeyMap } from '../io/weights.js';
 import { archInfo, createModel, type ModelOptions, type ShortcutOption } from '../models/index.js';
 import { loadCheckpoint, META_KEY } from '../train/checkpoint.js';
 
 export interface ExportFlags {
   arch?: string; weights?: string; randomInit?: boolean; seed?: string; classes?: string; inChannels?: string;
-  input?: string; shortcut?: string; format?: string; json?: boolean;
+  input?: string; shortcut?: string; format?: string; keyMap?: string[]; json?: boolean;
 }
 
 export const EXPORT_FORMATS: readonly string[] = ['onnx'];
@@ -31,10 +32,11 @@ function parseSize(v: string): [number, number] {
   return [int('--input', m[1]), int('--input', m[2] ?? m[1])];
 }
 
-/** A weights file's tensors. NOTE: the one place that reads weights, so a reader of more
- *  formats (.pth) replaces this body alone. */
-function readWeights(path: string): { tensors: Map<string, NamedArray>; notes: string[] } {
-  return { tensors: readSafetensors(path).tensors, notes: [] };
+/** A weights file's tensors (.safetensors or .pth/.pt, unwrapped, torchvision names) and
+ *  what was done to them. */
+function readWeights(path: string, keyMap: [string, string][]): { tensors: Map<string, NamedArray>; notes: string[] } {
+  const { tensors, notes } = loadWeights(path, { keyMap });
+  return { tensors, notes: notes.map((n) => `${path}: ${n}`) };
 }
 
 interface Plan {
@@ -69,7 +71,7 @@ function fromCheckpoint(file: string, flags: ExportFlags, opts: ModelOptions): P
 function fromStateDict(file: string, flags: ExportFlags, opts: ModelOptions): Plan {
   if (flags.arch === undefined) throw new InvalidArgumentError(`export: --arch is required with a state dict (${file} names no arch); see \`resnet list\``);
   const info = archInfo(flags.arch);
-  const { tensors, notes } = readWeights(file);
+  const { tensors, notes } = readWeights(file, parseKeyMap(flags.keyMap));
   const head = info.family === 'imagenet' ? 'fc.weight' : 'linear.weight';
   const fc = tensors.get(head);
   if (opts.numClasses === undefined && fc && fc.shape.length === 2) {
@@ -111,7 +113,11 @@ function plan(flags: ExportFlags): Plan {
   if (!existsSync(file)) throw new CheckpointError(`${file}: no such weights file`);
   if (statSync(file).isDirectory()) throw new CheckpointError(`${file}: is a directory; give a weights file (a run directory's checkpoints are last.safetensors and best.safetensors)`);
   if (flags.arch !== undefined) archInfo(flags.arch); // an unknown arch is named before the file is read
-  return isTrainCheckpoint(file) ? fromCheckpoint(file, flags, opts) : fromStateDict(file, flags, opts);
+  if (isTrainCheckpoint(file)) {
+    if (flags.keyMap?.length) throw new InvalidArgumentError(`export: --key-map does not apply to ${file}, a resnet train checkpoint (its keys are already ours)`);
+    return fromCheckpoint(file, flags, opts);
+  }
+  return fromStateDict(file, flags, opts);
 }
 
 export function exportCommand(out: string, flags: ExportFlags): void {

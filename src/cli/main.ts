@@ -98,7 +98,7 @@ program
   .description('write a network with its weights as ONNX (IR 8, opset 17, dynamic batch) for onnxruntime and other runtimes')
   .argument('<out>', 'the file to write, e.g. resnet18.onnx')
   .option('--arch <name>', 'a registered arch (see `resnet list`); a resnet train checkpoint brings its own')
-  .option('--weights <file>', 'a .safetensors state dict or a resnet train checkpoint')
+  .option('--weights <file>', 'a .safetensors or .pth state dict (torchvision names; timm / transformers names mapped) or a resnet train checkpoint')
   .option('--random-init', 'He-initialised weights instead of --weights (benchmarks)')
   .option('--seed <n>', 'seed of --random-init (default 0)')
   .option('--classes <n>', 'classes of the classifier (default: read off the weights)')
@@ -106,6 +106,7 @@ program
   .option('--input <HxW>', 'input size (default 224x224, or 32x32 for CIFAR nets, or the size a checkpoint trained on)')
   .option('--shortcut <A|B|C>', 'shortcut option the weights were trained with')
   .option('--format <fmt>', 'output format: onnx', 'onnx')
+  .option('--key-map <FROM=TO>', 'rename a key prefix of --weights before loading, e.g. module.= (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
   .option('--json', 'print one JSON object {"out","format","arch","irVersion","opset","input","classes","bytes","weights","notes"}')
   .action((out: string, opts: ExportFlags) => exportCommand(out, opts));
 

@@ -157,15 +157,9 @@ class Lowering {
     throw new InvalidArgumentError(`exportOnnx: no ONNX lowering for the shortcut ${this.path(m)} (${m.constructor.name}); supported: ShortcutA, Sequential(Conv2d[, BatchNorm2d])`);
   }
 
-  /** The block's shortcut module (registered as `downsample` or `shortcut`), or null for the identity. */
-  private shortcutOf(b: Block): Module | null {
-    const found = b.namedChildren().find(([n]) => n === 'downsample' || n === 'shortcut');
-    return found ? found[1] : null;
-  }
-
   /** relu(F(x) + shortcut(x)) or, for pre-activation units, F(pre) + shortcut(pre or x). */
   block(name: string, b: Block, x: string): string {
-    const sc = this.shortcutOf(b);
+    const sc = b.shortcutModule;
     if (b instanceof BasicBlock || b instanceof Bottleneck) {
       let h = this.bn(b.bn1, this.conv(b.conv1, x), true);
       if (b instanceof Bottleneck) {
