@@ -12,16 +12,19 @@ import {
   commandOf, commitOutput, prepareOutput, setupLine, type Study, type StudyContext, type StudyDocument, type StudyOptions,
 } from './common.js';
 import { degradation } from './degradation.js';
+import { lesion } from './lesion.js';
 import { pageHtml, type Section } from './page.js';
 import { checkFonts, svgToPng } from './plot.js';
 
 export { type StudyOptions, type StudyDocument, type Study } from './common.js';
 export { degradation, type DegradationResults } from './degradation.js';
+export { lesion, type LesionResults, type LesionNet } from './lesion.js';
 export { linePlotSvg, barChartSvg, svgToPng } from './plot.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const STUDIES: Record<string, Study<any>> = {
   degradation,
+  lesion,
 };
 
 export const STUDY_NAMES = Object.keys(STUDIES);
