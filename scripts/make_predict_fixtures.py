@@ -7,7 +7,7 @@
                           torchvision's Resize(256) + CenterCrop(224) + ToTensor + Normalize
                           of each non-square image (float32 [3, 224, 224], key = file name)
   <net>.safetensors       small random-weight nets (reduced width, so they can be committed)
-                          with non-trivial BatchNorm running statistics
+                          with non-trivial BatchNorm running statistics; one also as <net>.pth
   expected.json           PyTorch's logits and pooled features of each net for the 224 image
                           (no resize, no crop) and logits for the non-square images (default
                           preprocessing), with the versions used
@@ -47,6 +47,10 @@ NETS = [
     ('resnet18_w8', 'resnet18', BasicBlock, [2, 2, 2, 2], 0.125),
     ('resnet50_w16', 'resnet50', Bottleneck, [3, 4, 6, 3], 0.0625),
 ]
+
+
+# Also saved by torch.save (zip format), to load the same weights from .pth.
+PTH_NETS = ['resnet50_w16']
 
 
 def make_image(seed, w, h, noise):
@@ -153,6 +157,8 @@ def main():
         sd = net.state_dict()
         with open(os.path.join(OUT, f'{name}.safetensors'), 'wb') as f:
             f.write(safetensors_bytes(sd))
+        if name in PTH_NETS:
+            torch.save(sd, os.path.join(OUT, f'{name}.pth'))
         params = sum(p.numel() for p in net.parameters())
         with torch.no_grad():
             logits = net(x224)[0]

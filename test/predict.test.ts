@@ -20,7 +20,7 @@ import {
   type Prediction,
 } from '../src/infer/index.js';
 import { npyHeader, readNpy, serializeNpy } from '../src/io/npy.js';
-import { parseSafetensors } from '../src/io/safetensors.js';
+import { parseSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import { createModel } from '../src/models/index.js';
 import { tensor } from '../src/tensor/tensor.js';
 import { CHECKPOINT_FORMAT, saveCheckpoint, type CheckpointMeta } from '../src/train/checkpoint.js';
@@ -130,6 +130,24 @@ for (const [name, net] of NETS) {
     assert.equal(raw.subarray(10, 10 + hlen).toString('latin1').trimEnd(), `{'descr': '<f4', 'fortran_order': False, 'shape': (2, ${C}), }`);
   });
 }
+
+test('the same weights saved by torch.save (.pth, zip) give PyTorch\'s logits within 1e-3; --key-map renames prefixes', async () => {
+  const net = expected.nets.resnet50_w16;
+  const pth = join(FIX, 'resnet50_w16.pth');
+  const r = await cli(['predict', '--arch', net.arch, '--width', String(net.width), '--weights', pth, '--resize', '0', '--crop', '0', '--logits', '--json', SQUARE]);
+  assert.equal(r.code, 0, r.stderr);
+  const [p] = JSON.parse(r.stdout) as Prediction[];
+  assert.ok(maxDiff(p.logits!, net.square.logits) <= 1e-3);
+  assert.deepEqual(p.top.map((t) => t.index), net.square.top5);
+  // Keys under another prefix come back with --key-map (here: a copy whose keys all start with 'backbone.').
+  const { tensors } = parseSafetensors(readFileSync(join(FIX, net.file)));
+  const prefixed = join(tmp, 'prefixed.safetensors');
+  writeSafetensors(prefixed, [...tensors].map(([k, v]) => [`backbone.${k}`, v] as [string, typeof v]));
+  const m = await cli(['predict', '--arch', net.arch, '--width', String(net.width), '--weights', prefixed, '--key-map', 'backbone.=', '--resize', '0', '--crop', '0', '--logits', '--json', SQUARE]);
+  assert.equal(m.code, 0, m.stderr);
+  assert.ok(maxDiff((JSON.parse(m.stdout) as Prediction[])[0].logits!, net.square.logits) <= 1e-3);
+  assert.match(m.stderr, /renamed \d+ key\(s\) with --key-map backbone\.=/);
+});
 
 test('predict with the default Resize(256)+CenterCrop(224) on non-square images, 3 per batch: logits within 1e-3 of PyTorch, in file order', async () => {
   const [, net] = NETS[0];

@@ -8,6 +8,7 @@ import type { Size } from '../data/transforms.js';
 import {
   extractFeatures, listImages, loadModel, predictFiles, writeFeatures, type FeatureRow, type LoadedModel, type PreprocessOptions,
 } from '../infer/index.js';
+import { parseKeyMap } from '../io/weights.js';
 import { describeReport } from '../nn/state_dict.js';
 
 export interface ModelFlags {
@@ -26,14 +27,6 @@ function intFlag(v: string | undefined, flag: string, min: number): number | und
   if (v === undefined) return undefined;
   if (!/^\d+$/.test(v.trim()) || Number(v) < min) throw new InvalidArgumentError(`--${flag} must be an integer >= ${min}, got '${v}'`);
   return Number(v);
-}
-
-function keyMap(pairs: string[] | undefined): [string, string][] {
-  return (pairs ?? []).map((p) => {
-    const i = p.indexOf('=');
-    if (i <= 0) throw new InvalidArgumentError(`--key-map must be FROM=TO (a key prefix and its replacement, e.g. module.=), got '${p}'`);
-    return [p.slice(0, i), p.slice(i + 1)];
-  });
 }
 
 function width(v: string | undefined): { width: number } | undefined {
@@ -67,7 +60,7 @@ async function load(flags: ModelFlags): Promise<LoadedModel> {
   const loaded = await loadModel({
     arch: flags.arch, weights: flags.weights,
     pretrained: flags.pretrained ? (flags.pretrainedTag ?? true) : undefined,
-    classes: intFlag(flags.classes, 'classes', 1), keyMap: keyMap(flags.keyMap), modelOptions: width(flags.width),
+    classes: intFlag(flags.classes, 'classes', 1), keyMap: parseKeyMap(flags.keyMap), modelOptions: width(flags.width),
     fetch: { onProgress: downloadBar(), onMessage: (t) => process.stderr.write(`resnet: ${t}\n`) },
   });
   const r = loaded.report;

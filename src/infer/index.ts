@@ -3,7 +3,7 @@
 
 export { preprocessImage, preprocessDecoded, preprocessTransforms, rgbToGrey, listImages, type PreprocessOptions } from './preprocess.js';
 export { imageBatches, type ImageBatch, type ImageGroup, type FailedImage } from './batches.js';
-export { loadModel, readWeights, applyKeyMap, type LoadModelOptions, type LoadedModel } from './load.js';
+export { loadModel, readWeights, type LoadModelOptions, type LoadedModel } from './load.js';
 export {
   registerPretrained, unregisterPretrained, pretrainedEntry, pretrainedArchs, fetchPretrained, hashPrefix, defaultCacheDir,
   defaultWeightsUrl, DEFAULT_WEIGHTS_URL, type PretrainedEntry, type FetchOptions,

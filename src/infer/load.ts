@@ -2,15 +2,16 @@
 // directory) or pretrained torchvision weights: the arch built with init 'none', the state
 // dict loaded strictly (a missing, unexpected or mis-shaped key is a CheckpointError naming
 // it), eval mode, plus what inference needs besides weights: class names, normalisation and
-// the preprocessing sizes the weights expect. Reading weight files goes through readWeights
-// only (one place to switch readers).
+// the preprocessing sizes the weights expect. Weight files are read by src/io/weights.ts
+// (.pth/.pt zip or legacy, .safetensors; unwrapping, 'module.' strip, --key-map).
 
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { extname } from 'node:path';
 import { CheckpointError, InvalidArgumentError, ResnetError } from '../errors.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../data/presets.js';
 import type { Size } from '../data/transforms.js';
-import { readSafetensors, type NamedArray } from '../io/safetensors.js';
+import type { NamedArray } from '../io/safetensors.js';
+import { loadWeights } from '../io/weights.js';
 import { archInfo, createModel, type ModelOptions } from '../models/registry.js';
 import type { ResNet } from '../models/resnet.js';
 import { describeReport, type LoadReport } from '../nn/state_dict.js';
@@ -18,33 +19,14 @@ import { loadCheckpoint, loadRunCheckpoint, META_KEY, type LoadedCheckpoint } fr
 import { IMAGENET_CLASSES } from './imagenet_classes.js';
 import { fetchPretrained, pretrainedEntry, type FetchOptions } from './pretrained.js';
 
-/** Renames key prefixes: every key starting with FROM gets TO instead (first match wins). */
-export function applyKeyMap(tensors: Map<string, NamedArray>, keyMap: readonly [string, string][]): { tensors: Map<string, NamedArray>; notes: string[] } {
-  if (keyMap.length === 0) return { tensors, notes: [] };
-  const out = new Map<string, NamedArray>();
-  const counts = keyMap.map(() => 0);
-  for (const [k, v] of tensors) {
-    const i = keyMap.findIndex(([from]) => k.startsWith(from));
-    const nk = i < 0 ? k : keyMap[i][1] + k.slice(keyMap[i][0].length);
-    if (i >= 0) counts[i]++;
-    if (out.has(nk)) throw new CheckpointError(`--key-map: '${k}' becomes '${nk}', which another key already has`);
-    out.set(nk, v);
-  }
-  return { tensors: out, notes: keyMap.map(([f, t], i) => `renamed ${counts[i]} key(s) '${f}*' -> '${t}*'`) };
-}
-
 /**
- * Reads the tensors of a weights file with key prefixes renamed.
- * NOTE: safetensors only until src/io/weights.ts (.pth/.pt/.safetensors) lands; then this
- * body becomes `return loadWeights(path, { keyMap })`.
+ * Reads the tensors of a weights file (.pth/.pt/.bin from torch.save, zip or legacy, or
+ * .safetensors), unwrapped and with key prefixes renamed (src/io/weights.ts), plus notes on
+ * what was changed.
  */
 export function readWeights(path: string, options: { keyMap?: [string, string][] } = {}): { tensors: Map<string, NamedArray>; notes: string[] } {
   if (!existsSync(path)) throw new CheckpointError(`${path}: no such weights file`);
-  const ext = extname(path).toLowerCase();
-  if (ext !== '.safetensors') {
-    throw new CheckpointError(`${path}: cannot read '${ext || 'extensionless'}' weights yet; supported: .safetensors`);
-  }
-  return applyKeyMap(readSafetensors(path).tensors, options.keyMap ?? []);
+  return loadWeights(path, { keyMap: options.keyMap });
 }
 
 /** Reads only the metadata of a safetensors file's header (null when it is not one). */
@@ -70,7 +52,7 @@ export function safetensorsMetadata(path: string): Record<string, string> | null
 export interface LoadModelOptions {
   /** A registered arch; optional for a resnet-ts checkpoint (its own arch is used). */
   arch?: string;
-  /** A weights file (.safetensors), a resnet-ts checkpoint or a run directory (its best). */
+  /** A weights file (.pth/.pt/.safetensors), a resnet-ts checkpoint or a run directory (its best). */
   weights?: string;
   /** torchvision's ImageNet weights for `arch`: true for DEFAULT, or a tag (IMAGENET1K_V1). */
   pretrained?: boolean | string;
@@ -141,8 +123,8 @@ function fromCheckpoint(ck: LoadedCheckpoint, options: LoadModelOptions): Loaded
   if (options.classes !== undefined && options.classes !== meta.input.classes.length) {
     throw new InvalidArgumentError(`${ck.file}: trained with ${meta.input.classes.length} classes, --classes says ${options.classes}`);
   }
-  const { tensors, notes } = applyKeyMap(ck.model, options.keyMap ?? []);
-  const { model, report } = build(meta.arch, meta.modelOptions as ModelOptions, tensors, ck.file);
+  if (options.keyMap?.length) throw new InvalidArgumentError(`${ck.file}: a resnet-ts checkpoint already has this library's key names; leave out --key-map`);
+  const { model, report } = build(meta.arch, meta.modelOptions as ModelOptions, ck.model, ck.file);
   const { height: H, width: W, channels } = meta.input;
   const folder = (meta.config as { dataset?: string }).dataset === 'folder';
   // Folder runs evaluate as ImageNet does (resize H*256/224, crop H); array datasets (MNIST,
@@ -150,7 +132,7 @@ function fromCheckpoint(ck: LoadedCheckpoint, options: LoadModelOptions): Loaded
   const resize = folder ? Math.floor((H * 256) / 224) : Math.max(H, W);
   return {
     model, arch: meta.arch, source: ck.file, labels: [...meta.input.classes], mean: [...meta.norm.mean], std: [...meta.norm.std],
-    channels: channels === 1 ? 1 : 3, resize, crop: [H, W], report, notes: [`resnet-ts checkpoint of epoch ${meta.epoch + 1} (${meta.arch}, ${meta.input.classes.length} classes)`, ...notes],
+    channels: channels === 1 ? 1 : 3, resize, crop: [H, W], report, notes: [`resnet-ts checkpoint of epoch ${meta.epoch + 1} (${meta.arch}, ${meta.input.classes.length} classes)`],
     preprocessNote: folder ? `resize ${resize}, crop ${H}x${W} (the run's evaluation)` : `resize ${resize}, crop ${H}x${W} (the run's ${H}x${W} input)`,
   };
 }
