@@ -246,7 +246,7 @@ describe('resnet export (the compiled CLI)', () => {
     fails(['--arch', 'resnet20', '--weights', pth, b], /does not fit resnet20: .*unexpected key\(s\): backbone\.conv1\.weight/);
   });
 
-  test('from a resnet train checkpoint: arch, classes and input size come from its metadata', () => {
+  test('from a resnet train checkpoint or its run directory: arch, classes and input size come from its metadata', () => {
     const model = createModel('resnet20', { inChannels: 1, numClasses: 3, seed: 23 });
     const meta: CheckpointMeta = {
       format: CHECKPOINT_FORMAT, arch: 'resnet20', modelOptions: { inChannels: 1, numClasses: 3, seed: 23 }, epoch: 1, step: 10,
@@ -264,6 +264,10 @@ describe('resnet export (the compiled CLI)', () => {
     const d = decodeOnnx(readFileSync(out)) as unknown as Decoded;
     assert.equal(d.ir_version, 8);
     fails(['--arch', 'resnet32', '--weights', ck, out], /--arch resnet32, but .*last\.safetensors is a checkpoint of resnet20/);
+    // A run directory means its best checkpoint (here missing: the note says so and last is used).
+    const viaDir = JSON.parse(run(['--weights', dir, '--json', join(dir, 'dir.onnx')])) as { notes: string[] };
+    assert.ok(readFileSync(join(dir, 'dir.onnx')).equals(readFileSync(out)));
+    assert.match(viaDir.notes[0], /best\.safetensors: missing; using .*last\.safetensors instead/);
   });
 
   test('--random-init --seed is deterministic', () => {

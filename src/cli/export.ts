@@ -12,7 +12,7 @@ import { exportOnnx, ONNX_IR_VERSION } from '../io/onnx.js';
 import { readSafetensors, type NamedArray } from '../io/safetensors.js';
 import { loadWeights, parseKeyMap } from '../io/weights.js';
 import { archInfo, createModel, type ModelOptions, type ShortcutOption } from '../models/index.js';
-import { loadCheckpoint, META_KEY } from '../train/checkpoint.js';
+import { loadCheckpoint, loadRunCheckpoint, META_KEY, type LoadedCheckpoint } from '../train/checkpoint.js';
 
 export interface ExportFlags {
   arch?: string; weights?: string; randomInit?: boolean; seed?: string; classes?: string; inChannels?: string;
@@ -49,8 +49,8 @@ interface Plan {
 }
 
 /** Arch, options and weights from a `resnet train` checkpoint; flags may only agree with it. */
-function fromCheckpoint(file: string, flags: ExportFlags, opts: ModelOptions): Plan {
-  const ck = loadCheckpoint(file);
+function fromCheckpoint(ck: LoadedCheckpoint, flags: ExportFlags, opts: ModelOptions, notes: string[] = []): Plan {
+  const file = ck.file;
   const m = ck.meta;
   if (flags.arch !== undefined && flags.arch !== m.arch) {
     throw new InvalidArgumentError(`export: --arch ${flags.arch}, but ${file} is a checkpoint of ${m.arch} (leave --arch out, or give ${m.arch})`);
@@ -63,7 +63,7 @@ function fromCheckpoint(file: string, flags: ExportFlags, opts: ModelOptions): P
   }
   return {
     arch: m.arch, options: { ...saved, ...opts }, input: m.input ? [m.input.height, m.input.width] : undefined,
-    weights: ck.model, source: file, notes: [`${file}: a resnet train checkpoint of ${m.arch} (epoch ${m.epoch + 1}, step ${m.step})`],
+    weights: ck.model, source: file, notes: [...notes, `${file}: a resnet train checkpoint of ${m.arch} (epoch ${m.epoch + 1}, step ${m.step})`],
   };
 }
 
@@ -111,11 +111,12 @@ function plan(flags: ExportFlags): Plan {
   if (flags.weights === undefined) throw new InvalidArgumentError('export: no weights: give --weights FILE (.safetensors state dict or resnet train checkpoint) or --random-init [--seed S]');
   const file = flags.weights;
   if (!existsSync(file)) throw new CheckpointError(`${file}: no such weights file`);
-  if (statSync(file).isDirectory()) throw new CheckpointError(`${file}: is a directory; give a weights file (a run directory's checkpoints are last.safetensors and best.safetensors)`);
   if (flags.arch !== undefined) archInfo(flags.arch); // an unknown arch is named before the file is read
-  if (isTrainCheckpoint(file)) {
+  const run = statSync(file).isDirectory();
+  if (run || isTrainCheckpoint(file)) {
     if (flags.keyMap?.length) throw new InvalidArgumentError(`export: --key-map does not apply to ${file}, a resnet train checkpoint (its keys are already ours)`);
-    return fromCheckpoint(file, flags, opts);
+    const notes: string[] = [];
+    return fromCheckpoint(run ? loadRunCheckpoint(file, (t) => notes.push(t), 'best') : loadCheckpoint(file), flags, opts, notes);
   }
   return fromStateDict(file, flags, opts);
 }

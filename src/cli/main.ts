@@ -98,7 +98,7 @@ program
   .description('write a network with its weights as ONNX (IR 8, opset 17, dynamic batch) for onnxruntime and other runtimes')
   .argument('<out>', 'the file to write, e.g. resnet18.onnx')
   .option('--arch <name>', 'a registered arch (see `resnet list`); a resnet train checkpoint brings its own')
-  .option('--weights <file>', 'a .safetensors or .pth state dict (torchvision names; timm / transformers names mapped) or a resnet train checkpoint')
+  .option('--weights <file>', 'a .safetensors or .pth state dict (torchvision names; timm / transformers names mapped), a resnet train checkpoint or a run directory (its best)')
   .option('--random-init', 'He-initialised weights instead of --weights (benchmarks)')
   .option('--seed <n>', 'seed of --random-init (default 0)')
   .option('--classes <n>', 'classes of the classifier (default: read off the weights)')
