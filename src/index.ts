@@ -16,3 +16,5 @@ export * from './optim/index.js';
 export * from './data/index.js';
 export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors, type NamedArray } from './io/safetensors.js';
 export { exportOnnx, decodeOnnx, ONNX_IR_VERSION, ONNX_OPSETS, type ExportOnnxOptions } from './io/onnx.js';
+export { writeNpy, readNpy, serializeNpy, npyHeader } from './io/npy.js';
+export * from './infer/index.js';
