@@ -112,6 +112,12 @@ def main():
     sd = small_state_dict()
     torch.save(sd, p('small.pth'))
     torch.save(sd, p('small_legacy.pth'), _use_new_zipfile_serialization=False)
+    torch.save(sd, p('small_p4.pth'), pickle_protocol=4)  # FRAME, MEMOIZE, SHORT_BINUNICODE, STACK_GLOBAL
+    # A real module's state_dict carries _metadata: the pickle BUILDs the OrderedDict.
+    torch.manual_seed(5)
+    tiny = Tiny()
+    torch.save(tiny.state_dict(), p('module_state_dict.pth'))
+    write_safetensors(p('module_state_dict.expected.safetensors'), tiny.state_dict())
     write_safetensors(p('small.expected.safetensors'), sd)
 
     wrapped = {'epoch': 90, 'arch': 'resnet18', 'best_prec1': 69.758,

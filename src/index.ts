@@ -18,3 +18,9 @@ export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetenso
 export { exportOnnx, decodeOnnx, ONNX_IR_VERSION, ONNX_OPSETS, type ExportOnnxOptions } from './io/onnx.js';
 export { writeNpy, readNpy, serializeNpy, npyHeader } from './io/npy.js';
 export * from './infer/index.js';
+export { loadWeights, saveWeights, parseKeyMap, KEY_MAPPINGS, type LoadWeightsOptions, type LoadedWeights, type KeyMapping } from './io/weights.js';
+export { readPth, parsePth, writePth, serializePth, type PthContents } from './io/pth.js';
+export {
+  unpickle, TensorRef, StorageRef, PickleGlobal, isTuple, isOrderedDict, ALLOWED_GLOBALS, DEFAULT_LIMITS as PICKLE_LIMITS,
+  type PickleValue, type PickleKey, type PickleLimits, type UnpickleOptions, type TorchDType,
+} from './io/pickle.js';

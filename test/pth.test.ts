@@ -48,6 +48,14 @@ test('a state dict saved by torch.save, zip and legacy, reads bit-exact (num_bat
   }
 });
 
+test('pickle protocol 4 (FRAME, MEMOIZE, STACK_GLOBAL) and a module state_dict with _metadata (BUILD) read bit-exact', () => {
+  assertSameTensors(readPth(`${FIX}small_p4.pth`).tensors, small, 'small_p4.pth');
+  const want = readSafetensors(`${FIX}module_state_dict.expected.safetensors`).tensors;
+  const { tensors, notes } = loadWeights(`${FIX}module_state_dict.pth`);
+  assertSameTensors(tensors, want, 'module_state_dict.pth');
+  assert.deepEqual(notes, []);
+});
+
 test('every dtype and strided view (transposed, offset, step 2, shared storage, scalar, empty) reads as PyTorch converts it', () => {
   const want = readSafetensors(`${FIX}dtypes.expected.safetensors`).tensors;
   for (const f of ['dtypes.pth', 'dtypes_legacy.pth']) {
