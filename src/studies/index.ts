@@ -13,18 +13,21 @@ import {
 } from './common.js';
 import { degradation } from './degradation.js';
 import { lesion } from './lesion.js';
+import { paths } from './paths.js';
 import { pageHtml, type Section } from './page.js';
 import { checkFonts, svgToPng } from './plot.js';
 
 export { type StudyOptions, type StudyDocument, type Study } from './common.js';
 export { degradation, type DegradationResults } from './degradation.js';
 export { lesion, type LesionResults, type LesionNet } from './lesion.js';
+export { paths, pathLengthDistribution, type PathsResults, type PathsNet } from './paths.js';
 export { linePlotSvg, barChartSvg, svgToPng } from './plot.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const STUDIES: Record<string, Study<any>> = {
   degradation,
   lesion,
+  paths,
 };
 
 export const STUDY_NAMES = Object.keys(STUDIES);

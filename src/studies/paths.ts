@@ -1,0 +1,176 @@
+// The ensemble-of-paths view (Veit et al. 2016, section 6, Fig. 6): a ResNet of n blocks
+// unrolls into 2^n paths, C(n, k) of them through exactly k residual branches (the path
+// length k is binomial, peaking at n/2). The gradient one path of length k carries to the
+// input is measured by a normal forward pass and a backward through the branch of k sampled
+// blocks and the shortcut of the others (ForwardOptions detachShortcut / detachBranch);
+// weighted by C(n, k) it gives the share of the total gradient each length carries. The
+// seeds' claim: the gradient comes from short paths, far shorter than the net is deep.
+
+import { InvalidArgumentError } from '../errors.js';
+import { crossEntropy } from '../tensor/ops/loss.js';
+import { Rng } from '../tensor/random.js';
+import { tidy } from '../tensor/scope.js';
+import { tensor, type Tensor } from '../tensor/tensor.js';
+import { netsFor, recipe, recipeSummary, sample, type Study, type StudyNet, type TrainedNet } from './common.js';
+import { linePlotSvg, PALETTE } from './plot.js';
+
+export interface PathsNet {
+  label: string;
+  arch: string;
+  file: string;
+  /** Residual blocks (n). */
+  blocks: number;
+  images: number;
+  /** Per path length k = 0..n: the binomial share of paths, the gradient norm per path
+   *  (mean and spread over draws), its share of the total gradient and the cumulative share. */
+  lengths: { k: number; pathShare: number; grad: number; gradMin: number; gradMax: number; draws: number; gradShare: number; cumulative: number }[];
+  /** Mean path length of all paths (n / 2) and of the gradient (weighted by gradShare). */
+  meanPathLength: number;
+  meanGradientLength: number;
+  /** Shortest length L such that paths of length <= L carry half / 90% of the gradient. */
+  halfGradientBelow: number;
+  gradient90Below: number;
+}
+
+export interface PathsResults { nets: PathsNet[]; trained: TrainedNet[] }
+
+export const PATHS_ARCHS = ['resnet56'];
+const BATCH = 64;
+
+/** log C(n, k), exact enough for any depth. */
+function logChoose(n: number, k: number): number {
+  let s = 0;
+  for (let i = 1; i <= k; i++) s += Math.log(n - k + i) - Math.log(i);
+  return s;
+}
+
+/** The binomial distribution of path lengths through n blocks: C(n, k) / 2^n. */
+export function pathLengthDistribution(n: number): number[] {
+  return Array.from({ length: n + 1 }, (_, k) => Math.exp(logChoose(n, k) - n * Math.LN2));
+}
+
+/** Mean over images of the L2 norm of d(loss_i)/d(x_i), with the branch of `on` only. */
+function gradNorm(net: StudyNet, x: Float32Array, y: Int32Array, shape: number[], on: number[]): number {
+  const n = net.model.blocks().length;
+  const set = new Set(on);
+  const all = Array.from({ length: n }, (_, i) => i);
+  return tidy(() => {
+    const xt = tensor(x, shape, { requiresGrad: true });
+    const logits = net.model.forward(xt, { detachShortcut: all.filter((i) => set.has(i)), detachBranch: all.filter((i) => !set.has(i)) });
+    // Mean loss over N images: the gradient of image i is (1/N) d(loss_i)/d(x_i).
+    crossEntropy(logits, tensor(y, [y.length], { dtype: 'int32' })).backward();
+    const g = (xt.grad as Tensor).toFloat32Array();
+    const N = shape[0];
+    const per = g.length / N;
+    let total = 0;
+    for (let i = 0; i < N; i++) {
+      let s = 0;
+      for (let j = i * per; j < (i + 1) * per; j++) s += g[j] * g[j];
+      total += Math.sqrt(s) * N;
+    }
+    return total / N;
+  });
+}
+
+function pathsNet(net: StudyNet, draws: number, seed: number, say: (t: string) => void): PathsNet {
+  if (net.plain) throw new InvalidArgumentError(`study paths: ${net.file} holds ${net.arch}, a plain net: it has one path, so there is no distribution of paths (give a residual net)`);
+  const n = net.model.blocks().length;
+  const b = net.batches[0];
+  const N = Math.min(BATCH, b.y.length);
+  const per = b.x.length / b.y.length;
+  const x = b.x.slice(0, N * per);
+  const y = b.y.slice(0, N);
+  const shape = [N, ...b.shape.slice(1)];
+  net.model.eval();
+  // Only the input's gradient is wanted: the weights take none (nothing accumulates in them).
+  for (const p of net.model.parameters()) p.requiresGrad = false;
+  const rng = new Rng(seed);
+  const idx = Array.from({ length: n }, (_, i) => i);
+  say(`${net.label}: gradient along paths of length 0..${n} (${draws} draw(s) each, ${N} images)`);
+  const raw = idx.concat([n]).map((k) => {
+    const m = k === 0 || k === n ? 1 : draws;
+    const gs: number[] = [];
+    for (let d = 0; d < m; d++) gs.push(gradNorm(net, x, y, shape, sample(idx, k, () => rng.next())));
+    return { k, grad: gs.reduce((s, v) => s + v, 0) / gs.length, gradMin: Math.min(...gs), gradMax: Math.max(...gs), draws: m };
+  });
+  const dist = pathLengthDistribution(n);
+  // Total gradient of length k = C(n, k) * g(k); shares in log space for deep nets.
+  const logs = raw.map((r) => logChoose(n, r.k) + Math.log(Math.max(r.grad, 1e-300)));
+  const top = Math.max(...logs);
+  const w = logs.map((l) => Math.exp(l - top));
+  const sum = w.reduce((s, v) => s + v, 0);
+  let cum = 0;
+  const lengths = raw.map((r, i) => {
+    const gradShare = w[i] / sum;
+    cum += gradShare;
+    return { ...r, pathShare: dist[i], gradShare, cumulative: Math.min(1, cum) };
+  });
+  const below = (q: number): number => lengths.find((l) => l.cumulative >= q - 1e-12)?.k ?? n;
+  return {
+    label: net.label, arch: net.arch, file: net.file, blocks: n, images: N, lengths,
+    meanPathLength: n / 2, meanGradientLength: lengths.reduce((s, l) => s + l.k * l.gradShare, 0),
+    halfGradientBelow: below(0.5), gradient90Below: below(0.9),
+  };
+}
+
+export const paths: Study<PathsResults> = {
+  name: 'paths',
+  title: 'Paths: a ResNet as an ensemble of paths of different lengths',
+  lead: 'The distribution of path lengths through the n blocks of a trained ResNet (binomial), the gradient one path of length k carries to the input (measured by sending the gradient through k sampled residual branches and the shortcut elsewhere), and the share of the total gradient from paths of each length, as Veit et al. 2016, Fig. 6. ' +
+    'It tests the unrolled view of the seeds: most paths are of middle length, but the gradient that trains the net comes from short paths, so a deep ResNet trains like an ensemble of relatively shallow nets.',
+  check(opts) {
+    if (opts.archs?.length && opts.checkpoints?.length) throw new InvalidArgumentError('study paths: give --checkpoint or --archs, not both');
+  },
+  async run(ctx) {
+    const draws = ctx.opts.draws ?? 5;
+    const { nets, trained } = await netsFor(ctx, 'paths', PATHS_ARCHS);
+    const out: PathsNet[] = [];
+    try {
+      for (const n of nets) out.push(pathsNet(n, draws, ctx.opts.seed ?? 0, ctx.say));
+    } finally {
+      for (const n of nets) n.model.dispose();
+    }
+    const setup = ctx.opts.checkpoints?.length
+      ? { dataset: (nets[0].meta.config as { dataset?: string }).dataset, checkpoints: ctx.opts.checkpoints, testSubset: out[0]?.images ?? null, draws }
+      : { ...recipeSummary(recipe(ctx.opts)), archs: nets.map((n) => n.arch), draws, testSubset: out[0]?.images ?? null };
+    return { setup, results: { nets: out, trained } };
+  },
+  figures(r) {
+    const color = (i: number): string => PALETTE[i % PALETTE.length];
+    const dist = linePlotSvg({
+      title: 'Distribution of path lengths', xLabel: 'path length k (residual branches on the path)', yLabel: 'share of all paths (%)', xMin: 0, yMin: 0, integerX: true,
+      series: r.nets.map((n, i) => ({ name: `${n.label} (n = ${n.blocks})`, color: color(i), markers: true, points: n.lengths.map((l) => [l.k, 100 * l.pathShare] as [number, number]) })),
+    });
+    const grad = linePlotSvg({
+      title: 'Gradient magnitude per path', xLabel: 'path length k', yLabel: 'input-gradient norm per image (log)', xMin: 0, integerX: true, logY: true,
+      series: r.nets.map((n, i) => ({
+        name: n.label, color: color(i), markers: true, points: n.lengths.map((l) => [l.k, l.grad] as [number, number]),
+        band: n.lengths.map((l) => [l.k, l.gradMin, l.gradMax] as [number, number, number]),
+      })),
+      note: 'band = min..max over sampled paths',
+    });
+    const total = linePlotSvg({
+      title: 'Share of the total gradient by path length', xLabel: 'path length k', yLabel: 'share of the gradient (%)', xMin: 0, yMin: 0, yMax: 100, integerX: true,
+      series: r.nets.flatMap((n, i) => [
+        { name: `${n.label}: at length k`, color: color(i), width: 3, markers: true, points: n.lengths.map((l) => [l.k, 100 * l.gradShare] as [number, number]) },
+        { name: `${n.label}: length <= k (cumulative)`, color: color(i), width: 1.5, dash: '6 3', points: n.lengths.map((l) => [l.k, 100 * l.cumulative] as [number, number]) },
+      ]),
+    });
+    return [{ id: 'distribution', title: 'Path lengths (binomial)', svg: dist }, { id: 'gradient', title: 'Gradient per path', svg: grad }, { id: 'total', title: 'Total gradient by length', svg: total }];
+  },
+  tables(r) {
+    return [{
+      caption: 'Summary',
+      head: ['net', 'checkpoint', 'blocks n', 'mean path length', 'mean length of the gradient', 'half the gradient from k <=', '90% from k <='],
+      rows: r.nets.map((n) => [n.label, n.file, String(n.blocks), n.meanPathLength.toFixed(1), n.meanGradientLength.toFixed(1), String(n.halfGradientBelow), String(n.gradient90Below)]),
+    }, ...r.nets.map((n) => ({
+      caption: `${n.label}: per path length`,
+      head: ['k', 'share of paths', 'gradient per path', 'draws', 'share of gradient', 'cumulative'],
+      rows: n.lengths.map((l) => [String(l.k), `${(100 * l.pathShare).toPrecision(3)}%`, l.grad.toExponential(3), String(l.draws), `${(100 * l.gradShare).toPrecision(3)}%`, `${(100 * l.cumulative).toFixed(1)}%`]),
+    }))];
+  },
+  finding(r) {
+    return r.nets.map((n) => `${n.label} (n = ${n.blocks} blocks): paths average ${n.meanPathLength.toFixed(1)} branches, but the gradient comes from paths of ${n.meanGradientLength.toFixed(1)} on average; ` +
+      `half of it from paths of at most ${n.halfGradientBelow} branches, 90% from at most ${n.gradient90Below}.`).join(' ');
+  },
+};
