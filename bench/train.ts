@@ -1,7 +1,7 @@
 // Training throughput: resnet20 on 1x28x28 Fashion-MNIST at batch 128, the Trainer's step
 // (forward, cross-entropy, backward, SGD) fed by the DataLoader with the default recipe's
 // augmentation; reports images/s and the share of step time spent waiting for data.
-// bench/train_torch.py does the same step in PyTorch (Debian's python3-torch) for comparison.
+// bench/peer_torch.py (--mode train) does the same step in PyTorch (Debian's python3-torch) for comparison.
 //   node --import tsx bench/train.ts [--steps 200] [--batch 128] [--json]
 
 import { loadavg } from 'node:os';
@@ -19,7 +19,7 @@ const batchSize = arg('batch', 128);
 const warm = 10;
 const train = await loadFashionMnist({ split: 'train' });
 const stats = computeStats(train);
-const loader = new DataLoader(train, { batchSize, seed: 0, transforms: trainTransforms('standard', 28, 28, stats.mean, stats.std) });
+const loader = new DataLoader(train, { batchSize, seed: 0, workers: arg("workers", 1), transforms: trainTransforms('standard', 28, 28, stats.mean, stats.std) });
 const model = createModel('resnet20', { inChannels: 1, numClasses: 10, seed: 0 }).train();
 const opt = new SGD(model.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 5e-4 });
 let i = 0;
