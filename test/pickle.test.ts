@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { CheckpointError, ResnetError } from '../src/errors.js';
-import { isOrderedDict, isTuple, StorageRef, TensorRef, unpickle, type PickleValue } from '../src/io/pickle.js';
+import { ALLOWED_GLOBALS, isOrderedDict, isTuple, StorageRef, TensorRef, unpickle, type PickleValue } from '../src/io/pickle.js';
 import { walkTensors } from '../src/io/pth.js';
 import { readZipEntries, zipEntryData } from '../src/io/zip.js';
 
@@ -62,6 +62,12 @@ test('refuses os.system, builtins.eval and torch.storage._load_from_bytes by nam
   rejects(pk('\x80\x02cposix\nsystem\n.'), /refused global posix\.system: a checkpoint may only name collections\.OrderedDict, torch\._utils\._rebuild_tensor_v2/);
   rejects(pk('\x80\x04', '\x8c\x05torch\x8c\x06Tensor\x93.'), /refused global torch\.Tensor/);
   rejects(pk('\x80\x02ctorch\nFloatStorage\n)R.'), /REDUCE calls torch\.FloatStorage, which is a type tag/);
+});
+
+test('the allowlist is exactly the state-dict globals (plus torch.cuda.*Storage tags of legacy GPU files)', () => {
+  const storages = ['Float', 'Double', 'Half', 'BFloat16', 'Long', 'Int', 'Short', 'Char', 'Byte', 'Bool'].map((t) => `${t}Storage`);
+  assert.deepEqual([...ALLOWED_GLOBALS].sort(), ['collections.OrderedDict', 'torch._utils._rebuild_tensor_v2', 'torch._utils._rebuild_parameter',
+    ...storages.map((s) => `torch.${s}`), ...storages.map((s) => `torch.cuda.${s}`)].sort());
 });
 
 test('refuses every opcode a state dict does not use, naming it', () => {

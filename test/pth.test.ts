@@ -126,6 +126,22 @@ function geometryPth(numel: number, size: number[], stride: number[], offset: nu
   return Buffer.concat(buildStoredZip([{ name: 'g/data.pkl', data }, { name: 'g/data/0', data: new Uint8Array(bytes) }]));
 }
 
+test("a big-endian archive ('byteorder' = big) reads the same values", () => {
+  const le = readFileSync(`${FIX}small.pth`);
+  const entries = readZipEntries(le, 'small.pth');
+  const files = [...entries.values()].map((e) => {
+    const data = Uint8Array.from(le.subarray(e.dataStart, e.dataStart + e.size));
+    const m = /data\/(\d+)$/.exec(e.name);
+    if (m) {
+      const w = data.length === 8 ? 8 : 4; // int64 counters, float32 tensors
+      for (let i = 0; i < data.length; i += w) data.subarray(i, i + w).reverse();
+    }
+    return { name: e.name, data };
+  });
+  files.push({ name: 'small/byteorder', data: Buffer.from('big') });
+  assertSameTensors(parsePth(Buffer.concat(buildStoredZip(files)), 'be.pth').tensors, small, 'be.pth');
+});
+
 test('a tensor whose stride or offset runs past its storage, or a storage of the wrong size, is refused', () => {
   assert.deepEqual(parsePth(geometryPth(6, [3, 2], [1, 3], 0), 'ok.pth').tensors.get('w')!.shape, [3, 2]);
   assert.throws(() => parsePth(geometryPth(6, [2, 3], [3, 1], 2), 'off.pth'), /off\.pth: g\/data\.pkl: unsafe or corrupt pickle: a tensor of size \[2,3\], stride \[3,1\], offset 2 reaches element 7 of storage '0', which holds 6/);
