@@ -178,6 +178,11 @@ test('features --layer stage4 to .jsonl: one {"file","shape","data"} per image; 
     assert.deepEqual(l.shape, [C, 7, 7]);
     assert.equal(l.data.length, C * 49);
   }
+  // Without a crop, images of different sizes cannot share one .npy array (.jsonl is fine).
+  const mixed = await cli(['features', ...netArgs(net), '--resize', '0', '--crop', '0', '--out', join(tmp, 'mixed.npy'), join(IMAGES, 'a_300x200.jpg'), join(IMAGES, 'f_150x100.jpg'), '--layer', 'stage1']);
+  assert.equal(mixed.code, 1);
+  assert.match(mixed.stderr, /f_150x100\.jpg gives features of shape \[8, 25, 38\], .*a_300x200\.jpg \[8, 50, 75\]; one \.npy array needs equal shapes: crop to one size \(--crop\) or write \.jsonl/);
+  assert.ok(!existsSync(join(tmp, 'mixed.npy')));
   const bad = await cli(['features', ...netArgs(net), '--layer', 'stage5', '--out', join(tmp, 'x.npy'), SQUARE]);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /no layer 'stage5'; valid: pool, stem, stage1, stage2, stage3, stage4/);

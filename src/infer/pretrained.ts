@@ -150,6 +150,7 @@ export async function fetchPretrained(entry: PretrainedEntry, options: FetchOpti
     throw new CheckpointError(`${dir}: cannot create the weights cache directory (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); set RESNET_CACHE_DIR to a writable directory`);
   }
   const url = `${base}/${entry.file}`;
+  options.onMessage?.(`downloading ${entry.arch} ${entry.tag} weights from ${url} into ${dir}`);
   let res: Response;
   try {
     res = await fetch(url);
