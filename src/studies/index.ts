@@ -14,6 +14,8 @@ import {
 import { degradation } from './degradation.js';
 import { lesion } from './lesion.js';
 import { paths } from './paths.js';
+import { responses } from './responses.js';
+import { shortcuts } from './shortcuts.js';
 import { pageHtml, type Section } from './page.js';
 import { checkFonts, svgToPng } from './plot.js';
 
@@ -21,13 +23,17 @@ export { type StudyOptions, type StudyDocument, type Study } from './common.js';
 export { degradation, type DegradationResults } from './degradation.js';
 export { lesion, type LesionResults, type LesionNet } from './lesion.js';
 export { paths, pathLengthDistribution, type PathsResults, type PathsNet } from './paths.js';
+export { responses, type ResponsesResults, type ResponsesNet } from './responses.js';
+export { shortcuts, type ShortcutsResults } from './shortcuts.js';
 export { linePlotSvg, barChartSvg, svgToPng } from './plot.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const STUDIES: Record<string, Study<any>> = {
   degradation,
+  shortcuts,
   lesion,
   paths,
+  responses,
 };
 
 export const STUDY_NAMES = Object.keys(STUDIES);
