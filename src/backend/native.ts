@@ -122,6 +122,19 @@ function packageRoot(): string {
   }
 }
 
+/**
+ * libgomp's default wait policy spins at every barrier; where the cores are shared (another
+ * job, our own data workers, V8's GC threads) a spinning thread holds the core the thread it
+ * waits for needs, and a resnet18 inference measured 7-10x slower than with sleeping waits
+ * (README, "Threads"). So unless the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT, waits are
+ * passive. libgomp reads its environment when it loads, i.e. with the addon: set it first.
+ */
+function preferPassiveOpenMp(): void {
+  if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) {
+    process.env.OMP_WAIT_POLICY = 'PASSIVE';
+  }
+}
+
 /** Loads build/Release/resnet_native.node once, or throws NativeLoadError saying how to get it. */
 export function loadNativeAddon(): NativeAddon {
   if (loaded) return loaded;
@@ -129,6 +142,7 @@ export function loadNativeAddon(): NativeAddon {
   if (!existsSync(path)) {
     throw new NativeLoadError(`native backend unavailable: ${path} was not built. ${INSTALL_HINT}`);
   }
+  preferPassiveOpenMp();
   try {
     loaded = createRequire(import.meta.url)(path) as NativeAddon;
   } catch (cause) {
