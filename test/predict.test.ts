@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -30,6 +30,7 @@ const BIN = join(ROOT, 'dist/cli/main.js');
 const FIX = join(ROOT, 'test/fixtures/predict');
 const IMAGES = join(FIX, 'images');
 const tmp = mkdtempSync(join(tmpdir(), 'resnet-predict-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
 
 interface NetFixture {
   arch: string; width: number; classes: number; file: string;
@@ -224,6 +225,10 @@ test('a directory with one broken image predicts the others, reports the broken 
 test('load errors name the keys, the file or the flags, without a stack trace', async () => {
   const [, net] = NETS[0];
   const w = join(FIX, net.file);
+  const truncated = join(tmp, 'truncated.pth');
+  writeFileSync(truncated, readFileSync(join(FIX, 'resnet50_w16.pth')).subarray(0, 5000));
+  const empty = join(tmp, 'empty.safetensors');
+  writeFileSync(empty, '');
   const cases: [string[], RegExp][] = [
     [['predict', '--arch', 'resnet18', '--weights', w, SQUARE], /resnet18_w8\.safetensors: does not fit resnet18 .*unexpected key\(s\): layer1\.0\.downsample\.0\.weight.*mis-shaped key\(s\): layer1\.0\.conv1\.weight \(model \[64, 64, 3, 3\], state dict \[8, 64, 3, 3\]\)/],
     [['predict', ...netArgs(net), '--key-map', 'fc.=head.', SQUARE], /missing key\(s\): fc\.weight, fc\.bias.*unexpected key\(s\): head\.weight, head\.bias/],
@@ -234,6 +239,9 @@ test('load errors name the keys, the file or the flags, without a stack trace', 
     [['predict', ...netArgs(net), '--top', 'x', SQUARE], /--top must be an integer >= 1, got 'x'/],
     [['predict', ...netArgs(net), join(tmp, 'missing.jpg')], /missing\.jpg: no such image file or directory/],
     [['features', ...netArgs(net), '--out', join(tmp, 'f.csv'), SQUARE], /--out '.*f\.csv' must end in \.npy or \.jsonl/],
+    [['predict', ...netArgs(net), '--classes', '10', SQUARE], /mis-shaped key\(s\): fc\.weight \(model \[10, 64\], state dict \[1000, 64\]\), fc\.bias/],
+    [['predict', '--arch', 'resnet50', '--width', '0.0625', '--weights', truncated, SQUARE], /truncated\.pth: /],
+    [['predict', '--arch', 'resnet50', '--width', '0.0625', '--weights', empty, SQUARE], /empty\.safetensors: not a valid safetensors file/],
   ];
   for (const [args, re] of cases) {
     const r = await cli(args);
