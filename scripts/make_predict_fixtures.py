@@ -5,7 +5,9 @@
                           and one 224x224 image, made with PIL
   preprocessed.safetensors.gz
                           torchvision's Resize(256) + CenterCrop(224) + ToTensor + Normalize
-                          of each non-square image (float32 [3, 224, 224], key = file name)
+                          of each non-square image (float32 [3, 224, 224], key = file name),
+                          and convert('L') + Resize(28) + CenterCrop(28) + ToTensor +
+                          Normalize of two (key 'L28:<file name>', [1, 28, 28])
   <net>.safetensors       small random-weight nets (reduced width, so they can be committed)
                           with non-trivial BatchNorm running statistics; one also as <net>.pth
   expected.json           PyTorch's logits and pooled features of each net for the 224 image
@@ -48,6 +50,9 @@ NETS = [
     ('resnet50_w16', 'resnet50', Bottleneck, [3, 4, 6, 3], 0.0625),
 ]
 
+
+GREY_IMAGES = ['b_517x389.jpg', 'e_341x256.png']
+GREY_SIZE, GREY_MEAN, GREY_STD = 28, [0.3], [0.2]
 
 # Also saved by torch.save (zip format), to load the same weights from .pth.
 PTH_NETS = ['resnet50_w16']
@@ -144,6 +149,11 @@ def main():
     eval_tf = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), T.Normalize(MEAN, STD)])
     load = lambda name: Image.open(os.path.join(OUT, 'images', name)).convert('RGB')
     pre = {name: eval_tf(load(name)) for name, _, _ in IMAGES}
+    # One-channel inputs (a checkpoint trained on grey images): convert('L'), then a small
+    # resize and crop, as resnet-ts does for such checkpoints.
+    grey_tf = T.Compose([T.Resize(GREY_SIZE), T.CenterCrop(GREY_SIZE), T.ToTensor(), T.Normalize(GREY_MEAN, GREY_STD)])
+    for name in GREY_IMAGES:
+        pre[f'L{GREY_SIZE}:{name}'] = grey_tf(Image.open(os.path.join(OUT, 'images', name)).convert('L'))
     with open(os.path.join(OUT, 'preprocessed.safetensors.gz'), 'wb') as f:
         f.write(gzip.compress(safetensors_bytes(pre), compresslevel=9, mtime=0))
     x224 = norm(load(SQUARE[0])).unsqueeze(0)
@@ -151,6 +161,7 @@ def main():
     expected = {
         'versions': {'torch': torch.__version__, 'torchvision': torchvision.__version__, 'PIL': PIL.__version__},
         'mean': MEAN, 'std': STD, 'square': SQUARE[0], 'images': [name for name, _, _ in IMAGES], 'nets': {},
+        'grey': {'size': GREY_SIZE, 'mean': GREY_MEAN, 'std': GREY_STD, 'images': GREY_IMAGES},
     }
     for i, (name, arch, block, layers, width) in enumerate(NETS):
         net = small_net(block, layers, width, seed=7 + i)

@@ -39,9 +39,11 @@ interface NetFixture {
 }
 const expected = JSON.parse(readFileSync(join(FIX, 'expected.json'), 'utf8')) as {
   versions: Record<string, string>; square: string; images: string[]; nets: Record<string, NetFixture>;
+  grey: { size: number; mean: number[]; std: number[]; images: string[] };
 };
 const NETS = Object.entries(expected.nets);
 const SQUARE = join(IMAGES, expected.square);
+const PREPROCESSED = parseSafetensors(gunzipSync(readFileSync(join(FIX, 'preprocessed.safetensors.gz'))), 'preprocessed.safetensors.gz').tensors;
 
 /** Runs the compiled CLI without blocking this process (the download server lives here). */
 function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -67,12 +69,21 @@ function netArgs(net: NetFixture): string[] {
 }
 
 test('preprocessing equals torchvision Resize(256)+CenterCrop(224)+ToTensor+Normalize on non-square JPEGs and PNGs (max diff <= 1e-6)', async () => {
-  const { tensors } = parseSafetensors(gunzipSync(readFileSync(join(FIX, 'preprocessed.safetensors.gz'))), 'preprocessed.safetensors.gz');
-  assert.equal(tensors.size, expected.images.length);
   for (const name of expected.images) {
-    const want = tensors.get(name);
+    const want = PREPROCESSED.get(name);
     assert.ok(want, `fixture lacks ${name}`);
     const got = await preprocessImage(join(IMAGES, name));
+    assert.deepEqual([got.channels, got.height, got.width], want.shape, name);
+    const d = maxDiff(got.data, want.data as Float32Array);
+    assert.ok(d <= 1e-6, `${name}: max diff ${d}`);
+  }
+});
+
+test("one-channel preprocessing equals PIL's convert('L') + Resize(28) + CenterCrop(28) + ToTensor + Normalize (max diff <= 1e-6)", async () => {
+  const { size, mean, std, images } = expected.grey;
+  for (const name of images) {
+    const want = PREPROCESSED.get(`L${size}:${name}`)!;
+    const got = await preprocessImage(join(IMAGES, name), { resize: size, crop: size, mean, std, channels: 1 });
     assert.deepEqual([got.channels, got.height, got.width], want.shape, name);
     const d = maxDiff(got.data, want.data as Float32Array);
     assert.ok(d <= 1e-6, `${name}: max diff ${d}`);
