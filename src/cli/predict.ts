@@ -72,6 +72,7 @@ async function load(flags: ModelFlags): Promise<LoadedModel> {
 function preprocessFor(loaded: LoadedModel, flags: ModelFlags): PreprocessOptions {
   const resize: Size = intFlag(flags.resize, 'resize', 0) ?? loaded.resize;
   const crop: Size = intFlag(flags.crop, 'crop', 0) ?? loaded.crop;
+  if (flags.resize === undefined || flags.crop === undefined) process.stderr.write(`resnet: preprocessing: ${loaded.preprocessNote}${flags.resize !== undefined || flags.crop !== undefined ? ', overridden by --resize/--crop' : ''}\n`);
   return { resize, crop, mean: loaded.mean, std: loaded.std, channels: loaded.channels };
 }
 
