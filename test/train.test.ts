@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { createModel } from '../src/models/index.js';
 import {
+  nonFiniteEntry,
   evaluateCheckpoint, loadCheckpoint, loadRunCheckpoint, readMetrics, saveCheckpoint, Trainer, type CheckpointMeta, type TrainConfig,
 } from '../src/train/index.js';
 
@@ -253,4 +254,15 @@ test('the NaN guard stops with a clear message and keeps the last good checkpoin
   const ck = loadCheckpoint(join(out, 'last.safetensors'));
   for (const [k, v] of ck.model) if (v.data instanceof Float32Array) assert.ok(v.data.every(Number.isFinite), `${k} finite`);
   assert.ok(readdirSync(out).includes('last.safetensors'));
+});
+
+test('the NaN guard also looks at the weights: native ReLU maps NaN to 0, so the loss alone can stay finite', () => {
+  const m = createModel('resnet20', { inChannels: 1 });
+  assert.equal(nonFiniteEntry(m), null);
+  const w = m.stateDict()['layer2.0.conv1.weight'];
+  const bad = Float32Array.from(w.data as Float32Array);
+  bad[5] = NaN;
+  m.loadStateDict({ 'layer2.0.conv1.weight': { data: bad, shape: w.shape } }, { strict: false });
+  assert.equal(nonFiniteEntry(m), 'layer2.0.conv1.weight[5] = NaN');
+  m.dispose();
 });

@@ -146,6 +146,17 @@ export async function evaluate(model: ResNet, loader: DataLoader): Promise<EvalR
   return { top1: t1 / n, top5: t5 / n, loss: lossSum / n, n };
 }
 
+/** The first state-dict entry holding NaN or Inf, or null. oneDNN's ReLU and max pooling map
+ *  NaN to 0, so a net whose weights went non-finite can still give a finite loss: the guard
+ *  checks the weights themselves before anything is saved. */
+export function nonFiniteEntry(model: ResNet): string | null {
+  for (const [k, v] of Object.entries(model.stateDict())) {
+    if (!(v.data instanceof Float32Array)) continue;
+    for (let i = 0; i < v.data.length; i++) if (!Number.isFinite(v.data[i])) return `${k}[${i}] = ${v.data[i]}`;
+  }
+  return null;
+}
+
 function scheduleSpec(c: TrainConfig): ScheduleSpec {
   switch (c.schedule) {
     case 'constant': case 'plateau': return { kind: 'constant' };
@@ -259,6 +270,12 @@ export class Trainer {
     let interrupted = false;
     let trainSeconds = 0;
     let trainImages = 0;
+    const checkWeights = (where: string): void => {
+      const bad = nonFiniteEntry(model);
+      if (bad) {
+        throw new TrainingError(`training diverged: ${bad} after ${where}; stopped without saving: ${existsSync(last) ? `${last} holds the last good state` : 'no checkpoint was written yet'}. Try a lower --lr or a --warmup`);
+      }
+    };
     try {
       for (; epoch < c.epochs && !interrupted; epoch++, batch = 0) {
         model.train();
@@ -304,6 +321,7 @@ export class Trainer {
             trainSeconds += (now - tEpoch) / 1000;
             tEpoch = now;
             stepsDone = 0;
+            checkWeights(`epoch ${epoch + 1}, batch ${batch}`);
             saveCheckpoint(last, model, opt, meta(epoch, batch));
             if (stop) { interrupted = true; this.emit({ type: 'message', text: `stopped at epoch ${epoch + 1}, batch ${batch}/${nb}; saved ${last}; continue with --resume` }); break; }
           }
@@ -311,6 +329,7 @@ export class Trainer {
         if (interrupted) break;
         const epochSeconds = partial.seconds + (performance.now() - tEpoch) / 1000;
         trainSeconds += (performance.now() - tEpoch) / 1000;
+        checkWeights(`epoch ${epoch + 1}`);
         this.emit({ type: 'eval', epoch: epoch + 1 });
         const ev = await evaluate(model, testLoader);
         if (!Number.isFinite(ev.loss)) {
