@@ -33,3 +33,25 @@ test('resnet info prints a readable table', () => {
   assert.match(out, /^resnet-ts\s+\d+\.\d+\.\d+$/m);
   assert.match(out, /^backend\s+native$/m);
 });
+
+test('resnet bench --json: the documented fields, for inference and a training step', () => {
+  for (const mode of ['infer', 'train']) {
+    const out = execFileSync(process.execPath, [BIN, 'bench', '--arch', 'resnet20', '--batch', '4', '--mode', mode, '--input', '16x16', '--in-channels', '1', '--runs', '3', '--warmup', '1', '--json'], { encoding: 'utf8' });
+    const r = JSON.parse(out) as Record<string, unknown>;
+    assert.equal(r.arch, 'resnet20');
+    assert.equal(r.batch, 4);
+    assert.equal(r.mode, mode);
+    assert.equal(r.backend, 'native');
+    assert.ok(typeof r.ms_per_batch === 'number' && r.ms_per_batch > 0);
+    assert.ok(Math.abs((r.images_per_sec as number) - 4000 / (r.ms_per_batch as number)) < 1e-6);
+    assert.equal((r.runs_ms as number[]).length, 3);
+  }
+});
+
+test('resnet bench: bad mode, arch and batch are one-line errors listing what is valid', () => {
+  const fail = (args: string[], re: RegExp) => assert.throws(() => execFileSync(process.execPath, [BIN, 'bench', ...args], { encoding: 'utf8', stdio: 'pipe' }),
+    (e: { stderr?: string; status?: number }) => e.status === 1 && re.test(String(e.stderr)) && !/\n\s+at /.test(String(e.stderr)));
+  fail(['--arch', 'resnet20', '--mode', 'serve'], /--mode must be one of infer, train, got 'serve'/);
+  fail(['--arch', 'resnet21'], /unknown arch 'resnet21'.*valid: resnet18/);
+  fail(['--arch', 'resnet20', '--batch', '0'], /--batch must be an integer >= 1, got '0'/);
+});
