@@ -34,7 +34,7 @@ function depthColors(nets: TrainedNet[]): Map<number, string> {
 export const degradation: Study<DegradationResults> = {
   name: 'degradation',
   title: 'Degradation: plain vs residual nets at two depths',
-  lead: 'Training (thin) and test (bold) error per epoch of plain nets (left) and their residual twins (right), all trained with the same recipe, in the style of He et al. 2015, Fig. 6. ' +
+  lead: 'Training (thin) and test (bold) error per epoch of plain nets (first plot) and their residual twins (second plot), all trained with the same recipe, in the style of He et al. 2015, Fig. 6. ' +
     'It tests the degradation argument of the seeds: adding layers to a plain net raises its training error, so the problem is optimisation, not overfitting, and residual learning removes it (the deeper ResNet trains to a lower error).',
   check(opts) {
     noCheckpoints('degradation', opts);
