@@ -24,3 +24,7 @@ export {
   unpickle, TensorRef, StorageRef, PickleGlobal, isTuple, isOrderedDict, ALLOWED_GLOBALS, DEFAULT_LIMITS as PICKLE_LIMITS,
   type PickleValue, type PickleKey, type PickleLimits, type UnpickleOptions, type TorchDType,
 } from './io/pickle.js';
+export {
+  runStudy, writeReport, readStudy, getStudy, STUDY_NAMES, pathLengthDistribution,
+  type StudyOptions, type StudyDocument, type Study, type StudyRun,
+} from './studies/index.js';
