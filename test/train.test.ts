@@ -73,6 +73,7 @@ test('a run writes well-formed metrics.jsonl, config.json, last and best; checkp
   });
   assert.equal(r.top1, readMetrics(join(out, 'metrics.jsonl'))[1].test_top1);
   assert.match(readFileSync(join(out, 'errors.svg'), 'utf8'), /^<svg[\s\S]*stroke-width="3"[\s\S]*<\/svg>\n$/);
+  assert.deepEqual([...readFileSync(join(out, 'errors.png')).subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'errors.png is a PNG');
   const ck = loadCheckpoint(join(out, 'last.safetensors'));
   assert.equal(ck.meta.epoch, 2);
   assert.deepEqual(ck.meta.loader, { seed: 7, epoch: 2, batch: 0 });

@@ -1,11 +1,8 @@
 // Line plots as hand-made SVG: axes with nice ticks (linear or log y), axis labels with
 // units, series with optional error bands, reference lines and a legend that wraps below
 // the plot. Pure string building, no DOM and no fonts needed (text is drawn by whoever
-// renders it). `errorPlotSvg` is the paper's style (He et al. 2015, Fig. 4 and 6: thin line
-// training error, bold line test error) that the trainer writes after every epoch; the
-// studies (src/studies/plot.ts) add bar charts and PNG output on the same pieces.
-
-import type { EpochMetrics } from './metrics.js';
+// renders it; png.ts renders it to PNG). The trainer's error plot (src/train/plot.ts) and
+// the studies' plots (src/studies/plot.ts adds bar charts) are made of these pieces.
 
 /** Colour-blind-safe palette (Okabe & Ito 2008), in the order series take it. */
 export const PALETTE = ['#0072b2', '#d55e00', '#009e73', '#cc79a7', '#e69f00', '#56b4e9', '#000000', '#f0e442'];
@@ -220,17 +217,4 @@ export function linePlotSvg(spec: LinePlotSpec): string {
   out.push(legendSvg(f, entries, spec.note));
   out.push('</svg>\n');
   return out.join('\n');
-}
-
-/** Training (thin) and test (bold) error in % per epoch, as the paper's Fig. 4 and 6. */
-export function errorPlotSvg(metrics: EpochMetrics[], title = 'error (%)'): string {
-  const pts = (key: 'train_err' | 'test_err'): [number, number][] => metrics.map((m) => [m.epoch, 100 * m[key]]);
-  return linePlotSvg({
-    title, xLabel: 'epoch', yLabel: 'error (%)', xMin: 0, xMax: Math.max(1, ...metrics.map((m) => m.epoch)), integerX: true,
-    series: [
-      { name: 'train', points: pts('train_err'), color: PALETTE[0], width: 1 },
-      { name: 'test', points: pts('test_err'), color: PALETTE[0], width: 3 },
-    ],
-    note: 'thin = train, bold = test',
-  });
 }

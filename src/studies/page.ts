@@ -4,7 +4,7 @@
 // phone, two where they fit; tables scroll inside their box, never the page.
 // Not here: the plots themselves (plot.ts) or what a study measures.
 
-import { escapeXml } from '../train/plot.js';
+import { escapeXml } from '../plot/svg.js';
 import { inlineSvg } from './plot.js';
 
 export interface Figure {

@@ -1,24 +1,16 @@
-// The studies' plots: line plots with error bands (src/train/plot.ts, shared with the
+// The studies' plots: line plots with error bands (src/plot/svg.ts, shared with the
 // trainer's errors.svg), grouped bar charts on the same frame, the inline form of an SVG for
-// the HTML pages (width 100%, scales with its viewBox), and PNG through resvg with Debian's
-// DejaVu Sans passed as font files and no system fonts, so the PNGs are the same on every
-// machine. Not here: what a study plots (each study file) or the page around the plots.
+// the HTML pages (width 100%, scales with its viewBox), and PNG (src/plot/png.ts). Not here:
+// what a study plots (each study file) or the page around the plots.
 
-import { existsSync } from 'node:fs';
-import { Resvg } from '@resvg/resvg-js';
-import { DataError } from '../errors.js';
 import {
   escapeXml, fmtTick, frame, legendLayout, legendSvg, linePlotSvg, niceTicks, PALETTE, svgOpen, yAxisSvg,
   type LegendEntry, type LinePlotSpec, type RefLine, type Series,
-} from '../train/plot.js';
+} from '../plot/svg.js';
+import { checkFonts, FONT_FILES, svgToPng } from '../plot/png.js';
 
 export { linePlotSvg, PALETTE, type LinePlotSpec, type Series, type RefLine };
-
-/** Debian's fonts-dejavu-core; the PNGs are drawn with these and nothing else. */
-export const FONT_FILES = [
-  '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf',
-  '/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf',
-];
+export { checkFonts, FONT_FILES, svgToPng };
 
 export interface BarGroup {
   name: string;
@@ -101,20 +93,3 @@ export function inlineSvg(svg: string): string {
   return svg.replace(/^<svg([^>]*?) width="\d+(\.\d+)?" height="\d+(\.\d+)?"/, '<svg$1 width="100%"').replace(/\n$/, '');
 }
 
-/** Throws naming the missing font file and the Debian package (checked before a study starts). */
-export function checkFonts(): void {
-  for (const f of FONT_FILES) {
-    if (!existsSync(f)) throw new DataError(`plots: font file ${f} is missing; install Debian's fonts-dejavu-core (apt-get install fonts-dejavu-core) so the PNG plots have text`);
-  }
-}
-
-/** PNG of an SVG at `scale` (2: crisp on high-DPI screens), drawn with DejaVu Sans only. */
-export function svgToPng(svg: string, scale = 2): Buffer {
-  checkFonts();
-  const r = new Resvg(svg, {
-    fitTo: { mode: 'zoom', value: scale },
-    background: 'white',
-    font: { fontFiles: FONT_FILES, loadSystemFonts: false, defaultFontFamily: 'DejaVu Sans' },
-  });
-  return r.render().asPng();
-}

@@ -23,6 +23,7 @@ import { tensor } from '../tensor/tensor.js';
 import { BEST, CHECKPOINT_FORMAT, LAST, loadRunCheckpoint, saveCheckpoint, type CheckpointMeta, type LoadedCheckpoint } from './checkpoint.js';
 import { describeInput, loadSplits, transformsFor } from './data.js';
 import { appendMetrics, METRICS, readMetrics, truncateMetrics, type EpochMetrics } from './metrics.js';
+import { svgToPng } from '../plot/png.js';
 import { errorPlotSvg } from './plot.js';
 
 /** Training stopped for a reason the user must see (non-finite loss, a run dir in the way). */
@@ -182,7 +183,7 @@ export function checkConfig(c: TrainConfig): void {
   if (!c.out) throw new InvalidArgumentError("train: 'out' (the run directory) is required");
 }
 
-const RUN_FILES = [METRICS, LAST, BEST, 'config.json', 'errors.svg'];
+const RUN_FILES = [METRICS, LAST, BEST, 'config.json', 'errors.svg', 'errors.png'];
 
 export class Trainer {
   readonly config: TrainConfig;
@@ -346,7 +347,9 @@ export class Trainer {
         };
         partial = { lossSum: 0, wrong: 0, seen: 0, seconds: 0 };
         appendMetrics(join(dir, METRICS), m);
-        writeFileAtomic(join(dir, 'errors.svg'), [new TextEncoder().encode(errorPlotSvg(readMetrics(join(dir, METRICS)), `${c.arch} on ${c.dataset}: error (%)`))]);
+        const svg = errorPlotSvg(readMetrics(join(dir, METRICS)), `${c.arch} on ${c.dataset}: error (%)`);
+        writeFileAtomic(join(dir, 'errors.svg'), [new TextEncoder().encode(svg)]);
+        writeFileAtomic(join(dir, 'errors.png'), [svgToPng(svg)]);
         const done = meta(epoch + 1, 0);
         saveCheckpoint(last, model, opt, done);
         if (isBest) saveCheckpoint(join(dir, BEST), model, opt, done);
