@@ -267,3 +267,15 @@ test('the NaN guard also looks at the weights: native ReLU maps NaN to 0, so the
   assert.equal(nonFiniteEntry(m), 'layer2.0.conv1.weight[5] = NaN');
   m.dispose();
 });
+
+test('--no-wd-norm-bias: BN parameters and biases go to their own group, without weight decay', async () => {
+  const out = join(mkdtempSync(join(tmpdir(), 'resnet-wd-')), 'run');
+  await new Trainer(base(out, { epochs: 1, noWdNormBias: true, weightDecay: 0.01 })).run();
+  const ck = loadCheckpoint(join(out, 'last.safetensors'));
+  const buffers = ck.optim!.buffers;
+  assert.equal(buffers.length, 2, 'two parameter groups');
+  const m = createModel('resnet20', { inChannels: 1 });
+  const params = m.parameters();
+  assert.deepEqual(buffers.map((g) => g.length), [params.filter((p) => p.shape.length > 1).length, params.filter((p) => p.shape.length <= 1).length]);
+  m.dispose();
+});

@@ -6,7 +6,7 @@ import { DEFAULT_CONFIG, evaluateCheckpoint, Trainer, type ProgressEvent, type T
 
 export interface TrainFlags {
   arch?: string; dataset?: string; data?: string; epochs?: string; batchSize?: string; lr?: string; momentum?: string;
-  wd?: string; nesterov?: boolean; schedule?: string; warmup?: string; labelSmoothing?: string; aug?: string;
+  wd?: string; wdNormBias?: boolean; nesterov?: boolean; schedule?: string; warmup?: string; labelSmoothing?: string; aug?: string;
   subset?: string; testSubset?: string; out?: string; resume?: boolean; force?: boolean; seed?: string; json?: boolean;
   workers?: string; checkpointEvery?: string;
 }
@@ -78,7 +78,7 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
   const config: Partial<TrainConfig> = {
     arch: flags.arch, dataset: flags.dataset, data: flags.data, epochs: num(flags.epochs, 'epochs'),
     batchSize: num(flags.batchSize, 'batch-size'), lr: num(flags.lr, 'lr'), momentum: num(flags.momentum, 'momentum'),
-    weightDecay: num(flags.wd, 'wd'), nesterov: flags.nesterov, schedule: flags.schedule as TrainConfig['schedule'] | undefined,
+    weightDecay: num(flags.wd, 'wd'), noWdNormBias: flags.wdNormBias === false, nesterov: flags.nesterov, schedule: flags.schedule as TrainConfig['schedule'] | undefined,
     warmup: num(flags.warmup, 'warmup'), labelSmoothing: num(flags.labelSmoothing, 'label-smoothing'), aug: flags.aug,
     subset: num(flags.subset, 'subset'), testSubset: num(flags.testSubset, 'test-subset'), out: flags.out ?? DEFAULT_CONFIG.out,
     seed: num(flags.seed, 'seed'), workers: num(flags.workers, 'workers'), checkpointEvery: num(flags.checkpointEvery, 'checkpoint-every'),

@@ -43,6 +43,8 @@ export interface TrainConfig {
   lr: number;
   momentum: number;
   weightDecay: number;
+  /** No weight decay on BatchNorm parameters and biases (every 1-D parameter). */
+  noWdNormBias?: boolean;
   nesterov: boolean;
   schedule: (typeof SCHEDULES)[number];
   /** Linear warm-up epochs. */
@@ -228,7 +230,11 @@ export class Trainer {
 
     const modelOptions = { inChannels: input.channels, numClasses: input.classes.length, seed: c.seed, ...(c.shortcut ? { shortcut: c.shortcut } : {}) };
     const model = createModel(c.arch, modelOptions);
-    const opt = new SGD(model.parameters(), { lr: c.lr, momentum: c.momentum, weightDecay: c.weightDecay, nesterov: c.nesterov });
+    const sgd = { lr: c.lr, momentum: c.momentum, weightDecay: c.weightDecay, nesterov: c.nesterov };
+    const params = model.parameters();
+    const opt = c.noWdNormBias
+      ? new SGD([{ ...sgd, params: params.filter((p) => p.shape.length > 1) }, { ...sgd, params: params.filter((p) => p.shape.length <= 1), weightDecay: 0 }], sgd)
+      : new SGD(params, sgd);
     const plateau = c.schedule === 'plateau' ? new ReduceOnPlateau({ factor: 0.1, patience: 2 }) : null;
     let epoch = 0;
     let batch = 0;
