@@ -53,6 +53,7 @@ program
   .option('--lr <x>', 'base learning rate')
   .option('--momentum <x>', 'SGD momentum')
   .option('--wd <x>', 'weight decay')
+  .option('--no-wd-norm-bias', 'no weight decay on BatchNorm parameters and biases')
   .option('--nesterov', 'nesterov momentum')
   .option('--schedule <kind>', 'constant | step | multistep | cosine | plateau')
   .option('--warmup <epochs>', 'linear warm-up epochs')
