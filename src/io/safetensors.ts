@@ -137,11 +137,16 @@ export function readSafetensors(path: string): { tensors: Map<string, NamedArray
 
 /** Serialises tensors in the given order (F32 for float32, I64 for integer arrays). */
 export function serializeSafetensors(tensors: Iterable<[string, NamedArray]>, metadata: Record<string, string> = {}): Uint8Array[] {
-  const header: Record<string, unknown> = {};
+  // No prototype: a tensor named `__proto__` must stay a key (on a plain object the
+  // assignment would set the prototype and the tensor would vanish from the header).
+  const header = Object.create(null) as Record<string, unknown>;
   if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   const parts: Uint8Array[] = [];
   let off = 0;
   for (const [name, t] of tensors) {
+    if (name === '__metadata__' || Object.hasOwn(header, name)) {
+      throw new CheckpointError(`safetensors: cannot write tensor '${name}': ${name === '__metadata__' ? 'the name is reserved for the metadata' : 'the name is used twice'}`);
+    }
     let bytes: Uint8Array;
     let dtype: string;
     if (t.data instanceof Float32Array) {
