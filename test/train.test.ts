@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createModel } from '../src/models/index.js';
+import { makeBandsIdx } from './helpers/data_files.js';
 import {
   nonFiniteEntry,
   evaluateCheckpoint, loadCheckpoint, loadRunCheckpoint, readMetrics, saveCheckpoint, Trainer, type CheckpointMeta, type TrainConfig,
@@ -18,34 +19,8 @@ const ROOT = new URL('..', import.meta.url).pathname;
 const CLI = join(ROOT, 'src/cli/main.ts');
 const tmp = mkdtempSync(join(tmpdir(), 'resnet-train-'));
 
-/** Writes an MNIST-style directory: class k has a bright bar at row band k, plus noise. */
-function makeIdx(dir: string, nTrain: number, nTest: number, size = 12): string {
-  mkdirSync(dir, { recursive: true });
-  const write = (prefix: string, n: number, seed: number): void => {
-    let s = seed;
-    const rnd = (): number => { s = (s * 1103515245 + 12345) >>> 0; return s / 2 ** 32; };
-    const img = Buffer.alloc(16 + n * size * size);
-    img.writeUInt32BE(0x803, 0); img.writeUInt32BE(n, 4); img.writeUInt32BE(size, 8); img.writeUInt32BE(size, 12);
-    const lab = Buffer.alloc(8 + n);
-    lab.writeUInt32BE(0x801, 0); lab.writeUInt32BE(n, 4);
-    for (let i = 0; i < n; i++) {
-      const k = i % 4;
-      lab[8 + i] = k;
-      for (let p = 0; p < size * size; p++) {
-        const row = Math.floor(p / size);
-        const on = Math.floor(row / (size / 4)) === k;
-        img[16 + i * size * size + p] = Math.min(255, Math.round((on ? 160 : 20) + rnd() * 80));
-      }
-    }
-    writeFileSync(join(dir, `${prefix}-images-idx3-ubyte`), img);
-    writeFileSync(join(dir, `${prefix}-labels-idx1-ubyte`), lab);
-  };
-  write('train', nTrain, 1);
-  write('t10k', nTest, 2);
-  return dir;
-}
 
-const DATA = makeIdx(join(tmp, 'data'), 256, 128);
+const DATA = makeBandsIdx(join(tmp, 'data'), 256, 128);
 const base = (out: string, extra: Partial<TrainConfig> = {}): Partial<TrainConfig> => ({
   arch: 'resnet20', dataset: 'mnist', data: DATA, epochs: 2, batchSize: 32, lr: 0.05, seed: 7, workers: 1, out, ...extra,
 });
@@ -232,7 +207,7 @@ test('a corrupt checkpoint is named, and the run falls back to the other one', a
 
 test('a checkpoint of another shape is a clear error naming the file', async () => {
   const out = join(tmp, 'other');
-  const data = makeIdx(join(tmp, 'data16'), 64, 32, 16);
+  const data = makeBandsIdx(join(tmp, 'data16'), 64, 32, 16);
   await new Trainer(base(out, { epochs: 1, data })).run();
   const r = cli(['eval', '--checkpoint', join(out, 'best.safetensors'), '--data', DATA, '--json']);
   assert.equal(r.status, 1);
