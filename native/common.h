@@ -182,6 +182,54 @@ class Outputs {
   bool done_ = false;
 };
 
+/// The storage behind info[i], or nullptr when the argument is null or undefined.
+inline Storage* optionalStorage(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  return info[i].IsNull() || info[i].IsUndefined() ? nullptr : Storage::From(info[i], what);
+}
+
+/// SRC, WEIGHTS and (if `b`) BIAS of a weighted forward (convolution, inner product), each in
+/// the layout `pd` chose.
+template <class Pd>
+std::unordered_map<int, memory> weightedForwardArgs(const Pd& pd, Storage* x, Storage* w, Storage* b) {
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x->as(pd.src_desc())}, {DNNL_ARG_WEIGHTS, w->as(pd.weights_desc())}};
+  if (b) args.emplace(DNNL_ARG_BIAS, b->as(pd.bias_desc()));
+  return args;
+}
+
+/// Runs `e` with `args` and one new output bound to `outArg` in layout `outDesc`; returns it.
+template <class Prim>
+Napi::Value executeWithOutput(Napi::Env env, const Cached<Prim>& e, std::unordered_map<int, memory> args,
+                              const memory::desc& outDesc, int outArg = DNNL_ARG_DST) {
+  Outputs outs(env);
+  auto out = outs.add(outDesc);
+  args.emplace(outArg, out.s->mem());
+  execute(e.prim, e.pd, std::move(args));
+  outs.commit();
+  return out.obj;
+}
+
+/// Runs a backward-weights primitive (convolution, inner product): { dw, db | null }.
+template <class Prim>
+Napi::Value executeBackwardWeights(Napi::Env env, const Cached<Prim>& e, Storage* x, Storage* dy, bool withBias) {
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x->as(e.pd.src_desc())},
+                                       {DNNL_ARG_DIFF_DST, dy->as(e.pd.diff_dst_desc())}};
+  Outputs outs(env);
+  auto dw = outs.add(e.pd.diff_weights_desc());
+  args.emplace(DNNL_ARG_DIFF_WEIGHTS, dw.s->mem());
+  Napi::Value db = env.Null();
+  if (withBias) {
+    auto b = outs.add(e.pd.diff_bias_desc());
+    args.emplace(DNNL_ARG_DIFF_BIAS, b.s->mem());
+    db = b.obj;
+  }
+  execute(e.prim, e.pd, std::move(args));
+  outs.commit();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("dw", dw.obj);
+  out.Set("db", db);
+  return out;
+}
+
 /// Reorders `src` into `dst` (both memories already allocated).
 void reorderInto(const memory& src, const memory& dst);
 /// Accounting shared by all storages (buffers.cc): live bytes and count, reported to V8.

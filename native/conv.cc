@@ -140,18 +140,10 @@ Napi::Value Conv2d(const Napi::CallbackInfo& info) {
   return guarded(info, "conv2d", [&]() -> Napi::Value {
     Storage* x = Storage::From(info[0], "x");
     Storage* w = Storage::From(info[1], "w");
-    Storage* b = info[2].IsNull() || info[2].IsUndefined() ? nullptr : Storage::From(info[2], "b");
+    Storage* b = optionalStorage(info, 2, "b");
     const ConvGeom g = convGeom(geometryArg(info, 3, kConvFields));
     auto e = fwd(g, b != nullptr);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x->as(e->pd.src_desc())},
-                                         {DNNL_ARG_WEIGHTS, w->as(e->pd.weights_desc())}};
-    if (b) args.emplace(DNNL_ARG_BIAS, b->as(e->pd.bias_desc()));
-    Outputs outs(info.Env());
-    auto y = outs.add(e->pd.dst_desc());
-    args.emplace(DNNL_ARG_DST, y.s->mem());
-    execute(e->prim, e->pd, std::move(args));
-    outs.commit();
-    return y.obj;
+    return executeWithOutput(info.Env(), *e, weightedForwardArgs(e->pd, x, w, b), e->pd.dst_desc());
   });
 }
 
@@ -160,16 +152,14 @@ Napi::Value Conv2dFused(const Napi::CallbackInfo& info) {
   return guarded(info, "conv2dFused", [&]() -> Napi::Value {
     Storage* x = Storage::From(info[0], "x");
     Storage* w = Storage::From(info[1], "w");
-    Storage* b = info[2].IsNull() || info[2].IsUndefined() ? nullptr : Storage::From(info[2], "b");
+    Storage* b = optionalStorage(info, 2, "b");
     const ConvGeom g = convGeom(geometryArg(info, 3, kConvFields));
-    Storage* r = info[4].IsNull() || info[4].IsUndefined() ? nullptr : Storage::From(info[4], "residual");
+    Storage* r = optionalStorage(info, 4, "residual");
     const bool relu = boolArg(info, 5, "relu");
     if (r && numelOf(dimsOf(r->md())) != g.N * g.K * g.OH * g.OW)
       throw OpError("residual must have the output's shape [N, K, OH, OW]");
     auto e = fwdFused(g, b != nullptr, r != nullptr, relu);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x->as(e->pd.src_desc())},
-                                         {DNNL_ARG_WEIGHTS, w->as(e->pd.weights_desc())}};
-    if (b) args.emplace(DNNL_ARG_BIAS, b->as(e->pd.bias_desc()));
+    auto args = weightedForwardArgs(e->pd, x, w, b);
     Outputs outs(info.Env());
     auto y = outs.add(e->pd.dst_desc());
     if (r) reorderInto(r->as(sameLayout(r->md(), convShapes(g).dst)), y.s->mem());
@@ -187,12 +177,8 @@ Napi::Value Conv2dBackwardData(const Napi::CallbackInfo& info) {
     Storage* w = Storage::From(info[1], "w");
     const ConvGeom g = convGeom(geometryArg(info, 2, kConvFields));
     auto e = bwdData(g);
-    const memory dyMem = dy->as(e->pd.diff_dst_desc()), wMem = w->as(e->pd.weights_desc());
-    Outputs outs(info.Env());
-    auto dx = outs.add(e->pd.diff_src_desc());
-    execute(e->prim, e->pd, {{DNNL_ARG_DIFF_DST, dyMem}, {DNNL_ARG_WEIGHTS, wMem}, {DNNL_ARG_DIFF_SRC, dx.s->mem()}});
-    outs.commit();
-    return dx.obj;
+    return executeWithOutput(info.Env(), *e, {{DNNL_ARG_DIFF_DST, dy->as(e->pd.diff_dst_desc())}, {DNNL_ARG_WEIGHTS, w->as(e->pd.weights_desc())}},
+                             e->pd.diff_src_desc(), DNNL_ARG_DIFF_SRC);
   });
 }
 
@@ -203,24 +189,7 @@ Napi::Value Conv2dBackwardWeights(const Napi::CallbackInfo& info) {
     Storage* dy = Storage::From(info[1], "dy");
     const ConvGeom g = convGeom(geometryArg(info, 2, kConvFields));
     const bool withBias = boolArg(info, 3, "withBias");
-    auto e = bwdWeights(g, withBias);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x->as(e->pd.src_desc())},
-                                         {DNNL_ARG_DIFF_DST, dy->as(e->pd.diff_dst_desc())}};
-    Outputs outs(info.Env());
-    auto dw = outs.add(e->pd.diff_weights_desc());
-    args.emplace(DNNL_ARG_DIFF_WEIGHTS, dw.s->mem());
-    Napi::Value dbObj = info.Env().Null();
-    if (withBias) {
-      auto db = outs.add(e->pd.diff_bias_desc());
-      args.emplace(DNNL_ARG_DIFF_BIAS, db.s->mem());
-      dbObj = db.obj;
-    }
-    execute(e->prim, e->pd, std::move(args));
-    outs.commit();
-    Napi::Object out = Napi::Object::New(info.Env());
-    out.Set("dw", dw.obj);
-    out.Set("db", dbObj);
-    return out;
+    return executeBackwardWeights(info.Env(), *bwdWeights(g, withBias), x, dy, withBias);
   });
 }
 

@@ -53,18 +53,10 @@ Napi::Value Linear(const Napi::CallbackInfo& info) {
   return guarded(info, "linear", [&]() -> Napi::Value {
     Storage* x = Storage::From(info[0], "x");
     Storage* w = Storage::From(info[1], "w");
-    Storage* b = info[2].IsNull() || info[2].IsUndefined() ? nullptr : Storage::From(info[2], "b");
+    Storage* b = optionalStorage(info, 2, "b");
     const Sizes s = sizesArg(info, 3);
     auto e = fwd(s, b != nullptr);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x->as(e->pd.src_desc())},
-                                         {DNNL_ARG_WEIGHTS, w->as(e->pd.weights_desc())}};
-    if (b) args.emplace(DNNL_ARG_BIAS, b->as(e->pd.bias_desc()));
-    Outputs outs(info.Env());
-    auto y = outs.add(e->pd.dst_desc());
-    args.emplace(DNNL_ARG_DST, y.s->mem());
-    execute(e->prim, e->pd, std::move(args));
-    outs.commit();
-    return y.obj;
+    return executeWithOutput(info.Env(), *e, weightedForwardArgs(e->pd, x, w, b), e->pd.dst_desc());
   });
 }
 
@@ -75,12 +67,8 @@ Napi::Value LinearBackwardData(const Napi::CallbackInfo& info) {
     Storage* w = Storage::From(info[1], "w");
     const Sizes s = sizesArg(info, 2);
     auto e = bwdData(s);
-    const memory dyMem = dy->as(e->pd.diff_dst_desc()), wMem = w->as(e->pd.weights_desc());
-    Outputs outs(info.Env());
-    auto dx = outs.add(e->pd.diff_src_desc());
-    execute(e->prim, e->pd, {{DNNL_ARG_DIFF_DST, dyMem}, {DNNL_ARG_WEIGHTS, wMem}, {DNNL_ARG_DIFF_SRC, dx.s->mem()}});
-    outs.commit();
-    return dx.obj;
+    return executeWithOutput(info.Env(), *e, {{DNNL_ARG_DIFF_DST, dy->as(e->pd.diff_dst_desc())}, {DNNL_ARG_WEIGHTS, w->as(e->pd.weights_desc())}},
+                             e->pd.diff_src_desc(), DNNL_ARG_DIFF_SRC);
   });
 }
 
@@ -91,24 +79,7 @@ Napi::Value LinearBackwardWeights(const Napi::CallbackInfo& info) {
     Storage* dy = Storage::From(info[1], "dy");
     const Sizes s = sizesArg(info, 2);
     const bool withBias = boolArg(info, 5, "withBias");
-    auto e = bwdWeights(s, withBias);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x->as(e->pd.src_desc())},
-                                         {DNNL_ARG_DIFF_DST, dy->as(e->pd.diff_dst_desc())}};
-    Outputs outs(info.Env());
-    auto dw = outs.add(e->pd.diff_weights_desc());
-    args.emplace(DNNL_ARG_DIFF_WEIGHTS, dw.s->mem());
-    Napi::Value dbObj = info.Env().Null();
-    if (withBias) {
-      auto db = outs.add(e->pd.diff_bias_desc());
-      args.emplace(DNNL_ARG_DIFF_BIAS, db.s->mem());
-      dbObj = db.obj;
-    }
-    execute(e->prim, e->pd, std::move(args));
-    outs.commit();
-    Napi::Object o = Napi::Object::New(info.Env());
-    o.Set("dw", dw.obj);
-    o.Set("db", dbObj);
-    return o;
+    return executeBackwardWeights(info.Env(), *bwdWeights(s, withBias), x, dy, withBias);
   });
 }
 

@@ -15,7 +15,7 @@ Napi::Value SgdUpdate(const Napi::CallbackInfo& info) {
   return guarded(info, "sgdUpdate", [&]() -> Napi::Value {
     Storage* param = Storage::From(info[0], "param");
     Storage* grad = Storage::From(info[1], "grad");
-    Storage* buf = info[2].IsNull() || info[2].IsUndefined() ? nullptr : Storage::From(info[2], "buf");
+    Storage* buf = optionalStorage(info, 2, "buf");
     const Napi::Object o = objArg(info, 3, "params");
     auto num = [&](const char* k) {
       Napi::Value v = o.Get(k);
