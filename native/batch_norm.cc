@@ -97,12 +97,7 @@ Napi::Value BatchNormInfer(const Napi::CallbackInfo& info) {
                                          {DNNL_ARG_SHIFT, beta->as(cmd)},
                                          {DNNL_ARG_MEAN, mean->as(e->pd.mean_desc())},
                                          {DNNL_ARG_VARIANCE, variance->as(e->pd.variance_desc())}};
-    Outputs outs(info.Env());
-    auto y = outs.add(e->pd.dst_desc());
-    args.emplace(DNNL_ARG_DST, y.s->mem());
-    execute(e->prim, e->pd, std::move(args));
-    outs.commit();
-    return y.obj;
+    return executeWithOutput(info.Env(), *e, std::move(args), e->pd.dst_desc());
   });
 }
 

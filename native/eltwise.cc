@@ -30,11 +30,7 @@ std::shared_ptr<Cached<Bwd>> reluBwd(const memory::desc& data) {
 Napi::Value runFwd(const Napi::CallbackInfo& info, Storage* x, dnnl::algorithm alg, float alpha, float beta,
                    bool training) {
   auto e = fwd(alg, x->md(), alpha, beta, training);
-  Outputs outs(info.Env());
-  auto y = outs.add(e->pd.dst_desc());
-  execute(e->prim, e->pd, {{DNNL_ARG_SRC, x->mem()}, {DNNL_ARG_DST, y.s->mem()}});
-  outs.commit();
-  return y.obj;
+  return executeWithOutput(info.Env(), *e, {{DNNL_ARG_SRC, x->mem()}}, e->pd.dst_desc());
 }
 
 // relu(x) -> y
@@ -52,12 +48,8 @@ Napi::Value ReluBackward(const Napi::CallbackInfo& info) {
     Storage* dy = Storage::From(info[0], "dy");
     Storage* y = Storage::From(info[1], "y");
     auto e = reluBwd(y->md());
-    const memory dyMem = dy->as(e->pd.diff_dst_desc());
-    Outputs outs(info.Env());
-    auto dx = outs.add(e->pd.diff_src_desc());
-    execute(e->prim, e->pd, {{DNNL_ARG_DST, y->mem()}, {DNNL_ARG_DIFF_DST, dyMem}, {DNNL_ARG_DIFF_SRC, dx.s->mem()}});
-    outs.commit();
-    return dx.obj;
+    return executeWithOutput(info.Env(), *e, {{DNNL_ARG_DST, y->mem()}, {DNNL_ARG_DIFF_DST, dy->as(e->pd.diff_dst_desc())}},
+                             e->pd.diff_src_desc(), DNNL_ARG_DIFF_SRC);
   });
 }
 

@@ -87,13 +87,8 @@ Napi::Value MaxPool2dBackward(const Napi::CallbackInfo& info) {
     if (saved->meta.empty()) throw OpError("'saved' is not a max pool workspace");
     auto e = bwd(dnnl::algorithm::pooling_max, saved->meta[0], g);
     if (!(saved->md() == e->pd.workspace_desc())) throw OpError("'saved' does not match this geometry");
-    const memory dyMem = dy->as(e->pd.diff_dst_desc());
-    Outputs outs(info.Env());
-    auto dx = outs.add(e->pd.diff_src_desc());
-    execute(e->prim, e->pd,
-            {{DNNL_ARG_DIFF_DST, dyMem}, {DNNL_ARG_WORKSPACE, saved->mem()}, {DNNL_ARG_DIFF_SRC, dx.s->mem()}});
-    outs.commit();
-    return dx.obj;
+    return executeWithOutput(info.Env(), *e, {{DNNL_ARG_DIFF_DST, dy->as(e->pd.diff_dst_desc())}, {DNNL_ARG_WORKSPACE, saved->mem()}},
+                             e->pd.diff_src_desc(), DNNL_ARG_DIFF_SRC);
   });
 }
 
@@ -103,11 +98,7 @@ Napi::Value AvgPool2d(const Napi::CallbackInfo& info) {
     Storage* x = Storage::From(info[0], "x");
     const PoolGeom g = poolGeom(geometryArg(info, 1, kPoolFields));
     auto e = fwd(avgAlg(boolArg(info, 2, "countIncludePad")), x->md(), g);
-    Outputs outs(info.Env());
-    auto y = outs.add(e->pd.dst_desc());
-    execute(e->prim, e->pd, {{DNNL_ARG_SRC, x->mem()}, {DNNL_ARG_DST, y.s->mem()}});
-    outs.commit();
-    return y.obj;
+    return executeWithOutput(info.Env(), *e, {{DNNL_ARG_SRC, x->mem()}}, e->pd.dst_desc());
   });
 }
 
@@ -120,12 +111,8 @@ Napi::Value AvgPool2dBackward(const Napi::CallbackInfo& info) {
     // the global pool's gradient coming back through a reshape) the convolutions' layout.
     const memory::desc src = isPlain(dy->md()) ? preferredActivationDesc(g.src()) : sameLayout(dy->md(), g.src());
     auto e = bwd(avgAlg(boolArg(info, 2, "countIncludePad")), src, g);
-    const memory dyMem = dy->as(e->pd.diff_dst_desc());
-    Outputs outs(info.Env());
-    auto dx = outs.add(e->pd.diff_src_desc());
-    execute(e->prim, e->pd, {{DNNL_ARG_DIFF_DST, dyMem}, {DNNL_ARG_DIFF_SRC, dx.s->mem()}});
-    outs.commit();
-    return dx.obj;
+    return executeWithOutput(info.Env(), *e, {{DNNL_ARG_DIFF_DST, dy->as(e->pd.diff_dst_desc())}}, e->pd.diff_src_desc(),
+                             DNNL_ARG_DIFF_SRC);
   });
 }
 
