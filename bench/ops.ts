@@ -11,6 +11,7 @@ import { pathToFileURL } from 'node:url';
 
 import type { Conv2dGeometry, Storage } from '../src/backend/backend.js';
 import { type ConvPass, NativeBackend } from '../src/backend/native.js';
+import { median } from '../src/bench/model_bench.js';
 
 // ---- shapes ---------------------------------------------------------------------------------
 
@@ -113,12 +114,6 @@ export function timeClosure(fn: () => void, iters: number, warmup = 0): number[]
     out.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
   return out;
-}
-
-export function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /** Times `ours` (a closure) and `bare` (returns its own per-iteration ms) alternately:
