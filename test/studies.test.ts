@@ -184,6 +184,22 @@ test('--force replaces earlier results', async () => {
   assert.ok(existsSync(join(out, 'results.json')));
 });
 
+test('CLI: the recipe flags of resnet train also set the recipe of the nets a study trains', () => {
+  const out = join(tmp.dir, 'cli-recipe');
+  const r = cli(['study', 'degradation', '--archs', 'plain20,resnet20', '--data', DATA, '--epochs', '1', '--test-subset', '32', '--seed', '1',
+    '--batch-size', '32', '--lr', '0.05', '--wd', '0', '--warmup', '1', '--aug', 'none', '--nesterov', '--workers', '1', '--out', out, '--json']);
+  assert.equal(r.status, 0, r.stderr);
+  const setup = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).setup as Record<string, unknown>;
+  assert.deepEqual({ batchSize: setup.batchSize, lr: setup.lr, weightDecay: setup.weightDecay, warmup: setup.warmup, aug: setup.aug, nesterov: setup.nesterov },
+    { batchSize: 32, lr: 0.05, weightDecay: 0, warmup: 1, aug: 'none', nesterov: true });
+  const run = JSON.parse(readFileSync(join(out, 'runs/resnet20/config.json'), 'utf8')) as Record<string, unknown>;
+  assert.equal(run.warmup, 1, 'the trained run got the recipe');
+  const bad = cli(['study', 'degradation', '--lr', 'fast', '--out', join(tmp.dir, 'z')]);
+  assert.equal(bad.status, 1);
+  assert.equal(bad.stderr, "resnet: --lr must be a number, got 'fast'\n");
+  assert.ok(!existsSync(join(tmp.dir, 'z')));
+});
+
 test('CLI: resnet study and resnet report; bad input is one line on stderr, exit 1, no stack trace', () => {
   const unknown = cli(['study', 'nope', '--out', join(tmp.dir, 'z')]);
   assert.equal(unknown.status, 1);

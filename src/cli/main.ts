@@ -9,6 +9,7 @@ import { evalCommand, trainCommand, type EvalFlags, type TrainFlags } from './tr
 import { reportCommand, studyCommand, type ReportFlags, type StudyFlags } from './study.js';
 import { exportCommand, type ExportFlags } from './export.js';
 import { collectKeyMap, convertCommand, type ConvertFlags } from './convert.js';
+import { addRecipeOptions } from './recipe.js';
 import { VERSION } from '../version.js';
 import { ResnetError } from '../errors.js';
 import { featuresCommand, predictCommand, collect, type FeaturesFlags, type PredictFlags } from './predict.js';
@@ -42,30 +43,19 @@ program
   .option('--json', 'print one JSON object {"arch","params","macs","stages":[{"name","shape"}]}')
   .action((arch: string, opts: SummaryFlags) => summaryCommand(arch, opts));
 
-program
+addRecipeOptions(program
   .command('train')
   .description('train a network (default: resnet20 on Fashion-MNIST, under 10 minutes on 2 cores); checkpoints, metrics.jsonl and --resume in --out')
   .option('--arch <name>', 'a registered arch (see `resnet list`)', 'resnet20')
   .option('--dataset <name>', 'fashion-mnist | mnist | cifar10 | cifar100 | folder', 'fashion-mnist')
   .option('--data <dir>', 'dataset directory (Fashion-MNIST defaults to /usr/share/datasets/fashion-mnist)')
-  .option('--epochs <n>', 'epochs')
-  .option('--batch-size <n>', 'batch size')
-  .option('--lr <x>', 'base learning rate')
-  .option('--momentum <x>', 'SGD momentum')
-  .option('--wd <x>', 'weight decay')
-  .option('--no-wd-norm-bias', 'no weight decay on BatchNorm parameters and biases')
-  .option('--nesterov', 'nesterov momentum')
-  .option('--schedule <kind>', 'constant | step | multistep | cosine | plateau')
-  .option('--warmup <epochs>', 'linear warm-up epochs')
-  .option('--label-smoothing <x>', 'label smoothing in [0, 1]')
-  .option('--aug <kind>', 'none | flip | crop | standard (pad-4 crop + flip) | erasing')
+  .option('--epochs <n>', 'epochs'))
   .option('--subset <n>', 'train on the first N images')
   .option('--test-subset <n>', 'evaluate on the first N test images')
   .option('--out <dir>', 'run directory', 'runs/default')
   .option('--resume', 'continue the run in --out from its last good checkpoint')
   .option('--force', 'overwrite an earlier run in --out')
   .option('--seed <n>', 'seed of init, data order and augmentation')
-  .option('--workers <n>', 'data loader worker threads')
   .option('--checkpoint-every <steps>', 'also save last.safetensors every N steps')
   .option('--json', 'last stdout line: {"epochs","top1","top5","seconds","images_per_sec"}')
   .action((opts: TrainFlags) => trainCommand(opts));
@@ -150,12 +140,12 @@ program
   .option('--json', 'print {"out","n","shape","failed"}')
   .action((images: string[], opts: FeaturesFlags) => featuresCommand(images, opts));
 
-program
+addRecipeOptions(program
   .command('study')
   .description('run one of the paper\'s experiments and write results.json, SVG/PNG plots and index.html to --out: degradation | shortcuts | lesion | paths | responses')
   .argument('<name>', 'degradation | shortcuts | lesion | paths | responses')
   .option('--data <dir>', 'dataset directory (Fashion-MNIST defaults to /usr/share/datasets/fashion-mnist)')
-  .option('--epochs <n>', 'training epochs of each net the study trains')
+  .option('--epochs <n>', 'training epochs of each net the study trains'))
   .option('--subset <n>', 'train on the first N images')
   .option('--test-subset <n>', 'evaluate on the first N test images')
   .option('--seed <n>', 'seed of init, data order, augmentation and the random draws')

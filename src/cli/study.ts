@@ -6,8 +6,9 @@ import { InvalidArgumentError } from '../errors.js';
 import { getStudy, runStudy, writeReport } from '../studies/index.js';
 import { shellJoin } from '../studies/common.js';
 import type { ProgressEvent } from '../train/trainer.js';
+import { recipeConfig, type RecipeFlags } from './recipe.js';
 
-export interface StudyFlags {
+export interface StudyFlags extends RecipeFlags {
   data?: string; epochs?: string; subset?: string; testSubset?: string; seed?: string; archs?: string; checkpoint?: string[];
   draws?: string; out?: string; force?: boolean; json?: boolean;
 }
@@ -56,7 +57,7 @@ export async function studyCommand(name: string, flags: StudyFlags): Promise<voi
     const r = await runStudy(name, {
       out: flags.out, data: flags.data, epochs: int(flags.epochs, 'epochs', 1), subset: int(flags.subset, 'subset', 1),
       testSubset: int(flags.testSubset, 'test-subset', 1), seed: int(flags.seed, 'seed', 0), archs, checkpoints: flags.checkpoint,
-      draws: int(flags.draws, 'draws', 1), force: flags.force === true, command: commandLine(),
+      draws: int(flags.draws, 'draws', 1), train: recipeConfig(flags), force: flags.force === true, command: commandLine(),
       onMessage: (t) => process.stderr.write(`resnet: ${t}\n`), onTrainProgress: trainPrinter(), signal: ac.signal,
     });
     const finding = getStudy(name).finding(r.document.results);

@@ -3,22 +3,15 @@
 
 import { InvalidArgumentError } from '../errors.js';
 import { DEFAULT_CONFIG, evaluateCheckpoint, Trainer, type ProgressEvent, type TrainConfig } from '../train/index.js';
+import { num, recipeConfig, type RecipeFlags } from './recipe.js';
 
-export interface TrainFlags {
-  arch?: string; dataset?: string; data?: string; epochs?: string; batchSize?: string; lr?: string; momentum?: string;
-  wd?: string; wdNormBias?: boolean; nesterov?: boolean; schedule?: string; warmup?: string; labelSmoothing?: string; aug?: string;
+export interface TrainFlags extends RecipeFlags {
+  arch?: string; dataset?: string; data?: string; epochs?: string;
   subset?: string; testSubset?: string; out?: string; resume?: boolean; force?: boolean; seed?: string; json?: boolean;
-  workers?: string; checkpointEvery?: string;
+  checkpointEvery?: string;
 }
 
 export interface EvalFlags { checkpoint?: string; data?: string; subset?: string; json?: boolean }
-
-function num(v: string | undefined, flag: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`--${flag} must be a number, got '${v}'`);
-  return n;
-}
 
 function fmtTime(s: number): string {
   if (!Number.isFinite(s)) return '?';
@@ -76,12 +69,9 @@ function progressPrinter(json: boolean): (e: ProgressEvent) => void {
 
 export async function trainCommand(flags: TrainFlags): Promise<void> {
   const config: Partial<TrainConfig> = {
-    arch: flags.arch, dataset: flags.dataset, data: flags.data, epochs: num(flags.epochs, 'epochs'),
-    batchSize: num(flags.batchSize, 'batch-size'), lr: num(flags.lr, 'lr'), momentum: num(flags.momentum, 'momentum'),
-    weightDecay: num(flags.wd, 'wd'), noWdNormBias: flags.wdNormBias === false, nesterov: flags.nesterov, schedule: flags.schedule as TrainConfig['schedule'] | undefined,
-    warmup: num(flags.warmup, 'warmup'), labelSmoothing: num(flags.labelSmoothing, 'label-smoothing'), aug: flags.aug,
+    ...recipeConfig(flags), arch: flags.arch, dataset: flags.dataset, data: flags.data, epochs: num(flags.epochs, 'epochs'),
     subset: num(flags.subset, 'subset'), testSubset: num(flags.testSubset, 'test-subset'), out: flags.out ?? DEFAULT_CONFIG.out,
-    seed: num(flags.seed, 'seed'), workers: num(flags.workers, 'workers'), checkpointEvery: num(flags.checkpointEvery, 'checkpoint-every'),
+    seed: num(flags.seed, 'seed'), checkpointEvery: num(flags.checkpointEvery, 'checkpoint-every'),
   };
   const ac = new AbortController();
   const onSigint = (): void => {

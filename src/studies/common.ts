@@ -117,7 +117,8 @@ export function recipe(opts: StudyOptions): TrainConfig {
 export function recipeSummary(c: TrainConfig): Record<string, unknown> {
   return {
     dataset: c.dataset, data: c.data ?? null, epochs: c.epochs, subset: c.subset ?? null, testSubset: c.testSubset ?? null, seed: c.seed,
-    batchSize: c.batchSize, lr: c.lr, momentum: c.momentum, weightDecay: c.weightDecay, schedule: c.schedule, aug: c.aug,
+    batchSize: c.batchSize, lr: c.lr, momentum: c.momentum, nesterov: c.nesterov, weightDecay: c.weightDecay,
+    noWdNormBias: c.noWdNormBias === true, schedule: c.schedule, warmup: c.warmup, labelSmoothing: c.labelSmoothing, aug: c.aug,
   };
 }
 
