@@ -327,12 +327,21 @@ def resnet20_cifar():
     net = CifarResNet(3, num_classes=10, in_channels=1, option='A')
     return model_fixture(net, (2, 1, 28, 28), [1, 8])
 
+
+def resnet56_cifar():
+    # Nine blocks per stage: a long residual chain, where an autograd fault that three
+    # blocks (resnet20) hide would show.
+    net = CifarResNet(9, num_classes=10, in_channels=1, option='A')
+    return model_fixture(net, (2, 1, 28, 28), [4, 2])
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     torch.set_num_threads(1)
     only = set(sys.argv[1:])  # e.g. `make_fixtures.py resnet20_cifar`: just those
     for name, fn in [('small_net', small_net), ('resnet_keys', resnet_keys),
-                     ('resnet18_small', resnet18_small), ('resnet20_cifar', resnet20_cifar)]:
+                     ('resnet18_small', resnet18_small), ('resnet20_cifar', resnet20_cifar),
+                     ('resnet56_cifar', resnet56_cifar)]:
         if only and name not in only:
             continue
         path = os.path.join(OUT, name + '.json')

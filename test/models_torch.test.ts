@@ -1,6 +1,6 @@
 // ResNets against PyTorch (fixtures made by scripts/make_fixtures.py with Debian's
 // python3-torch): torchvision's resnet18 (10 classes, 2x3x64x64) and the paper's CIFAR
-// resnet20 with option A shortcuts as the widely used CIFAR code (1 channel, 2x1x28x28).
+// resnet20 and resnet56 with option A shortcuts as the widely used CIFAR code (1 channel, 2x1x28x28).
 // Weights come from a generator both sides share (test/helpers/fixture_weights.ts), loaded
 // through loadStateDict by torchvision / CIFAR-code key names. Checked: eval-mode logits
 // with the loaded running statistics, then train-mode logits, loss, every parameter
@@ -23,9 +23,15 @@ function load(name: string): ModelFixture {
 const CASES = [
   { fixture: 'resnet18_small', arch: 'resnet18', opts: { numClasses: 10 } },
   { fixture: 'resnet20_cifar', arch: 'resnet20', opts: { inChannels: 1, numClasses: 10 } },
+  // Nine blocks per stage: autograd over a long residual chain, against PyTorch's float64
+  // answer. Judged on the reference backend only: in float32 (PyTorch's and ours alike) a
+  // pre-activation within rounding of zero can land on the other side of a ReLU, which moves
+  // every gradient below it by a step of ~1e-4..5e-3 (seen here at one block of stage 3),
+  // more than the per-element tolerance; native's logits and loss are still checked.
+  { fixture: 'resnet56_cifar', arch: 'resnet56', opts: { inChannels: 1, numClasses: 10 }, gradsOn: ['reference'] },
 ] as const;
 
-function check(backend: Backend, fx: ModelFixture, arch: string, opts: { inChannels?: number; numClasses: number }): number {
+function check(backend: Backend, fx: ModelFixture, arch: string, opts: { inChannels?: number; numClasses: number }, grads = true): number {
   const model = createModel(arch, { ...opts, backend, init: 'none' });
   const report = model.loadStateDict(fixtureStateDict(fx));
   assert.equal(report.loaded.length, fx.spec.length, 'every key of the PyTorch state dict loads');
@@ -45,6 +51,10 @@ function check(backend: Backend, fx: ModelFixture, arch: string, opts: { inChann
   });
   assertClose(logits, fx.logits, 1e-4, `${arch} train logits`);
   assertClose([loss], [fx.loss], 1e-5, `${arch} loss`);
+  if (!grads) {
+    x.dispose(); labels.dispose(); model.dispose();
+    return 0;
+  }
   const params = new Map(model.namedParameters());
   assert.deepEqual([...params.keys()], Object.keys(fx.grads), 'parameter names and order are PyTorch\'s');
   // The fixture is PyTorch's float64 answer; PyTorch's own float32 gradients miss it by
@@ -66,10 +76,11 @@ function check(backend: Backend, fx: ModelFixture, arch: string, opts: { inChann
 
 for (const c of CASES) {
   const fx = load(c.fixture);
-  describeEachBackend(`${c.arch} vs PyTorch ${fx.torch}`, (backend) => {
-    test('eval logits, train logits, loss, every parameter gradient and the running statistics', (t) => {
-      const worst = check(backend, fx, c.arch, c.opts);
-      t.diagnostic(`worst gradient error ${worst.toExponential(2)} (PyTorch float32: ${fx.torch_float32_error.grads.toExponential(2)})`);
+  describeEachBackend(`${c.arch} vs PyTorch ${fx.torch}`, (backend, name) => {
+    const grads = !('gradsOn' in c) || (c.gradsOn as readonly string[]).includes(name);
+    test(grads ? 'eval logits, train logits, loss, every parameter gradient and the running statistics' : 'eval logits, train logits and loss', (t) => {
+      const worst = check(backend, fx, c.arch, c.opts, grads);
+      if (grads) t.diagnostic(`worst gradient error ${worst.toExponential(2)} (PyTorch float32: ${fx.torch_float32_error.grads.toExponential(2)})`);
     });
   });
 }
