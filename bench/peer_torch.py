@@ -47,36 +47,40 @@ def build(arch, cin, classes):
         m.conv1 = nn.Conv2d(cin, 64, 7, 2, 3, bias=False)
     return m
 
-p = argparse.ArgumentParser()
-p.add_argument('--arch', default='resnet20'); p.add_argument('--batch', type=int, default=128)
-p.add_argument('--mode', choices=['infer', 'train'], default='train')
-p.add_argument('--input', default=None, help='HxW (default 224x224 ImageNet, 32x32 CIFAR)')
-p.add_argument('--in-channels', type=int, default=3); p.add_argument('--classes', type=int, default=None)
-p.add_argument('--runs', type=int, default=10); p.add_argument('--warmup', type=int, default=2)
-p.add_argument('--threads', type=int, default=os.cpu_count()); p.add_argument('--channels-last', action='store_true')
-a = p.parse_args()
-torch.set_num_threads(a.threads); torch.manual_seed(0)
-h, w = (int(v) for v in (a.input or ('32x32' if a.arch in CIFAR else '224x224')).lower().split('x'))
-model = build(a.arch, a.in_channels, a.classes)
-x = torch.randn(a.batch, a.in_channels, h, w)
-y = torch.randint(0, a.classes or (10 if a.arch in CIFAR else 1000), (a.batch,))
-if a.channels_last:
-    model = model.to(memory_format=torch.channels_last); x = x.contiguous(memory_format=torch.channels_last)
-if a.mode == 'train':
-    model.train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
-    def step():
-        loss = F.cross_entropy(model(x), y); opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); loss.item()
-else:
-    model.eval()
-    def step():
-        with torch.no_grad():
-            model(x).numpy()
-times = []
-for i in range(a.warmup + a.runs):
-    t0 = time.perf_counter(); step(); dt = (time.perf_counter() - t0) * 1000
-    if i >= a.warmup: times.append(dt)
-ms = sorted(times)[len(times) // 2] if len(times) % 2 else sum(sorted(times)[len(times) // 2 - 1:len(times) // 2 + 1]) / 2
-print(json.dumps({'arch': a.arch, 'batch': a.batch, 'mode': a.mode, 'backend': 'pytorch', 'ms_per_batch': ms,
-                  'images_per_sec': a.batch * 1000 / ms, 'runs_ms': times, 'threads': a.threads,
-                  'channels_last': a.channels_last, 'torch': torch.__version__}))
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument('--arch', default='resnet20'); p.add_argument('--batch', type=int, default=128)
+    p.add_argument('--mode', choices=['infer', 'train'], default='train')
+    p.add_argument('--input', default=None, help='HxW (default 224x224 ImageNet, 32x32 CIFAR)')
+    p.add_argument('--in-channels', type=int, default=3); p.add_argument('--classes', type=int, default=None)
+    p.add_argument('--runs', type=int, default=10); p.add_argument('--warmup', type=int, default=2)
+    p.add_argument('--threads', type=int, default=os.cpu_count()); p.add_argument('--channels-last', action='store_true')
+    a = p.parse_args()
+    torch.set_num_threads(a.threads); torch.manual_seed(0)
+    h, w = (int(v) for v in (a.input or ('32x32' if a.arch in CIFAR else '224x224')).lower().split('x'))
+    model = build(a.arch, a.in_channels, a.classes)
+    x = torch.randn(a.batch, a.in_channels, h, w)
+    y = torch.randint(0, a.classes or (10 if a.arch in CIFAR else 1000), (a.batch,))
+    if a.channels_last:
+        model = model.to(memory_format=torch.channels_last); x = x.contiguous(memory_format=torch.channels_last)
+    if a.mode == 'train':
+        model.train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+        def step():
+            loss = F.cross_entropy(model(x), y); opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); loss.item()
+    else:
+        model.eval()
+        def step():
+            with torch.no_grad():
+                model(x).numpy()
+    times = []
+    for i in range(a.warmup + a.runs):
+        t0 = time.perf_counter(); step(); dt = (time.perf_counter() - t0) * 1000
+        if i >= a.warmup: times.append(dt)
+    ms = sorted(times)[len(times) // 2] if len(times) % 2 else sum(sorted(times)[len(times) // 2 - 1:len(times) // 2 + 1]) / 2
+    print(json.dumps({'arch': a.arch, 'batch': a.batch, 'mode': a.mode, 'backend': 'pytorch', 'ms_per_batch': ms,
+                      'images_per_sec': a.batch * 1000 / ms, 'runs_ms': times, 'threads': a.threads,
+                      'channels_last': a.channels_last, 'torch': torch.__version__}))
+
+if __name__ == '__main__':
+    main()
