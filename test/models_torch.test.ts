@@ -24,10 +24,11 @@ const CASES = [
   { fixture: 'resnet18_small', arch: 'resnet18', opts: { numClasses: 10 } },
   { fixture: 'resnet20_cifar', arch: 'resnet20', opts: { inChannels: 1, numClasses: 10 } },
   // Nine blocks per stage: autograd over a long residual chain, against PyTorch's float64
-  // answer. Judged on the reference backend only: in float32 (PyTorch's and ours alike) a
-  // pre-activation within rounding of zero can land on the other side of a ReLU, which moves
-  // every gradient below it by a step of ~1e-4..5e-3 (seen here at one block of stage 3),
-  // more than the per-element tolerance; native's logits and loss are still checked.
+  // answer. Gradients are judged on the reference backend only: native's float32 gradients
+  // step away from it by ~1e-4..5e-3 below one block of stage 3, deterministically, more
+  // than the per-element tolerance (most likely a pre-activation within rounding of a ReLU
+  // kink landing on its other side; not proven). Native's logits, loss and running
+  // statistics are still checked.
   { fixture: 'resnet56_cifar', arch: 'resnet56', opts: { inChannels: 1, numClasses: 10 }, gradsOn: ['reference'] },
 ] as const;
 
@@ -51,10 +52,6 @@ function check(backend: Backend, fx: ModelFixture, arch: string, opts: { inChann
   });
   assertClose(logits, fx.logits, 1e-4, `${arch} train logits`);
   assertClose([loss], [fx.loss], 1e-5, `${arch} loss`);
-  if (!grads) {
-    x.dispose(); labels.dispose(); model.dispose();
-    return 0;
-  }
   const params = new Map(model.namedParameters());
   assert.deepEqual([...params.keys()], Object.keys(fx.grads), 'parameter names and order are PyTorch\'s');
   // The fixture is PyTorch's float64 answer; PyTorch's own float32 gradients miss it by
@@ -65,7 +62,7 @@ function check(backend: Backend, fx: ModelFixture, arch: string, opts: { inChann
   for (const [k, c] of Object.entries(fx.grads)) {
     const g = params.get(k)!.grad;
     assert.ok(g, `${k} has a gradient`);
-    worst = Math.max(worst, assertChecksum(g.toArray(), c, tol, `grad ${k}`));
+    if (grads) worst = Math.max(worst, assertChecksum(g.toArray(), c, tol, `grad ${k}`));
   }
   const sd = model.stateDict();
   for (const [k, c] of Object.entries(fx.running_after)) assertChecksum(sd[k].data, c, 1e-4, k);
@@ -78,7 +75,7 @@ for (const c of CASES) {
   const fx = load(c.fixture);
   describeEachBackend(`${c.arch} vs PyTorch ${fx.torch}`, (backend, name) => {
     const grads = !('gradsOn' in c) || (c.gradsOn as readonly string[]).includes(name);
-    test(grads ? 'eval logits, train logits, loss, every parameter gradient and the running statistics' : 'eval logits, train logits and loss', (t) => {
+    test(grads ? 'eval logits, train logits, loss, every parameter gradient and the running statistics' : 'eval logits, train logits, loss, a gradient for every parameter and the running statistics', (t) => {
       const worst = check(backend, fx, c.arch, c.opts, grads);
       if (grads) t.diagnostic(`worst gradient error ${worst.toExponential(2)} (PyTorch float32: ${fx.torch_float32_error.grads.toExponential(2)})`);
     });
