@@ -24,11 +24,11 @@ const CASES = [
   { fixture: 'resnet18_small', arch: 'resnet18', opts: { numClasses: 10 } },
   { fixture: 'resnet20_cifar', arch: 'resnet20', opts: { inChannels: 1, numClasses: 10 } },
   // Nine blocks per stage: autograd over a long residual chain, against PyTorch's float64
-  // answer. Gradients are judged on the reference backend only: native's float32 gradients
-  // step away from it by ~1e-4..5e-3 below one block of stage 3, deterministically, more
-  // than the per-element tolerance (most likely a pre-activation within rounding of a ReLU
-  // kink landing on its other side; not proven). Native's logits, loss and running
-  // statistics are still checked.
+  // answer. Gradients are judged on the reference backend only: one pre-activation of
+  // layer3.7's output ReLU is 3.6e-6 from zero, and native's float32 forward (1e-6 off) puts
+  // it on the other side of the kink, so every gradient below that block moves by ~5e-3.
+  // Native's logits, loss and running statistics are still checked; its gradients are checked
+  // at depth by the resnet20 case and by native.test.ts's batch-norm precision test.
   { fixture: 'resnet56_cifar', arch: 'resnet56', opts: { inChannels: 1, numClasses: 10 }, gradsOn: ['reference'] },
 ] as const;
 
