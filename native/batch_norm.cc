@@ -1,6 +1,6 @@
 // Batch normalization. Training forward (batch statistics, biased variance) and backward are
-// our own kernels (see below for why), optionally fused with ReLU (the forward then saves a
-// byte mask of y > 0 for the backward); inference forward is oneDNN's (use_global_stats), with
+// our own kernels (see below for why), optionally fused with ReLU (the forward then saves its
+// per-channel scale and shift, from which the backward recomputes y > 0); inference forward is oneDNN's (use_global_stats), with
 // flags named, never numbered (their values change in 3.x) and scale and shift as separate
 // [C] memories. Running statistics are the caller's job. x: [N, C, H, W], gamma/beta/mean/
 // variance: [C]; outputs keep x's layout.
@@ -8,6 +8,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace rn {
@@ -32,9 +33,10 @@ memory::desc channelsMd(const memory::desc& data) { return plainDesc({data.data.
 // N*H*W values in one float per lane. On a 128x16x28x28 Fashion-MNIST conv output its variance
 // was 3.2e-4 off in relative terms (its plain-layout kernel: 2e-6), and a resnet56 step's
 // weight updates came out 2-6% off PyTorch's float64 answer (PyTorch's float32: 0.2-0.4%).
-// These kernels accumulate in double, take the variance about the mean (two passes), and run on
-// x's own layout when it is channel-blocked, planar or channels-last; any other layout is
-// reordered to planar first. Inference (use_global_stats: nothing to sum) stays on oneDNN.
+// These kernels never let a float sum span more than 64 values (partials go on in double), take
+// the variance about a value of the channel, and run on x's own layout when it is
+// channel-blocked, planar or channels-last; any other layout is reordered to planar first.
+// Inference (use_global_stats: nothing to sum) stays on oneDNN.
 
 // A 4-D (or wider) f32 layout seen as [N][Cb][S][B]: B channels contiguous, S spatial
 // positions B apart, Cb channel blocks. Planar NCHW is B = 1; channels-last is Cb = 1, B = C;
@@ -79,46 +81,114 @@ bool channelView(const memory::desc& md, ChannelView& v) {
   return v.N > 0 && v.S > 0;
 }
 
-// Per-channel sums over (n, spatial) of f(value index) for each lane, in double: one partial
-// array per thread over [Cb * B], added up in thread order.
+// The kernels walk the planes (n, cb): S x B contiguous floats. Sums go into float partials
+// over CHUNK positions, then into double per thread, then across threads in thread order, so
+// no float sum ever spans more than CHUNK values. ReLU-fused variants are separate
+// instantiations so the inner loops stay branch-free and vectorised over the B lanes (over
+// the positions when B = 1).
+constexpr int64_t CHUNK = 32;
+
+// s1[c] += sum f1, s2[c] += sum f2 over one plane; f(x, dyOrZero, lane, &v1, &v2).
+template <int64_t LANES, class F>
+inline void planeSums(const float* __restrict x, const float* __restrict dy, int64_t S, int64_t lanes, F f,
+                      double* __restrict s1, double* __restrict s2, float* __restrict t1, float* __restrict t2) {
+  const int64_t B = LANES ? LANES : lanes;
+  for (int64_t s0 = 0; s0 < S; s0 += CHUNK) {
+    const int64_t e = std::min(S, s0 + CHUNK);
+    if (B == 1) {
+      float a = 0.f, b = 0.f;
+#pragma omp simd reduction(+ : a, b)
+      for (int64_t s = s0; s < e; ++s) {
+        float v1, v2;
+        f(x[s], dy ? dy[s] : 0.f, 0, v1, v2);
+        a += v1;
+        b += v2;
+      }
+      s1[0] += a;
+      s2[0] += b;
+      continue;
+    }
+    std::fill(t1, t1 + B, 0.f);
+    std::fill(t2, t2 + B, 0.f);
+    for (int64_t s = s0; s < e; ++s) {
+      const float* __restrict xs = x + s * B;
+      const float* __restrict ds = dy ? dy + s * B : nullptr;
+#pragma omp simd
+      for (int64_t l = 0; l < B; ++l) {
+        float v1, v2;
+        f(xs[l], ds ? ds[l] : 0.f, l, v1, v2);
+        t1[l] += v1;
+        t2[l] += v2;
+      }
+    }
+    for (int64_t l = 0; l < B; ++l) { s1[l] += t1[l]; s2[l] += t2[l]; }
+  }
+}
+
+// Per-channel [Cb * B] double sums over every plane (see planeSums), in parallel.
+struct Sums { std::vector<double> a, b; };
+
 template <class F>
-std::vector<double> channelSums(const ChannelView& v, F f) {
+Sums channelSums(const ChannelView& v, const float* x, const float* dy, F f) {
   const int64_t width = v.Cb * v.B;
   const int nthr = omp_get_max_threads();
-  std::vector<double> part(static_cast<size_t>(nthr) * width, 0.0);
+  std::vector<double> part(static_cast<size_t>(nthr) * width * 2, 0.0);
 #pragma omp parallel num_threads(nthr)
   {
-    double* acc = part.data() + static_cast<size_t>(omp_get_thread_num()) * width;
+    double* acc = part.data() + static_cast<size_t>(omp_get_thread_num()) * width * 2;
+    std::vector<float> t(static_cast<size_t>(2 * v.B));
 #pragma omp for schedule(static) collapse(2)
     for (int64_t n = 0; n < v.N; ++n) {
       for (int64_t cb = 0; cb < v.Cb; ++cb) {
-        const int64_t at = v.base(n, cb);
-        double* a = acc + cb * v.B;
-        for (int64_t s = 0; s < v.S; ++s) {
-          const int64_t i = at + s * v.B;
-#pragma omp simd
-          for (int64_t l = 0; l < v.B; ++l) a[l] += f(i + l, cb * v.B + l);
-        }
+        const int64_t at = v.base(n, cb), c0 = cb * v.B;
+        auto g = [&](float xv, float dv, int64_t l, float& v1, float& v2) { f(xv, dv, c0 + l, v1, v2); };
+        const float* xs = x + at;
+        const float* ds = dy ? dy + at : nullptr;
+        double* s1 = acc + c0;
+        double* s2 = acc + width + c0;
+        // the lane count known at compile time for the blocked layouts (AVX2: 8, AVX-512: 16)
+        if (v.B == 8) planeSums<8>(xs, ds, v.S, v.B, g, s1, s2, t.data(), t.data() + v.B);
+        else if (v.B == 16) planeSums<16>(xs, ds, v.S, v.B, g, s1, s2, t.data(), t.data() + v.B);
+        else planeSums<0>(xs, ds, v.S, v.B, g, s1, s2, t.data(), t.data() + v.B);
       }
     }
   }
-  std::vector<double> out(width, 0.0);
-  for (int t = 0; t < nthr; ++t) for (int64_t c = 0; c < width; ++c) out[c] += part[static_cast<size_t>(t) * width + c];
+  Sums out{std::vector<double>(width, 0.0), std::vector<double>(width, 0.0)};
+  for (int t = 0; t < nthr; ++t) {
+    const double* q = part.data() + static_cast<size_t>(t) * width * 2;
+    for (int64_t c = 0; c < width; ++c) { out.a[c] += q[c]; out.b[c] += q[width + c]; }
+  }
   return out;
 }
 
-// y[i] = g(i, channel) over every element, in parallel.
-template <class G>
-void channelMap(const ChannelView& v, G g) {
+// out = f(x, dy, channel) over one plane.
+template <int64_t LANES, class F>
+inline void planeMap(const float* __restrict x, const float* __restrict dy, float* __restrict out, int64_t S,
+                     int64_t lanes, int64_t c0, F f) {
+  const int64_t B = LANES ? LANES : lanes;
+  if (B == 1) {
+#pragma omp simd
+    for (int64_t s = 0; s < S; ++s) out[s] = f(x[s], dy ? dy[s] : 0.f, c0);
+    return;
+  }
+  for (int64_t s = 0; s < S; ++s) {
+#pragma omp simd
+    for (int64_t l = 0; l < B; ++l) out[s * B + l] = f(x[s * B + l], dy ? dy[s * B + l] : 0.f, c0 + l);
+  }
+}
+
+// out[i] = f(x[i], dy[i], channel) over every element, in parallel.
+template <class F>
+void channelMap(const ChannelView& v, const float* x, const float* dy, float* out, F f) {
 #pragma omp parallel for schedule(static) collapse(2)
   for (int64_t n = 0; n < v.N; ++n) {
     for (int64_t cb = 0; cb < v.Cb; ++cb) {
-      const int64_t at = v.base(n, cb);
-      for (int64_t s = 0; s < v.S; ++s) {
-        const int64_t i = at + s * v.B;
-#pragma omp simd
-        for (int64_t l = 0; l < v.B; ++l) g(i + l, cb * v.B + l);
-      }
+      const int64_t at = v.base(n, cb), c0 = cb * v.B;
+      const float* xs = x + at;
+      const float* ds = dy ? dy + at : nullptr;
+      if (v.B == 8) planeMap<8>(xs, ds, out + at, v.S, v.B, c0, f);
+      else if (v.B == 16) planeMap<16>(xs, ds, out + at, v.S, v.B, c0, f);
+      else planeMap<0>(xs, ds, out + at, v.S, v.B, c0, f);
     }
   }
 }
@@ -158,35 +228,49 @@ Napi::Value BatchNormTrain(const Napi::CallbackInfo& info) {
     const std::vector<float> b = paddedChannels(beta, v.C, width, "beta");
     const float* xp = static_cast<const float*>(x->as(data).get_data_handle());
     const double M = static_cast<double>(v.N * v.S);
-
-    std::vector<double> mean = channelSums(v, [&](int64_t i, int64_t) { return static_cast<double>(xp[i]); });
-    for (double& m : mean) m /= M;
-    std::vector<double> var = channelSums(v, [&](int64_t i, int64_t c) { const double d = xp[i] - mean[c]; return d * d; });
-    for (double& s : var) s /= M;
-
-    std::vector<float> scale(width), shift(width);
+    // One pass: sums of d = x - K and d^2 about a value K of each channel (its first), so the
+    // variance E[d^2] - E[d]^2 does not cancel even for a mean far from zero.
+    std::vector<float> K(width, 0.f);
+    for (int64_t cb = 0; cb < v.Cb; ++cb) for (int64_t l = 0; l < v.B; ++l) K[cb * v.B + l] = xp[v.base(0, cb) + l];
+    const float* __restrict k = K.data();
+    const Sums sums = channelSums(v, xp, nullptr, [k](float xv, float, int64_t c, float& v1, float& v2) {
+      const float d = xv - k[c];
+      v1 = d;
+      v2 = d * d;
+    });
+    std::vector<double> mean(width), var(width);
     for (int64_t c = 0; c < width; ++c) {
-      const double a = g[c] / std::sqrt(var[c] + eps);
-      scale[c] = static_cast<float>(a);
-      shift[c] = static_cast<float>(b[c] - mean[c] * a);
+      const double m = sums.a[c] / M;
+      mean[c] = K[c] + m;
+      var[c] = std::max(0.0, sums.b[c] / M - m * m);
     }
     Outputs outs(info.Env());
     auto y = outs.add(data);
     auto meanOut = outs.add(plainDesc({v.C}, dt::f32));
     auto varOut = outs.add(plainDesc({v.C}, dt::f32));
-    float* yp = static_cast<float*>(y.s->data());
+    // y = x * scale + shift; with fuseRelu, `saved` keeps [scale, shift] so the backward can
+    // tell y > 0 from x exactly as this forward did.
+    std::vector<float> affine(2 * width);
+    float* scale = affine.data();
+    float* shift = scale + width;
+    for (int64_t c = 0; c < width; ++c) {
+      const double a = g[c] / std::sqrt(var[c] + eps);
+      scale[c] = static_cast<float>(a);
+      shift[c] = static_cast<float>(b[c] - mean[c] * a);
+    }
     Napi::Value saved = info.Env().Null();
     if (fuseRelu) {
-      auto mask = outs.add(plainDesc({static_cast<int64_t>(data.get_size() / sizeof(float))}, dt::u8));
-      uint8_t* mp = static_cast<uint8_t*>(mask.s->data());
-      channelMap(v, [&](int64_t i, int64_t c) {
-        const float t = xp[i] * scale[c] + shift[c];
-        yp[i] = t > 0.f ? t : 0.f;
-        mp[i] = t > 0.f;
-      });
-      saved = mask.obj;
+      auto keep = outs.add(plainDesc({2 * width}, dt::f32));
+      std::copy(affine.begin(), affine.end(), static_cast<float*>(keep.s->data()));
+      saved = keep.obj;
+    }
+    float* yp = static_cast<float*>(y.s->data());
+    const float* __restrict sc = scale;
+    const float* __restrict sh = shift;
+    if (fuseRelu) {
+      channelMap(v, xp, nullptr, yp, [sc, sh](float xv, float, int64_t c) { return std::max(xv * sc[c] + sh[c], 0.f); });
     } else {
-      channelMap(v, [&](int64_t i, int64_t c) { yp[i] = xp[i] * scale[c] + shift[c]; });
+      channelMap(v, xp, nullptr, yp, [sc, sh](float xv, float, int64_t c) { return xv * sc[c] + sh[c]; });
     }
     float* mo = static_cast<float*>(meanOut.s->data());
     float* vo = static_cast<float*>(varOut.s->data());
@@ -246,23 +330,38 @@ Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
     ChannelView v;
     channelView(data, v);
     const int64_t width = v.Cb * v.B;
-    const size_t elems = data.get_size() / sizeof(float);
-    const uint8_t* mp = nullptr;
+    const float* affine = nullptr;
     if (fuseRelu) {
-      if (saved->type() != dt::u8 || saved->bytes() != elems) throw OpError("'saved' is not the mask batchNormTrain made for this 'x'");
-      mp = static_cast<const uint8_t*>(saved->data());
+      if (saved->type() != dt::f32 || saved->bytes() != static_cast<size_t>(2 * width) * sizeof(float)) {
+        throw OpError("'saved' is not what batchNormTrain saved for this 'x'");
+      }
+      affine = static_cast<const float*>(saved->data());
     }
     const std::vector<float> g = paddedChannels(gamma, v.C, width, "gamma");
     const std::vector<float> mu = paddedChannels(mean, v.C, width, "mean");
     const std::vector<float> var = paddedChannels(variance, v.C, width, "variance");
     const float* xp = static_cast<const float*>(x->as(data).get_data_handle());
     const float* gp = static_cast<const float*>(dy->as(data).get_data_handle());
-    auto grad = [&](int64_t i) { return mp ? (mp[i] ? gp[i] : 0.f) : gp[i]; };
-    const std::vector<double> sg = channelSums(v, [&](int64_t i, int64_t) { return static_cast<double>(grad(i)); });
-    const std::vector<double> sgx = channelSums(v, [&](int64_t i, int64_t c) { return static_cast<double>(grad(i)) * (xp[i] - mu[c]); });
+    const float* __restrict m = mu.data();
+    const float* __restrict sc = affine;
+    const float* __restrict sh = affine ? affine + width : nullptr;
+    // where the fused ReLU passed the gradient: y > 0, recomputed as the forward computed y
+    auto live = [sc, sh](float xv, int64_t c) { return xv * sc[c] + sh[c] > 0.f; };
+    const Sums sums = fuseRelu
+        ? channelSums(v, xp, gp, [m, live](float xv, float dv, int64_t c, float& v1, float& v2) {
+            const float gv = live(xv, c) ? dv : 0.f;
+            v1 = gv;
+            v2 = gv * (xv - m[c]);
+          })
+        : channelSums(v, xp, gp, [m](float xv, float dv, int64_t c, float& v1, float& v2) {
+            v1 = dv;
+            v2 = dv * (xv - m[c]);
+          });
+    const std::vector<double>& sg = sums.a;
+    const std::vector<double>& sgx = sums.b;
 
     const double M = static_cast<double>(v.N * v.S);
-    std::vector<float> a(width), k(width), c0(width);
+    std::vector<float> A(width), Kx(width), C0(width);
     Outputs outs(info.Env());
     auto dx = outs.add(data);
     auto dgamma = outs.add(plainDesc({v.C}, dt::f32));
@@ -271,13 +370,23 @@ Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
     float* db = static_cast<float*>(dbeta.s->data());
     for (int64_t c = 0; c < width; ++c) {
       const double inv = 1.0 / std::sqrt(static_cast<double>(var[c]) + eps);
-      a[c] = static_cast<float>(g[c] * inv);
-      k[c] = static_cast<float>(g[c] * inv * inv * inv * sgx[c] / M);
-      c0[c] = static_cast<float>(-g[c] * inv * sg[c] / M + g[c] * inv * inv * inv * sgx[c] / M * mu[c]);
+      const double k = g[c] * inv * inv * inv * sgx[c] / M;
+      A[c] = static_cast<float>(g[c] * inv);
+      Kx[c] = static_cast<float>(k);
+      C0[c] = static_cast<float>(-g[c] * inv * sg[c] / M + k * mu[c]);
       if (c < v.C) { db[c] = static_cast<float>(sg[c]); dg[c] = static_cast<float>(sgx[c] * inv); }
     }
     float* dxp = static_cast<float*>(dx.s->data());
-    channelMap(v, [&](int64_t i, int64_t c) { dxp[i] = a[c] * grad(i) - k[c] * xp[i] + c0[c]; });
+    const float* __restrict a = A.data();
+    const float* __restrict kx = Kx.data();
+    const float* __restrict c0 = C0.data();
+    if (fuseRelu) {
+      channelMap(v, xp, gp, dxp, [a, kx, c0, live](float xv, float dv, int64_t c) {
+        return a[c] * (live(xv, c) ? dv : 0.f) - kx[c] * xv + c0[c];
+      });
+    } else {
+      channelMap(v, xp, gp, dxp, [a, kx, c0](float xv, float dv, int64_t c) { return a[c] * dv - kx[c] * xv + c0[c]; });
+    }
     outs.commit();
     Napi::Object o = Napi::Object::New(info.Env());
     o.Set("dx", dx.obj);
