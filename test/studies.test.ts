@@ -42,7 +42,7 @@ function assertStudyFiles(dir: string, figures: string[]): void {
   assert.doesNotMatch(html, /<script|https?:\/\/(?!www\.w3\.org\/2000\/svg)/, 'no script, no network');
   assert.equal((html.match(/<svg /g) ?? []).length, figures.length);
   assert.match(html, /resnet study /, 'the command is on the page');
-  assert.deepEqual(readdirSync(join(dir, '..')).filter((f) => f.includes('.tmp-')), [], 'no temp directory left');
+  assert.deepEqual(readdirSync(join(dir, '..')).filter((f) => f.endsWith('.partial')), [], 'no work directory left');
 }
 
 test('degradation: one epoch of plain20 and resnet20, per-epoch errors, runs kept for the other studies', async () => {
@@ -169,10 +169,39 @@ test('bad input: unknown study, earlier results kept unless --force, failed runs
     assert.equal(readFileSync(join(DEG, 'results.json'), 'utf8'), before);
     assert.ok(existsSync(join(DEG, 'runs/resnet20/best.safetensors')));
   }
-  assert.deepEqual(readdirSync(tmp.dir).filter((f) => f.includes('.tmp-') || f.includes('.old-')), []);
+  assert.deepEqual(readdirSync(tmp.dir).filter((f) => f.endsWith('.partial') || f.includes('.old-')), []);
   await assert.rejects(S.runStudy('degradation', tinyOptions(DATA, join(tmp.dir, 'y'), { checkpoints: [weights] })), /takes no --checkpoint/);
   await assert.rejects(S.runStudy('shortcuts', tinyOptions(DATA, join(tmp.dir, 'y'), { archs: ['plain20'] })), /plain net without shortcuts/);
   await assert.rejects(S.runStudy('degradation', tinyOptions(DATA, join(tmp.dir, 'y'), { archs: ['resnet21', 'resnet20'] })), /unknown arch 'resnet21'/);
+});
+
+test('--resume: an interrupted study keeps its nets\' checkpoints and continues them; a different recipe is refused', async () => {
+  const out = join(tmp.dir, 'resume');
+  const opts = { archs: ['plain20', 'resnet20'], epochs: 2 };
+  const ac = new AbortController();
+  let steps = 0;
+  await assert.rejects(S.runStudy('degradation', tinyOptions(DATA, out, {
+    ...opts, signal: ac.signal, onTrainProgress: (label, e) => { if (label === 'resnet20' && e.type === 'step' && ++steps === 10) ac.abort(); },
+  })), (e: Error) => e instanceof S.StudyInterrupted && e.message.includes('--resume'));
+  const work = S.partialDir(out);
+  assert.ok(!existsSync(out), 'nothing in --out until the study is complete');
+  assert.ok(existsSync(join(work, 'runs/plain20/last.safetensors')) && existsSync(join(work, 'runs/resnet20/last.safetensors')));
+  const plain = readFileSync(join(work, 'runs/plain20/metrics.jsonl'), 'utf8');
+
+  // Neither a fresh start nor another recipe may take the interrupted work.
+  await assert.rejects(S.runStudy('degradation', tinyOptions(DATA, out, opts)),
+    (e: Error) => e instanceof InvalidArgumentError && e.message.startsWith(`${work}: holds the work of an interrupted study`) && /--resume/.test(e.message));
+  await assert.rejects(S.runStudy('degradation', tinyOptions(DATA, out, { ...opts, epochs: 3, resume: true })),
+    (e: Error) => e instanceof InvalidArgumentError && /these differ: epochs 2 \(now 3\)/.test(e.message));
+  assert.ok(existsSync(join(work, 'runs/resnet20/last.safetensors')), 'a refused resume keeps the work');
+
+  const r = await S.runStudy('degradation', tinyOptions(DATA, out, { ...opts, resume: true }));
+  const res = r.document.results as import('../src/studies/index.js').DegradationResults;
+  assert.deepEqual(res.nets.map((n) => n.metrics.map((m) => m.epoch)), [[1, 2], [1, 2]], 'both nets finished both epochs');
+  assert.equal(readFileSync(join(out, 'runs/plain20/metrics.jsonl'), 'utf8'), plain, 'the finished net was read back, not retrained');
+  assert.doesNotMatch(r.document.command, /--resume/);
+  assert.ok(!existsSync(work) && !existsSync(join(out, 'study.json')));
+  assertStudyFiles(out, ['errors-plain', 'errors-residual', 'final']);
 });
 
 test('--force replaces earlier results', async () => {

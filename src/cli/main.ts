@@ -153,7 +153,8 @@ addRecipeOptions(program
   .option('--checkpoint <paths...>', 'trained nets to study instead (lesion, paths, responses): .safetensors files or run directories')
   .option('--draws <n>', 'random draws per point (lesion: sets of deleted blocks; paths: sets of branches)')
   .requiredOption('--out <dir>', 'output directory (earlier results are kept unless --force)')
-  .option('--force', 'replace earlier results in --out')
+  .option('--force', 'replace earlier results in --out (and discard an interrupted run of it)')
+  .option('--resume', 'continue an interrupted run of the same study and recipe (its nets resume from their checkpoints)')
   .option('--json', 'print one JSON object {"study","out","files","seconds","finding","results"}')
   .action((name: string, opts: StudyFlags) => studyCommand(name, opts));
 

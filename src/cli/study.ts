@@ -10,7 +10,7 @@ import { recipeConfig, type RecipeFlags } from './recipe.js';
 
 export interface StudyFlags extends RecipeFlags {
   data?: string; epochs?: string; subset?: string; testSubset?: string; seed?: string; archs?: string; checkpoint?: string[];
-  draws?: string; out?: string; force?: boolean; json?: boolean;
+  draws?: string; out?: string; force?: boolean; resume?: boolean; json?: boolean;
 }
 
 export interface ReportFlags { out?: string; json?: boolean }
@@ -22,10 +22,11 @@ function int(v: string | undefined, flag: string, min: number): number | undefin
   return n;
 }
 
-/** The command line as typed (what the page shows), with the thread setting if there is one. */
+/** The command line as typed (what the page shows), with the thread setting if there is one;
+ *  without --resume, so it remakes the results from scratch. */
 function commandLine(): string {
   const env = process.env.RESNET_NUM_THREADS ? `RESNET_NUM_THREADS=${process.env.RESNET_NUM_THREADS} ` : '';
-  return `${env}resnet ${shellJoin(process.argv.slice(2))}`;
+  return `${env}resnet ${shellJoin(process.argv.slice(2).filter((a) => a !== '--resume'))}`;
 }
 
 function trainPrinter(): (label: string, e: ProgressEvent) => void {
@@ -49,7 +50,7 @@ export async function studyCommand(name: string, flags: StudyFlags): Promise<voi
   const ac = new AbortController();
   const onSigint = (): void => {
     if (ac.signal.aborted) process.exit(130);
-    process.stderr.write('\nresnet: stopping after this step (Ctrl-C again to quit now); earlier results are kept\n');
+    process.stderr.write('\nresnet: stopping after this step (Ctrl-C again to quit now); earlier results are kept, and --resume continues this run\n');
     ac.abort();
   };
   process.on('SIGINT', onSigint);
@@ -57,7 +58,7 @@ export async function studyCommand(name: string, flags: StudyFlags): Promise<voi
     const r = await runStudy(name, {
       out: flags.out, data: flags.data, epochs: int(flags.epochs, 'epochs', 1), subset: int(flags.subset, 'subset', 1),
       testSubset: int(flags.testSubset, 'test-subset', 1), seed: int(flags.seed, 'seed', 0), archs, checkpoints: flags.checkpoint,
-      draws: int(flags.draws, 'draws', 1), train: recipeConfig(flags), force: flags.force === true, command: commandLine(),
+      draws: int(flags.draws, 'draws', 1), train: recipeConfig(flags), force: flags.force === true, resume: flags.resume === true, command: commandLine(),
       onMessage: (t) => process.stderr.write(`resnet: ${t}\n`), onTrainProgress: trainPrinter(), signal: ac.signal,
     });
     const finding = getStudy(name).finding(r.document.results);

@@ -1,6 +1,6 @@
 // What every study shares: its options, the output directory (earlier results kept unless
-// `force`; work goes to a temp directory beside it, renamed into place only at the end, so a
-// failed run leaves earlier results intact), training a net with the study's recipe,
+// `force`; work goes to `.<out>.partial` beside it, renamed into place only at the end, so a
+// failed run leaves earlier results intact, and an interrupted one can `resume` its nets), training a net with the study's recipe,
 // loading a trained net from a checkpoint (errors name the file), the test batches in
 // memory, and the error of a net under forward options (lesion, hooks).
 // Not here: what a study measures or draws (one file per study) or the HTML (page.ts).
@@ -14,7 +14,7 @@ import type { ForwardOptions, ResNet } from '../models/resnet.js';
 import { noGrad } from '../tensor/autograd.js';
 import { tidy } from '../tensor/scope.js';
 import { tensor } from '../tensor/tensor.js';
-import { loadCheckpoint, loadRunCheckpoint, type CheckpointMeta, type LoadedCheckpoint } from '../train/checkpoint.js';
+import { BEST, LAST, loadCheckpoint, loadRunCheckpoint, type CheckpointMeta, type LoadedCheckpoint } from '../train/checkpoint.js';
 import { loadSplits, transformsFor } from '../train/data.js';
 import { readMetrics, METRICS, type EpochMetrics } from '../train/metrics.js';
 import { DEFAULT_CONFIG, Trainer, type ProgressEvent, type TrainConfig } from '../train/trainer.js';
@@ -37,8 +37,11 @@ export interface StudyOptions {
   checkpoints?: string[];
   /** Random draws per point (lesion: sets of k deleted blocks; paths: sets of k branches). */
   draws?: number;
-  /** Replace earlier results in `out`. */
+  /** Replace earlier results in `out` (and discard an interrupted run's work). */
   force?: boolean;
+  /** Continue the interrupted run of the same study and recipe: its nets resume from their
+   *  last checkpoints in `.<out>.partial`. */
+  resume?: boolean;
   /** The command line that made the results (shown on the page); default: rebuilt from the options. */
   command?: string;
   /** Other training settings (batch size, lr, workers, ...). */
@@ -70,9 +73,16 @@ export interface TrainedNet {
   secondsPerEpoch: number;
 }
 
-/** The output directory's state: refuses earlier results unless `force`; returns a fresh
- *  temp directory beside it. */
-export function prepareOutput(out: string, force: boolean): string {
+/** Where a study's work goes until it is complete: `.<out>.partial` beside `out`. */
+export function partialDir(out: string): string {
+  const abs = resolve(out);
+  return join(dirname(abs), `.${basename(abs)}.partial`);
+}
+
+/** The output directory's state: refuses earlier results unless `force`, and an interrupted
+ *  run's work unless `resume` (continue it) or `force` (discard it); returns the directory to
+ *  fill and whether it holds earlier work. */
+export function prepareOutput(out: string, force: boolean, resume = false): { dir: string; resumed: boolean } {
   if (!out) throw new InvalidArgumentError('study: --out DIR (the output directory) is required');
   const abs = resolve(out);
   if (existsSync(abs)) {
@@ -83,9 +93,22 @@ export function prepareOutput(out: string, force: boolean): string {
     }
   }
   mkdirSync(dirname(abs), { recursive: true });
-  const tmp = join(dirname(abs), `.${basename(abs)}.tmp-${process.pid}-${Date.now()}`);
-  mkdirSync(tmp);
-  return tmp;
+  const dir = partialDir(out);
+  if (existsSync(dir)) {
+    if (resume) return { dir, resumed: true };
+    if (!force) {
+      throw new InvalidArgumentError(`${dir}: holds the work of an interrupted study for ${out} (${readdirSync(dir).slice(0, 6).join(', ')}); use --resume to continue it or --force to discard it`);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+  mkdirSync(dir);
+  return { dir, resumed: false };
+}
+
+/** True when a study's directory holds a net's checkpoint worth resuming. */
+export function hasResumableWork(dir: string): boolean {
+  const runs = join(dir, 'runs');
+  return existsSync(runs) && readdirSync(runs).some((r) => existsSync(join(runs, r, LAST)) || existsSync(join(runs, r, BEST)));
 }
 
 /** Moves the finished temp directory into place (the earlier results go only now). */
@@ -130,15 +153,27 @@ export function checkArchs(study: string, archs: string[]): void {
   if (dup) throw new InvalidArgumentError(`study ${study}: --archs names ${dup} twice`);
 }
 
+/** A study stopped by its signal; its nets' checkpoints stay for `resume`. */
+export class StudyInterrupted extends ResnetError {
+  constructor(message: string) { super('ERR_INTERRUPTED', message); }
+}
+
 /** Trains one net with the study's recipe into `<dir>/runs/<label>`. */
 export async function trainNet(ctx: StudyContext, label: string, arch: string, extra: Partial<TrainConfig> = {}): Promise<TrainedNet> {
   const c = { ...recipe(ctx.opts), arch, ...extra, out: join(ctx.dir, 'runs', label) };
-  ctx.say(`training ${label} (${c.epochs} epoch(s) on ${c.subset ?? 'all'} ${c.dataset} images)`);
+  // Resuming: a net with a checkpoint continues from it (a finished one is only read back); a
+  // net killed before its first checkpoint starts over.
+  const resume = ctx.opts.resume === true && (existsSync(join(c.out, LAST)) || existsSync(join(c.out, BEST)));
+  ctx.say(`${resume ? 'resuming' : 'training'} ${label} (${c.epochs} epoch(s) on ${c.subset ?? 'all'} ${c.dataset} images)`);
   const r = await new Trainer(c, {
     onProgress: (e) => ctx.opts.onTrainProgress?.(label, e),
     signal: ctx.opts.signal,
+    resume,
+    force: !resume,
   }).run();
-  if (r.interrupted) throw new InvalidArgumentError(`study: interrupted while training ${label}; earlier results in ${ctx.opts.out} are untouched`);
+  if (r.interrupted) {
+    throw new StudyInterrupted(`study: interrupted while training ${label}; earlier results in ${ctx.opts.out} are untouched, and the work so far is kept in ${ctx.dir}: continue it with --resume`);
+  }
   const m: EpochMetrics[] = readMetrics(join(c.out, METRICS));
   const info = archInfo(arch);
   const ck = loadRunCheckpoint(c.out, () => {}, 'last');
@@ -301,6 +336,7 @@ export function commandOf(study: string, o: StudyOptions): string {
   if (o.draws !== undefined) a.push('--draws', String(o.draws));
   a.push('--out', o.out);
   if (o.force) a.push('--force');
+  if (o.resume) a.push('--resume');
   return shellJoin(a);
 }
 

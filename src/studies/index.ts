@@ -1,6 +1,8 @@
 // The studies layer: the paper's and Veit et al.'s arguments as experiments. `runStudy`
 // checks the options, trains or loads the nets, and writes results.json, one SVG and one
-// PNG per plot and index.html into a temp directory that replaces `out` only at the end.
+// PNG per plot and index.html into `.<out>.partial`, which replaces `out` only at the end. An
+// interrupted or killed study leaves its nets' checkpoints there; `resume` continues them,
+// provided the study and its recipe are the same (`study.json` there records them).
 // `writeReport` gathers several study directories into one page, redrawn from their
 // results.json. Nothing here prints: messages go through the options' callbacks.
 
@@ -9,7 +11,7 @@ import { join } from 'node:path';
 import { InvalidArgumentError, DataError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import {
-  commandOf, commitOutput, prepareOutput, setupLine, type Study, type StudyContext, type StudyDocument, type StudyOptions,
+  commandOf, commitOutput, hasResumableWork, prepareOutput, recipe, recipeSummary, setupLine, type Study, type StudyContext, type StudyDocument, type StudyOptions,
 } from './common.js';
 import { degradation } from './degradation.js';
 import { lesion } from './lesion.js';
@@ -19,7 +21,7 @@ import { shortcuts } from './shortcuts.js';
 import { pageHtml, type Section } from './page.js';
 import { checkFonts, svgToPng } from './plot.js';
 
-export { type StudyOptions, type StudyDocument, type Study } from './common.js';
+export { partialDir, StudyInterrupted, type StudyOptions, type StudyDocument, type Study } from './common.js';
 export { degradation, type DegradationResults } from './degradation.js';
 export { lesion, type LesionResults, type LesionNet } from './lesion.js';
 export { paths, pathLengthDistribution, type PathsResults, type PathsNet } from './paths.js';
@@ -70,13 +72,29 @@ export async function runStudy(name: string, opts: StudyOptions): Promise<StudyR
   study.check(opts);
   checkFonts();
   const t0 = performance.now();
-  const dir = prepareOutput(opts.out, opts.force === true);
+  const { dir, resumed } = prepareOutput(opts.out, opts.force === true, opts.resume === true);
   const say = (text: string): void => opts.onMessage?.(text);
   const ctx: StudyContext = { opts, dir, say };
+  let command = opts.command ?? commandOf(name, opts);
+  const identity = studyIdentity(name, opts);
   try {
+    const file = join(dir, STUDY_JSON);
+    if (resumed && existsSync(file)) {
+      const was = JSON.parse(readFileSync(file, 'utf8')) as { identity: Record<string, unknown>; command: string };
+      const differ = Object.keys({ ...was.identity, ...identity })
+        .filter((k) => JSON.stringify(was.identity[k]) !== JSON.stringify(identity[k]));
+      if (differ.length) {
+        throw new InvalidArgumentError(`${dir}: --resume continues the same study with the same settings; these differ: ` +
+          `${differ.map((k) => `${k} ${JSON.stringify(was.identity[k])} (now ${JSON.stringify(identity[k])})`).join(', ')}`);
+      }
+      command = was.command;
+      say(`resuming the study in ${dir}`);
+    } else {
+      writeFileAtomic(file, [enc(`${JSON.stringify({ identity, command }, null, 1)}\n`)]);
+    }
     const { setup, results } = await study.run(ctx);
     const doc: StudyDocument = {
-      format: 1, study: name, title: study.title, command: opts.command ?? commandOf(name, opts), createdAt: new Date().toISOString(),
+      format: 1, study: name, title: study.title, command, createdAt: new Date().toISOString(),
       seconds: (performance.now() - t0) / 1000, setup, results,
     };
     const files = ['results.json'];
@@ -90,13 +108,26 @@ export async function runStudy(name: string, opts: StudyOptions): Promise<StudyR
     sec.files = [...files];
     writeFileAtomic(join(dir, 'index.html'), [enc(pageHtml(`resnet-ts study: ${study.title}`, [sec]))]);
     files.push('index.html');
+    rmSync(join(dir, STUDY_JSON), { force: true });
     commitOutput(dir, opts.out);
     return { out: opts.out, files, document: doc };
   } catch (e) {
-    say(`study ${name} failed; ${opts.out} is as it was`);
-    rmSync(dir, { recursive: true, force: true });
+    if (hasResumableWork(dir)) {
+      say(`study ${name} stopped; ${opts.out} is as it was; the nets trained so far are kept in ${dir} (continue with --resume)`);
+    } else {
+      say(`study ${name} failed; ${opts.out} is as it was`);
+      rmSync(dir, { recursive: true, force: true });
+    }
     throw e;
   }
+}
+
+const STUDY_JSON = 'study.json';
+
+/** What must match for `resume`: the study, its nets and draws, and the training recipe. */
+function studyIdentity(name: string, o: StudyOptions): Record<string, unknown> {
+  const { data: _data, ...r } = recipeSummary(recipe(o));
+  return { study: name, archs: o.archs ?? null, checkpoints: o.checkpoints ?? null, draws: o.draws ?? null, ...r };
 }
 
 /** Reads a study directory's results.json; errors name the file. */
