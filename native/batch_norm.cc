@@ -1,8 +1,8 @@
 // Batch normalization. Training forward (batch statistics, biased variance) and backward are
 // our own kernels (see below for why), optionally fused with ReLU (the forward then saves its
-// per-channel scale and shift, from which the backward recomputes y > 0); inference forward is oneDNN's (use_global_stats), with
-// flags named, never numbered (their values change in 3.x) and scale and shift as separate
-// [C] memories. Running statistics are the caller's job. x: [N, C, H, W], gamma/beta/mean/
+// per-channel scale and shift, from which the backward recomputes y > 0). Inference forward
+// is oneDNN's (use_global_stats), with flags named, never numbered (their values change in
+// 3.x) and scale and shift as separate [C] memories. Running statistics are the caller's job. x: [N, C, H, W], gamma/beta/mean/
 // variance: [C]; outputs keep x's layout.
 #include "common.h"
 
@@ -33,7 +33,7 @@ memory::desc channelsMd(const memory::desc& data) { return plainDesc({data.data.
 // N*H*W values in one float per lane. On a 128x16x28x28 Fashion-MNIST conv output its variance
 // was 3.2e-4 off in relative terms (its plain-layout kernel: 2e-6), and a resnet56 step's
 // weight updates came out 2-6% off PyTorch's float64 answer (PyTorch's float32: 0.2-0.4%).
-// These kernels never let a float sum span more than 64 values (partials go on in double), take
+// These kernels never let a float sum span more than 32 values (partials go on in double), take
 // the variance about a value of the channel, and run on x's own layout when it is
 // channel-blocked, planar or channels-last; any other layout is reordered to planar first.
 // Inference (use_global_stats: nothing to sum) stays on oneDNN.
@@ -43,7 +43,6 @@ memory::desc channelsMd(const memory::desc& data) { return plainDesc({data.data.
 // aBcd8b is B = 8. Channels past C (block padding) are carried with gamma = beta = 0.
 struct ChannelView {
   int64_t N = 0, C = 0, Cb = 0, B = 0, S = 0, nStride = 0, cbStride = 0;
-  int64_t channel(int64_t cb, int64_t lane) const { return cb * B + lane; }
   int64_t base(int64_t n, int64_t cb) const { return n * nStride + cb * cbStride; }
 };
 

@@ -111,7 +111,11 @@ test('batch norm (training, with and without fused ReLU; inference) and its grad
 // that error showed: image-like input (half of it one background value), through a conv, so x
 // is in the conv's layout. The old kernel fails it (variance 5.4e-6 off at N=64).
 test('batch norm training on a conv output at training size: statistics and gradients to float32 rounding', () => {
-  const N = 128; const C = 16; const H = 28;
+  // 16 channels: whole 8- or 16-lane blocks; 17: a padded last block
+  for (const [N, C] of [[128, 16], [16, 17]]) checkConvBatchNorm(N, C, 28);
+});
+
+function checkConvBatchNorm(N: number, C: number, H: number): void {
   const img = Float32Array.from({ length: N * H * H }, () => (rng.next() < 0.5 ? -0.8 : 0.8 + 0.5 * rng.normal()));
   const w = randArray(rng, C * 9, 0.3);
   const gamma = Float32Array.from(randArray(rng, C), (v) => 1 + 0.2 * v);
@@ -145,7 +149,7 @@ test('batch norm training on a conv output at training size: statistics and grad
       assert.ok(err < (k === 'dw' ? 2e-5 : 2e-6), `${what}: ${k} relative error ${err.toExponential(2)} >= 2e-6`);
     }
   }
-});
+}
 
 test('max pool, avg pool (both count_include_pad), relu, add, mul, reshape', () => {
   for (const [N, C, H, W, k, s, p] of [[1, 3, 9, 11, 3, 2, 1], [2, 16, 8, 8, 2, 2, 0], [2, 5, 7, 7, 3, 1, 1], [1, 4, 6, 6, 6, 1, 0], [3, 8, 13, 5, 3, 2, 0]]) {
