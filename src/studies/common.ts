@@ -1,8 +1,9 @@
 // What every study shares: its options, the output directory (earlier results kept unless
 // `force`; work goes to `.<out>.partial` beside it, renamed into place only at the end, so a
-// failed run leaves earlier results intact, and an interrupted one can `resume` its nets), training a net with the study's recipe,
-// loading a trained net from a checkpoint (errors name the file), the test batches in
-// memory, and the error of a net under forward options (lesion, hooks).
+// failed run leaves earlier results intact, and an interrupted one can `resume` its nets),
+// training a net with the study's recipe, loading a trained net from a checkpoint (errors
+// name the file), the test batches in memory, and the error of a net under forward options
+// (lesion, hooks).
 // Not here: what a study measures or draws (one file per study) or the HTML (page.ts).
 
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
@@ -111,7 +112,7 @@ export function hasResumableWork(dir: string): boolean {
   return existsSync(runs) && readdirSync(runs).some((r) => existsSync(join(runs, r, LAST)) || existsSync(join(runs, r, BEST)));
 }
 
-/** Moves the finished temp directory into place (the earlier results go only now). */
+/** Moves the finished work directory into place (the earlier results go only now). */
 export function commitOutput(tmp: string, out: string): void {
   const abs = resolve(out);
   let old: string | null = null;
@@ -336,7 +337,6 @@ export function commandOf(study: string, o: StudyOptions): string {
   if (o.draws !== undefined) a.push('--draws', String(o.draws));
   a.push('--out', o.out);
   if (o.force) a.push('--force');
-  if (o.resume) a.push('--resume');
   return shellJoin(a);
 }
 
