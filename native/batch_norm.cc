@@ -2,8 +2,8 @@
 // our own kernels (see below for why), optionally fused with ReLU (the forward then saves its
 // per-channel scale and shift, from which the backward recomputes y > 0). Inference forward
 // is oneDNN's (use_global_stats), with flags named, never numbered (their values change in
-// 3.x) and scale and shift as separate [C] memories. Running statistics are the caller's job. x: [N, C, H, W], gamma/beta/mean/
-// variance: [C]; outputs keep x's layout.
+// 3.x) and scale and shift as separate [C] memories. Running statistics are the caller's job.
+// x: [N, C, H, W], gamma/beta/mean/variance: [C]; outputs keep x's layout.
 #include "common.h"
 
 #include <omp.h>
@@ -192,10 +192,23 @@ void channelMap(const ChannelView& v, const float* x, const float* dy, float* ou
   }
 }
 
-/// The layout training runs on: x's own when channelView() takes it, else planar.
-memory::desc trainDesc(const memory::desc& x) {
+/// The layout a training call runs on (x's own when channelView() takes it, else planar), its
+/// view, and the padded channel count.
+struct TrainLayout {
+  memory::desc data;
   ChannelView v;
-  return channelView(x, v) ? x : plainDesc(dimsOf(x), dt::f32);
+  int64_t width = 0;
+};
+
+TrainLayout trainLayout(const memory::desc& x) {
+  TrainLayout t;
+  t.data = x;
+  if (!channelView(x, t.v)) {
+    t.data = plainDesc(dimsOf(x), dt::f32);
+    channelView(t.data, t.v);
+  }
+  t.width = t.v.Cb * t.v.B;
+  return t;
 }
 
 /// [padded C] copy of a [C] parameter, zero past C.
@@ -209,7 +222,7 @@ std::vector<float> paddedChannels(Storage* s, int64_t C, int64_t width, const ch
 }
 
 // batchNormTrain(x, gamma, beta, eps, fuseRelu) -> { y, mean, variance, saved | null }
-// saved (fuseRelu): one byte per element of y's buffer, 1 where y > 0.
+// saved (fuseRelu): [scale, shift] over the padded channels, y = max(x * scale + shift, 0).
 Napi::Value BatchNormTrain(const Napi::CallbackInfo& info) {
   return guarded(info, "batchNormTrain", [&]() -> Napi::Value {
     Storage* x = Storage::From(info[0], "x");
@@ -219,10 +232,7 @@ Napi::Value BatchNormTrain(const Napi::CallbackInfo& info) {
     const bool fuseRelu = boolArg(info, 4, "fuseRelu");
     if (x->md().data.ndims < 3) throw OpError("'x' must be [N, C, spatial...]");
     if (x->type() != dt::f32) throw OpError("'x' must be float32");
-    const memory::desc data = trainDesc(x->md());
-    ChannelView v;
-    channelView(data, v);
-    const int64_t width = v.Cb * v.B;
+    const auto [data, v, width] = trainLayout(x->md());
     const std::vector<float> g = paddedChannels(gamma, v.C, width, "gamma");
     const std::vector<float> b = paddedChannels(beta, v.C, width, "beta");
     const float* xp = static_cast<const float*>(x->as(data).get_data_handle());
@@ -309,8 +319,9 @@ Napi::Value BatchNormInfer(const Napi::CallbackInfo& info) {
 
 // batchNormBackward(dy, x, gamma, mean, variance, saved | null, eps, fuseRelu)
 //   -> { dx, dgamma, dbeta }
-// With g = dy (masked by saved where fused), xhat = (x - mean) / sigma, M = N * spatial:
-// dbeta = sum g, dgamma = sum g * xhat, dx = gamma / sigma * (g - dbeta / M - xhat * dgamma / M).
+// With g = dy (zero where the fused ReLU cut it, as `saved` tells), xhat = (x - mean) / sigma,
+// M = N * spatial: dbeta = sum g, dgamma = sum g * xhat,
+// dx = gamma / sigma * (g - dbeta / M - xhat * dgamma / M).
 Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
   return guarded(info, "batchNormBackward", [&]() -> Napi::Value {
     Storage* dy = Storage::From(info[0], "dy");
@@ -321,14 +332,11 @@ Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
     Storage* saved = optionalStorage(info, 5, "saved");
     const float eps = static_cast<float>(numArg(info, 6, "eps"));
     const bool fuseRelu = boolArg(info, 7, "fuseRelu");
-    if (fuseRelu && !saved) throw OpError("fuseRelu needs the 'saved' mask of batchNormTrain");
+    if (fuseRelu && !saved) throw OpError("fuseRelu needs what batchNormTrain saved ('saved')");
     if (x->md().data.ndims < 3) throw OpError("'x' must be [N, C, spatial...]");
     if (x->type() != dt::f32 || dy->type() != dt::f32) throw OpError("'x' and 'dy' must be float32");
     if (dimsOf(dy->md()) != dimsOf(x->md())) throw OpError("'dy' must have the shape of 'x'");
-    const memory::desc data = trainDesc(x->md());
-    ChannelView v;
-    channelView(data, v);
-    const int64_t width = v.Cb * v.B;
+    const auto [data, v, width] = trainLayout(x->md());
     const float* affine = nullptr;
     if (fuseRelu) {
       if (saved->type() != dt::f32 || saved->bytes() != static_cast<size_t>(2 * width) * sizeof(float)) {
@@ -360,7 +368,7 @@ Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
     const std::vector<double>& sgx = sums.b;
 
     const double M = static_cast<double>(v.N * v.S);
-    std::vector<float> A(width), Kx(width), C0(width);
+    std::vector<float> A(width), Kx(width), C0(width);  // dx = A * g - Kx * (x - mean) + C0
     Outputs outs(info.Env());
     auto dx = outs.add(data);
     auto dgamma = outs.add(plainDesc({v.C}, dt::f32));
@@ -369,10 +377,9 @@ Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
     float* db = static_cast<float*>(dbeta.s->data());
     for (int64_t c = 0; c < width; ++c) {
       const double inv = 1.0 / std::sqrt(static_cast<double>(var[c]) + eps);
-      const double k = g[c] * inv * inv * inv * sgx[c] / M;
       A[c] = static_cast<float>(g[c] * inv);
-      Kx[c] = static_cast<float>(k);
-      C0[c] = static_cast<float>(-g[c] * inv * sg[c] / M + k * mu[c]);
+      Kx[c] = static_cast<float>(g[c] * inv * inv * inv * sgx[c] / M);
+      C0[c] = static_cast<float>(-g[c] * inv * sg[c] / M);
       if (c < v.C) { db[c] = static_cast<float>(sg[c]); dg[c] = static_cast<float>(sgx[c] * inv); }
     }
     float* dxp = static_cast<float*>(dx.s->data());
@@ -380,11 +387,11 @@ Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
     const float* __restrict kx = Kx.data();
     const float* __restrict c0 = C0.data();
     if (fuseRelu) {
-      channelMap(v, xp, gp, dxp, [a, kx, c0, live](float xv, float dv, int64_t c) {
-        return a[c] * (live(xv, c) ? dv : 0.f) - kx[c] * xv + c0[c];
+      channelMap(v, xp, gp, dxp, [a, kx, c0, m, live](float xv, float dv, int64_t c) {
+        return a[c] * (live(xv, c) ? dv : 0.f) - kx[c] * (xv - m[c]) + c0[c];
       });
     } else {
-      channelMap(v, xp, gp, dxp, [a, kx, c0](float xv, float dv, int64_t c) { return a[c] * dv - kx[c] * xv + c0[c]; });
+      channelMap(v, xp, gp, dxp, [a, kx, c0, m](float xv, float dv, int64_t c) { return a[c] * dv - kx[c] * (xv - m[c]) + c0[c]; });
     }
     outs.commit();
     Napi::Object o = Napi::Object::New(info.Env());
@@ -406,7 +413,7 @@ Napi::Value batchNormImplInfo(Napi::Env env, const std::string& kind, const Napi
     const auto& pd = inferPd(data, 1e-5f, fuseRelu)->pd;
     return describePd(env, pd, {{"src", pd.src_desc()}, {"dst", pd.dst_desc()}});
   }
-  const memory::desc run = trainDesc(data);
+  const memory::desc run = trainLayout(data).data;
   Napi::Object o = Napi::Object::New(env);
   o.Set("impl", std::string("rn:bnorm_f64acc") + (run == data ? "" : ":reorder"));
   o.Set("src", formatName(run));

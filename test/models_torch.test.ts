@@ -28,7 +28,7 @@ const CASES = [
   // layer3.7's output ReLU is 3.6e-6 from zero, and native's float32 forward (1e-6 off) puts
   // it on the other side of the kink, so every gradient below that block moves by ~5e-3.
   // Native's logits, loss and running statistics are still checked; its gradients are checked
-  // at depth by the resnet20 case and by native.test.ts's batch-norm precision test.
+  // at depth by the resnet20 case and by agreement.test.ts's batch-norm precision test.
   { fixture: 'resnet56_cifar', arch: 'resnet56', opts: { inChannels: 1, numClasses: 10 }, gradsOn: ['reference'] },
 ] as const;
 
