@@ -3,7 +3,8 @@
 // per-channel scale and shift, from which the backward recomputes y > 0). Inference forward
 // is oneDNN's (use_global_stats), with flags named, never numbered (their values change in
 // 3.x) and scale and shift as separate [C] memories. Running statistics are the caller's job.
-// x: [N, C, H, W], gamma/beta/mean/variance: [C]; outputs keep x's layout.
+// x: [N, C, H, W], gamma/beta/mean/variance: [C]; outputs keep x's layout and type (f32, or
+// bf16 under mixed precision: read and written as bf16, every sum and statistic in f32/f64).
 #include "common.h"
 
 #include <omp.h>
@@ -38,7 +39,7 @@ memory::desc channelsMd(const memory::desc& data) { return plainDesc({data.data.
 // channel-blocked, planar or channels-last; any other layout is reordered to planar first.
 // Inference (use_global_stats: nothing to sum) stays on oneDNN.
 
-// A 4-D (or wider) f32 layout seen as [N][Cb][S][B]: B channels contiguous, S spatial
+// A 4-D (or wider) f32 or bf16 layout seen as [N][Cb][S][B]: B channels contiguous, S spatial
 // positions B apart, Cb channel blocks. Planar NCHW is B = 1; channels-last is Cb = 1, B = C;
 // aBcd8b is B = 8. Channels past C (block padding) are carried with gamma = beta = 0.
 struct ChannelView {
@@ -48,7 +49,7 @@ struct ChannelView {
 
 bool channelView(const memory::desc& md, ChannelView& v) {
   const dnnl_memory_desc_t& d = md.data;
-  if (d.data_type != dnnl_f32 || d.format_kind != dnnl_blocked || d.ndims < 3 || d.offset0 != 0) return false;
+  if ((d.data_type != dnnl_f32 && d.data_type != dnnl_bf16) || d.format_kind != dnnl_blocked || d.ndims < 3 || d.offset0 != 0) return false;
   const auto& b = d.format_desc.blocking;
   v.N = d.dims[0];
   v.C = d.dims[1];
@@ -87,9 +88,10 @@ bool channelView(const memory::desc& md, ChannelView& v) {
 // the positions when B = 1).
 constexpr int64_t CHUNK = 32;
 
-// s1[c] += sum f1, s2[c] += sum f2 over one plane; f(x, dyOrZero, lane, &v1, &v2).
-template <int64_t LANES, class F>
-inline void planeSums(const float* __restrict x, const float* __restrict dy, int64_t S, int64_t lanes, F f,
+// s1[c] += sum f1, s2[c] += sum f2 over one plane; f(x, dyOrZero, lane, &v1, &v2). T is the
+// element type (float or bf16_t), loaded as float.
+template <int64_t LANES, class T, class F>
+inline void planeSums(const T* __restrict x, const T* __restrict dy, int64_t S, int64_t lanes, F f,
                       double* __restrict s1, double* __restrict s2, float* __restrict t1, float* __restrict t2) {
   const int64_t B = LANES ? LANES : lanes;
   for (int64_t s0 = 0; s0 < S; s0 += CHUNK) {
@@ -99,7 +101,7 @@ inline void planeSums(const float* __restrict x, const float* __restrict dy, int
 #pragma omp simd reduction(+ : a, b)
       for (int64_t s = s0; s < e; ++s) {
         float v1, v2;
-        f(x[s], dy ? dy[s] : 0.f, 0, v1, v2);
+        f(loadF(x, s), dy ? loadF(dy, s) : 0.f, 0, v1, v2);
         a += v1;
         b += v2;
       }
@@ -110,12 +112,12 @@ inline void planeSums(const float* __restrict x, const float* __restrict dy, int
     std::fill(t1, t1 + B, 0.f);
     std::fill(t2, t2 + B, 0.f);
     for (int64_t s = s0; s < e; ++s) {
-      const float* __restrict xs = x + s * B;
-      const float* __restrict ds = dy ? dy + s * B : nullptr;
+      const T* __restrict xs = x + s * B;
+      const T* __restrict ds = dy ? dy + s * B : nullptr;
 #pragma omp simd
       for (int64_t l = 0; l < B; ++l) {
         float v1, v2;
-        f(xs[l], ds ? ds[l] : 0.f, l, v1, v2);
+        f(loadF(xs, l), ds ? loadF(ds, l) : 0.f, l, v1, v2);
         t1[l] += v1;
         t2[l] += v2;
       }
@@ -127,8 +129,8 @@ inline void planeSums(const float* __restrict x, const float* __restrict dy, int
 // Per-channel [Cb * B] double sums over every plane (see planeSums), in parallel.
 struct Sums { std::vector<double> a, b; };
 
-template <class F>
-Sums channelSums(const ChannelView& v, const float* x, const float* dy, F f) {
+template <class T, class F>
+Sums channelSums(const ChannelView& v, const T* x, const T* dy, F f) {
   const int64_t width = v.Cb * v.B;
   const int nthr = omp_get_max_threads();
   std::vector<double> part(static_cast<size_t>(nthr) * width * 2, 0.0);
@@ -141,8 +143,8 @@ Sums channelSums(const ChannelView& v, const float* x, const float* dy, F f) {
       for (int64_t cb = 0; cb < v.Cb; ++cb) {
         const int64_t at = v.base(n, cb), c0 = cb * v.B;
         auto g = [&](float xv, float dv, int64_t l, float& v1, float& v2) { f(xv, dv, c0 + l, v1, v2); };
-        const float* xs = x + at;
-        const float* ds = dy ? dy + at : nullptr;
+        const T* xs = x + at;
+        const T* ds = dy ? dy + at : nullptr;
         double* s1 = acc + c0;
         double* s2 = acc + width + c0;
         // the lane count known at compile time for the blocked layouts (AVX2: 8, AVX-512: 16)
@@ -161,30 +163,31 @@ Sums channelSums(const ChannelView& v, const float* x, const float* dy, F f) {
 }
 
 // out = f(x, dy, channel) over one plane.
-template <int64_t LANES, class F>
-inline void planeMap(const float* __restrict x, const float* __restrict dy, float* __restrict out, int64_t S,
+template <int64_t LANES, class T, class F>
+inline void planeMap(const T* __restrict x, const T* __restrict dy, T* __restrict out, int64_t S,
                      int64_t lanes, int64_t c0, F f) {
   const int64_t B = LANES ? LANES : lanes;
   if (B == 1) {
 #pragma omp simd
-    for (int64_t s = 0; s < S; ++s) out[s] = f(x[s], dy ? dy[s] : 0.f, c0);
+    for (int64_t s = 0; s < S; ++s) storeF(out, s, f(loadF(x, s), dy ? loadF(dy, s) : 0.f, c0));
     return;
   }
   for (int64_t s = 0; s < S; ++s) {
 #pragma omp simd
-    for (int64_t l = 0; l < B; ++l) out[s * B + l] = f(x[s * B + l], dy ? dy[s * B + l] : 0.f, c0 + l);
+    for (int64_t l = 0; l < B; ++l)
+      storeF(out, s * B + l, f(loadF(x, s * B + l), dy ? loadF(dy, s * B + l) : 0.f, c0 + l));
   }
 }
 
 // out[i] = f(x[i], dy[i], channel) over every element, in parallel.
-template <class F>
-void channelMap(const ChannelView& v, const float* x, const float* dy, float* out, F f) {
+template <class T, class F>
+void channelMap(const ChannelView& v, const T* x, const T* dy, T* out, F f) {
 #pragma omp parallel for schedule(static) collapse(2)
   for (int64_t n = 0; n < v.N; ++n) {
     for (int64_t cb = 0; cb < v.Cb; ++cb) {
       const int64_t at = v.base(n, cb), c0 = cb * v.B;
-      const float* xs = x + at;
-      const float* ds = dy ? dy + at : nullptr;
+      const T* xs = x + at;
+      const T* ds = dy ? dy + at : nullptr;
       if (v.B == 8) planeMap<8>(xs, ds, out + at, v.S, v.B, c0, f);
       else if (v.B == 16) planeMap<16>(xs, ds, out + at, v.S, v.B, c0, f);
       else planeMap<0>(xs, ds, out + at, v.S, v.B, c0, f);
@@ -204,7 +207,7 @@ TrainLayout trainLayout(const memory::desc& x) {
   TrainLayout t;
   t.data = x;
   if (!channelView(x, t.v)) {
-    t.data = plainDesc(dimsOf(x), dt::f32);
+    t.data = plainDesc(dimsOf(x), x.data_type() == dt::bf16 ? dt::bf16 : dt::f32);
     channelView(t.data, t.v);
   }
   t.width = t.v.Cb * t.v.B;
@@ -223,26 +226,20 @@ std::vector<float> paddedChannels(Storage* s, int64_t C, int64_t width, const ch
 
 // batchNormTrain(x, gamma, beta, eps, fuseRelu) -> { y, mean, variance, saved | null }
 // saved (fuseRelu): [scale, shift] over the padded channels, y = max(x * scale + shift, 0).
-Napi::Value BatchNormTrain(const Napi::CallbackInfo& info) {
-  return guarded(info, "batchNormTrain", [&]() -> Napi::Value {
-    Storage* x = Storage::From(info[0], "x");
-    Storage* gamma = Storage::From(info[1], "gamma");
-    Storage* beta = Storage::From(info[2], "beta");
-    const float eps = static_cast<float>(numArg(info, 3, "eps"));
-    const bool fuseRelu = boolArg(info, 4, "fuseRelu");
-    if (x->md().data.ndims < 3) throw OpError("'x' must be [N, C, spatial...]");
-    if (x->type() != dt::f32) throw OpError("'x' must be float32");
+template <class T>
+Napi::Value batchNormTrain(const Napi::CallbackInfo& info, Storage* x, Storage* gamma, Storage* beta, float eps,
+                           bool fuseRelu) {
     const auto [data, v, width] = trainLayout(x->md());
     const std::vector<float> g = paddedChannels(gamma, v.C, width, "gamma");
     const std::vector<float> b = paddedChannels(beta, v.C, width, "beta");
-    const float* xp = static_cast<const float*>(x->as(data).get_data_handle());
+    const T* xp = static_cast<const T*>(x->as(data).get_data_handle());
     const double M = static_cast<double>(v.N * v.S);
     // One pass: sums of d = x - K and d^2 about a value K of each channel (its first), so the
     // variance E[d^2] - E[d]^2 does not cancel even for a mean far from zero.
     std::vector<float> K(width, 0.f);
-    for (int64_t cb = 0; cb < v.Cb; ++cb) for (int64_t l = 0; l < v.B; ++l) K[cb * v.B + l] = xp[v.base(0, cb) + l];
+    for (int64_t cb = 0; cb < v.Cb; ++cb) for (int64_t l = 0; l < v.B; ++l) K[cb * v.B + l] = loadF(xp, v.base(0, cb) + l);
     const float* __restrict k = K.data();
-    const Sums sums = channelSums(v, xp, nullptr, [k](float xv, float, int64_t c, float& v1, float& v2) {
+    const Sums sums = channelSums(v, xp, static_cast<const T*>(nullptr), [k](float xv, float, int64_t c, float& v1, float& v2) {
       const float d = xv - k[c];
       v1 = d;
       v2 = d * d;
@@ -273,13 +270,13 @@ Napi::Value BatchNormTrain(const Napi::CallbackInfo& info) {
       std::copy(affine.begin(), affine.end(), static_cast<float*>(keep.s->data()));
       saved = keep.obj;
     }
-    float* yp = static_cast<float*>(y.s->data());
+    T* yp = static_cast<T*>(y.s->data());
     const float* __restrict sc = scale;
     const float* __restrict sh = shift;
     if (fuseRelu) {
-      channelMap(v, xp, nullptr, yp, [sc, sh](float xv, float, int64_t c) { return std::max(xv * sc[c] + sh[c], 0.f); });
+      channelMap(v, xp, static_cast<const T*>(nullptr), yp, [sc, sh](float xv, float, int64_t c) { return std::max(xv * sc[c] + sh[c], 0.f); });
     } else {
-      channelMap(v, xp, nullptr, yp, [sc, sh](float xv, float, int64_t c) { return xv * sc[c] + sh[c]; });
+      channelMap(v, xp, static_cast<const T*>(nullptr), yp, [sc, sh](float xv, float, int64_t c) { return xv * sc[c] + sh[c]; });
     }
     float* mo = static_cast<float*>(meanOut.s->data());
     float* vo = static_cast<float*>(varOut.s->data());
@@ -291,6 +288,19 @@ Napi::Value BatchNormTrain(const Napi::CallbackInfo& info) {
     o.Set("variance", varOut.obj);
     o.Set("saved", saved);
     return o;
+}
+
+Napi::Value BatchNormTrain(const Napi::CallbackInfo& info) {
+  return guarded(info, "batchNormTrain", [&]() -> Napi::Value {
+    Storage* x = Storage::From(info[0], "x");
+    Storage* gamma = Storage::From(info[1], "gamma");
+    Storage* beta = Storage::From(info[2], "beta");
+    const float eps = static_cast<float>(numArg(info, 3, "eps"));
+    const bool fuseRelu = boolArg(info, 4, "fuseRelu");
+    if (x->md().data.ndims < 3) throw OpError("'x' must be [N, C, spatial...]");
+    if (!isFloat(x->type())) throw OpError("'x' must be float32");
+    return x->type() == dt::bf16 ? batchNormTrain<bf16_t>(info, x, gamma, beta, eps, fuseRelu)
+                                 : batchNormTrain<float>(info, x, gamma, beta, eps, fuseRelu);
   });
 }
 
@@ -322,20 +332,10 @@ Napi::Value BatchNormInfer(const Napi::CallbackInfo& info) {
 // With g = dy (zero where the fused ReLU cut it, as `saved` tells), xhat = (x - mean) / sigma,
 // M = N * spatial: dbeta = sum g, dgamma = sum g * xhat,
 // dx = gamma / sigma * (g - dbeta / M - xhat * dgamma / M).
-Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
-  return guarded(info, "batchNormBackward", [&]() -> Napi::Value {
-    Storage* dy = Storage::From(info[0], "dy");
-    Storage* x = Storage::From(info[1], "x");
-    Storage* gamma = Storage::From(info[2], "gamma");
-    Storage* mean = Storage::From(info[3], "mean");
-    Storage* variance = Storage::From(info[4], "variance");
-    Storage* saved = optionalStorage(info, 5, "saved");
-    const float eps = static_cast<float>(numArg(info, 6, "eps"));
-    const bool fuseRelu = boolArg(info, 7, "fuseRelu");
-    if (fuseRelu && !saved) throw OpError("fuseRelu needs what batchNormTrain saved ('saved')");
-    if (x->md().data.ndims < 3) throw OpError("'x' must be [N, C, spatial...]");
-    if (x->type() != dt::f32 || dy->type() != dt::f32) throw OpError("'x' and 'dy' must be float32");
-    if (dimsOf(dy->md()) != dimsOf(x->md())) throw OpError("'dy' must have the shape of 'x'");
+// dy is read in x's layout and type; dx comes out in them.
+template <class T>
+Napi::Value batchNormBackward(const Napi::CallbackInfo& info, Storage* dy, Storage* x, Storage* gamma, Storage* mean,
+                              Storage* variance, Storage* saved, float eps, bool fuseRelu) {
     const auto [data, v, width] = trainLayout(x->md());
     const float* affine = nullptr;
     if (fuseRelu) {
@@ -347,8 +347,8 @@ Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
     const std::vector<float> g = paddedChannels(gamma, v.C, width, "gamma");
     const std::vector<float> mu = paddedChannels(mean, v.C, width, "mean");
     const std::vector<float> var = paddedChannels(variance, v.C, width, "variance");
-    const float* xp = static_cast<const float*>(x->as(data).get_data_handle());
-    const float* gp = static_cast<const float*>(dy->as(data).get_data_handle());
+    const T* xp = static_cast<const T*>(x->as(data).get_data_handle());
+    const T* gp = static_cast<const T*>(dy->as(data).get_data_handle());
     const float* __restrict m = mu.data();
     const float* __restrict sc = affine;
     const float* __restrict sh = affine ? affine + width : nullptr;
@@ -382,7 +382,7 @@ Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
       C0[c] = static_cast<float>(-g[c] * inv * sg[c] / M);
       if (c < v.C) { db[c] = static_cast<float>(sg[c]); dg[c] = static_cast<float>(sgx[c] * inv); }
     }
-    float* dxp = static_cast<float*>(dx.s->data());
+    T* dxp = static_cast<T*>(dx.s->data());
     const float* __restrict a = A.data();
     const float* __restrict kx = Kx.data();
     const float* __restrict c0 = C0.data();
@@ -399,6 +399,24 @@ Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
     o.Set("dgamma", dgamma.obj);
     o.Set("dbeta", dbeta.obj);
     return o;
+}
+
+Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, "batchNormBackward", [&]() -> Napi::Value {
+    Storage* dy = Storage::From(info[0], "dy");
+    Storage* x = Storage::From(info[1], "x");
+    Storage* gamma = Storage::From(info[2], "gamma");
+    Storage* mean = Storage::From(info[3], "mean");
+    Storage* variance = Storage::From(info[4], "variance");
+    Storage* saved = optionalStorage(info, 5, "saved");
+    const float eps = static_cast<float>(numArg(info, 6, "eps"));
+    const bool fuseRelu = boolArg(info, 7, "fuseRelu");
+    if (fuseRelu && !saved) throw OpError("fuseRelu needs what batchNormTrain saved ('saved')");
+    if (x->md().data.ndims < 3) throw OpError("'x' must be [N, C, spatial...]");
+    if (!isFloat(x->type()) || !isFloat(dy->type())) throw OpError("'x' and 'dy' must be float32");
+    if (dimsOf(dy->md()) != dimsOf(x->md())) throw OpError("'dy' must have the shape of 'x'");
+    return x->type() == dt::bf16 ? batchNormBackward<bf16_t>(info, dy, x, gamma, mean, variance, saved, eps, fuseRelu)
+                                 : batchNormBackward<float>(info, dy, x, gamma, mean, variance, saved, eps, fuseRelu);
   });
 }
 

@@ -1,5 +1,6 @@
 // Elementwise binary ops on same-shaped tensors: add and mul over oneDNN's binary primitive
-// (in a's layout, or b's when a is plain and b is not; the other input is reordered), and
+// (in a's layout, or b's when a is plain and b is not; the other input is reordered; bf16
+// when both are bf16, else f32), and
 // the in-place y = alpha * y + beta * x used for gradient accumulation. The latter is a loop
 // over the whole buffer: x is first brought to y's desc, and padding is zero in both, so it
 // stays zero. int32 inputs use plain loops.
@@ -26,7 +27,8 @@ void zipPlain(Storage* a, Storage* b, Storage* out, F f) {
 Napi::Value binaryOp(const Napi::CallbackInfo& info, dnnl::algorithm alg) {
   Storage* a = Storage::From(info[0], "a");
   Storage* b = Storage::From(info[1], "b");
-  if (a->type() != b->type()) throw OpError("'a' and 'b' must have the same dtype");
+  if (a->type() != b->type() && !(isFloat(a->type()) && isFloat(b->type())))
+    throw OpError("'a' and 'b' must have the same dtype");
   Outputs outs(info.Env());
   if (a->type() == dt::s32) {
     auto y = outs.add(plainDesc(dimsOf(a->md()), dt::s32));
@@ -35,9 +37,10 @@ Napi::Value binaryOp(const Napi::CallbackInfo& info, dnnl::algorithm alg) {
     outs.commit();
     return y.obj;
   }
-  if (a->type() != dt::f32) throw OpError("'a' must be float32 or int32");
+  if (!isFloat(a->type())) throw OpError("'a' must be float32 or int32");
   const bool useB = isPlain(a->md()) && !isPlain(b->md()) && dimsOf(a->md()) == dimsOf(b->md());
-  const memory::desc md = useB ? b->md() : a->md();
+  // bf16 + bf16 stays bf16 (mixed precision); f32 with bf16 is computed in f32
+  const memory::desc md = withType(useB ? b->md() : a->md(), a->type() == b->type() ? a->type() : dt::f32);
   auto e = cached<Binary>(Key("binary").i(static_cast<int64_t>(alg)).md(md), [&] {
     return Binary::primitive_desc(Binary::desc(alg, md, md, md), defaultAttr(), eng());
   });
@@ -64,6 +67,8 @@ Napi::Value AxpbyInPlace(const Napi::CallbackInfo& info) {
     Storage* y = Storage::From(info[0], "y");
     Storage* x = Storage::From(info[1], "x");
     const double alpha = numArg(info, 2, "alpha"), beta = numArg(info, 3, "beta");
+    // an accumulator is f32: a bf16 one (a bf16 activation's first gradient) is widened first
+    if (y->type() == dt::bf16) y->convertTo(withType(y->md(), dt::f32));
     const memory xm = x->as(y->md());
     const int64_t n = static_cast<int64_t>(y->bytes() / 4);
     if (y->type() == dt::f32) {

@@ -11,6 +11,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
@@ -243,6 +244,37 @@ std::vector<int64_t> geometryArg(const Napi::CallbackInfo& info, size_t i, const
 std::vector<int64_t> geometryFields(const Napi::Object& o, const std::vector<const char*>& names);
 double numArg(const Napi::CallbackInfo& info, size_t i, const char* what);
 bool boolArg(const Napi::CallbackInfo& info, size_t i, const char* what);
+/// bf16 mixed precision: a storage may hold bf16 where the tensor above it says float32 (the
+/// output of a bf16 convolution and the activations after it); as() converts for a reader
+/// that needs f32, so only hot ops need to know.
+inline bool isFloat(dt t) { return t == dt::f32 || t == dt::bf16; }
+/// A desc with md's layout (strides and blocks are in elements) and another data type.
+memory::desc withType(const memory::desc& md, dt type);
+/// The precision field of implInfo() params ("bf16" -> bf16, else f32).
+dt implInfoPrecision(const Napi::Object& p);
+
+/// One bf16 value (the upper half of an IEEE float), for our own kernels' loops.
+struct bf16_t { uint16_t bits; };
+inline float loadF(const float* p, int64_t i) { return p[i]; }
+inline float loadF(const bf16_t* p, int64_t i) {
+  const uint32_t u = static_cast<uint32_t>(p[i].bits) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+inline void storeF(float* p, int64_t i, float v) { p[i] = v; }
+/// Round to nearest even, as oneDNN's and PyTorch's conversions; a NaN stays a (quiet) NaN.
+inline void storeF(bf16_t* p, int64_t i, float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, sizeof u);
+  const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
+  const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  p[i].bits = static_cast<uint16_t>(nan ? ((u >> 16) | 0x40u) : r);
+}
+
+/// The compute type a precision argument names: "bf16" -> bf16; "fp32", null, undefined or
+/// a missing argument -> f32.
+dt precisionArg(const Napi::CallbackInfo& info, size_t i);
 Napi::Object objArg(const Napi::CallbackInfo& info, size_t i, const char* what);
 
 // ---- registration: each family file adds its exports ------------------------------
@@ -284,18 +316,21 @@ struct ConvShapes {
   memory::dims src, wei, bias, dst, strides, dil, padL, padR;
 };
 ConvShapes convShapes(const ConvGeom& g);
+/// `type` is the compute precision: f32, or bf16 (src, weights and dst bf16; bias f32).
 dnnl::convolution_forward::primitive_desc convFwdPd(
     const ConvGeom& g, bool bias, const dnnl::primitive_attr& attr,
-    dnnl::prop_kind prop = dnnl::prop_kind::forward_training);
+    dnnl::prop_kind prop = dnnl::prop_kind::forward_training, dt type = dt::f32);
+/// bf16: diff_dst, weights and diff_src bf16.
 dnnl::convolution_backward_data::primitive_desc convBwdDataPd(
     const ConvGeom& g, const dnnl::convolution_forward::primitive_desc& hint,
-    const dnnl::primitive_attr& attr);
+    const dnnl::primitive_attr& attr, dt type = dt::f32);
 /// The layout oneDNN's convolutions leave an activation of these dims ([N, C, H, W]) in on
 /// this CPU (e.g. aBcd8b with AVX2, aBcd16b with AVX-512): the layout to pick for an op
 /// that has no input to copy it from.
 memory::desc preferredActivationDesc(const memory::dims& nchw);
+/// bf16: src and diff_dst bf16; diff_weights and diff_bias stay f32 (they feed the f32 SGD).
 dnnl::convolution_backward_weights::primitive_desc convBwdWeightsPd(
     const ConvGeom& g, bool bias, const dnnl::convolution_forward::primitive_desc& hint,
-    const dnnl::primitive_attr& attr);
+    const dnnl::primitive_attr& attr, dt type = dt::f32);
 
 }  // namespace rn

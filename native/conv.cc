@@ -3,6 +3,11 @@
 // (a mixed fixed/any set sends oneDNN to its ref/gemm kernels, REFERENCE.md section 5);
 // inputs are reordered to the chosen layouts through the storages' copy caches, outputs
 // stay in the layout oneDNN chose. Backward primitives take the forward pd as their hint.
+// Precision bf16 (mixed precision, Kalamkar et al. 2019): src, weights, dst and the data
+// gradients in bf16, bias and the weight gradients in f32; an f32 input (the network's
+// image, the f32 master weights) is converted through its storage's copy cache, so a
+// weight is converted once per update (SGD invalidates the copy), and once for good in
+// inference.
 // x: [N, C, H, W], w: [K, C/groups, R, S], b: [K], y: [N, K, OH, OW].
 #include "common.h"
 
@@ -46,10 +51,11 @@ ConvShapes convShapes(const ConvGeom& g) {
 
 namespace {
 
-memory::desc anyMd(const memory::dims& d) { return memory::desc(d, dt::f32, tag::any); }
+memory::desc anyMd(const memory::dims& d, dt type = dt::f32) { return memory::desc(d, type, tag::any); }
 
-Key geomKey(const char* op, const ConvGeom& g) {
+Key geomKey(const char* op, const ConvGeom& g, dt type) {
   Key k(op);
+  k.i(static_cast<int64_t>(type));
   for (int64_t v : {g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.OH, g.OW, g.strideH, g.strideW, g.padH,
                     g.padW, g.dilH, g.dilW, g.groups})
     k.i(v);
@@ -59,29 +65,29 @@ Key geomKey(const char* op, const ConvGeom& g) {
 }  // namespace
 
 dnnl::convolution_forward::primitive_desc convFwdPd(const ConvGeom& g, bool bias,
-                                                    const dnnl::primitive_attr& attr, dnnl::prop_kind prop) {
+                                                    const dnnl::primitive_attr& attr, dnnl::prop_kind prop, dt type) {
   const ConvShapes s = convShapes(g);
   dnnl::convolution_forward::desc d(prop, dnnl::algorithm::convolution_direct,
-                                    anyMd(s.src), anyMd(s.wei), bias ? anyMd(s.bias) : memory::desc(),
-                                    anyMd(s.dst), s.strides, s.dil, s.padL, s.padR);
+                                    anyMd(s.src, type), anyMd(s.wei, type), bias ? anyMd(s.bias) : memory::desc(),
+                                    anyMd(s.dst, type), s.strides, s.dil, s.padL, s.padR);
   return dnnl::convolution_forward::primitive_desc(d, attr, eng());
 }
 
 dnnl::convolution_backward_data::primitive_desc convBwdDataPd(
     const ConvGeom& g, const dnnl::convolution_forward::primitive_desc& hint,
-    const dnnl::primitive_attr& attr) {
+    const dnnl::primitive_attr& attr, dt type) {
   const ConvShapes s = convShapes(g);
-  dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, anyMd(s.src), anyMd(s.wei),
-                                          anyMd(s.dst), s.strides, s.dil, s.padL, s.padR);
+  dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, anyMd(s.src, type), anyMd(s.wei, type),
+                                          anyMd(s.dst, type), s.strides, s.dil, s.padL, s.padR);
   return dnnl::convolution_backward_data::primitive_desc(d, attr, eng(), hint);
 }
 
 dnnl::convolution_backward_weights::primitive_desc convBwdWeightsPd(
     const ConvGeom& g, bool bias, const dnnl::convolution_forward::primitive_desc& hint,
-    const dnnl::primitive_attr& attr) {
+    const dnnl::primitive_attr& attr, dt type) {
   const ConvShapes s = convShapes(g);
-  dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, anyMd(s.src), anyMd(s.wei),
-                                             bias ? anyMd(s.bias) : memory::desc(), anyMd(s.dst), s.strides,
+  dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, anyMd(s.src, type), anyMd(s.wei),
+                                             bias ? anyMd(s.bias) : memory::desc(), anyMd(s.dst, type), s.strides,
                                              s.dil, s.padL, s.padR);
   return dnnl::convolution_backward_weights::primitive_desc(d, attr, eng(), hint);
 }
@@ -106,48 +112,50 @@ using Fwd = dnnl::convolution_forward;
 using BwdData = dnnl::convolution_backward_data;
 using BwdWeights = dnnl::convolution_backward_weights;
 
-std::shared_ptr<Cached<Fwd>> fwd(const ConvGeom& g, bool bias) {
-  return cached<Fwd>(geomKey("conv_fwd", g).i(bias), [&] { return convFwdPd(g, bias, defaultAttr()); });
+std::shared_ptr<Cached<Fwd>> fwd(const ConvGeom& g, bool bias, dt type) {
+  return cached<Fwd>(geomKey("conv_fwd", g, type).i(bias), [&] {
+    return convFwdPd(g, bias, defaultAttr(), dnnl::prop_kind::forward_training, type);
+  });
 }
 
 // Inference: forward_inference with post-ops. `sum` adds the residual already copied into
 // dst (append_sum), then `relu` clamps: y = relu(conv(x, w) + b + residual), one pass over y.
-std::shared_ptr<Cached<Fwd>> fwdFused(const ConvGeom& g, bool bias, bool sum, bool relu) {
-  return cached<Fwd>(geomKey("conv_fwd_fused", g).i(bias).i(sum).i(relu), [&] {
+std::shared_ptr<Cached<Fwd>> fwdFused(const ConvGeom& g, bool bias, bool sum, bool relu, dt type) {
+  return cached<Fwd>(geomKey("conv_fwd_fused", g, type).i(bias).i(sum).i(relu), [&] {
     dnnl::post_ops po;
     if (sum) po.append_sum(1.f);
     if (relu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
     dnnl::primitive_attr attr = defaultAttr();
     attr.set_post_ops(po);
-    return convFwdPd(g, bias, attr, dnnl::prop_kind::forward_inference);
+    return convFwdPd(g, bias, attr, dnnl::prop_kind::forward_inference, type);
   });
 }
 
-std::shared_ptr<Cached<BwdData>> bwdData(const ConvGeom& g) {
-  return cached<BwdData>(geomKey("conv_bwd_data", g), [&] {
-    return convBwdDataPd(g, fwd(g, false)->pd, defaultAttr());
+std::shared_ptr<Cached<BwdData>> bwdData(const ConvGeom& g, dt type) {
+  return cached<BwdData>(geomKey("conv_bwd_data", g, type), [&] {
+    return convBwdDataPd(g, fwd(g, false, type)->pd, defaultAttr(), type);
   });
 }
 
-std::shared_ptr<Cached<BwdWeights>> bwdWeights(const ConvGeom& g, bool bias) {
-  return cached<BwdWeights>(geomKey("conv_bwd_weights", g).i(bias), [&] {
-    return convBwdWeightsPd(g, bias, fwd(g, bias)->pd, defaultAttr());
+std::shared_ptr<Cached<BwdWeights>> bwdWeights(const ConvGeom& g, bool bias, dt type) {
+  return cached<BwdWeights>(geomKey("conv_bwd_weights", g, type).i(bias), [&] {
+    return convBwdWeightsPd(g, bias, fwd(g, bias, type)->pd, defaultAttr(), type);
   });
 }
 
-// conv2d(x, w, b | null, geometry) -> y
+// conv2d(x, w, b | null, geometry, precision?) -> y
 Napi::Value Conv2d(const Napi::CallbackInfo& info) {
   return guarded(info, "conv2d", [&]() -> Napi::Value {
     Storage* x = Storage::From(info[0], "x");
     Storage* w = Storage::From(info[1], "w");
     Storage* b = optionalStorage(info, 2, "b");
     const ConvGeom g = convGeom(geometryArg(info, 3, kConvFields));
-    auto e = fwd(g, b != nullptr);
+    auto e = fwd(g, b != nullptr, precisionArg(info, 4));
     return executeWithOutput(info.Env(), *e, weightedForwardArgs(e->pd, x, w, b), e->pd.dst_desc());
   });
 }
 
-// conv2dFused(x, w, b | null, geometry, residual | null, relu) -> y, inference only.
+// conv2dFused(x, w, b | null, geometry, residual | null, relu, precision?) -> y, inference only.
 Napi::Value Conv2dFused(const Napi::CallbackInfo& info) {
   return guarded(info, "conv2dFused", [&]() -> Napi::Value {
     Storage* x = Storage::From(info[0], "x");
@@ -158,7 +166,7 @@ Napi::Value Conv2dFused(const Napi::CallbackInfo& info) {
     const bool relu = boolArg(info, 5, "relu");
     if (r && numelOf(dimsOf(r->md())) != g.N * g.K * g.OH * g.OW)
       throw OpError("residual must have the output's shape [N, K, OH, OW]");
-    auto e = fwdFused(g, b != nullptr, r != nullptr, relu);
+    auto e = fwdFused(g, b != nullptr, r != nullptr, relu, precisionArg(info, 6));
     auto args = weightedForwardArgs(e->pd, x, w, b);
     Outputs outs(info.Env());
     auto y = outs.add(e->pd.dst_desc());
@@ -170,26 +178,26 @@ Napi::Value Conv2dFused(const Napi::CallbackInfo& info) {
   });
 }
 
-// conv2dBackwardData(dy, w, geometry) -> dx
+// conv2dBackwardData(dy, w, geometry, precision?) -> dx
 Napi::Value Conv2dBackwardData(const Napi::CallbackInfo& info) {
   return guarded(info, "conv2dBackwardData", [&]() -> Napi::Value {
     Storage* dy = Storage::From(info[0], "dy");
     Storage* w = Storage::From(info[1], "w");
     const ConvGeom g = convGeom(geometryArg(info, 2, kConvFields));
-    auto e = bwdData(g);
+    auto e = bwdData(g, precisionArg(info, 3));
     return executeWithOutput(info.Env(), *e, {{DNNL_ARG_DIFF_DST, dy->as(e->pd.diff_dst_desc())}, {DNNL_ARG_WEIGHTS, w->as(e->pd.weights_desc())}},
                              e->pd.diff_src_desc(), DNNL_ARG_DIFF_SRC);
   });
 }
 
-// conv2dBackwardWeights(x, dy, geometry, withBias) -> { dw, db | null }
+// conv2dBackwardWeights(x, dy, geometry, withBias, precision?) -> { dw, db | null } (f32)
 Napi::Value Conv2dBackwardWeights(const Napi::CallbackInfo& info) {
   return guarded(info, "conv2dBackwardWeights", [&]() -> Napi::Value {
     Storage* x = Storage::From(info[0], "x");
     Storage* dy = Storage::From(info[1], "dy");
     const ConvGeom g = convGeom(geometryArg(info, 2, kConvFields));
     const bool withBias = boolArg(info, 3, "withBias");
-    return executeBackwardWeights(info.Env(), *bwdWeights(g, withBias), x, dy, withBias);
+    return executeBackwardWeights(info.Env(), *bwdWeights(g, withBias, precisionArg(info, 4)), x, dy, withBias);
   });
 }
 
@@ -200,18 +208,19 @@ Napi::Value convImplInfo(Napi::Env env, const std::string& kind, const Napi::Obj
     return Napi::Value();
   const ConvGeom g = convGeom(geometryFields(p, kConvFields));
   const bool bias = p.Has("withBias") && p.Get("withBias").ToBoolean().Value();
+  const dt type = implInfoPrecision(p);
   if (kind == "conv2d" || kind == "conv2dFused") {
     const bool sum = p.Has("residual") && p.Get("residual").ToBoolean().Value();
     const bool relu = p.Has("relu") && p.Get("relu").ToBoolean().Value();
-    const auto& pd = kind == "conv2d" ? fwd(g, bias)->pd : fwdFused(g, bias, sum, relu)->pd;
+    const auto& pd = kind == "conv2d" ? fwd(g, bias, type)->pd : fwdFused(g, bias, sum, relu, type)->pd;
     return describePd(env, pd, {{"src", pd.src_desc()}, {"weights", pd.weights_desc()}, {"dst", pd.dst_desc()}});
   }
   if (kind == "conv2dBackwardData") {
-    const auto& pd = bwdData(g)->pd;
+    const auto& pd = bwdData(g, type)->pd;
     return describePd(env, pd, {{"diffDst", pd.diff_dst_desc()}, {"weights", pd.weights_desc()},
                                 {"diffSrc", pd.diff_src_desc()}});
   }
-  const auto& pd = bwdWeights(g, bias)->pd;
+  const auto& pd = bwdWeights(g, bias, type)->pd;
   return describePd(env, pd, {{"src", pd.src_desc()}, {"diffDst", pd.diff_dst_desc()},
                               {"diffWeights", pd.diff_weights_desc()}});
 }

@@ -1,6 +1,6 @@
 // Elementwise unary ops over oneDNN eltwise primitives, in x's own layout: relu (forward as
 // relu_use_dst_for_bwd, so the backward needs only y), its backward, and y = alpha * x + beta
-// (eltwise_linear). oneDNN keeps the channel padding of blocked layouts zero, which a raw
+// (eltwise_linear), in x's own type (f32, or bf16 under mixed precision). oneDNN keeps the channel padding of blocked layouts zero, which a raw
 // loop with beta != 0 would not. int32 affine (labels, counters) is a plain loop.
 #include "common.h"
 
@@ -37,7 +37,7 @@ Napi::Value runFwd(const Napi::CallbackInfo& info, Storage* x, dnnl::algorithm a
 Napi::Value Relu(const Napi::CallbackInfo& info) {
   return guarded(info, "relu", [&]() -> Napi::Value {
     Storage* x = Storage::From(info[0], "x");
-    if (x->type() != dt::f32) throw OpError("'x' must be float32");
+    if (!isFloat(x->type())) throw OpError("'x' must be float32");
     return runFwd(info, x, kRelu, 0.f, 0.f, true);
   });
 }
@@ -58,7 +58,7 @@ Napi::Value AffineScalar(const Napi::CallbackInfo& info) {
   return guarded(info, "affineScalar", [&]() -> Napi::Value {
     Storage* x = Storage::From(info[0], "x");
     const double alpha = numArg(info, 1, "alpha"), beta = numArg(info, 2, "beta");
-    if (x->type() == dt::f32)
+    if (isFloat(x->type()))  // bf16 stays bf16 (mixed precision)
       return runFwd(info, x, dnnl::algorithm::eltwise_linear, static_cast<float>(alpha), static_cast<float>(beta),
                     false);
     if (x->type() != dt::s32) throw OpError("'x' must be float32 or int32");

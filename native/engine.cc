@@ -203,6 +203,14 @@ bool boolArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
   return info[i].As<Napi::Boolean>().Value();
 }
 
+dt precisionArg(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || info[i].IsNull() || info[i].IsUndefined()) return dt::f32;
+  const std::string s = info[i].IsString() ? info[i].As<Napi::String>().Utf8Value() : "";
+  if (s == "fp32") return dt::f32;
+  if (s == "bf16") return dt::bf16;
+  throw OpError("'precision' must be 'fp32' or 'bf16'");
+}
+
 Napi::Object objArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
   if (i >= info.Length() || !info[i].IsObject()) throw OpError(std::string("'") + what + "' must be an object");
   return info[i].As<Napi::Object>();

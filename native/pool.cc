@@ -1,5 +1,6 @@
 // Max and average 2-D pooling (incl. global) over oneDNN, forward and backward. The src
-// layout is x's own, dst is chosen by oneDNN (format_tag::any). Max pool's forward runs as
+// layout and type (f32, or bf16 under mixed precision) are x's own, dst's layout is chosen
+// by oneDNN (format_tag::any). Max pool's forward runs as
 // forward_training and returns its workspace as `saved` (which also remembers the forward
 // src desc, so the backward can rebuild the forward pd as its hint). Padding is symmetric
 // (PyTorch, floor mode). x: [N, C, H, W], y: [N, C, OH, OW].
@@ -45,7 +46,7 @@ dnnl::algorithm avgAlg(bool countIncludePad) {
 
 std::shared_ptr<Cached<Fwd>> fwd(dnnl::algorithm alg, const memory::desc& src, const PoolGeom& g) {
   return cached<Fwd>(poolKey("pool_fwd", alg, src, g), [&] {
-    Fwd::desc d(dnnl::prop_kind::forward_training, alg, src, memory::desc(g.dst(), dt::f32, tag::any),
+    Fwd::desc d(dnnl::prop_kind::forward_training, alg, src, memory::desc(g.dst(), src.data_type(), tag::any),
                 g.strides(), g.kernel(), g.padL(), g.padR());
     return Fwd::primitive_desc(d, defaultAttr(), eng());
   });
@@ -129,7 +130,7 @@ Napi::Value poolImplInfo(Napi::Env env, const std::string& kind, const Napi::Obj
   const PoolGeom g = poolGeom(geometryFields(p, kPoolFields));
   const std::string fmt = p.Has("format") && p.Get("format").IsString() ? p.Get("format").As<Napi::String>().Utf8Value()
                                                                           : "plain";
-  const memory::desc src = descFromFormat(g.src(), dt::f32, fmt);
+  const memory::desc src = descFromFormat(g.src(), implInfoPrecision(p), fmt);
   if (kind == "maxPool2d" || kind == "avgPool2d") {
     const auto& pd = fwd(alg, src, g)->pd;
     return describePd(env, pd, {{"src", pd.src_desc()}, {"dst", pd.dst_desc()}});

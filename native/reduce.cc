@@ -33,6 +33,15 @@ Napi::Value Sum(const Napi::CallbackInfo& info) {
     Storage* x = Storage::From(info[0], "x");
     const int64_t n = static_cast<int64_t>(x->bytes() / 4);
     Outputs outs(info.Env());
+    if (x->type() == dt::bf16) {  // summed as the f32 it stands for
+      const memory m = x->as(withType(x->md(), dt::f32));
+      const double s = sumAll<float, double>(static_cast<const float*>(m.get_data_handle()),
+                                             static_cast<int64_t>(x->bytes() / 2));
+      auto y = outs.add(plainDesc({1}, dt::f32));
+      *static_cast<float*>(y.s->data()) = static_cast<float>(s);
+      outs.commit();
+      return y.obj;
+    }
     if (x->type() == dt::f32) {
       const double s = sumAll<float, double>(static_cast<const float*>(x->data()), n);
       auto y = outs.add(plainDesc({1}, dt::f32));

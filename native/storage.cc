@@ -1,4 +1,5 @@
-// Storage: a JS object wrapping one dnnl::memory (f32, s32, or a primitive's u8/s32
+// Storage: a JS object wrapping one dnnl::memory (f32, s32, bf16 standing in for f32 under
+// mixed precision, or a primitive's u8/s32
 // workspace) in any oneDNN layout, plus a small cache of reordered copies keyed by memory
 // desc. Public data is plain row-major: fromArray() makes plain memory, read() reorders to
 // plain. Buffers come from the pool in buffers.cc. Invariants: copies are valid only while the primary is unchanged (in-place writers
@@ -71,11 +72,23 @@ memory::desc descFromFormat(const memory::dims& dims, dt type, const std::string
   throw OpError("unknown format '" + name + "'");
 }
 
+memory::desc withType(const memory::desc& md, dt type) {
+  memory::desc out = md;
+  out.data.data_type = static_cast<dnnl_data_type_t>(type);
+  return out;
+}
+
+dt implInfoPrecision(const Napi::Object& p) {
+  return p.Has("precision") && p.Get("precision").IsString() &&
+                 p.Get("precision").As<Napi::String>().Utf8Value() == "bf16"
+             ? dt::bf16 : dt::f32;
+}
+
 memory::desc implInfoDesc(const Napi::Object& p) {
   const memory::dims dims = toDims(p.Get("shape"), "shape");
   const std::string fmt = p.Has("format") && p.Get("format").IsString()
                               ? p.Get("format").As<Napi::String>().Utf8Value() : "plain";
-  return descFromFormat(dims, dt::f32, fmt);
+  return descFromFormat(dims, implInfoPrecision(p), fmt);
 }
 
 memory::dims toDims(const Napi::Value& v, const char* what) {
@@ -182,7 +195,8 @@ void Storage::setPrimary(const memory::desc& md, void* ptr, size_t bytes) {
 }
 
 Storage::Copy Storage::makeCopy(const memory::desc& want) {
-  if (want.data_type() != type()) throw OpError("storage has another data type than the op needs");
+  if (want.data_type() != type() && !(isFloat(want.data_type()) && isFloat(type())))
+    throw OpError("storage has another data type than the op needs");
   const memory::dims have = dimsOf(md_), need = dimsOf(want);
   if (numelOf(have) != numelOf(need)) throw OpError("storage has another element count than the op needs");
   const size_t bytes = want.get_size();
@@ -192,7 +206,7 @@ Storage::Copy Storage::makeCopy(const memory::desc& want) {
     if (have == need) {
       reorderInto(mem_, c.mem);
     } else if (isPlain(md_)) {  // same elements, other dims: a plain view, then reorder
-      reorderInto(memory(plainDesc(need, type()), eng(), ptr_), c.mem);
+      reorderInto(memory(plainDesc(need, type()), eng(), ptr_), c.mem);  // (converts f32 <-> bf16 too)
     } else {
       const memory::desc tmpMd = plainDesc(have, type());
       const size_t tmpBytes = tmpMd.get_size();
@@ -304,7 +318,7 @@ Napi::Value Read(const Napi::CallbackInfo& info) {
     const size_t n = static_cast<size_t>(numelOf(dims));
     Napi::TypedArray out;
     void* dst;
-    if (s->type() == dt::f32) {
+    if (s->type() == dt::f32 || s->type() == dt::bf16) {  // bf16 is read as the f32 it stands for
       auto a = Napi::Float32Array::New(info.Env(), n);
       dst = a.Data();
       out = a;
@@ -316,7 +330,7 @@ Napi::Value Read(const Napi::CallbackInfo& info) {
       throw OpError("this storage is an op's workspace, not readable data");
     }
     if (n == 0) return out;
-    const memory::desc plain = plainDesc(dims, s->type());
+    const memory::desc plain = plainDesc(dims, s->type() == dt::bf16 ? dt::f32 : s->type());
     if (s->md() == plain) std::memcpy(dst, s->data(), n * 4);
     else reorderInto(s->mem(), memory(plain, eng(), dst));
     return out;
@@ -369,7 +383,7 @@ Napi::Value Describe(const Napi::CallbackInfo& info) {
     for (size_t k = 0; k < d.size(); ++k) dims.Set(static_cast<uint32_t>(k), static_cast<double>(d[k]));
     o.Set("dims", dims);
     const dt t = s->type();
-    o.Set("dtype", t == dt::f32 ? "float32" : t == dt::s32 ? "int32" : t == dt::u8 ? "uint8" : "other");
+    o.Set("dtype", t == dt::f32 ? "float32" : t == dt::s32 ? "int32" : t == dt::bf16 ? "bfloat16" : t == dt::u8 ? "uint8" : "other");
     o.Set("format", formatName(s->md()));
     o.Set("bytes", static_cast<double>(s->bytes()));
     return o;

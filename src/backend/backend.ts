@@ -5,6 +5,14 @@
 // row-major (NCHW for 4-D); a backend may keep storage in an internal layout between calls.
 
 export type DType = 'float32' | 'int32';
+
+/** A convolution's compute precision. 'bf16' is mixed precision (Kalamkar et al. 2019): its
+ *  inputs are rounded to bfloat16 (round to nearest even) and its output is bfloat16, summed
+ *  in float32 (native) or float64 (reference); weight and bias gradients stay float32. A
+ *  backend may keep a bf16 result in bf16 storage: the tensor above still says float32 and
+ *  reads back as float32. */
+export type Precision = 'fp32' | 'bf16';
+export const PRECISIONS: readonly Precision[] = ['fp32', 'bf16'];
 export type Shape = readonly number[];
 export type TypedArrayFor<D extends DType> = D extends 'float32' ? Float32Array : Int32Array;
 
@@ -77,12 +85,15 @@ export interface Backend {
   live(): { count: number; bytes: number };
 
   // ---- convolution (x: [N, C, H, W], w: [K, C/groups, R, S], b: [K]) ---------------------
-  conv2d(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry): Storage;
-  conv2dBackwardData(dy: Storage, w: Storage, g: Conv2dGeometry): Storage;
-  conv2dBackwardWeights(x: Storage, dy: Storage, g: Conv2dGeometry, withBias: boolean): { dw: Storage; db: Storage | null };
+  // `precision` defaults to 'fp32'.
+  conv2d(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry, precision?: Precision): Storage;
+  conv2dBackwardData(dy: Storage, w: Storage, g: Conv2dGeometry, precision?: Precision): Storage;
+  conv2dBackwardWeights(x: Storage, dy: Storage, g: Conv2dGeometry, withBias: boolean, precision?: Precision):
+    { dw: Storage; db: Storage | null };
   /** Inference only: y = conv(x, w) + b, plus `residual` ([N, K, OH, OW]) if given, then
    *  ReLU if `relu`; one pass (native: oneDNN sum and eltwise post-ops). No backward. */
-  conv2dFused(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry, residual: Storage | null, relu: boolean): Storage;
+  conv2dFused(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry, residual: Storage | null, relu: boolean,
+    precision?: Precision): Storage;
 
   // ---- batch norm (x: [N, C, H, W], gamma/beta/mean/variance: [C]) -----------------------
   /** Training mode: batch statistics (biased variance). `saved` is whatever the backward

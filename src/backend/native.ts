@@ -11,13 +11,14 @@ import { fileURLToPath } from 'node:url';
 
 import { NativeError, NativeLoadError } from '../errors.js';
 import type {
-  Backend, BackendInfo, Conv2dGeometry, DType, Pool2dGeometry, SgdParams, Shape, Storage,
+  Backend, BackendInfo, Conv2dGeometry, DType, Pool2dGeometry, Precision, SgdParams, Shape, Storage,
 } from './backend.js';
 
 /** Where a storage's memory is and how it is laid out (tests and debugging). */
 export interface NativeStorageInfo {
   readonly dims: number[];
-  readonly dtype: 'float32' | 'int32' | 'uint8' | 'other';
+  /** 'bfloat16': a bf16 result standing in for float32 (mixed precision). */
+  readonly dtype: 'float32' | 'int32' | 'bfloat16' | 'uint8' | 'other';
   /** oneDNN's tag name of the layout, e.g. "abcd" (plain NCHW) or "aBcd16b" (nChw16c). */
   readonly format: string;
   readonly bytes: number;
@@ -32,11 +33,11 @@ export interface NativeImplInfo {
 
 /** Kinds accepted by `implInfo`, and their params. */
 export type NativeImplKind =
-  | 'conv2d' | 'conv2dBackwardData' | 'conv2dBackwardWeights'         // Conv2dGeometry & { withBias? }
-  | 'conv2dFused'                                                      // Conv2dGeometry & { withBias?, residual?, relu? }
-  | 'batchNormTrain' | 'batchNormInfer' | 'batchNormBackward'       // { shape, format?, fuseRelu? }
-  | 'relu' | 'reluBackward' | 'affineScalar'                        // { shape, format? }
-  | 'maxPool2d' | 'maxPool2dBackward' | 'avgPool2d' | 'avgPool2dBackward'; // Pool2dGeometry & { format?, countIncludePad? }
+  | 'conv2d' | 'conv2dBackwardData' | 'conv2dBackwardWeights'         // Conv2dGeometry & { withBias?, precision? }
+  | 'conv2dFused'                                                      // Conv2dGeometry & { withBias?, residual?, relu?, precision? }
+  | 'batchNormTrain' | 'batchNormInfer' | 'batchNormBackward'       // { shape, format?, fuseRelu?, precision? }
+  | 'relu' | 'reluBackward' | 'affineScalar'                        // { shape, format?, precision? }
+  | 'maxPool2d' | 'maxPool2dBackward' | 'avgPool2d' | 'avgPool2dBackward'; // Pool2dGeometry & { format?, countIncludePad?, precision? }
 
 export type ConvPass = 'forward' | 'backward_data' | 'backward_weights';
 
@@ -59,11 +60,12 @@ export interface NativeAddon {
   trimPool(): void;
 
   // A geometry is an object or (faster) a Float64Array of its fields in declaration order.
-  conv2d(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry | Float64Array): Storage;
-  conv2dFused(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry | Float64Array, residual: Storage | null, relu: boolean): Storage;
-  conv2dBackwardData(dy: Storage, w: Storage, g: Conv2dGeometry | Float64Array): Storage;
-  conv2dBackwardWeights(x: Storage, dy: Storage, g: Conv2dGeometry | Float64Array, withBias: boolean):
-    { dw: Storage; db: Storage | null };
+  conv2d(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry | Float64Array, precision?: Precision): Storage;
+  conv2dFused(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry | Float64Array, residual: Storage | null,
+    relu: boolean, precision?: Precision): Storage;
+  conv2dBackwardData(dy: Storage, w: Storage, g: Conv2dGeometry | Float64Array, precision?: Precision): Storage;
+  conv2dBackwardWeights(x: Storage, dy: Storage, g: Conv2dGeometry | Float64Array, withBias: boolean,
+    precision?: Precision): { dw: Storage; db: Storage | null };
 
   batchNormTrain(x: Storage, gamma: Storage, beta: Storage, eps: number, fuseRelu: boolean):
     { y: Storage; mean: Storage; variance: Storage; saved: Storage | null };
@@ -232,18 +234,20 @@ export class NativeBackend implements Backend {
   }
 
   // ---- convolution --------------------------------------------------------------------
-  conv2d(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry): Storage {
-    return this.call('conv2d', () => this.addon.conv2d(x, w, b, packConv(g)));
+  conv2d(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry, precision: Precision = 'fp32'): Storage {
+    return this.call('conv2d', () => this.addon.conv2d(x, w, b, packConv(g), precision));
   }
-  conv2dFused(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry, residual: Storage | null, relu: boolean): Storage {
-    return this.call('conv2dFused', () => this.addon.conv2dFused(x, w, b, packConv(g), residual, relu));
+  conv2dFused(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry, residual: Storage | null, relu: boolean,
+    precision: Precision = 'fp32'): Storage {
+    return this.call('conv2dFused', () => this.addon.conv2dFused(x, w, b, packConv(g), residual, relu, precision));
   }
-  conv2dBackwardData(dy: Storage, w: Storage, g: Conv2dGeometry): Storage {
-    return this.call('conv2dBackwardData', () => this.addon.conv2dBackwardData(dy, w, packConv(g)));
+  conv2dBackwardData(dy: Storage, w: Storage, g: Conv2dGeometry, precision: Precision = 'fp32'): Storage {
+    return this.call('conv2dBackwardData', () => this.addon.conv2dBackwardData(dy, w, packConv(g), precision));
   }
-  conv2dBackwardWeights(x: Storage, dy: Storage, g: Conv2dGeometry, withBias: boolean):
+  conv2dBackwardWeights(x: Storage, dy: Storage, g: Conv2dGeometry, withBias: boolean, precision: Precision = 'fp32'):
     { dw: Storage; db: Storage | null } {
-    return this.call('conv2dBackwardWeights', () => this.addon.conv2dBackwardWeights(x, dy, packConv(g), withBias));
+    return this.call('conv2dBackwardWeights',
+      () => this.addon.conv2dBackwardWeights(x, dy, packConv(g), withBias, precision));
   }
 
   // ---- batch norm -----------------------------------------------------------------------

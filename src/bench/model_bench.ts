@@ -5,13 +5,14 @@
 // Not here: the peers, or any judgement of the numbers.
 
 import { performance } from 'node:perf_hooks';
-import type { Backend } from '../backend/backend.js';
+import type { Backend, Precision } from '../backend/backend.js';
 import { getBackend } from '../backend/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { archInfo, createModel } from '../models/registry.js';
 import { fuseForInference } from '../models/fused.js';
 import { SGD } from '../optim/sgd.js';
 import { noGrad } from '../tensor/autograd.js';
+import { autocast } from '../tensor/precision.js';
 import { crossEntropy } from '../tensor/ops/loss.js';
 import { randn, Rng } from '../tensor/random.js';
 import { tidy } from '../tensor/scope.js';
@@ -33,6 +34,8 @@ export interface ModelBenchOptions {
   warmup?: number;
   /** Inference through the fused, BN-folded net (default) or the plain eval forward. */
   fused?: boolean;
+  /** Convolution precision (default 'fp32'): bf16 is mixed precision as the Trainer runs it. */
+  precision?: Precision;
   backend?: Backend;
 }
 
@@ -43,6 +46,7 @@ export interface ModelBenchResult {
   backend: string;
   input: [number, number];
   fused: boolean;
+  precision: Precision;
   ms_per_batch: number;
   images_per_sec: number;
   /** Every timed run, in ms, in order. */
@@ -76,6 +80,7 @@ export function benchModel(opts: ModelBenchOptions): ModelBenchResult {
   const x = randn([batch, model.inChannels, input[0], input[1]], rng, { backend });
   const labels = tensor(Int32Array.from({ length: batch }, (_, i) => i % classes), [batch], { dtype: 'int32', backend });
   const fused = opts.mode === 'infer' && (opts.fused ?? true);
+  const precision = opts.precision ?? 'fp32';
   const times: number[] = [];
   let step: () => void;
   let release = (): void => {};
@@ -84,7 +89,7 @@ export function benchModel(opts: ModelBenchOptions): ModelBenchResult {
     const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 1e-4 });
     step = () => {
       tidy(() => {
-        const loss = crossEntropy(model.forward(x), labels);
+        const loss = autocast(precision, () => crossEntropy(model.forward(x), labels));
         loss.backward();
         loss.item();
       });
@@ -93,12 +98,12 @@ export function benchModel(opts: ModelBenchOptions): ModelBenchResult {
     };
   } else if (fused) {
     model.eval();
-    const net = fuseForInference(model);
+    const net = fuseForInference(model, { precision });
     release = () => net.dispose();
     step = () => tidy(() => { net.forward(x).toFloat32Array(); });
   } else {
     model.eval();
-    step = () => tidy(() => { noGrad(() => model.forward(x)).toFloat32Array(); });
+    step = () => tidy(() => { noGrad(() => autocast(precision, () => model.forward(x))).toFloat32Array(); });
   }
   try {
     for (let i = 0; i < warmup + runs; i++) {
@@ -114,7 +119,7 @@ export function benchModel(opts: ModelBenchOptions): ModelBenchResult {
   }
   const ms = median(times);
   return {
-    arch: opts.arch, batch, mode: opts.mode, backend: backend.name, input, fused,
+    arch: opts.arch, batch, mode: opts.mode, backend: backend.name, input, fused, precision,
     ms_per_batch: ms, images_per_sec: (batch * 1000) / ms, runs_ms: times,
   };
 }

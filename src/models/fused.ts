@@ -7,15 +7,19 @@
 // (a BN *before* a conv cannot be folded into it exactly at zero-padded borders, so a
 // pre-activation unit keeps its bn1). Activations stay in oneDNN's blocked layouts from the
 // stem to the pooling. The folded weights are a snapshot: fuse again after the model's
-// weights or running statistics change. Not here: training (there is no backward).
+// weights or running statistics change. With precision 'bf16' the convolutions run in bf16
+// (the folded weights are converted once, on first use, and kept) and the activations
+// between them are bf16; the classifier runs in float32. Not here: training (there is no
+// backward).
 
-import type { Backend } from '../backend/backend.js';
+import type { Backend, Precision } from '../backend/backend.js';
 import { InvalidArgumentError, ShapeError } from '../errors.js';
 import { BatchNorm2d } from '../nn/batch_norm.js';
 import { Conv2d } from '../nn/conv.js';
 import type { Module } from '../nn/module.js';
 import { Sequential } from '../nn/sequential.js';
 import { noGrad } from '../tensor/autograd.js';
+import { autocast } from '../tensor/precision.js';
 import { batchNorm } from '../tensor/ops/batch_norm.js';
 import { conv2dFused } from '../tensor/ops/conv2d.js';
 import { flatten } from '../tensor/ops/reshape.js';
@@ -72,12 +76,17 @@ function bnReluInfer(bn: BatchNorm2d, x: Tensor): Tensor {
   return batchNorm(x, bn.weight, bn.bias, bn.runningMean, bn.runningVar, { training: false, eps: bn.eps, relu: true });
 }
 
+export interface FuseOptions {
+  /** Convolution precision (default 'fp32'); resolve 'auto' with backend/precision.ts first. */
+  precision?: Precision;
+}
+
 /**
  * The inference form of a ResNet: same logits as `model.eval().forward(x)` (within float32
- * rounding), fewer ops and one pass per conv. Dispose it when done (it owns the folded
- * weights); the model itself is untouched.
+ * rounding; bf16 rounding with precision 'bf16'), fewer ops and one pass per conv. Dispose it
+ * when done (it owns the folded weights); the model itself is untouched.
  * @example
- * const fast = fuseForInference(model);
+ * const fast = fuseForInference(model, { precision: 'bf16' });
  * const logits = tidy(() => fast.forward(x));
  * fast.dispose();
  */
@@ -85,8 +94,13 @@ export class FusedResNet {
   private readonly folded: FoldedConv[] = [];
   private readonly steps: Step[] = [];
   private disposed = false;
+  readonly precision: Precision;
 
-  constructor(readonly model: ResNet) {
+  constructor(readonly model: ResNet, opts: FuseOptions = {}) {
+    this.precision = opts.precision ?? 'fp32';
+    if (this.precision !== 'fp32' && this.precision !== 'bf16') {
+      throw new InvalidArgumentError(`fuseForInference: precision must be 'fp32' or 'bf16', got '${String(this.precision)}'`);
+    }
     const backend = model.conv1.weight.backend;
     const fold = (conv: Conv2d, bn: BatchNorm2d | null): FoldedConv => {
       const f = new FoldedConv(conv, bn, backend);
@@ -157,7 +171,7 @@ export class FusedResNet {
     }
     return noGrad(() => {
       let h = x;
-      for (const step of this.steps) h = step(h);
+      autocast(this.precision, () => { for (const step of this.steps) h = step(h); });
       return this.model.head.forward(flatten(this.model.avgpool.forward(h)));
     });
   }
@@ -171,6 +185,6 @@ export class FusedResNet {
 
 /** Folds every BatchNorm of `model` into its conv and fuses the residual additions and
  *  ReLUs; see FusedResNet. */
-export function fuseForInference(model: ResNet): FusedResNet {
-  return new FusedResNet(model);
+export function fuseForInference(model: ResNet, opts: FuseOptions = {}): FusedResNet {
+  return new FusedResNet(model, opts);
 }

@@ -17,4 +17,4 @@ export {
   type ModelOptions, type ArchInfo, type DepthOptions,
 } from './registry.js';
 export { summarize, summarizeArch, formatSummary, type ModelSummary, type StageSummary, type SummaryOptions } from './summary.js';
-export { FusedResNet, fuseForInference } from './fused.js';
+export { FusedResNet, fuseForInference, type FuseOptions } from './fused.js';

@@ -6,11 +6,12 @@
 // given beta and needs it to recompute the ReLU mask.
 
 import type {
-  Backend, BackendInfo, Conv2dGeometry, DType, Pool2dGeometry, SgdParams, Shape, Storage,
+  Backend, BackendInfo, Conv2dGeometry, DType, Pool2dGeometry, Precision, SgdParams, Shape, Storage,
 } from '../backend.js';
 import { numel } from '../backend.js';
 import { DisposedError, DTypeError, InvalidArgumentError } from '../../errors.js';
 import { batchNormBackward, batchNormInfer, batchNormTrain } from './batch_norm.js';
+import { atPrecision } from './bf16.js';
 import { conv2d, conv2dBackwardData, conv2dBackwardWeights } from './conv.js';
 import { add, affineScalar, axpbyInPlace, mul, relu, reluBackward } from './eltwise.js';
 import { linear, linearBackwardData, linearBackwardWeights } from './linear.js';
@@ -98,30 +99,38 @@ export class ReferenceBackend implements Backend {
 
   // ---- convolution ----------------------------------------------------------------------
 
-  conv2d(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry): Storage {
-    return this.out(conv2d(this.f32(x, 'conv2d'), this.f32(w, 'conv2d'), b ? this.f32(b, 'conv2d') : null, g));
+  // bf16 (the judge of native bf16): inputs rounded to bf16, sums in float64, the output
+  // rounded to bf16 as native's bf16 storage holds it; weight gradients stay float32.
+  conv2d(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry, precision: Precision = 'fp32'): Storage {
+    const op = 'conv2d';
+    const at = atPrecision(precision);
+    return this.out(at.out(conv2d(at.in(this.f32(x, op)), at.in(this.f32(w, op)), b ? this.f32(b, op) : null, g)));
   }
 
-  conv2dFused(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry, residual: Storage | null, fuseRelu: boolean): Storage {
+  conv2dFused(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry, residual: Storage | null, fuseRelu: boolean,
+    precision: Precision = 'fp32'): Storage {
     const op = 'conv2dFused';
-    let y = conv2d(this.f32(x, op), this.f32(w, op), b ? this.f32(b, op) : null, g);
+    const at = atPrecision(precision);
+    let y = conv2d(at.in(this.f32(x, op)), at.in(this.f32(w, op)), b ? this.f32(b, op) : null, g);
     if (residual) {
-      const r = this.f32(residual, op);
+      const r = at.in(this.f32(residual, op)); // native adds it from the bf16 output buffer
       if (r.length !== y.length) throw new InvalidArgumentError(`reference.${op}: residual has ${r.length} elements, the output ${y.length}`);
       y = add(y, r);
     }
-    return this.out(fuseRelu ? relu(y) : y);
+    return this.out(at.out(fuseRelu ? relu(y) : y));
   }
 
-  conv2dBackwardData(dy: Storage, w: Storage, g: Conv2dGeometry): Storage {
+  conv2dBackwardData(dy: Storage, w: Storage, g: Conv2dGeometry, precision: Precision = 'fp32'): Storage {
     const op = 'conv2dBackwardData';
-    return this.out(conv2dBackwardData(this.f32(dy, op), this.f32(w, op), g));
+    const at = atPrecision(precision);
+    return this.out(at.out(conv2dBackwardData(at.in(this.f32(dy, op)), at.in(this.f32(w, op)), g)));
   }
 
-  conv2dBackwardWeights(x: Storage, dy: Storage, g: Conv2dGeometry, withBias: boolean):
+  conv2dBackwardWeights(x: Storage, dy: Storage, g: Conv2dGeometry, withBias: boolean, precision: Precision = 'fp32'):
     { dw: Storage; db: Storage | null } {
     const op = 'conv2dBackwardWeights';
-    const { dw, db } = conv2dBackwardWeights(this.f32(x, op), this.f32(dy, op), g, withBias);
+    const at = atPrecision(precision);
+    const { dw, db } = conv2dBackwardWeights(at.in(this.f32(x, op)), at.in(this.f32(dy, op)), g, withBias);
     return { dw: this.out(dw), db: db ? this.out(db) : null };
   }
 

@@ -16,7 +16,7 @@
 // Composite (no hand-written gradient): mean, addScalar, mulScalar, flatten, globalAvgPool2d.
 // Not differentiable: sgdStep (the optimiser's in-place update), topk, conv2dFused (inference only).
 
-export { conv2d, conv2dFused, type Conv2dFusedOptions } from './conv2d.js';
+export { conv2d, conv2dFused, type Conv2dFusedOptions, type Conv2dPrecisionOptions } from './conv2d.js';
 export { batchNorm, type BatchNormOptions } from './batch_norm.js';
 export { relu } from './relu.js';
 export { add, mul, affine, addScalar, mulScalar } from './elementwise.js';

@@ -1,0 +1,32 @@
+// Mixed precision as a scope, as torch.autocast: inside autocast('bf16', fn) every conv2d (and
+// conv2dFused) that is not given a precision runs in bf16, and its backward runs in the
+// precision its forward ran in. Everything else (batch norm statistics, the loss, weight
+// gradients, the optimiser) stays float32. Choosing a precision the machine can run is the
+// caller's job (backend/precision.ts: resolvePrecision).
+
+import type { Precision } from '../backend/backend.js';
+import { InvalidArgumentError } from '../errors.js';
+
+let current: Precision = 'fp32';
+
+/** The precision convolutions run in when not told otherwise ('fp32' outside autocast). */
+export function autocastPrecision(): Precision {
+  return current;
+}
+
+/**
+ * Runs `fn` with convolutions in `precision`.
+ * @example const loss = autocast('bf16', () => crossEntropy(model.forward(x), labels));
+ */
+export function autocast<T>(precision: Precision, fn: () => T): T {
+  if (precision !== 'fp32' && precision !== 'bf16') {
+    throw new InvalidArgumentError(`autocast: precision must be 'fp32' or 'bf16', got '${String(precision)}'`);
+  }
+  const prev = current;
+  current = precision;
+  try {
+    return fn();
+  } finally {
+    current = prev;
+  }
+}
