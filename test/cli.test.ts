@@ -55,3 +55,23 @@ test('resnet bench: bad mode, arch and batch are one-line errors listing what is
   fail(['--arch', 'resnet21'], /unknown arch 'resnet21'.*valid: resnet18/);
   fail(['--arch', 'resnet20', '--batch', '0'], /--batch must be an integer >= 1, got '0'/);
 });
+
+test('--precision: resnet info names what auto gives; bf16 runs where oneDNN has AVX-512 and is a one-line error where it has not', () => {
+  const info = JSON.parse(execFileSync(process.execPath, [BIN, 'info', '--json'], { encoding: 'utf8' })) as Record<string, string>;
+  assert.ok(['fp32', 'bf16'].includes(info.precision), `precision ${info.precision}`);
+  assert.equal(info.precision, info.isa === 'avx512_core_amx' ? 'bf16' : 'fp32', `auto on ${info.isa}`);
+  const args = ['bench', '--arch', 'resnet20', '--batch', '2', '--mode', 'train', '--input', '16x16', '--in-channels', '1', '--runs', '1', '--warmup', '0', '--json'];
+  // oneDNN's dispatcher capped at AVX2 is the AVX2-only machine (AMD Zen 3): no bf16 at all
+  const avx2 = { ...process.env, ONEDNN_MAX_CPU_ISA: 'AVX2' };
+  assert.throws(() => execFileSync(process.execPath, [BIN, ...args, '--precision', 'bf16'], { encoding: 'utf8', stdio: 'pipe', env: avx2 }),
+    (e: { stderr?: string; status?: number }) => e.status === 1 && /^resnet: precision bf16: this CPU's oneDNN ISA is avx2 \(no AVX-512\).*use --precision fp32/.test(String(e.stderr)) &&
+      String(e.stderr).trim().split('\n').length === 1);
+  const auto = JSON.parse(execFileSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: avx2 })) as Record<string, unknown>;
+  assert.equal(auto.precision, 'fp32');
+  assert.throws(() => execFileSync(process.execPath, [BIN, ...args, '--precision', 'fp16'], { encoding: 'utf8', stdio: 'pipe' }),
+    (e: { stderr?: string; status?: number }) => e.status === 1 && /unknown precision 'fp16'; valid: auto, fp32, bf16/.test(String(e.stderr)));
+  if (info.isa.startsWith('avx512')) {
+    const r = JSON.parse(execFileSync(process.execPath, [BIN, ...args, '--precision', 'bf16'], { encoding: 'utf8' })) as Record<string, unknown>;
+    assert.equal(r.precision, 'bf16');
+  }
+});

@@ -256,3 +256,25 @@ test('--no-wd-norm-bias: BN parameters and biases go to their own group, without
   assert.deepEqual(buffers.map((g) => g.length), [params.filter((p) => p.shape.length > 1).length, params.filter((p) => p.shape.length <= 1).length]);
   m.dispose();
 });
+
+test('--precision: the run records the choice and what it resolved to; a bf16 run learns as the fp32 one does', async (t) => {
+  const fp32 = join(tmp, 'run-fp32');
+  const a = await new Trainer(base(fp32, { precision: 'fp32' })).run();
+  const cfgA = JSON.parse(readFileSync(join(fp32, 'config.json'), 'utf8')) as Record<string, string>;
+  assert.equal(cfgA.precision, 'fp32');
+  assert.equal(cfgA.resolvedPrecision, 'fp32');
+  const auto = join(tmp, 'run-auto');
+  await new Trainer(base(auto, { epochs: 1 })).run();
+  const cfgAuto = JSON.parse(readFileSync(join(auto, 'config.json'), 'utf8')) as Record<string, string>;
+  assert.equal(cfgAuto.precision, 'auto');
+  assert.equal(cfgAuto.resolvedPrecision, cfgAuto.isa === 'avx512_core_amx' ? 'bf16' : 'fp32');
+  if (!cfgAuto.isa.startsWith('avx512')) { t.skip(`no bf16 run: oneDNN ISA ${cfgAuto.isa} (oneDNN 2.6 needs AVX-512)`); return; }
+  const bf16 = join(tmp, 'run-bf16');
+  const b = await new Trainer(base(bf16, { precision: 'bf16' })).run();
+  assert.equal((JSON.parse(readFileSync(join(bf16, 'config.json'), 'utf8')) as Record<string, string>).resolvedPrecision, 'bf16');
+  // the bands are easy: both runs learn them, and bf16 ends within a few points of fp32
+  assert.ok(a.top1 > 0.5 && b.top1 > 0.5, `top-1 fp32 ${a.top1}, bf16 ${b.top1}`);
+  assert.ok(Math.abs(a.top1 - b.top1) <= 0.08, `top-1 fp32 ${a.top1}, bf16 ${b.top1}`);
+  const ev = await evaluateCheckpoint(bf16, { precision: 'bf16' });
+  assert.equal(ev.n, 128);
+});

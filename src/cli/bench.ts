@@ -4,6 +4,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import { BENCH_MODES, benchModel, type BenchMode } from '../bench/model_bench.js';
 import { parseInput } from './models.js';
+import { precisionOf } from './precision.js';
 
 export interface BenchFlags {
   arch: string;
@@ -15,6 +16,7 @@ export interface BenchFlags {
   runs?: string;
   warmup?: string;
   unfused?: boolean;
+  precision?: string;
   json?: boolean;
 }
 
@@ -37,13 +39,14 @@ export function benchCommand(flags: BenchFlags): void {
     runs: flags.runs !== undefined ? int('--runs', flags.runs) : undefined,
     warmup: flags.warmup !== undefined ? int('--warmup', flags.warmup, 0) : undefined,
     fused: !flags.unfused,
+    precision: precisionOf(flags.precision),
   });
   if (flags.json) {
-    const { arch, batch, mode, backend, ms_per_batch, images_per_sec } = r;
-    process.stdout.write(`${JSON.stringify({ arch, batch, mode, backend, ms_per_batch, images_per_sec, input: r.input, fused: r.fused, runs_ms: r.runs_ms })}\n`);
+    const { arch, batch, mode, backend, precision, ms_per_batch, images_per_sec } = r;
+    process.stdout.write(`${JSON.stringify({ arch, batch, mode, backend, precision, ms_per_batch, images_per_sec, input: r.input, fused: r.fused, runs_ms: r.runs_ms })}\n`);
     return;
   }
   const path = r.mode === 'train' ? 'training step' : r.fused ? 'fused inference' : 'plain eval forward';
-  process.stdout.write(`${r.arch} ${r.mode} batch ${r.batch} at ${r.input.join('x')} (${r.backend}, ${path}): ` +
+  process.stdout.write(`${r.arch} ${r.mode} batch ${r.batch} at ${r.input.join('x')} (${r.backend}, ${r.precision}, ${path}): ` +
     `${r.ms_per_batch.toFixed(1)} ms per batch, ${r.images_per_sec.toFixed(1)} images/s (median of ${r.runs_ms.length} runs)\n`);
 }

@@ -1,6 +1,7 @@
 // `resnet info`: what this installation will run on.
 
 import { getBackend } from '../backend/index.js';
+import { resolvePrecision } from '../backend/precision.js';
 import { VERSION } from '../version.js';
 
 export interface InfoReport {
@@ -9,12 +10,20 @@ export interface InfoReport {
   onednn: string | null;
   threads: number;
   isa: string;
+  /** What --precision auto (the default) runs here, and why. */
+  precision: string;
+  precisionReason: string;
   node: string;
 }
 
 export function collectInfo(): InfoReport {
-  const b = getBackend().info();
-  return { version: VERSION, backend: b.backend, onednn: b.onednn, threads: b.threads, isa: b.isa, node: process.version };
+  const be = getBackend();
+  const b = be.info();
+  const p = resolvePrecision('auto', be);
+  return {
+    version: VERSION, backend: b.backend, onednn: b.onednn, threads: b.threads, isa: b.isa,
+    precision: p.precision, precisionReason: p.reason, node: process.version,
+  };
 }
 
 export function infoCommand(opts: { json?: boolean }): void {
@@ -29,6 +38,7 @@ export function infoCommand(opts: { json?: boolean }): void {
     ['oneDNN', r.onednn ?? '(not loaded)'],
     ['threads', String(r.threads)],
     ['isa', r.isa],
+    ['precision', `${r.precision} (${r.precisionReason}; --precision bf16 ${r.isa.startsWith('avx512') || r.backend === 'reference' ? 'available' : 'unavailable: no AVX-512'})`],
     ['node', r.node],
   ];
   for (const [k, v] of rows) process.stdout.write(`${k.padEnd(10)} ${v}\n`);

@@ -10,6 +10,7 @@ import { reportCommand, studyCommand, type ReportFlags, type StudyFlags } from '
 import { exportCommand, type ExportFlags } from './export.js';
 import { collectKeyMap, convertCommand, type ConvertFlags } from './convert.js';
 import { addRecipeOptions } from './recipe.js';
+import { PRECISION_HELP } from './precision.js';
 import { VERSION } from '../version.js';
 import { ResnetError } from '../errors.js';
 import { featuresCommand, predictCommand, collect, type FeaturesFlags, type PredictFlags } from './predict.js';
@@ -72,7 +73,8 @@ program
   .option('--runs <n>', 'timed runs (the median is reported)', '10')
   .option('--warmup <n>', 'untimed runs first', '2')
   .option('--unfused', 'infer through the plain eval forward instead of the fused path')
-  .option('--json', 'print {"arch","batch","mode","backend","ms_per_batch","images_per_sec",...}')
+  .option('--precision <p>', PRECISION_HELP)
+  .option('--json', 'print {"arch","batch","mode","backend","precision","ms_per_batch","images_per_sec",...}')
   .action((opts: BenchFlags) => benchCommand(opts));
 
 program
@@ -81,6 +83,7 @@ program
   .requiredOption('--checkpoint <path>', 'a .safetensors checkpoint or a run directory')
   .option('--data <dir>', 'dataset directory (default: the one the run trained on)')
   .option('--subset <n>', 'evaluate the first N test images')
+  .option('--precision <p>', PRECISION_HELP)
   .option('--json', 'print {"top1","top5","loss","n"}')
   .action((opts: EvalFlags) => evalCommand(opts));
 
@@ -119,6 +122,7 @@ program
   .option('--width <k>', "multiplier of every stage's planes, for reduced or widened nets (default 1)")
   .option('--json', 'print one JSON array [{"file","top":[{"index","label","prob"}]}] (unreadable images: {"file","error"})')
   .option('--logits', 'also print the raw logits ("logits" in JSON)')
+  .option('--precision <p>', PRECISION_HELP)
   .action((images: string[], opts: PredictFlags) => predictCommand(images, opts));
 
 program
@@ -137,6 +141,7 @@ program
   .option('--classes <n>', 'classes of the classifier (default: the rows of fc.weight in the weights)')
   .option('--key-map <FROM=TO>', 'rename a key prefix before loading (repeatable)', collect)
   .option('--width <k>', "multiplier of every stage's planes (default 1)")
+  .option('--precision <p>', PRECISION_HELP)
   .option('--json', 'print {"out","n","shape","failed"}')
   .action((images: string[], opts: FeaturesFlags) => featuresCommand(images, opts));
 

@@ -10,13 +10,14 @@ import {
 } from '../infer/index.js';
 import { parseKeyMap } from '../io/weights.js';
 import { describeReport } from '../nn/state_dict.js';
+import { precisionOf } from './precision.js';
 
 export interface ModelFlags {
   arch?: string; weights?: string; pretrained?: boolean; pretrainedTag?: string; classes?: string; keyMap?: string[]; width?: string;
   resize?: string; crop?: string; batch?: string;
 }
-export interface PredictFlags extends ModelFlags { top?: string; json?: boolean; logits?: boolean }
-export interface FeaturesFlags extends ModelFlags { layer?: string; out?: string; json?: boolean }
+export interface PredictFlags extends ModelFlags { top?: string; json?: boolean; logits?: boolean; precision?: string }
+export interface FeaturesFlags extends ModelFlags { layer?: string; out?: string; json?: boolean; precision?: string }
 
 /** commander's collector for a repeatable option. */
 export function collect(v: string, prev: string[] = []): string[] {
@@ -92,6 +93,7 @@ export async function predictCommand(inputs: string[], flags: PredictFlags): Pro
   const failed: { file: string; error: string }[] = [];
   const results = await predictFiles(loaded.model, files, {
     topK, batch, labels: loaded.labels, logits: flags.logits === true, preprocess: preprocessFor(loaded, flags),
+    precision: precisionOf(flags.precision),
     onResult: (r) => {
       if ('error' in r) { failed.push(r); return; }
       if (flags.json) return;
@@ -114,7 +116,7 @@ export async function featuresCommand(inputs: string[], flags: FeaturesFlags): P
   const rows: FeatureRow[] = [];
   const failed: { file: string; error: string }[] = [];
   await extractFeatures(loaded.model, files, {
-    layer: flags.layer ?? 'pool', batch, preprocess: preprocessFor(loaded, flags),
+    layer: flags.layer ?? 'pool', batch, preprocess: preprocessFor(loaded, flags), precision: precisionOf(flags.precision),
     onResult: (r) => { if ('error' in r) failed.push(r); else rows.push(r); },
   });
   loaded.model.dispose();

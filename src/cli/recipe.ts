@@ -4,11 +4,13 @@
 
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '../errors.js';
+import type { PrecisionChoice } from '../backend/precision.js';
 import type { TrainConfig } from '../train/index.js';
+import { PRECISION_HELP } from './precision.js';
 
 export interface RecipeFlags {
   batchSize?: string; lr?: string; momentum?: string; wd?: string; wdNormBias?: boolean; nesterov?: boolean;
-  schedule?: string; warmup?: string; labelSmoothing?: string; aug?: string; workers?: string;
+  schedule?: string; warmup?: string; labelSmoothing?: string; aug?: string; workers?: string; precision?: string;
 }
 
 /** A finite number, or undefined when the flag was not given. */
@@ -32,7 +34,8 @@ export function addRecipeOptions(cmd: Command): Command {
     .option('--warmup <epochs>', 'linear warm-up epochs')
     .option('--label-smoothing <x>', 'label smoothing in [0, 1]')
     .option('--aug <kind>', 'none | flip | crop | standard (pad-4 crop + flip) | erasing')
-    .option('--workers <n>', 'data loader worker threads');
+    .option('--workers <n>', 'data loader worker threads')
+    .option('--precision <p>', PRECISION_HELP);
 }
 
 /** The recipe fields the flags set; unset flags are absent, so the trainer's defaults hold. */
@@ -42,6 +45,7 @@ export function recipeConfig(flags: RecipeFlags): Partial<TrainConfig> {
     weightDecay: num(flags.wd, 'wd'), noWdNormBias: flags.wdNormBias === false ? true : undefined, nesterov: flags.nesterov,
     schedule: flags.schedule as TrainConfig['schedule'] | undefined, warmup: num(flags.warmup, 'warmup'),
     labelSmoothing: num(flags.labelSmoothing, 'label-smoothing'), aug: flags.aug, workers: num(flags.workers, 'workers'),
+    precision: flags.precision as PrecisionChoice | undefined,
   };
   return Object.fromEntries(Object.entries(c).filter(([, v]) => v !== undefined)) as Partial<TrainConfig>;
 }

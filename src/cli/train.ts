@@ -4,6 +4,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import { DEFAULT_CONFIG, evaluateCheckpoint, Trainer, type ProgressEvent, type TrainConfig } from '../train/index.js';
 import { num, recipeConfig, type RecipeFlags } from './recipe.js';
+import { precisionOf } from './precision.js';
 
 export interface TrainFlags extends RecipeFlags {
   arch?: string; dataset?: string; data?: string; epochs?: string;
@@ -11,7 +12,7 @@ export interface TrainFlags extends RecipeFlags {
   checkpointEvery?: string;
 }
 
-export interface EvalFlags { checkpoint?: string; data?: string; subset?: string; json?: boolean }
+export interface EvalFlags { checkpoint?: string; data?: string; subset?: string; json?: boolean; precision?: string }
 
 function fmtTime(s: number): string {
   if (!Number.isFinite(s)) return '?';
@@ -98,7 +99,7 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
 export async function evalCommand(flags: EvalFlags): Promise<void> {
   if (!flags.checkpoint) throw new InvalidArgumentError('eval: --checkpoint FILE_OR_RUN_DIR is required');
   const r = await evaluateCheckpoint(flags.checkpoint, {
-    data: flags.data, subset: num(flags.subset, 'subset'), onMessage: (t) => process.stderr.write(`resnet: ${t}\n`),
+    data: flags.data, subset: num(flags.subset, 'subset'), precision: precisionOf(flags.precision), onMessage: (t) => process.stderr.write(`resnet: ${t}\n`),
   });
   if (flags.json) process.stdout.write(`${JSON.stringify({ top1: r.top1, top5: r.top5, loss: r.loss, n: r.n })}\n`);
   else process.stdout.write(`${r.file}: top-1 ${(100 * r.top1).toFixed(2)}% top-5 ${(100 * r.top5).toFixed(2)}% loss ${r.loss.toFixed(4)} on ${r.n} images\n`);

@@ -10,6 +10,8 @@ import { tidy } from '../tensor/scope.js';
 import { tensor } from '../tensor/tensor.js';
 import { imageBatches, type FailedImage } from './batches.js';
 import type { PreprocessOptions } from './preprocess.js';
+import type { Precision } from '../backend/backend.js';
+import { autocast } from '../tensor/precision.js';
 
 export interface FeatureRow {
   file: string;
@@ -27,6 +29,8 @@ export interface FeatureOptions {
   batch?: number;
   preprocess?: PreprocessOptions;
   onResult?: (r: FeatureResult) => void;
+  /** Convolution precision (default fp32). */
+  precision?: Precision;
 }
 
 /** The layer names a model offers. */
@@ -51,7 +55,7 @@ export async function extractFeatures(model: ResNet, files: readonly string[], o
     for (const f of failed) results[f.index - start] = { file: f.file, error: f.error };
     for (const g of groups) {
       const { data, shape } = tidy(() => noGrad(() => {
-        const f = model.features(tensor(g.x, g.shape));
+        const f = autocast(options.precision ?? 'fp32', () => model.features(tensor(g.x, g.shape)));
         const t = mapIndex < 0 ? f.embedding : f.maps[mapIndex].tensor;
         return { data: t.toArray() as Float32Array, shape: [...t.shape] };
       }));

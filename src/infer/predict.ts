@@ -10,6 +10,8 @@ import { tidy } from '../tensor/scope.js';
 import { tensor } from '../tensor/tensor.js';
 import { imageBatches, type FailedImage } from './batches.js';
 import type { PreprocessOptions } from './preprocess.js';
+import type { Precision } from '../backend/backend.js';
+import { autocast } from '../tensor/precision.js';
 
 export interface TopClass {
   index: number;
@@ -38,6 +40,8 @@ export interface PredictOptions {
   logits?: boolean;
   /** Called with each result as soon as its batch is done (in file order). */
   onResult?: (r: PredictResult) => void;
+  /** Convolution precision (default fp32). */
+  precision?: Precision;
 }
 
 /** Softmax in float64 (max subtracted), as torch.softmax up to float32 rounding. */
@@ -76,7 +80,8 @@ export async function predictFiles(model: ResNet, files: readonly string[], opti
     const results = new Array<PredictResult>(count);
     for (const f of failed) results[f.index - start] = { file: f.file, error: f.error };
     for (const g of groups) {
-      const logits = tidy(() => noGrad(() => model.forward(tensor(g.x, g.shape)).toArray() as Float32Array));
+      const logits = tidy(() => noGrad(() => autocast(options.precision ?? 'fp32',
+        () => model.forward(tensor(g.x, g.shape))).toArray() as Float32Array));
       const K = model.numClasses;
       g.files.forEach((file, i) => {
         const row = logits.subarray(i * K, (i + 1) * K);

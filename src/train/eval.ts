@@ -2,6 +2,7 @@
 // split, with the normalisation the run trained with. Errors name the checkpoint file.
 
 import { existsSync, statSync } from 'node:fs';
+import type { Precision } from '../backend/backend.js';
 import { CheckpointError, ResnetError } from '../errors.js';
 import { DataLoader } from '../data/loader.js';
 import { createModel } from '../models/registry.js';
@@ -15,6 +16,8 @@ export interface EvalCheckpointOptions {
   /** Evaluate the first N test images only. */
   subset?: number;
   workers?: number;
+  /** Convolution precision of the evaluation (default fp32). */
+  precision?: Precision;
   onMessage?: (text: string) => void;
 }
 
@@ -39,7 +42,7 @@ export async function evaluateCheckpoint(path: string, options: EvalCheckpointOp
       if (sample.channels !== undefined && (sample.channels !== input.channels || sample.height !== input.height || sample.width !== input.width)) {
         throw new CheckpointError(`${ck.file}: trained on ${input.channels}x${input.height}x${input.width} images, the test set holds ${sample.channels}x${sample.height}x${sample.width}`);
       }
-      return { ...(await evaluate(model, loader)), file: ck.file };
+      return { ...(await evaluate(model, loader, options.precision)), file: ck.file };
     } finally {
       await loader.close();
     }

@@ -18,6 +18,10 @@ import { lrAt, ReduceOnPlateau, type ScheduleSpec } from '../optim/schedule.js';
 import { SGD } from '../optim/sgd.js';
 import { crossEntropy } from '../tensor/ops/loss.js';
 import { noGrad } from '../tensor/autograd.js';
+import { autocast } from '../tensor/precision.js';
+import { getBackend } from '../backend/index.js';
+import type { Precision } from '../backend/backend.js';
+import { resolvePrecision, type PrecisionChoice } from '../backend/precision.js';
 import { tidy } from '../tensor/scope.js';
 import { tensor } from '../tensor/tensor.js';
 import { BEST, CHECKPOINT_FORMAT, LAST, loadRunCheckpoint, saveCheckpoint, type CheckpointMeta, type LoadedCheckpoint } from './checkpoint.js';
@@ -65,6 +69,10 @@ export interface TrainConfig {
   /** Shortcut option of a residual arch (default: the arch's own, A for CIFAR nets, B for
    *  ImageNet nets); recorded in the checkpoint's modelOptions. */
   shortcut?: ShortcutOption;
+  /** Convolution precision: 'auto' (default: bf16 where oneDNN has AMX, else fp32), 'fp32'
+   *  or 'bf16' (mixed precision: bf16 convolutions and activations; fp32 master weights, SGD,
+   *  batch-norm statistics, loss and weight gradients). */
+  precision?: PrecisionChoice;
 }
 
 /** The default run: resnet20 on Fashion-MNIST (see README for its measured result). */
@@ -122,11 +130,12 @@ function hits(logits: Float32Array, labels: Int32Array, K: number): { top1: numb
   return { top1, top5 };
 }
 
-/** Test top-1/top-5 and mean loss of a model over a loader (eval mode, no gradients). */
-export async function evaluate(model: ResNet, loader: DataLoader): Promise<EvalResult> {
+/** Test top-1/top-5 and mean loss of a model over a loader (eval mode, no gradients), with
+ *  convolutions in `precision` (default fp32). */
+export async function evaluate(model: ResNet, loader: DataLoader, precision: Precision = 'fp32'): Promise<EvalResult> {
   model.eval();
   // The BN-folded, fused net: same logits as model.forward in eval mode (1e-4), fewer passes.
-  const net = fuseForInference(model);
+  const net = fuseForInference(model, { precision });
   let lossSum = 0;
   let t1 = 0;
   let t5 = 0;
@@ -226,7 +235,13 @@ export class Trainer {
 
     if (hasRun && !resumed) for (const f of RUN_FILES) rmSync(join(dir, f), { force: true });
     mkdirSync(dir, { recursive: true });
-    if (!resumed) writeFileAtomic(join(dir, 'config.json'), [new TextEncoder().encode(`${JSON.stringify(c, null, 2)}\n`)]);
+    // A resumed run keeps its precision choice; 'auto' resolves on the machine it runs on.
+    const precision = resolvePrecision(c.precision, getBackend());
+    this.emit({ type: 'message', text: `precision: ${precision.precision} (${precision.reason}; oneDNN ISA ${precision.isa})` });
+    if (!resumed) {
+      const recorded = { ...c, precision: c.precision ?? 'auto', resolvedPrecision: precision.precision, isa: precision.isa };
+      writeFileAtomic(join(dir, 'config.json'), [new TextEncoder().encode(`${JSON.stringify(recorded, null, 2)}\n`)]);
+    }
 
     const modelOptions = { inChannels: input.channels, numClasses: input.classes.length, seed: c.seed, ...(c.shortcut ? { shortcut: c.shortcut } : {}) };
     const model = createModel(c.arch, modelOptions);
@@ -293,7 +308,7 @@ export class Trainer {
           const lr = lrAt(spec, c.lr, epoch + batch / nb, c.warmup) * (plateau ? plateau.state().factor : 1);
           opt.setLr(lr);
           const r = tidy(() => {
-            const logits = model.forward(tensor(x, shape));
+            const logits = autocast(precision.precision, () => model.forward(tensor(x, shape)));
             const loss = crossEntropy(logits, tensor(y, [y.length], { dtype: 'int32' }), { labelSmoothing: c.labelSmoothing });
             const value = loss.item();
             if (!Number.isFinite(value)) return { value, top1: 0 };
@@ -338,7 +353,7 @@ export class Trainer {
         trainSeconds += (performance.now() - tEpoch) / 1000;
         checkWeights(`epoch ${epoch + 1}`);
         this.emit({ type: 'eval', epoch: epoch + 1 });
-        const ev = await evaluate(model, testLoader);
+        const ev = await evaluate(model, testLoader, precision.precision);
         if (!Number.isFinite(ev.loss)) {
           throw new TrainingError(`training diverged: the test loss is ${ev.loss} after epoch ${epoch + 1}; stopped without saving: ${existsSync(last) ? `${last} holds the last good state` : 'no checkpoint was written yet'}`);
         }
@@ -363,7 +378,7 @@ export class Trainer {
       }
       if (!final && !interrupted) {
         // Resumed a finished run: report its last evaluation.
-        final = await evaluate(model, testLoader);
+        final = await evaluate(model, testLoader, precision.precision);
       }
     } finally {
       await trainLoader.close();
