@@ -6,7 +6,9 @@
 // with the CPU named: a skip, never a pass.
 
 import assert from 'node:assert/strict';
-import { cpus } from 'node:os';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
 import {
@@ -14,6 +16,9 @@ import {
   randn, resolvePrecision, Rng, SGD, tensor, tidy, type Backend, type Conv2dOptions, type Tensor,
 } from '../src/index.js';
 import { roundBf16 } from '../src/backend/reference/bf16.js';
+import { DataLoader, FASHION_MNIST_DIR } from '../src/data/index.js';
+import { loadSplits, transformsFor } from '../src/train/data.js';
+import { loadRunCheckpoint, Trainer } from '../src/train/index.js';
 import { assertClose } from './helpers/compare.js';
 
 const native = backendByName('native');
@@ -194,6 +199,51 @@ describe('bf16 networks', () => {
       assert.ok(scaledError(b, a) < 0.02, `${arch}: bf16 logits off by ${scaledError(b, a)} of the logit scale`);
       assert.ok(scaledError(b, a) > 0, `${arch}: bf16 logits equal fp32's; bf16 was not used`);
       fp32.dispose(); bf16.dispose(); x.dispose(); m.dispose();
+    }
+  });
+});
+
+describe('bf16 inference of a trained net', () => {
+  it('resnet20 trained on Fashion-MNIST (fp32): bf16 fused inference gives the fp32 top-1 class on >= 99.5% of the test set', async (t) => {
+    if (noBf16) { t.skip(noBf16); return; }
+    if (!existsSync(FASHION_MNIST_DIR)) { t.skip(`${FASHION_MNIST_DIR} is absent (apt-get install dataset-fashion-mnist)`); return; }
+    const dir = mkdtempSync(join(tmpdir(), 'resnet-bf16-'));
+    try {
+      const out = join(dir, 'run');
+      await new Trainer({ arch: 'resnet20', epochs: 1, subset: 10000, out, precision: 'fp32', workers: 1 }).run();
+      const ck = loadRunCheckpoint(out, undefined, 'best');
+      const m = createModel(ck.meta.arch, ck.meta.modelOptions);
+      m.loadStateDict(ck.model);
+      m.eval();
+      const { test } = await loadSplits('fashion-mnist', undefined);
+      const loader = new DataLoader(test, { batchSize: 500, shuffle: false, workers: 1,
+        transforms: transformsFor(test, false, 'none', { ...ck.meta.input, ...ck.meta.norm }) });
+      const nets = [fuseForInference(m), fuseForInference(m, { precision: 'bf16' })];
+      let same = 0, n = 0, right32 = 0, right16 = 0;
+      const argmax = (a: Float32Array, row: number, K: number) => {
+        let best = 0;
+        for (let k = 1; k < K; k++) if (a[row * K + k] > a[row * K + best]) best = k;
+        return best;
+      };
+      for await (const { x, y, shape } of loader.epoch(0)) {
+        const [a, b] = nets.map((net) => tidy(() => net.forward(tensor(x, shape)).toFloat32Array()));
+        for (let i = 0; i < y.length; i++) {
+          const p32 = argmax(a, i, 10), p16 = argmax(b, i, 10);
+          if (p32 === p16) same++;
+          if (p32 === y[i]) right32++;
+          if (p16 === y[i]) right16++;
+          n++;
+        }
+      }
+      await loader.close();
+      for (const net of nets) net.dispose();
+      m.dispose();
+      assert.equal(n, 10000);
+      t.diagnostic(`top-1 fp32 ${(100 * right32 / n).toFixed(2)}%, bf16 ${(100 * right16 / n).toFixed(2)}%, same class ${(100 * same / n).toFixed(2)}%`);
+      assert.ok(right32 / n > 0.6, `the net learned (fp32 top-1 ${right32 / n})`);
+      assert.ok(same / n >= 0.995, `bf16 gives fp32's class on ${(100 * same / n).toFixed(2)}% of the test set`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
