@@ -33,6 +33,8 @@ export interface ModelBenchOptions {
   warmup?: number;
   /** Inference through the fused, BN-folded net (default) or the plain eval forward. */
   fused?: boolean;
+  /** Arithmetic of the run: fp32 (default) or bf16 mixed precision (not implemented here yet). */
+  precision?: 'fp32' | 'bf16';
   backend?: Backend;
 }
 
