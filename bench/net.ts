@@ -9,7 +9,8 @@
 //   npm run bench:net -- [--cases resnet50_infer_b1,resnet20_train] [--precision fp32,bf16]
 //                        [--rounds 3] [--runs 5] [--threads N] [--json] [--out FILE]
 // --out writes FILE (under bench/results/ unless it has a directory) with the CPU model and
-// flags, node and oneDNN versions, the date, the command and every run.
+// flags, node and oneDNN versions, the date, the command and every run. Both sides run with
+// the same threads and OpenMP environment (ours sets OMP_WAIT_POLICY=PASSIVE when it loads).
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
@@ -50,7 +51,6 @@ const threads = String(intOpt('threads', availableParallelism(), 1));
 // Before the addon loads: ours reads RESNET_NUM_THREADS, libgomp OMP_NUM_THREADS.
 process.env.RESNET_NUM_THREADS = threads;
 process.env.OMP_NUM_THREADS = threads;
-const env = { ...process.env };
 
 interface Case {
   name: string;
@@ -91,6 +91,12 @@ if (!existsSync(bin) || statSync(bin).mtimeMs < statSync(src).mtimeMs) {
   }
 }
 
+// bare runs with the OpenMP environment ours ended up with: loading ours' addon sets
+// OMP_WAIT_POLICY=PASSIVE unless the user chose a policy (src/backend/native.ts), and with
+// libgomp's default spinning bare was 10x slower beside another busy process (460 vs 42 ms,
+// resnet50 batch 1). Filled in once ours is loaded, before any timed run.
+let env: NodeJS.ProcessEnv = { ...process.env };
+
 interface Probe { isa: string; bf16: boolean; bf16_impl: string; threads: number; onednn: string }
 function runBare(args: string[]): string {
   try {
@@ -112,6 +118,8 @@ try {
 const { benchModel, median } = await import('../src/bench/model_bench.js');
 const { getBackend } = await import('../src/backend/index.js');
 const backendInfo = getBackend().info();
+env = { ...process.env };
+const waitPolicy = env.OMP_WAIT_POLICY ?? (env.GOMP_SPINCOUNT ? `GOMP_SPINCOUNT=${env.GOMP_SPINCOUNT}` : 'libgomp default');
 
 function lscpu(): { model: string; flags: string } {
   try {
@@ -126,7 +134,7 @@ const cpu = lscpu();
 const isaFlags = ['avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_tile'].filter((f) => cpu.flags.split(/\s+/).includes(f));
 
 say(`# ours vs bare oneDNN, ${new Date().toISOString()}`);
-say(`# CPU: ${cpu.model}; ISA flags: ${isaFlags.join(' ') || 'none of avx2/avx512/amx'}; threads ${threads}`);
+say(`# CPU: ${cpu.model}; ISA flags: ${isaFlags.join(' ') || 'none of avx2/avx512/amx'}; threads ${threads}, OpenMP wait policy ${waitPolicy} (both sides)`);
 say(`# oneDNN: ours ${backendInfo.onednn ?? '(not loaded)'} on ${backendInfo.isa} (${backendInfo.backend} backend), bare ${probe.onednn} on ${probe.isa}; bf16 ${probe.bf16 ? `available (${probe.bf16_impl})` : `unavailable: ${probe.bf16_impl}`}`);
 say(`# method: ${rounds} rounds alternating ours (in process) / bare (child process), each ${warmup} warm-up + ${runs} timed iterations; medians over all timed runs`);
 
@@ -224,6 +232,7 @@ if (out) {
     onednn: { ours: backendInfo.onednn, ours_isa: backendInfo.isa, bare: probe.onednn, bare_isa: probe.isa },
     bf16: { available: probe.bf16, impl: probe.bf16_impl },
     threads: Number(threads),
+    omp_wait_policy: waitPolicy,
     method: { rounds, runs, warmup, order: 'ours (in process, benchModel) then bare (child process) each round', statistic: 'median of all timed runs per side; ratio = ours_ips / bare_ips' },
     results,
   };
