@@ -442,33 +442,40 @@ inline int64_t off(const Lay& L, int64_t n, int64_t c, int64_t h, int64_t w) {
   }
 }
 
+inline int64_t wStride(const Lay& L) { return L.kind == 0 ? 1 : L.kind == 1 ? L.C : L.blk; }
+
+// Only the data channels are written: the zero channels of y were zeroed when it was made
+// and nothing else writes them.
 template <typename T>
 void optAForward(const Lay& X, const T* x, const Lay& Y, T* y, int64_t before, int64_t s) {
+  const int64_t xs = wStride(X) * s, ys = wStride(Y);
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < Y.N; ++n)
-    for (int64_t c = 0; c < Y.C; ++c) {
-      const int64_t ci = c - before;
-      for (int64_t h = 0; h < Y.H; ++h)
-        for (int64_t w = 0; w < Y.W; ++w)
-          y[off(Y, n, c, h, w)] = (ci >= 0 && ci < X.C) ? x[off(X, n, ci, h * s, w * s)] : T(0);
-    }
+    for (int64_t c = 0; c < X.C; ++c)
+      for (int64_t h = 0; h < Y.H; ++h) {
+        const T* xr = x + off(X, n, c, h * s, 0);
+        T* yr = y + off(Y, n, c + before, h, 0);
+        for (int64_t w = 0; w < Y.W; ++w) yr[w * ys] = xr[w * xs];
+      }
 }
 
 template <typename T>
 void optABackward(const Lay& DX, T* dx, const Lay& DY, const T* dy, int64_t before, int64_t s) {
+  const int64_t xs = wStride(DX) * s, ys = wStride(DY);
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < DX.N; ++n)
     for (int64_t c = 0; c < DX.C; ++c)
-      for (int64_t h = 0; h < DY.H; ++h)
+      for (int64_t h = 0; h < DY.H; ++h) {
+        T* xr = dx + off(DX, n, c, h * s, 0);
+        const T* yr = dy + off(DY, n, c + before, h, 0);
         for (int64_t w = 0; w < DY.W; ++w) {
-          const int64_t o = off(DX, n, c, h * s, w * s);
-          const int64_t i = off(DY, n, c + before, h, w);
           if constexpr (sizeof(T) == 4) {
-            dx[o] += dy[i];
+            xr[w * xs] += yr[w * ys];
           } else {
-            dx[o] = f2bf(bf2f(dx[o]) + bf2f(dy[i]));
+            xr[w * xs] = f2bf(bf2f(xr[w * xs]) + bf2f(yr[w * ys]));
           }
         }
+      }
 }
 
 memory optAFwd(Model& m, const std::string& name, const memory& x, int64_t outC, int64_t s) {
