@@ -6,9 +6,9 @@
 // timed runs per side, and the ratio ours / bare in images per second (1.0: ours is at the
 // limit). bf16 rows where the bare probe finds a non-reference bf16 convolution; ours' bf16
 // counts only if model_bench reports it ran bf16 (else ours_ips is null).
-//   npm run bench:net -- [--cases resnet50_infer_b1,resnet20_train] [--precision fp32,bf16]
+//   npm run -s bench:net -- [--cases resnet50_infer_b1,resnet20_train] [--precision fp32,bf16]
 //                        [--rounds 3] [--runs 5] [--threads N] [--json] [--out FILE]
-// --out writes FILE (under bench/results/ unless it has a directory) with the CPU model and
+// (-s keeps npm's banner off stdout, so --json output parses.) --out writes FILE (under bench/results/ unless it has a directory) with the CPU model and
 // flags, node and oneDNN versions, the date, the command and every run. Both sides run with
 // the same threads and OpenMP environment (ours sets OMP_WAIT_POLICY=PASSIVE when it loads).
 
