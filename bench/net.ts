@@ -8,9 +8,10 @@
 // counts only if model_bench reports it ran bf16 (else ours_ips is null).
 //   npm run -s bench:net -- [--cases resnet50_infer_b1,resnet20_train] [--precision fp32,bf16]
 //                        [--rounds 3] [--runs 5] [--threads N] [--json] [--out FILE]
-// (-s keeps npm's banner off stdout, so --json output parses.) --out writes FILE (under bench/results/ unless it has a directory) with the CPU model and
-// flags, node and oneDNN versions, the date, the command and every run. Both sides run with
-// the same threads and OpenMP environment (ours sets OMP_WAIT_POLICY=PASSIVE when it loads).
+// (-s keeps npm's banner off stdout, so --json output parses.) --out writes FILE (under
+// bench/results/ unless it has a directory) with the CPU model and flags, node and oneDNN
+// versions, the date, the command and every run. Both sides run with the same threads and
+// OpenMP environment (ours sets OMP_WAIT_POLICY=PASSIVE when it loads).
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
