@@ -31,6 +31,7 @@ struct Pool {
 Pool* gPool = nullptr;
 int64_t gLiveCount = 0;
 int64_t gLiveBytes = 0;
+int64_t gReportedBytes = 0;  // what V8 has been told (AdjustExternalMemory): the high-water mark
 bool gTearingDown = false;
 
 size_t roundSize(size_t bytes) {
@@ -102,10 +103,19 @@ void poolFree(void* p, size_t bytes) {
   evictTo(pl, pl.capBytes);
 }
 
+// V8 is told the high-water mark of live bytes, not every change: it starts a full
+// mark-compact whenever external memory has grown by some tens of MB since the last one, and
+// a training step that allocates and frees its activations (hundreds of MB) set that off
+// 2-3 times a step (resnet20 b128: a concurrent marker on one of the two cores beside
+// oneDNN's threads, and 1-3 ms main-thread pauses each). Leaked tensors still push live
+// bytes past the mark, so V8 still collects them; trimPool() lowers the mark to what is live.
 void accountAlloc(Napi::Env env, int64_t bytes, int countDelta) {
   gLiveBytes += bytes;
   gLiveCount += countDelta;
-  if (!gTearingDown && bytes != 0) Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+  if (!gTearingDown && gLiveBytes > gReportedBytes) {
+    Napi::MemoryManagement::AdjustExternalMemory(env, gLiveBytes - gReportedBytes);
+    gReportedBytes = gLiveBytes;
+  }
 }
 
 namespace {
@@ -133,6 +143,10 @@ Napi::Value PoolStats(const Napi::CallbackInfo& info) {
 Napi::Value TrimPool(const Napi::CallbackInfo& info) {
   return guarded(info, "trimPool", [&]() -> Napi::Value {
     evictTo(pool(), 0);
+    if (!gTearingDown && gReportedBytes > gLiveBytes) {
+      Napi::MemoryManagement::AdjustExternalMemory(info.Env(), gLiveBytes - gReportedBytes);
+      gReportedBytes = gLiveBytes;
+    }
     return info.Env().Undefined();
   });
 }
