@@ -26,6 +26,9 @@ struct Pool {
   std::unordered_map<size_t, std::vector<std::list<Entry>::iterator>> bySize;
   size_t cachedBytes = 0;
   size_t capBytes = 0;
+  // Since load: allocations served from the pool, and those that took fresh memory (each
+  // fresh page costs a fault and the kernel zeroing it on first touch).
+  uint64_t hits = 0, misses = 0, missBytes = 0;
 };
 
 Pool* gPool = nullptr;
@@ -87,8 +90,11 @@ void* poolAlloc(size_t bytes) {
     void* p = entry->ptr;
     pl.cachedBytes -= size;
     pl.lru.erase(entry);
+    ++pl.hits;
     return p;
   }
+  ++pl.misses;
+  pl.missBytes += size;
   return rawAlloc(size);
 }
 
@@ -130,12 +136,16 @@ Napi::Value Live(const Napi::CallbackInfo& info) {
   });
 }
 
-// poolStats() -> { cachedBytes, capBytes }; trimPool() frees every cached buffer
+// poolStats() -> { cachedBytes, capBytes, hits, misses, missBytes }; trimPool() frees every
+// cached buffer
 Napi::Value PoolStats(const Napi::CallbackInfo& info) {
   return guarded(info, "poolStats", [&]() -> Napi::Value {
     Napi::Object o = Napi::Object::New(info.Env());
     o.Set("cachedBytes", static_cast<double>(pool().cachedBytes));
     o.Set("capBytes", static_cast<double>(pool().capBytes));
+    o.Set("hits", static_cast<double>(pool().hits));
+    o.Set("misses", static_cast<double>(pool().misses));
+    o.Set("missBytes", static_cast<double>(pool().missBytes));
     return o;
   });
 }
