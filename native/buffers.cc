@@ -26,12 +26,23 @@ struct Pool {
   std::unordered_map<size_t, std::vector<std::list<Entry>::iterator>> bySize;
   size_t cachedBytes = 0;
   size_t capBytes = 0;
+  // Since load: allocations served from the pool, and those that took fresh memory (each
+  // fresh page costs a fault and the kernel zeroing it on first touch).
+  uint64_t hits = 0, misses = 0, missBytes = 0;
 };
 
 Pool* gPool = nullptr;
 int64_t gLiveCount = 0;
 int64_t gLiveBytes = 0;
+int64_t gReportedBytes = 0;  // what V8 has been told (AdjustExternalMemory)
+bool gDeferExternal = false;  // inside the outermost tidy(): see accountAlloc
 bool gTearingDown = false;
+
+void reportExternal(Napi::Env env) {
+  if (gTearingDown || gLiveBytes == gReportedBytes) return;
+  Napi::MemoryManagement::AdjustExternalMemory(env, gLiveBytes - gReportedBytes);
+  gReportedBytes = gLiveBytes;
+}
 
 size_t roundSize(size_t bytes) {
   if (bytes < 64) return 64;
@@ -86,8 +97,11 @@ void* poolAlloc(size_t bytes) {
     void* p = entry->ptr;
     pl.cachedBytes -= size;
     pl.lru.erase(entry);
+    ++pl.hits;
     return p;
   }
+  ++pl.misses;
+  pl.missBytes += size;
   return rawAlloc(size);
 }
 
@@ -102,10 +116,19 @@ void poolFree(void* p, size_t bytes) {
   evictTo(pl, pl.capBytes);
 }
 
+// V8 is told how many bytes live storages hold (AdjustExternalMemory), so that it collects
+// dropped tensors; it starts a full mark-compact whenever that figure has grown by some tens
+// of MB since the last one. Inside tidy() that is wasted: a step allocates and frees its
+// activations (hundreds of MB) and V8 ran 2-3 mark-compacts a step (resnet20 b128: a
+// concurrent marker on one of the two cores beside oneDNN's threads, and 1-3 ms pauses),
+// yet nothing made inside a tidy can be collected before it ends (the scope holds it). So
+// while the outermost tidy runs (deferExternalMemory(true), from src/backend/index.ts)
+// changes are not reported, and on its end V8 learns the net change at once: leaks and
+// keep()-ed tensors still count, transients never do.
 void accountAlloc(Napi::Env env, int64_t bytes, int countDelta) {
   gLiveBytes += bytes;
   gLiveCount += countDelta;
-  if (!gTearingDown && bytes != 0) Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+  if (!gDeferExternal) reportExternal(env);
 }
 
 namespace {
@@ -120,12 +143,17 @@ Napi::Value Live(const Napi::CallbackInfo& info) {
   });
 }
 
-// poolStats() -> { cachedBytes, capBytes }; trimPool() frees every cached buffer
+// poolStats() -> { cachedBytes, capBytes, hits, misses, missBytes, reportedBytes } (the last:
+// live bytes as V8 was last told them, see accountAlloc); trimPool() frees every cached buffer
 Napi::Value PoolStats(const Napi::CallbackInfo& info) {
   return guarded(info, "poolStats", [&]() -> Napi::Value {
     Napi::Object o = Napi::Object::New(info.Env());
     o.Set("cachedBytes", static_cast<double>(pool().cachedBytes));
     o.Set("capBytes", static_cast<double>(pool().capBytes));
+    o.Set("hits", static_cast<double>(pool().hits));
+    o.Set("misses", static_cast<double>(pool().misses));
+    o.Set("missBytes", static_cast<double>(pool().missBytes));
+    o.Set("reportedBytes", static_cast<double>(gReportedBytes));
     return o;
   });
 }
@@ -133,6 +161,16 @@ Napi::Value PoolStats(const Napi::CallbackInfo& info) {
 Napi::Value TrimPool(const Napi::CallbackInfo& info) {
   return guarded(info, "trimPool", [&]() -> Napi::Value {
     evictTo(pool(), 0);
+    return info.Env().Undefined();
+  });
+}
+
+// deferExternalMemory(on): while on, storage allocations and frees are not reported to V8;
+// turning it off reports the net change (see accountAlloc).
+Napi::Value DeferExternalMemory(const Napi::CallbackInfo& info) {
+  return guarded(info, "deferExternalMemory", [&]() -> Napi::Value {
+    gDeferExternal = boolArg(info, 0, "on");
+    if (!gDeferExternal) reportExternal(info.Env());
     return info.Env().Undefined();
   });
 }
@@ -148,6 +186,7 @@ void exportBuffers(Napi::Env env, Napi::Object exports) {
   exports.Set("live", Napi::Function::New(env, Live, "live"));
   exports.Set("poolStats", Napi::Function::New(env, PoolStats, "poolStats"));
   exports.Set("trimPool", Napi::Function::New(env, TrimPool, "trimPool"));
+  exports.Set("deferExternalMemory", Napi::Function::New(env, DeferExternalMemory, "deferExternalMemory"));
 }
 
 }  // namespace rn

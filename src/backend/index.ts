@@ -2,10 +2,13 @@
 // chooses. If the native addon cannot load and nobody asked for it explicitly, the
 // reference backend is used and one line on stderr says what to install for the fast one.
 
+import { isMainThread } from 'node:worker_threads';
+
 import type { Backend } from './backend.js';
 import { ReferenceBackend } from './reference/index.js';
 import { NativeBackend } from './native.js';
 import { InvalidArgumentError, NativeLoadError } from '../errors.js';
+import { onOutermostScope } from '../tensor/scope.js';
 
 export type BackendName = 'reference' | 'native';
 export const BACKEND_NAMES: readonly BackendName[] = ['native', 'reference'];
@@ -20,11 +23,30 @@ export function backendByName(name: BackendName): Backend {
   let b = instances.get(name);
   if (!b) {
     if (name === 'reference') b = new ReferenceBackend();
-    else if (name === 'native') b = new NativeBackend();
+    else if (name === 'native') b = deferExternalMemoryInTidy(new NativeBackend());
     else throw new InvalidArgumentError(`backend: unknown backend '${String(name)}'; valid: ${BACKEND_NAMES.join(', ')}`);
     instances.set(name, b);
   }
   return b;
+}
+
+const deferring = new WeakSet<object>();
+
+/**
+ * Makes `backend`'s addon hold back what it tells V8 about native memory while the
+ * outermost tidy() runs (native/buffers.cc, accountAlloc): otherwise the hundreds of MB a
+ * step allocates and frees start V8 mark-compacts every step. Once per addon, on the main
+ * thread only (the addon refuses other threads); an addon without deferExternalMemory is
+ * left as it is. Returns `backend`.
+ */
+export function deferExternalMemoryInTidy(backend: NativeBackend): NativeBackend {
+  const addon = backend.addon as unknown as { deferExternalMemory?: (on: boolean) => void };
+  const defer = addon.deferExternalMemory;
+  if (isMainThread && typeof defer === 'function' && !deferring.has(addon)) {
+    deferring.add(addon);
+    onOutermostScope({ open: () => defer.call(addon, true), close: () => defer.call(addon, false) });
+  }
+  return backend;
 }
 
 /** Whether the native backend can be loaded here (never throws). */

@@ -30,6 +30,22 @@ export class Scope {
 
 let current: Scope | null = null;
 
+/** Told when the outermost `tidy` opens and when it has closed (after its disposals). */
+export interface OutermostScopeListener {
+  open(): void;
+  close(): void;
+}
+const listeners: OutermostScopeListener[] = [];
+
+/**
+ * Registers `l` for the rest of the process. The native backend uses it to keep V8 from
+ * counting a step's transient memory (native/buffers.cc, deferExternalMemory): nothing a
+ * tidy makes can be garbage-collected before the tidy ends, its scope holds it.
+ */
+export function onOutermostScope(l: OutermostScopeListener): void {
+  listeners.push(l);
+}
+
 /** The innermost open scope, or null outside every `tidy`. */
 export function currentScope(): Scope | null {
   return current;
@@ -49,6 +65,16 @@ export function keep<T extends Scoped>(t: T): T {
  * const loss = tidy(() => crossEntropy(model.forward(x), y)); // intermediates freed
  */
 export function tidy<T>(fn: () => T): T {
+  const outermost = current === null;
+  if (outermost) for (const l of listeners) l.open();
+  try {
+    return runScope(fn);
+  } finally {
+    if (outermost) for (const l of listeners) l.close();
+  }
+}
+
+function runScope<T>(fn: () => T): T {
   const scope = new Scope(current);
   current = scope;
   let result: T;
