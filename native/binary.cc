@@ -2,8 +2,8 @@
 // (in a's layout, or b's when a is plain and b is not; the other input is reordered; bf16
 // when both are bf16, else f32), and
 // the in-place y = alpha * y + beta * x used for gradient accumulation. The latter is a loop
-// over the whole buffer: x is first brought to y's desc, and padding is zero in both, so it
-// stays zero. int32 inputs use plain loops.
+// over the whole buffer in y's type (f32, or bf16 for a bf16 activation's gradient): x is
+// first brought to y's desc, and padding is zero in both, so it stays zero. int32 inputs use plain loops.
 #include "common.h"
 
 #include <omp.h>
@@ -24,7 +24,7 @@ void zipPlain(Storage* a, Storage* b, Storage* out, F f) {
   for (int64_t k = 0; k < n; ++k) po[k] = f(pa[k], pb[k]);
 }
 
-Napi::Value binaryOp(const Napi::CallbackInfo& info, dnnl::algorithm alg) {
+Napi::Value binaryOp(const Napi::CallbackInfo& info, dnnl::algorithm alg, bool relu = false) {
   Storage* a = Storage::From(info[0], "a");
   Storage* b = Storage::From(info[1], "b");
   if (a->type() != b->type() && !(isFloat(a->type()) && isFloat(b->type())))
@@ -32,7 +32,8 @@ Napi::Value binaryOp(const Napi::CallbackInfo& info, dnnl::algorithm alg) {
   Outputs outs(info.Env());
   if (a->type() == dt::s32) {
     auto y = outs.add(plainDesc(dimsOf(a->md()), dt::s32));
-    if (alg == dnnl::algorithm::binary_add) zipPlain<int32_t>(a, b, y.s, [](int32_t p, int32_t q) { return p + q; });
+    if (alg == dnnl::algorithm::binary_add && relu) zipPlain<int32_t>(a, b, y.s, [](int32_t p, int32_t q) { return std::max(p + q, 0); });
+    else if (alg == dnnl::algorithm::binary_add) zipPlain<int32_t>(a, b, y.s, [](int32_t p, int32_t q) { return p + q; });
     else zipPlain<int32_t>(a, b, y.s, [](int32_t p, int32_t q) { return p * q; });
     outs.commit();
     return y.obj;
@@ -41,8 +42,14 @@ Napi::Value binaryOp(const Napi::CallbackInfo& info, dnnl::algorithm alg) {
   const bool useB = isPlain(a->md()) && !isPlain(b->md()) && dimsOf(a->md()) == dimsOf(b->md());
   // bf16 + bf16 stays bf16 (mixed precision); f32 with bf16 is computed in f32
   const memory::desc md = withType(useB ? b->md() : a->md(), a->type() == b->type() ? a->type() : dt::f32);
-  auto e = cached<Binary>(Key("binary").i(static_cast<int64_t>(alg)).md(md), [&] {
-    return Binary::primitive_desc(Binary::desc(alg, md, md, md), defaultAttr(), eng());
+  auto e = cached<Binary>(Key("binary").i(static_cast<int64_t>(alg)).i(relu).md(md), [&] {
+    dnnl::primitive_attr attr = defaultAttr();
+    if (relu) {  // the residual block's end: relu(a + b) in one pass (a post-op)
+      dnnl::post_ops po;
+      po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+      attr.set_post_ops(po);
+    }
+    return Binary::primitive_desc(Binary::desc(alg, md, md, md), attr, eng());
   });
   const memory ma = a->as(md), mb = b->as(md);
   auto y = outs.add(e->pd.dst_desc());
@@ -51,9 +58,12 @@ Napi::Value binaryOp(const Napi::CallbackInfo& info, dnnl::algorithm alg) {
   return y.obj;
 }
 
-// add(a, b) -> a + b
+// add(a, b, relu = false) -> a + b, or relu(a + b)
 Napi::Value Add(const Napi::CallbackInfo& info) {
-  return guarded(info, "add", [&]() -> Napi::Value { return binaryOp(info, dnnl::algorithm::binary_add); });
+  return guarded(info, "add", [&]() -> Napi::Value {
+    const bool relu = info.Length() > 2 && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
+    return binaryOp(info, dnnl::algorithm::binary_add, relu);
+  });
 }
 
 // mul(a, b) -> a * b
@@ -67,11 +77,18 @@ Napi::Value AxpbyInPlace(const Napi::CallbackInfo& info) {
     Storage* y = Storage::From(info[0], "y");
     Storage* x = Storage::From(info[1], "x");
     const double alpha = numArg(info, 2, "alpha"), beta = numArg(info, 3, "beta");
-    // an accumulator is f32: a bf16 one (a bf16 activation's first gradient) is widened first
-    if (y->type() == dt::bf16) y->convertTo(withType(y->md(), dt::f32));
     const memory xm = x->as(y->md());
     const int64_t n = static_cast<int64_t>(y->bytes() / 4);
-    if (y->type() == dt::f32) {
+    if (y->type() == dt::bf16) {
+      // A bf16 activation's gradient (mixed precision) stays bf16, as the next bf16 consumer
+      // reads it: summed in float, rounded once (x, if f32, is rounded to bf16 first).
+      const int64_t m = static_cast<int64_t>(y->bytes() / 2);
+      const float a = static_cast<float>(alpha), b = static_cast<float>(beta);
+      bf16_t* py = static_cast<bf16_t*>(y->data());
+      const bf16_t* px = static_cast<const bf16_t*>(xm.get_data_handle());
+#pragma omp parallel for simd schedule(static) if (m > 65536)
+      for (int64_t k = 0; k < m; ++k) storeF(py, k, a * loadF(py, k) + b * loadF(px, k));
+    } else if (y->type() == dt::f32) {
       const float a = static_cast<float>(alpha), b = static_cast<float>(beta);
       float* py = static_cast<float*>(y->data());
       const float* px = static_cast<const float*>(xm.get_data_handle());

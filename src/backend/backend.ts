@@ -110,7 +110,8 @@ export interface Backend {
   relu(x: Storage, shape: Shape): Storage;
   /** dx = dy where y > 0, else 0 (y is relu's output). */
   reluBackward(dy: Storage, y: Storage, shape: Shape): Storage;
-  add(a: Storage, b: Storage, shape: Shape): Storage;
+  /** a + b, or relu(a + b) with `relu` (a residual block's end, one pass). */
+  add(a: Storage, b: Storage, shape: Shape, relu?: boolean): Storage;
   mul(a: Storage, b: Storage, shape: Shape): Storage;
   /** y = alpha * x + beta */
   affineScalar(x: Storage, shape: Shape, alpha: number, beta: number): Storage;

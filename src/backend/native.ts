@@ -76,7 +76,7 @@ export interface NativeAddon {
 
   relu(x: Storage): Storage;
   reluBackward(dy: Storage, y: Storage): Storage;
-  add(a: Storage, b: Storage): Storage;
+  add(a: Storage, b: Storage, relu?: boolean): Storage;
   mul(a: Storage, b: Storage): Storage;
   affineScalar(x: Storage, alpha: number, beta: number): Storage;
   axpbyInPlace(y: Storage, x: Storage, alpha: number, beta: number): void;
@@ -273,8 +273,8 @@ export class NativeBackend implements Backend {
   reluBackward(dy: Storage, y: Storage, _shape: Shape): Storage {
     return this.call('reluBackward', () => this.addon.reluBackward(dy, y));
   }
-  add(a: Storage, b: Storage, _shape: Shape): Storage {
-    return this.call('add', () => this.addon.add(a, b));
+  add(a: Storage, b: Storage, _shape: Shape, relu = false): Storage {
+    return this.call('add', () => this.addon.add(a, b, relu));
   }
   mul(a: Storage, b: Storage, _shape: Shape): Storage {
     return this.call('mul', () => this.addon.mul(a, b));

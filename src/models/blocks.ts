@@ -18,7 +18,7 @@ import { Conv2d } from '../nn/conv.js';
 import { defaultRng, kaimingNormal, type Initializer } from '../nn/init.js';
 import { Module, ShapeTrace } from '../nn/module.js';
 import { noGrad } from '../tensor/autograd.js';
-import { add, affine } from '../tensor/ops/elementwise.js';
+import { add, addRelu, affine } from '../tensor/ops/elementwise.js';
 import { relu } from '../tensor/ops/relu.js';
 import { fmt } from '../tensor/geometry.js';
 import type { Rng } from '../tensor/random.js';
@@ -134,15 +134,16 @@ export abstract class Block extends Module {
     return withRelu ? relu(r) : r;
   }
 
-  /** branch + shortcut with `o.detach` applied: the detached side runs without autograd
-   *  (an identity shortcut is copied, so its input keeps its gradient elsewhere). */
-  protected addBranch(branch: () => Tensor, shortcut: () => Tensor, o: BlockForwardOptions): Tensor {
+  /** branch + shortcut (then ReLU, fused, with `withRelu`) with `o.detach` applied: the
+   *  detached side runs without autograd (an identity shortcut is copied, so its input keeps
+   *  its gradient elsewhere). */
+  protected addBranch(branch: () => Tensor, shortcut: () => Tensor, o: BlockForwardOptions, withRelu = false): Tensor {
     if (o.detach !== undefined && o.detach !== 'branch' && o.detach !== 'shortcut') {
       throw new InvalidArgumentError(`${this.constructor.name}: unknown detach '${String(o.detach)}'; valid: branch, shortcut`);
     }
     const b = o.detach === 'branch' ? noGrad(branch) : branch();
     const s = o.detach === 'shortcut' ? noGrad(() => affine(shortcut(), 1, 0)) : shortcut();
-    return add(b, s);
+    return withRelu ? addRelu(b, s) : add(b, s);
   }
 
   protected checkDetach(o: BlockForwardOptions): void {
@@ -240,7 +241,7 @@ export class BasicBlock extends Block {
       return this.bnForward('bn2', this.bn2, out, this.plain, o);
     };
     if (this.plain) return branch();
-    return relu(this.addBranch(branch, () => (this.shortcut ? this.shortcut.forward(x) : x), o));
+    return this.addBranch(branch, () => (this.shortcut ? this.shortcut.forward(x) : x), o, true);
   }
 
   protected override shortcutOf(x: Tensor): Tensor {
@@ -302,7 +303,7 @@ export class Bottleneck extends Block {
       return this.bnForward('bn3', this.bn3, this.conv3.forward(out), this.plain, o);
     };
     if (this.plain) return branch();
-    return relu(this.addBranch(branch, () => (this.shortcut ? this.shortcut.forward(x) : x), o));
+    return this.addBranch(branch, () => (this.shortcut ? this.shortcut.forward(x) : x), o, true);
   }
 
   protected override shortcutOf(x: Tensor): Tensor {

@@ -177,8 +177,9 @@ export class ReferenceBackend implements Backend {
     return this.out(reluBackward(this.f32(dy, 'reluBackward'), this.f32(y, 'reluBackward')));
   }
 
-  add(a: Storage, b: Storage, _shape: Shape): Storage {
-    return this.out(add(this.f32(a, 'add'), this.f32(b, 'add')));
+  add(a: Storage, b: Storage, _shape: Shape, fuseRelu = false): Storage {
+    const y = add(this.f32(a, 'add'), this.f32(b, 'add'));
+    return this.out(fuseRelu ? relu(y) : y);
   }
 
   mul(a: Storage, b: Storage, _shape: Shape): Storage {

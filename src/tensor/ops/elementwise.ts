@@ -17,6 +17,21 @@ export function add(a: Tensor, b: Tensor): Tensor {
   return record(y, op, [a, b], (dy) => [dy, dy]);
 }
 
+/** relu(a + b) in one pass (a residual block's end). d/da = d/db = dy where y > 0. */
+export function addRelu(a: Tensor, b: Tensor): Tensor {
+  const op = 'addRelu';
+  sameBackend(op, a, b);
+  expectDtype(op, 'a', a, 'float32');
+  expectDtype(op, 'b', b, 'float32');
+  expectSameShape(op, a, b);
+  const be = a.backend;
+  const y = fromStorage(be, be.add(a.storage, b.storage, a.shape, true), a.shape);
+  return record(y, op, [a, b], (dy) => {
+    const dx = fromStorage(be, be.reluBackward(dy.storage, y.storage, a.shape), a.shape);
+    return [dx, dx];
+  });
+}
+
 /** a * b elementwise. d/da = dy * b, d/db = dy * a. */
 export function mul(a: Tensor, b: Tensor): Tensor {
   const op = 'mul';

@@ -5,6 +5,7 @@
 //   batchNorm (infer)       dx = dy * gamma / sqrt(runningVar + eps); dgamma = sum(dy * xhat); dbeta = sum(dy)
 //   relu(x)                 dx = dy * [y > 0]
 //   add(a, b)               da = dy; db = dy
+//   addRelu(a, b)           da = db = dy * [y > 0]
 //   mul(a, b)               da = dy * b; db = dy * a
 //   affine(x, alpha, beta)  dx = alpha * dy
 //   maxPool2d(x)            dx = dy routed to each window's argmax
@@ -19,7 +20,7 @@
 export { conv2d, conv2dFused, type Conv2dFusedOptions, type Conv2dPrecisionOptions } from './conv2d.js';
 export { batchNorm, type BatchNormOptions } from './batch_norm.js';
 export { relu } from './relu.js';
-export { add, mul, affine, addScalar, mulScalar } from './elementwise.js';
+export { add, addRelu, mul, affine, addScalar, mulScalar } from './elementwise.js';
 export { maxPool2d, avgPool2d, globalAvgPool2d, type AvgPool2dOptions } from './pool.js';
 export { linear } from './linear.js';
 export { reshape, flatten } from './reshape.js';
