@@ -5,10 +5,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  add, avgPool2d, backendByName, batchNorm, conv2d, crossEntropy, linear, maxPool2d, mul, mulScalar, relu, reshape,
+  add, addRelu, avgPool2d, backendByName, batchNorm, conv2d, crossEntropy, linear, maxPool2d, mul, mulScalar, relu, reshape,
   Rng, sgdStep, sum, tensor, tidy, type Backend, type Tensor,
 } from '../src/index.js';
 import { fromStorage } from '../src/tensor/tensor.js';
+import type { NativeBackend } from '../src/backend/native.js';
 import { assertClose } from './helpers/compare.js';
 
 const TOL = 1e-4;
@@ -111,8 +112,18 @@ test('batch norm (training, with and without fused ReLU; inference) and its grad
 // that error showed: image-like input (half of it one background value), through a conv, so x
 // is in the conv's layout. The old kernel fails it (variance 5.4e-6 off at N=64).
 test('batch norm training on a conv output at training size: statistics and gradients to float32 rounding', () => {
-  // 16 channels: whole 8- or 16-lane blocks; 17: a padded last block
-  for (const [N, C] of [[128, 16], [16, 17]]) checkConvBatchNorm(N, C, 28);
+  // 16 channels: whole 8- or 16-lane blocks; 17: a padded last block. Both builds of our
+  // kernels where the CPU runs both (AVX-512 and binding.gyp's baseline).
+  const addon = (nat as NativeBackend).addon;
+  const sets = addon.kernelIsa() === 'avx512' ? (['avx512', 'baseline'] as const) : (['baseline'] as const);
+  try {
+    for (const set of sets) {
+      addon.kernelIsa(set);
+      for (const [N, C] of [[128, 16], [16, 17]]) checkConvBatchNorm(N, C, 28);
+    }
+  } finally {
+    addon.kernelIsa(sets[0]);
+  }
 });
 
 function checkConvBatchNorm(N: number, C: number, H: number): void {
@@ -163,6 +174,7 @@ test('max pool, avg pool (both count_include_pad), relu, add, mul, reshape', () 
     const two = (): Input[] => [...x(), ...x()];
     check(`relu [${N}, ${C}, ${H}, ${W}]`, x(), (xs) => relu(xs[0]), rng);
     check(`add [${N}, ${C}, ${H}, ${W}]`, two(), (xs) => relu(add(xs[0], xs[1])), rng);
+    check(`addRelu [${N}, ${C}, ${H}, ${W}]`, two(), (xs) => mulScalar(addRelu(xs[0], xs[1]), 1.5), rng);
     check(`mul [${N}, ${C}, ${H}, ${W}]`, two(), (xs) => mul(xs[0], xs[1]), rng);
     check(`reshape [${N}, ${C}, ${H}, ${W}]`, x(), (xs) => reshape(relu(xs[0]), [N, -1]), rng);
   }

@@ -100,6 +100,9 @@ export interface NativeAddon {
   sgdUpdate(param: Storage, grad: Storage, buf: Storage | null, p: SgdParams): void;
 
   implInfo(kind: NativeImplKind, params: object): NativeImplInfo;
+  /** The instruction set our own kernels (training batch norm) run with: 'avx512' where the
+   *  CPU has it, else 'baseline' (binding.gyp's); pass one to switch (tests of both). */
+  kernelIsa(set?: 'avx512' | 'baseline'): 'avx512' | 'baseline';
   /** Bare oneDNN timing of one conv pass: per-iteration milliseconds (bench/ops.ts). */
   benchConv(g: Conv2dGeometry, pass: ConvPass, iters: number, warmup?: number): Float64Array;
   benchRelease(): void;

@@ -1,0 +1,36 @@
+// The batch-norm kernels' interface (batch_norm.cc builds the kernels once per instruction
+// set from batch_norm_kernels.inc and picks one at run time): a channel view of the data, the
+// double sums the kernels return, and a table of the four passes per element type.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace rn {
+
+// A 4-D (or wider) f32 or bf16 layout seen as [N][Cb][S][B]: B channels contiguous, S spatial
+// positions B apart, Cb channel blocks. Planar NCHW is B = 1; channels-last is Cb = 1, B = C;
+// aBcd8b is B = 8. Channels past C (block padding) are carried with gamma = beta = 0.
+struct ChannelView {
+  int64_t N = 0, C = 0, Cb = 0, B = 0, S = 0, nStride = 0, cbStride = 0;
+  int64_t base(int64_t n, int64_t cb) const { return n * nStride + cb * cbStride; }
+};
+
+// Per-channel [Cb * B] double sums.
+struct Sums { std::vector<double> a, b; };
+
+/// dx = a * g - kx * (x - mean) + c0 per padded channel; scale and shift (the forward's) tell
+/// where a fused ReLU passed the gradient.
+struct BnGradCoef { const float *a, *kx, *c0, *mean, *scale, *shift; };
+
+/// The four passes of training batch norm over elements of type T (float or bf16_t).
+template <class T>
+struct BnOps {
+  Sums (*stats)(const ChannelView& v, const T* x, const float* k);
+  void (*normalize)(const ChannelView& v, const T* x, T* y, const float* scale, const float* shift, bool relu);
+  Sums (*gradSums)(const ChannelView& v, const T* x, const T* dy, const float* mean, const float* scale,
+                   const float* shift, bool relu);
+  void (*gradMap)(const ChannelView& v, const T* x, const T* dy, T* dx, const BnGradCoef& k, bool relu);
+};
+
+}  // namespace rn
