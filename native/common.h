@@ -127,6 +127,9 @@ class Storage {
   static Storage* From(const Napi::Value& v, const char* what);
   /// Releases the storage behind `v` now; false if it had been freed already.
   static bool Free(const Napi::Value& v);
+  /// A new JS storage that takes over `from`'s memory (its contents as they are); `from` ends
+  /// as freed (a later use says so). For an op that writes into a consumed input.
+  static New Take(Napi::Env env, Storage* from);
 
   const memory::desc& md() const { return md_; }
   memory mem() const { return mem_; }

@@ -155,7 +155,10 @@ Napi::Value Conv2d(const Napi::CallbackInfo& info) {
   });
 }
 
-// conv2dFused(x, w, b | null, geometry, residual | null, relu, precision?) -> y, inference only.
+// conv2dFused(x, w, b | null, geometry, residual | null, relu, precision?, consumeResidual?) -> y,
+// inference only. With consumeResidual the output is written into the residual's own memory
+// when its layout is the output's (as a hand-written network sums into the shortcut's
+// buffer: no copy), and the residual storage ends as freed; otherwise it is copied first.
 Napi::Value Conv2dFused(const Napi::CallbackInfo& info) {
   return guarded(info, "conv2dFused", [&]() -> Napi::Value {
     Storage* x = Storage::From(info[0], "x");
@@ -167,10 +170,12 @@ Napi::Value Conv2dFused(const Napi::CallbackInfo& info) {
     if (r && numelOf(dimsOf(r->md())) != g.N * g.K * g.OH * g.OW)
       throw OpError("residual must have the output's shape [N, K, OH, OW]");
     auto e = fwdFused(g, b != nullptr, r != nullptr, relu, precisionArg(info, 6));
+    const bool consume = info.Length() > 7 && info[7].IsBoolean() && info[7].As<Napi::Boolean>().Value();
     auto args = weightedForwardArgs(e->pd, x, w, b);
     Outputs outs(info.Env());
-    auto y = outs.add(e->pd.dst_desc());
-    if (r) reorderInto(r->as(sameLayout(r->md(), convShapes(g).dst)), y.s->mem());
+    const bool inPlace = r && consume && r != x && r != w && r != b && r->md() == e->pd.dst_desc();
+    auto y = inPlace ? Storage::Take(info.Env(), r) : outs.add(e->pd.dst_desc());
+    if (r && !inPlace) reorderInto(r->as(sameLayout(r->md(), convShapes(g).dst)), y.s->mem());
     args.emplace(DNNL_ARG_DST, y.s->mem());
     execute(e->prim, e->pd, std::move(args));
     outs.commit();

@@ -187,6 +187,27 @@ bool Storage::Free(const Napi::Value& v) {
   return wasLive;
 }
 
+Storage::New Storage::Take(Napi::Env env, Storage* from) {
+  Napi::Object obj = Napi::Object::New(env);
+  check(env, napi_type_tag_object(env, obj, &kStorageTag), "type tag");
+  auto* s = new Storage(env);
+  const napi_status st = napi_wrap(env, obj, s, Finalize, nullptr, nullptr);
+  if (st != napi_ok) {
+    delete s;
+    check(env, st, "wrap");
+  }
+  from->invalidate();
+  s->setPrimary(from->md_, from->ptr_, from->bytes_);
+  s->freed_ = false;
+  s->meta = std::move(from->meta);
+  from->meta.clear();
+  from->ptr_ = nullptr;
+  from->bytes_ = 0;
+  from->mem_ = memory();
+  from->freed_ = true;  // the bytes and the live count move with the memory
+  return {obj, s};
+}
+
 void Storage::setPrimary(const memory::desc& md, void* ptr, size_t bytes) {
   md_ = md;
   ptr_ = ptr;

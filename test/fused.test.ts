@@ -91,6 +91,14 @@ describe('conv2dFused', () => {
         const want2 = add(conv2d(x, w, null, { stride: 2, padding: 1 }), r).toFloat32Array();
         assert.ok(maxRel(noRelu, want2) <= 1e-5);
         assert.ok(noRelu.some((v) => v < 0), 'without relu, negatives stay');
+        // consumeResidual: the same result; on native, summed into the residual's own memory
+        // when it is in the output's layout (a fused conv's output is), after which it says it is gone
+        const h = conv2dFused(x, w, null, { stride: 2, padding: 1 });
+        const want3 = relu(add(conv2d(x, w, b, { stride: 2, padding: 1 }), h)).toFloat32Array();
+        const got3 = conv2dFused(x, w, b, { stride: 2, padding: 1, residual: h, relu: true, consumeResidual: true });
+        assert.ok(maxRel(got3.toFloat32Array(), want3) <= 1e-5);
+        if (backendName === 'native') assert.throws(() => h.toFloat32Array(), /read: 's' was already freed/);
+        else assert.equal(h.toFloat32Array().length, 2 * 16 * 5 * 5);
       });
     });
   }

@@ -91,9 +91,11 @@ export interface Backend {
   conv2dBackwardWeights(x: Storage, dy: Storage, g: Conv2dGeometry, withBias: boolean, precision?: Precision):
     { dw: Storage; db: Storage | null };
   /** Inference only: y = conv(x, w) + b, plus `residual` ([N, K, OH, OW]) if given, then
-   *  ReLU if `relu`; one pass (native: oneDNN sum and eltwise post-ops). No backward. */
+   *  ReLU if `relu`; one pass (native: oneDNN sum and eltwise post-ops). No backward. With
+   *  `consumeResidual` a backend may write y into the residual's memory (the residual storage
+   *  is then freed, whoever else held it). */
   conv2dFused(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry, residual: Storage | null, relu: boolean,
-    precision?: Precision): Storage;
+    precision?: Precision, consumeResidual?: boolean): Storage;
 
   // ---- batch norm (x: [N, C, H, W], gamma/beta/mean/variance: [C]) -----------------------
   /** Training mode: batch statistics (biased variance). `saved` is whatever the backward

@@ -62,7 +62,7 @@ export interface NativeAddon {
   // A geometry is an object or (faster) a Float64Array of its fields in declaration order.
   conv2d(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry | Float64Array, precision?: Precision): Storage;
   conv2dFused(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry | Float64Array, residual: Storage | null,
-    relu: boolean, precision?: Precision): Storage;
+    relu: boolean, precision?: Precision, consumeResidual?: boolean): Storage;
   conv2dBackwardData(dy: Storage, w: Storage, g: Conv2dGeometry | Float64Array, precision?: Precision): Storage;
   conv2dBackwardWeights(x: Storage, dy: Storage, g: Conv2dGeometry | Float64Array, withBias: boolean,
     precision?: Precision): { dw: Storage; db: Storage | null };
@@ -241,8 +241,9 @@ export class NativeBackend implements Backend {
     return this.call('conv2d', () => this.addon.conv2d(x, w, b, packConv(g), precision));
   }
   conv2dFused(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry, residual: Storage | null, relu: boolean,
-    precision: Precision = 'fp32'): Storage {
-    return this.call('conv2dFused', () => this.addon.conv2dFused(x, w, b, packConv(g), residual, relu, precision));
+    precision: Precision = 'fp32', consumeResidual = false): Storage {
+    return this.call('conv2dFused',
+      () => this.addon.conv2dFused(x, w, b, packConv(g), residual, relu, precision, consumeResidual));
   }
   conv2dBackwardData(dy: Storage, w: Storage, g: Conv2dGeometry, precision: Precision = 'fp32'): Storage {
     return this.call('conv2dBackwardData', () => this.addon.conv2dBackwardData(dy, w, packConv(g), precision));

@@ -59,8 +59,9 @@ class FoldedConv {
     this.bias = tensor(fb, [K], { backend });
   }
 
+  /** `residual` is the block's own intermediate: the output is summed into its memory. */
   run(x: Tensor, relu: boolean, residual: Tensor | null = null): Tensor {
-    return conv2dFused(x, this.weight, this.bias, { ...this.opts, relu, residual });
+    return conv2dFused(x, this.weight, this.bias, { ...this.opts, relu, residual, consumeResidual: residual !== null });
   }
 
   dispose(): void {

@@ -47,6 +47,9 @@ export interface Conv2dFusedOptions extends Conv2dPrecisionOptions {
   residual?: Tensor | null;
   /** Apply ReLU last. */
   relu?: boolean;
+  /** The residual is an intermediate nobody reads again: the result may be written into its
+   *  memory (no copy), after which the residual tensor must not be used (it says so if it is). */
+  consumeResidual?: boolean;
 }
 
 /**
@@ -76,5 +79,5 @@ export function conv2dFused(x: Tensor, weight: Tensor, bias: Tensor | null = nul
   const be = x.backend;
   const p = opts.precision ?? autocastPrecision();
   return fromStorage(be, be.conv2dFused(x.storage, weight.storage, bias ? bias.storage : null, g,
-    residual ? residual.storage : null, opts.relu ?? false, p), outShape);
+    residual ? residual.storage : null, opts.relu ?? false, p, opts.consumeResidual ?? false), outShape);
 }
