@@ -4,7 +4,7 @@
 # median of warm runs. torchvision builds the ImageNet nets; resnet20 is the CIFAR net with
 # option-A shortcuts (as ours). --channels-last tries PyTorch's faster layout for inference.
 #   /usr/bin/python3 bench/peer_torch.py --arch resnet50 --batch 16 --mode infer [--runs 10] [--threads 2]
-import argparse, json, os, time
+import argparse, contextlib, json, os, time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -55,7 +55,9 @@ def main():
     p.add_argument('--in-channels', type=int, default=3); p.add_argument('--classes', type=int, default=None)
     p.add_argument('--runs', type=int, default=10); p.add_argument('--warmup', type=int, default=2)
     p.add_argument('--threads', type=int, default=os.cpu_count()); p.add_argument('--channels-last', action='store_true')
+    p.add_argument('--bf16', action='store_true', help='forward under torch.autocast("cpu", torch.bfloat16), as Intel\'s recipe')
     a = p.parse_args()
+    amp = (lambda: torch.autocast('cpu', dtype=torch.bfloat16)) if a.bf16 else contextlib.nullcontext
     torch.set_num_threads(a.threads); torch.manual_seed(0)
     h, w = (int(v) for v in (a.input or ('32x32' if a.arch in CIFAR else '224x224')).lower().split('x'))
     model = build(a.arch, a.in_channels, a.classes)
@@ -67,12 +69,14 @@ def main():
         model.train()
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
         def step():
-            loss = F.cross_entropy(model(x), y); opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); loss.item()
+            with amp():
+                out = model(x)
+            loss = F.cross_entropy(out.float(), y); opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); loss.item()
     else:
         model.eval()
         def step():
-            with torch.no_grad():
-                model(x).numpy()
+            with torch.no_grad(), amp():
+                model(x).float().numpy()
     times = []
     for i in range(a.warmup + a.runs):
         t0 = time.perf_counter(); step(); dt = (time.perf_counter() - t0) * 1000
@@ -80,7 +84,7 @@ def main():
     ms = sorted(times)[len(times) // 2] if len(times) % 2 else sum(sorted(times)[len(times) // 2 - 1:len(times) // 2 + 1]) / 2
     print(json.dumps({'arch': a.arch, 'batch': a.batch, 'mode': a.mode, 'backend': 'pytorch', 'ms_per_batch': ms,
                       'images_per_sec': a.batch * 1000 / ms, 'runs_ms': times, 'threads': a.threads,
-                      'channels_last': a.channels_last, 'torch': torch.__version__}))
+                      'channels_last': a.channels_last, 'bf16': a.bf16, 'torch': torch.__version__}))
 
 if __name__ == '__main__':
     main()

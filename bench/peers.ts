@@ -3,7 +3,9 @@
 // alternating, each a fresh process doing warm-up + timed runs; the median over all timed
 // runs of each side, and the ratio ours / peer in images per second (above 1.0: faster).
 // Writes bench/results/peers_<cpu>.json and .txt with the CPU model, flags and versions.
-//   node --import tsx bench/peers.ts [--rounds 3] [--runs 5] [--cases infer|train|all] [--threads 2]
+// With --precision bf16, ours runs bf16 mixed precision and PyTorch bf16 autocast in channels-
+// last (its fast bf16 path); onnxruntime stays fp32 (its CPU provider has no bf16 convolution).
+//   node --import tsx bench/peers.ts [--rounds 3] [--runs 5] [--cases infer|train|all] [--threads 2] [--precision fp32|bf16]
 
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -29,6 +31,9 @@ const rounds = Number(arg('rounds', '3'));
 const runs = arg('runs', '5');
 const threads = arg('threads', String(availableParallelism()));
 const which = arg('cases', 'all');
+const precision = arg('precision', 'fp32');
+if (precision !== 'fp32' && precision !== 'bf16') throw new Error(`--precision must be fp32 or bf16, got '${precision}'`);
+const bf16 = precision === 'bf16';
 const env = { ...process.env, RESNET_NUM_THREADS: threads, OMP_NUM_THREADS: threads };
 
 function json(cmd: string, args: string[]): { ms_per_batch: number; runs_ms: number[]; [k: string]: unknown } {
@@ -45,9 +50,10 @@ function common(c: Case): string[] {
 }
 
 const sides = {
-  ours: (c: Case) => json(process.execPath, ['dist/cli/main.js', 'bench', ...common(c), '--mode', c.mode, '--json']),
+  ours: (c: Case) => json(process.execPath, ['dist/cli/main.js', 'bench', ...common(c), '--mode', c.mode, '--precision', precision, '--json']),
   ort: (c: Case) => json(process.execPath, ['--import', 'tsx', 'bench/peer_ort.ts', ...common(c), '--threads', threads]),
-  torch: (c: Case) => json('/usr/bin/python3', ['bench/peer_torch.py', ...common(c), '--mode', c.mode, '--threads', threads]),
+  torch: (c: Case) => json('/usr/bin/python3', ['bench/peer_torch.py', ...common(c), '--mode', c.mode, '--threads', threads,
+    ...(bf16 ? ['--bf16', '--channels-last'] : [])]),
 };
 
 const cpu = cpus()[0]?.model.trim() ?? 'unknown';
@@ -71,7 +77,7 @@ for (const c of CASES) {
     load.push(loadavg()[0]);
     for (const side of ['ours', ...c.peers] as const) times[side].push(...sides[side](c).runs_ms);
   }
-  const label = `${c.arch} ${c.mode} batch ${c.batch}${c.input ? ` ${c.inChannels ?? 3}x${c.input}` : ''}`;
+  const label = `${c.arch} ${c.mode} batch ${c.batch}${c.input ? ` ${c.inChannels ?? 3}x${c.input}` : ''} ${precision}`;
   const ours = median(times.ours);
   const row: Record<string, unknown> = { case: label, ...c, ours_ms: ours, ours_img_s: (c.batch * 1000) / ours, load: load.map((v) => +v.toFixed(2)) };
   let text = `${label.padEnd(36)} ours ${ours.toFixed(1)} ms (${((c.batch * 1000) / ours).toFixed(1)} img/s)`;
@@ -87,5 +93,6 @@ for (const c of CASES) {
 
 mkdirSync('bench/results', { recursive: true });
 const slug = cpu.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_|_$/g, '');
-writeFileSync(`bench/results/peers_${slug}.json`, `${JSON.stringify({ cpu, isa, onednn: info.onednn, dispatch: info.isa, threads: Number(threads), rounds, runs: Number(runs), date: new Date().toISOString(), results }, null, 1)}\n`);
-writeFileSync(`bench/results/peers_${slug}.txt`, `${lines.join('\n')}\n`);
+const name = `peers_${slug}${bf16 ? '_bf16' : ''}`;
+writeFileSync(`bench/results/${name}.json`, `${JSON.stringify({ cpu, isa, onednn: info.onednn, dispatch: info.isa, threads: Number(threads), precision, rounds, runs: Number(runs), date: new Date().toISOString(), results }, null, 1)}\n`);
+writeFileSync(`bench/results/${name}.txt`, `${lines.join('\n')}\n`);
