@@ -92,7 +92,9 @@ for (const c of CASES) {
 }
 
 mkdirSync('bench/results', { recursive: true });
-const slug = cpu.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_|_$/g, '');
+// The model name alone does not tell the kinds apart ("AMD EPYC" is Zen 3 and Zen 5 here).
+const family = isa.includes('amx_bf16') ? 'amx' : isa.includes('avx512f') ? 'avx512' : 'avx2';
+const slug = `${cpu.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_|_$/g, '')}_${family}`;
 const name = `peers_${slug}${bf16 ? '_bf16' : ''}`;
 writeFileSync(`bench/results/${name}.json`, `${JSON.stringify({ cpu, isa, onednn: info.onednn, dispatch: info.isa, threads: Number(threads), precision, rounds, runs: Number(runs), date: new Date().toISOString(), results }, null, 1)}\n`);
 writeFileSync(`bench/results/${name}.txt`, `${lines.join('\n')}\n`);
