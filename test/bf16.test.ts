@@ -249,11 +249,17 @@ describe('bf16 inference of a trained net', () => {
 });
 
 describe('resolvePrecision', () => {
-  const fake = (isa: string, name: 'native' | 'reference' = 'native'): Backend =>
-    ({ name, info: () => ({ backend: name, onednn: '2.6.3', threads: 2, isa }) }) as unknown as Backend;
+  const fake = (isa: string, name: 'native' | 'reference' = 'native', bf16ConvImpl: string | null = `brgconv:${isa}`): Backend =>
+    ({ name, info: () => ({ backend: name, onednn: '2.6.3', threads: 2, isa, bf16ConvImpl }) }) as unknown as Backend;
 
-  it("'auto' is bf16 only where oneDNN has AMX", () => {
+  it("'auto' is bf16 only where oneDNN has AMX and an optimised bf16 convolution", () => {
     assert.equal(resolvePrecision('auto', fake('avx512_core_amx')).precision, 'bf16');
+    assert.equal(resolvePrecision('auto', fake('avx512_core_amx', 'native', 'ref:any')).precision, 'fp32');
+    assert.match(resolvePrecision('auto', fake('avx512_core_amx', 'native', 'ref:any')).reason, /gets ref:any/);
+    const here = native.info();
+    assert.equal(resolvePrecision('auto', native).precision, here.isa === 'avx512_core_amx' ? 'bf16' : 'fp32');
+    if (here.isa.startsWith('avx512')) assert.match(String(here.bf16ConvImpl), /^(jit|brg)\w*:/);
+    else assert.equal(here.bf16ConvImpl, null);
     for (const isa of ['avx2', 'avx512_core', 'avx512_core_bf16']) assert.equal(resolvePrecision('auto', fake(isa)).precision, 'fp32');
     assert.equal(resolvePrecision(undefined, fake('avx2')).precision, 'fp32');
     assert.equal(resolvePrecision('auto', fake('none', 'reference')).precision, 'fp32');

@@ -64,6 +64,9 @@ export interface BackendInfo {
   readonly threads: number;
   /** The ISA oneDNN dispatches to (e.g. "avx512_core_amx"), or "none". */
   readonly isa: string;
+  /** The implementation a bf16 3x3 convolution gets here (e.g. "brgconv:avx512_core_amx"),
+   *  or null where bf16 cannot run (no AVX-512) or the backend has no such notion. */
+  readonly bf16ConvImpl?: string | null;
 }
 
 export interface Backend {

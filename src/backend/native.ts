@@ -207,9 +207,21 @@ export class NativeBackend implements Backend {
     }
   }
 
+  private bf16Impl: string | null | undefined;
+
   info(): BackendInfo {
     const i = this.call('info', () => this.addon.info());
-    return { backend: 'native', onednn: i.onednn, threads: i.threads, isa: i.isa };
+    if (this.bf16Impl === undefined) {
+      // a typical ResNet layer (64 -> 64, 3x3), asked once: which kernel bf16 would get
+      const g = { N: 16, C: 64, H: 56, W: 56, K: 64, R: 3, S: 3, OH: 56, OW: 56, strideH: 1, strideW: 1, padH: 1, padW: 1,
+        dilationH: 1, dilationW: 1, groups: 1, precision: 'bf16' };
+      try {
+        this.bf16Impl = i.isa.startsWith('avx512') ? this.addon.implInfo('conv2d', g).impl : null;
+      } catch {
+        this.bf16Impl = null;  // oneDNN has no bf16 convolution here
+      }
+    }
+    return { backend: 'native', onednn: i.onednn, threads: i.threads, isa: i.isa, bf16ConvImpl: this.bf16Impl };
   }
 
   // ---- memory -------------------------------------------------------------------------

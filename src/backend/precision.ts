@@ -1,6 +1,6 @@
 // Which compute precision a run gets: 'fp32', 'bf16' (mixed precision), or 'auto' = bf16
-// where oneDNN has AMX (bf16 convolutions several times faster than fp32 and a non-ref
-// implementation), fp32 elsewhere. Without AVX-512 oneDNN 2.6 has no bf16 at all, so asking
+// where oneDNN has AMX (bf16 convolutions several times faster than fp32) and a bf16
+// convolution gets an optimised (not ref) implementation, fp32 elsewhere. Without AVX-512 oneDNN 2.6 has no bf16 at all, so asking
 // for it there is an error naming the ISA. The reference backend computes bf16 by rounding
 // (the judge), so it accepts it anywhere.
 
@@ -48,6 +48,11 @@ export function resolvePrecision(choice: PrecisionChoice | undefined, backend: B
     }
     return { precision: 'bf16', isa, reason: 'asked for' };
   }
-  if (backend.name === 'native' && BF16_FAST_ISAS.has(isa)) return { precision: 'bf16', isa, reason: `auto: ${isa} (AMX)` };
-  return { precision: 'fp32', isa, reason: backend.name === 'native' ? `auto: ${isa} has no AMX` : 'auto: reference backend' };
+  if (backend.name !== 'native') return { precision: 'fp32', isa, reason: 'auto: reference backend' };
+  if (!BF16_FAST_ISAS.has(isa)) return { precision: 'fp32', isa, reason: `auto: ${isa} has no AMX` };
+  const impl = backend.info().bf16ConvImpl;
+  if (!impl || impl.startsWith('ref') || impl.includes('gemm')) {
+    return { precision: 'fp32', isa, reason: `auto: ${isa}, but a bf16 convolution gets ${impl ?? 'no kernel'}` };
+  }
+  return { precision: 'bf16', isa, reason: `auto: ${isa} (AMX, ${impl})` };
 }

@@ -13,6 +13,8 @@ export interface InfoReport {
   /** What --precision auto (the default) runs here, and why. */
   precision: string;
   precisionReason: string;
+  /** The kernel a bf16 convolution gets here, or null where --precision bf16 cannot run. */
+  bf16Conv: string | null;
   node: string;
 }
 
@@ -22,7 +24,8 @@ export function collectInfo(): InfoReport {
   const p = resolvePrecision('auto', be);
   return {
     version: VERSION, backend: b.backend, onednn: b.onednn, threads: b.threads, isa: b.isa,
-    precision: p.precision, precisionReason: p.reason, node: process.version,
+    precision: p.precision, precisionReason: p.reason, bf16Conv: b.backend === 'reference' ? 'reference (rounded, float64 sums)' : b.bf16ConvImpl ?? null,
+    node: process.version,
   };
 }
 
@@ -38,7 +41,7 @@ export function infoCommand(opts: { json?: boolean }): void {
     ['oneDNN', r.onednn ?? '(not loaded)'],
     ['threads', String(r.threads)],
     ['isa', r.isa],
-    ['precision', `${r.precision} (${r.precisionReason}; --precision bf16 ${r.isa.startsWith('avx512') || r.backend === 'reference' ? 'available' : 'unavailable: no AVX-512'})`],
+    ['precision', `${r.precision} (${r.precisionReason}); --precision bf16: ${r.bf16Conv ?? 'unavailable (no AVX-512)'}`],
     ['node', r.node],
   ];
   for (const [k, v] of rows) process.stdout.write(`${k.padEnd(10)} ${v}\n`);
