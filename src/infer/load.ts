@@ -132,7 +132,7 @@ function fromCheckpoint(ck: LoadedCheckpoint, options: LoadModelOptions): Loaded
   const resize = folder ? Math.floor((H * 256) / 224) : Math.max(H, W);
   return {
     model, arch: meta.arch, source: ck.file, labels: [...meta.input.classes], mean: [...meta.norm.mean], std: [...meta.norm.std],
-    channels: channels === 1 ? 1 : 3, resize, crop: [H, W], report, notes: [`resnet-ts checkpoint of epoch ${meta.epoch + 1} (${meta.arch}, ${meta.input.classes.length} classes)`],
+    channels: channels === 1 ? 1 : 3, resize, crop: [H, W], report, notes: [`resnet-ts checkpoint after epoch ${meta.epoch} (${meta.arch}, ${meta.input.classes.length} classes)`],
     preprocessNote: folder ? `resize ${resize}, crop ${H}x${W} (the run's evaluation)` : `resize ${resize}, crop ${H}x${W} (the run's ${H}x${W} input)`,
   };
 }
