@@ -12,7 +12,6 @@ export type DType = 'float32' | 'int32';
  *  backend may keep a bf16 result in bf16 storage: the tensor above still says float32 and
  *  reads back as float32. */
 export type Precision = 'fp32' | 'bf16';
-export const PRECISIONS: readonly Precision[] = ['fp32', 'bf16'];
 export type Shape = readonly number[];
 export type TypedArrayFor<D extends DType> = D extends 'float32' ? Float32Array : Int32Array;
 

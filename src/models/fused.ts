@@ -19,7 +19,7 @@ import { Conv2d } from '../nn/conv.js';
 import type { Module } from '../nn/module.js';
 import { Sequential } from '../nn/sequential.js';
 import { noGrad } from '../tensor/autograd.js';
-import { autocast } from '../tensor/precision.js';
+import { autocast, expectPrecision } from '../tensor/precision.js';
 import { batchNorm } from '../tensor/ops/batch_norm.js';
 import { conv2dFused } from '../tensor/ops/conv2d.js';
 import { flatten } from '../tensor/ops/reshape.js';
@@ -99,9 +99,7 @@ export class FusedResNet {
 
   constructor(readonly model: ResNet, opts: FuseOptions = {}) {
     this.precision = opts.precision ?? 'fp32';
-    if (this.precision !== 'fp32' && this.precision !== 'bf16') {
-      throw new InvalidArgumentError(`fuseForInference: precision must be 'fp32' or 'bf16', got '${String(this.precision)}'`);
-    }
+    expectPrecision('fuseForInference', this.precision);
     const backend = model.conv1.weight.backend;
     const fold = (conv: Conv2d, bn: BatchNorm2d | null): FoldedConv => {
       const f = new FoldedConv(conv, bn, backend);

@@ -14,14 +14,17 @@ export function autocastPrecision(): Precision {
   return current;
 }
 
+/** Throws an InvalidArgumentError naming `op` unless `p` is 'fp32' or 'bf16'. */
+export function expectPrecision(op: string, p: unknown): asserts p is Precision {
+  if (p !== 'fp32' && p !== 'bf16') throw new InvalidArgumentError(`${op}: precision must be 'fp32' or 'bf16', got '${String(p)}'`);
+}
+
 /**
  * Runs `fn` with convolutions in `precision`.
  * @example const loss = autocast('bf16', () => crossEntropy(model.forward(x), labels));
  */
 export function autocast<T>(precision: Precision, fn: () => T): T {
-  if (precision !== 'fp32' && precision !== 'bf16') {
-    throw new InvalidArgumentError(`autocast: precision must be 'fp32' or 'bf16', got '${String(precision)}'`);
-  }
+  expectPrecision('autocast', precision);
   const prev = current;
   current = precision;
   try {

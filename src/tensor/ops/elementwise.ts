@@ -5,13 +5,18 @@ import { record } from '../autograd.js';
 import { fromStorage, type Tensor } from '../tensor.js';
 import { expectDtype, expectFinite, expectSameShape, sameBackend } from './check.js';
 
-/** a + b (the residual addition). d/da = d/db = dy. */
-export function add(a: Tensor, b: Tensor): Tensor {
-  const op = 'add';
+/** Two float32 tensors of one shape on one backend. */
+function expectPair(op: string, a: Tensor, b: Tensor): void {
   sameBackend(op, a, b);
   expectDtype(op, 'a', a, 'float32');
   expectDtype(op, 'b', b, 'float32');
   expectSameShape(op, a, b);
+}
+
+/** a + b (the residual addition). d/da = d/db = dy. */
+export function add(a: Tensor, b: Tensor): Tensor {
+  const op = 'add';
+  expectPair(op, a, b);
   const be = a.backend;
   const y = fromStorage(be, be.add(a.storage, b.storage, a.shape), a.shape);
   return record(y, op, [a, b], (dy) => [dy, dy]);
@@ -20,10 +25,7 @@ export function add(a: Tensor, b: Tensor): Tensor {
 /** relu(a + b) in one pass (a residual block's end). d/da = d/db = dy where y > 0. */
 export function addRelu(a: Tensor, b: Tensor): Tensor {
   const op = 'addRelu';
-  sameBackend(op, a, b);
-  expectDtype(op, 'a', a, 'float32');
-  expectDtype(op, 'b', b, 'float32');
-  expectSameShape(op, a, b);
+  expectPair(op, a, b);
   const be = a.backend;
   const y = fromStorage(be, be.add(a.storage, b.storage, a.shape, true), a.shape);
   return record(y, op, [a, b], (dy) => {
@@ -35,10 +37,7 @@ export function addRelu(a: Tensor, b: Tensor): Tensor {
 /** a * b elementwise. d/da = dy * b, d/db = dy * a. */
 export function mul(a: Tensor, b: Tensor): Tensor {
   const op = 'mul';
-  sameBackend(op, a, b);
-  expectDtype(op, 'a', a, 'float32');
-  expectDtype(op, 'b', b, 'float32');
-  expectSameShape(op, a, b);
+  expectPair(op, a, b);
   const be = a.backend;
   const y = fromStorage(be, be.mul(a.storage, b.storage, a.shape), a.shape);
   return record(y, op, [a, b], (dy) => [
