@@ -23,29 +23,22 @@ export function backendByName(name: BackendName): Backend {
   let b = instances.get(name);
   if (!b) {
     if (name === 'reference') b = new ReferenceBackend();
-    else if (name === 'native') b = deferExternalMemoryInTidy(new NativeBackend());
+    else if (name === 'native') b = deferExternalMemoryInTidy(new NativeBackend());  // once: instances are cached
     else throw new InvalidArgumentError(`backend: unknown backend '${String(name)}'; valid: ${BACKEND_NAMES.join(', ')}`);
     instances.set(name, b);
   }
   return b;
 }
 
-const deferring = new WeakSet<object>();
-
 /**
  * Makes `backend`'s addon hold back what it tells V8 about native memory while the
  * outermost tidy() runs (native/buffers.cc, accountAlloc): otherwise the hundreds of MB a
- * step allocates and frees start V8 mark-compacts every step. Once per addon, on the main
- * thread only (the addon refuses other threads); an addon without deferExternalMemory is
- * left as it is. Returns `backend`.
+ * step allocates and frees start V8 mark-compacts every step. On the main thread only (the
+ * addon refuses other threads). Returns `backend`.
  */
-export function deferExternalMemoryInTidy(backend: NativeBackend): NativeBackend {
-  const addon = backend.addon as unknown as { deferExternalMemory?: (on: boolean) => void };
-  const defer = addon.deferExternalMemory;
-  if (isMainThread && typeof defer === 'function' && !deferring.has(addon)) {
-    deferring.add(addon);
-    onOutermostScope({ open: () => defer.call(addon, true), close: () => defer.call(addon, false) });
-  }
+function deferExternalMemoryInTidy(backend: NativeBackend): NativeBackend {
+  const { addon } = backend;
+  if (isMainThread) onOutermostScope({ open: () => addon.deferExternalMemory(true), close: () => addon.deferExternalMemory(false) });
   return backend;
 }
 

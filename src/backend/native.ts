@@ -58,6 +58,8 @@ export interface NativeAddon {
   /** The buffer pool keeps freed buffers for reuse (capped by RESNET_POOL_MB). */
   poolStats(): { cachedBytes: number; capBytes: number };
   trimPool(): void;
+  /** While on, native allocations are not reported to V8; turning it off reports the net change. */
+  deferExternalMemory(on: boolean): void;
 
   // A geometry is an object or (faster) a Float64Array of its fields in declaration order.
   conv2d(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry | Float64Array, precision?: Precision): Storage;
