@@ -61,8 +61,7 @@ Napi::Value binaryOp(const Napi::CallbackInfo& info, dnnl::algorithm alg, bool r
 // add(a, b, relu = false) -> a + b, or relu(a + b)
 Napi::Value Add(const Napi::CallbackInfo& info) {
   return guarded(info, "add", [&]() -> Napi::Value {
-    const bool relu = info.Length() > 2 && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
-    return binaryOp(info, dnnl::algorithm::binary_add, relu);
+    return binaryOp(info, dnnl::algorithm::binary_add, optionalBoolArg(info, 2, "relu"));
   });
 }
 

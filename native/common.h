@@ -155,6 +155,8 @@ class Storage {
  private:
   struct Copy { memory::desc md; void* ptr; size_t bytes; memory mem; };
   explicit Storage(napi_env env) : env_(env) {}
+  /// A new type-tagged JS object wrapping a new, still empty (freed) Storage.
+  static New Wrapped(Napi::Env env);
   static void Finalize(napi_env env, void* data, void* hint);
   Napi::Env Env() const { return Napi::Env(env_); }
   void setPrimary(const memory::desc& md, void* ptr, size_t bytes);
@@ -247,6 +249,8 @@ std::vector<int64_t> geometryArg(const Napi::CallbackInfo& info, size_t i, const
 std::vector<int64_t> geometryFields(const Napi::Object& o, const std::vector<const char*>& names);
 double numArg(const Napi::CallbackInfo& info, size_t i, const char* what);
 bool boolArg(const Napi::CallbackInfo& info, size_t i, const char* what);
+/// info[i] as a boolean, false when absent or undefined (an optional trailing flag).
+bool optionalBoolArg(const Napi::CallbackInfo& info, size_t i, const char* what);
 /// bf16 mixed precision: a storage may hold bf16 where the tensor above it says float32 (the
 /// output of a bf16 convolution and the activations after it); as() converts for a reader
 /// that needs f32, so only hot ops need to know.

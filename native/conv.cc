@@ -170,7 +170,7 @@ Napi::Value Conv2dFused(const Napi::CallbackInfo& info) {
     if (r && numelOf(dimsOf(r->md())) != g.N * g.K * g.OH * g.OW)
       throw OpError("residual must have the output's shape [N, K, OH, OW]");
     auto e = fwdFused(g, b != nullptr, r != nullptr, relu, precisionArg(info, 6));
-    const bool consume = info.Length() > 7 && info[7].IsBoolean() && info[7].As<Napi::Boolean>().Value();
+    const bool consume = optionalBoolArg(info, 7, "consumeResidual");
     auto args = weightedForwardArgs(e->pd, x, w, b);
     Outputs outs(info.Env());
     const bool inPlace = r && consume && r != x && r != w && r != b && r->md() == e->pd.dst_desc();

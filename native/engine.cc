@@ -203,6 +203,10 @@ bool boolArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
   return info[i].As<Napi::Boolean>().Value();
 }
 
+bool optionalBoolArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  return i < info.Length() && !info[i].IsUndefined() && boolArg(info, i, what);
+}
+
 dt precisionArg(const Napi::CallbackInfo& info, size_t i) {
   if (i >= info.Length() || info[i].IsNull() || info[i].IsUndefined()) return dt::f32;
   const std::string s = info[i].IsString() ? info[i].As<Napi::String>().Utf8Value() : "";

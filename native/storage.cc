@@ -152,7 +152,7 @@ Storage::~Storage() { release(); }
 
 void Storage::Finalize(napi_env, void* data, void*) { delete static_cast<Storage*>(data); }
 
-Storage::New Storage::Create(Napi::Env env, const memory::desc& md) {
+Storage::New Storage::Wrapped(Napi::Env env) {
   Napi::Object obj = Napi::Object::New(env);
   check(env, napi_type_tag_object(env, obj, &kStorageTag), "type tag");
   auto* s = new Storage(env);
@@ -161,6 +161,11 @@ Storage::New Storage::Create(Napi::Env env, const memory::desc& md) {
     delete s;
     check(env, st, "wrap");
   }
+  return {obj, s};
+}
+
+Storage::New Storage::Create(Napi::Env env, const memory::desc& md) {
+  auto [obj, s] = Wrapped(env);
   const size_t bytes = md.get_size();
   s->setPrimary(md, poolAlloc(bytes), bytes);
   s->freed_ = false;
@@ -188,14 +193,7 @@ bool Storage::Free(const Napi::Value& v) {
 }
 
 Storage::New Storage::Take(Napi::Env env, Storage* from) {
-  Napi::Object obj = Napi::Object::New(env);
-  check(env, napi_type_tag_object(env, obj, &kStorageTag), "type tag");
-  auto* s = new Storage(env);
-  const napi_status st = napi_wrap(env, obj, s, Finalize, nullptr, nullptr);
-  if (st != napi_ok) {
-    delete s;
-    check(env, st, "wrap");
-  }
+  auto [obj, s] = Wrapped(env);
   from->invalidate();
   s->setPrimary(from->md_, from->ptr_, from->bytes_);
   s->freed_ = false;
