@@ -50,3 +50,19 @@ export class CheckpointError extends ResnetError {
 export class DataError extends ResnetError {
   constructor(message: string, options?: { cause?: unknown }) { super('ERR_DATA', message, options); }
 }
+
+/** An output path cannot be written: its directory is missing, not a directory or not
+ *  writable, the path is not a regular file (directory, device, FIFO, socket, dangling
+ *  symlink), or the write failed (ENOSPC ...). The message is `[WHAT: ]cannot write PATH:
+ *  CAUSE`; `errno` is the system's code where there is one (ENOENT, ENOTDIR, EACCES ...). */
+export class OutputError extends ResnetError {
+  readonly path: string;
+  readonly reason: string;
+  readonly errno: string | undefined;
+  constructor(what: string, path: string, cause: string, errno?: string) {
+    super('ERR_OUTPUT', `${what ? `${what}: ` : ''}cannot write ${path}: ${cause}`);
+    this.path = path;
+    this.reason = cause;
+    this.errno = errno;
+  }
+}

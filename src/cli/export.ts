@@ -5,9 +5,8 @@
 // undone, --key-map renames). A state dict's classes and input channels are read off its
 // head and stem when no flag gives them; a checkpoint brings its arch, options and input size.
 import { existsSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { CheckpointError, InvalidArgumentError, ResnetError } from '../errors.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { checkOutputPath, writeFileAtomic } from '../io/atomic.js';
 import { exportOnnx, ONNX_IR_VERSION } from '../io/onnx.js';
 import { readSafetensors, type NamedArray } from '../io/safetensors.js';
 import { loadWeights, parseKeyMap } from '../io/weights.js';
@@ -124,9 +123,7 @@ function plan(flags: ExportFlags): Plan {
 export function exportCommand(out: string, flags: ExportFlags): void {
   const format = (flags.format ?? 'onnx').toLowerCase();
   if (!EXPORT_FORMATS.includes(format)) throw new InvalidArgumentError(`export: unknown --format '${flags.format}'; valid: ${EXPORT_FORMATS.join(', ')}`);
-  const dir = dirname(out);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new InvalidArgumentError(`export: cannot write ${out}: no directory ${dir}`);
-  if (existsSync(out) && statSync(out).isDirectory()) throw new InvalidArgumentError(`export: ${out} is a directory; give the output file, e.g. ${out.replace(/\/$/, '')}/model.onnx`);
+  checkOutputPath(out, 'export'); // before the weights are read and the graph built
   const p = plan(flags);
   const model = createModel(p.arch, { ...p.options, init: p.weights ? 'none' : 'he' });
   try {
@@ -140,11 +137,7 @@ export function exportCommand(out: string, flags: ExportFlags): void {
     }
     const [H, W] = flags.input !== undefined ? parseSize(flags.input) : p.input ?? archInfo(p.arch).input;
     const bytes = exportOnnx(model, { inputShape: [model.inChannels, H, W] });
-    try {
-      writeFileAtomic(out, [bytes]);
-    } catch (e) {
-      throw new CheckpointError(`${out}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
+    writeFileAtomic(out, [bytes], 'export');
     const input = ['batch', model.inChannels, H, W];
     if (flags.json) {
       process.stdout.write(`${JSON.stringify({ out, format, arch: p.arch, irVersion: ONNX_IR_VERSION, opset: 17, input, classes: model.numClasses, bytes: bytes.length, weights: p.source, notes: p.notes })}\n`);

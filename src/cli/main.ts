@@ -12,7 +12,7 @@ import { collectKeyMap, convertCommand, type ConvertFlags } from './convert.js';
 import { addRecipeOptions } from './recipe.js';
 import { PRECISION_HELP } from './precision.js';
 import { VERSION } from '../version.js';
-import { ResnetError } from '../errors.js';
+import { failAndExit, installLastResort } from './last_resort.js';
 import { featuresCommand, predictCommand, collect, type FeaturesFlags, type PredictFlags } from './predict.js';
 
 const program = new Command();
@@ -173,20 +173,18 @@ program
 
 program
   .command('convert')
-  .description('convert weights between formats, bit-exact: .pth/.pt/.bin (zip or legacy) or .safetensors in; .safetensors or .pth out (floats F32, integer buffers I64)')
+  .description('convert weights between formats, bit-exact: .pth/.pt/.bin (zip or legacy) or .safetensors in; .safetensors or .pth out (floats F32, integer buffers I64; float64 is narrowed to F32 and the notes say what changed)')
   .argument('<in>', 'a torch.save checkpoint (a state dict, or a dict holding one under state_dict / model / model_state_dict) or a .safetensors file')
   .argument('<out>', 'the file to write: .safetensors, or .pth / .pt / .bin (loads with torch.load(f, weights_only=True))')
   .option('--key-map <FROM=TO>', 'rename a key prefix, e.g. backbone.= or head.fc.=fc. (repeatable; first match wins)', collectKeyMap)
   .option('--mapping <names>', 'whose key names the input uses: auto | torchvision | timm | hf', 'auto')
+  .option('--allow-narrowing', 'write float64 values beyond float32\'s range as ±inf instead of refusing (rounding is always allowed and reported in the notes)')
   .option('--json', 'print one JSON object {"in","out","format_in","format_out","tensors","f32","i64","bytes","notes"}')
   .action((input: string, output: string, opts: ConvertFlags) => convertCommand(input, output, opts));
 
+installLastResort();
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
-  if (e instanceof ResnetError) {
-    process.stderr.write(`resnet: ${e.message}\n`);
-    process.exit(1);
-  }
-  throw e;
+  failAndExit(e); // `resnet: MESSAGE` exit 1, or `resnet: internal error: ...` exit 2 (last_resort.ts)
 }

@@ -6,7 +6,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import type { Size } from '../data/transforms.js';
 import {
-  extractFeatures, listImages, loadModel, predictFiles, writeFeatures, type FeatureRow, type LoadedModel, type PreprocessOptions,
+  checkFeaturesOut, extractFeatures, listImages, loadModel, predictFiles, writeFeatures, type FeatureRow, type LoadedModel, type PreprocessOptions,
 } from '../infer/index.js';
 import { parseKeyMap } from '../io/weights.js';
 import { describeReport } from '../nn/state_dict.js';
@@ -110,6 +110,7 @@ export async function predictCommand(inputs: string[], flags: PredictFlags): Pro
 export async function featuresCommand(inputs: string[], flags: FeaturesFlags): Promise<void> {
   if (!flags.out) throw new InvalidArgumentError('features: --out FILE.npy or FILE.jsonl is required');
   if (!/\.(npy|jsonl)$/i.test(flags.out)) throw new InvalidArgumentError(`features: --out '${flags.out}' must end in .npy or .jsonl`);
+  checkFeaturesOut(flags.out); // a bad --out is said before the model loads and the images run
   const batch = intFlag(flags.batch, 'batch', 1) ?? 16;
   const files = await listImages(inputs);
   const loaded = await load(flags);

@@ -10,5 +10,5 @@ export {
 } from './pretrained.js';
 export { predictFiles, softmax, topIndices, type Prediction, type PredictResult, type PredictOptions, type TopClass } from './predict.js';
 export { extractFeatures, featureLayers, type FeatureRow, type FeatureResult, type FeatureOptions } from './features.js';
-export { writeFeatures, filesListPath } from './write_features.js';
+export { writeFeatures, readFeatures, checkFeaturesOut, filesListPath } from './write_features.js';
 export { IMAGENET_CLASSES } from './imagenet_classes.js';

@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { CheckpointError } from '../errors.js';
 import { writeFileAtomic } from './atomic.js';
+import { narrowF64 } from './narrowing.js';
 import { DTYPE_BYTES, StorageRef, TensorRef, unpickle, type PickleLimits, type PickleValue } from './pickle.js';
 import type { NamedArray } from './safetensors.js';
 import { buildStoredZip, readZipEntries, zipEntryData } from './zip.js';
@@ -205,7 +206,7 @@ function materialize(t: TensorRef, bytes: Uint8Array, little: boolean, where: st
       } else if (dt === 'float32') for (let i = 0; i < n; i++) bits[i] = dv.getUint32(at(i), little);
       else if (dt === 'float16') for (let i = 0; i < n; i++) bits[i] = halfBits(dv.getUint16(at(i), little));
       else if (dt === 'bfloat16') for (let i = 0; i < n; i++) bits[i] = dv.getUint16(at(i), little) << 16 >>> 0;
-      else for (let i = 0; i < n; i++) out[i] = dv.getFloat64(at(i), little);
+      else return { data: narrowF64(n, (i) => dv.getFloat64(at(i), little)), shape }; // what it lost: narrowingOf(data)
       return { data: out, shape };
     }
     case 'int64': {

@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { CheckpointError } from '../errors.js';
 import { writeFileAtomic } from './atomic.js';
+import { narrowF64 } from './narrowing.js';
 
 export const MAX_HEADER = 100_000_000;
 
@@ -112,7 +113,7 @@ export function parseSafetensors(buf: Uint8Array, file = '<buffer>'): { tensors:
     let data: Float32Array | Int32Array | BigInt64Array;
     switch (e.dtype) {
       case 'F32': data = new Float32Array(count); for (let i = 0; i < count; i++) data[i] = src.getFloat32(4 * i, true); break;
-      case 'F64': data = new Float32Array(count); for (let i = 0; i < count; i++) data[i] = src.getFloat64(8 * i, true); break;
+      case 'F64': data = narrowF64(count, (i) => src.getFloat64(8 * i, true)); break; // what it lost: narrowingOf(data)
       case 'F16': data = new Float32Array(count); for (let i = 0; i < count; i++) data[i] = f16ToF32(src.getUint16(2 * i, true)); break;
       case 'BF16': {
         const u = new Uint32Array(count);

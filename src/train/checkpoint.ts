@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { CheckpointError } from '../errors.js';
+import { CheckpointError, OutputError } from '../errors.js';
 import { readSafetensors, writeSafetensors, type NamedArray } from '../io/safetensors.js';
 import type { Module } from '../nn/module.js';
 import type { SGD, SgdState } from '../optim/sgd.js';
@@ -82,8 +82,11 @@ export function saveCheckpoint(file: string, model: Module, opt: SGD | null, met
       format: 'pt',
     });
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-    throw new CheckpointError(`${file}: cannot write the checkpoint (${code}); ${existsSync(file) ? 'the previous one is intact' : 'no earlier checkpoint there'}`);
+    // The writer's OutputError says why in words (a FIFO, a missing directory ...): keep it.
+    const out = e instanceof OutputError ? e : null;
+    const code = out ? out.errno ?? 'not a regular file' : (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    const why = out && !out.reason.startsWith(`${out.errno} `) ? `: ${out.reason.replace(/; (the previous file is intact|nothing was written)$/, '')}` : '';
+    throw new CheckpointError(`${file}: cannot write the checkpoint (${code}); ${existsSync(file) ? 'the previous one is intact' : 'no earlier checkpoint there'}${why}`);
   }
 }
 
