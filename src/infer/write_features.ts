@@ -44,8 +44,8 @@ function formatOf(path: string): 'npy' | 'jsonl' {
  * directory, device, FIFO, socket or dangling symlink. Throws an OutputError otherwise.
  */
 export function checkFeaturesOut(path: string): void {
-  if (formatOf(path) === 'npy') checkOutputPath(filesListPath(path), 'features: --out');
   checkOutputPath(path, 'features: --out');
+  if (formatOf(path) === 'npy') checkOutputPath(filesListPath(path), 'features: --out');
 }
 
 /**
