@@ -205,6 +205,10 @@ describe('convert', () => {
     r = cli(['convert', big, join(d, 'inf.safetensors'), '--allow-narrowing', '--json']);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /1 became ±inf \(--allow-narrowing\)/);
+    // A PyTorch-made .pth with a float64 tensor (torch.save of torch.float64 values) says so too.
+    r = cli(['convert', join(ROOT, 'test/fixtures/pth/dtypes.pth'), join(d, 'dtypes.safetensors'), '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok((JSON.parse(r.stdout) as { notes: string[] }).notes.some((n) => /^narrowed 1 float64 tensor\(s\) to F32: \d+ value\(s\) rounded/.test(n)), r.stdout);
     // A float32-only input is bit-exact and says nothing about narrowing.
     const plain = safetensors(join(d, 'plain.safetensors'), { w: { dtype: 'F32', shape: [2], bytes: f32(0.1, 3) } });
     r = cli(['convert', plain, join(d, 'plain.pth'), '--json']);
