@@ -151,7 +151,10 @@ export function writeFilesAtomic(files: readonly FileToWrite[], what = ''): stri
       // Checked again just before the rename: a FIFO or directory made meanwhile is not replaced.
       const st = lstatOrNull(targets[i]);
       if (st && !st.isFile()) throw new OutputError(what, f.path, `${targets[i]} became ${kindOf(st)} while writing; left it alone`);
-      try { renameSync(temps[i], targets[i]); } catch (e) { throw new OutputError(what, f.path, `${errnoWords(e)}`, (e as NodeJS.ErrnoException).code); }
+      try { renameSync(temps[i], targets[i]); } catch (e) {
+        const done = files.slice(0, i).map((g) => g.path);
+        throw new OutputError(what, f.path, `${errnoWords(e)}${done.length ? `; ${done.join(', ')} already replaced (a mixed group: write again)` : ''}`, (e as NodeJS.ErrnoException).code);
+      }
       temps[i] = '';
     });
   } finally {
