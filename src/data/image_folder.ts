@@ -221,16 +221,17 @@ async function readHead(path: string): Promise<Uint8Array> {
 async function checkFormat(input: string | Uint8Array, formats: readonly ImageFormat[], what: string): Promise<ImageFormat> {
   const head = typeof input === 'string' ? await readHead(input) : input.subarray(0, SNIFF_BYTES);
   const found = sniffFormat(head);
-  const accepted = `accepted: ${formats.join(', ')}`;
+  const accepted = `accepted formats: ${formats.join(', ')}`;
   if (found === 'svg') {
-    throw new DataError(`${what}: looks like SVG or other XML text; SVG is not an image format we accept (a vector document that can read other files); ${accepted}`);
+    throw new DataError(`${what}: cannot decode image: looks like SVG or other XML text, and SVG is not an image format we accept (a vector document that can read other files); ${accepted}`);
   }
   if (found === null) {
-    throw new DataError(`${what}: not an image we can read (unrecognised first bytes), expected a ${describeFormats(formats)} file; ${accepted}`);
+    throw new DataError(`${what}: cannot decode image, expected a ${describeFormats(formats)} file (unrecognised first bytes); ${accepted}`);
   }
   if (!formats.includes(found)) {
-    throw new DataError(`${what}: is a ${describeFormats([found])} file, which is not read by default; ${accepted} ` +
-      `(enable it with --formats ${[...formats, found].join(',')} or the 'formats' option)`);
+    const kind = describeFormats([found]);
+    throw new DataError(`${what}: cannot decode image: ${/^[AEIOU]/.test(kind) ? 'an' : 'a'} ${kind} file, not read unless enabled ` +
+      `(--formats ${[...formats, found].join(',')} or the 'formats' option); ${accepted}`);
   }
   return found;
 }
@@ -252,7 +253,7 @@ export async function decodeImageHwc(input: string | Uint8Array, options: Decode
     const image = sharp(input, { limitInputPixels });
     const meta = await image.metadata();
     if (meta.format !== sharpFormatName(format)) {
-      throw new DataError(`${what}: starts like a ${describeFormats([format])} file but decodes as '${String(meta.format)}'; accepted: ${formats.join(', ')}`);
+      throw new DataError(`${what}: cannot decode image: starts like a ${describeFormats([format])} file but reads as '${String(meta.format)}'; accepted formats: ${formats.join(', ')}`);
     }
     const W = meta.width ?? 0;
     const H = meta.height ?? 0;
@@ -264,7 +265,7 @@ export async function decodeImageHwc(input: string | Uint8Array, options: Decode
     if (e instanceof DataError) throw e;
     const msg = oneLine((e as Error)?.message ?? String(e));
     const why = /pixel limit/i.test(msg) ? `larger than limitInputPixels = ${limitInputPixels}` : msg;
-    throw new DataError(`${what}: cannot decode ${describeFormats([format])} image (${why})`, { cause: e });
+    throw new DataError(`${what}: cannot decode image, expected a valid ${describeFormats([format])} file (${why})`, { cause: e });
   }
   const { data, info } = result;
   const { width: W, height: H, channels: C } = info;

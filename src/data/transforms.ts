@@ -249,7 +249,7 @@ function needUint8(img: AnyImage, kind: string): ImageRecord {
 function checkPixels(img: AnyImage, h: number, w: number, op: string, maxPixels: number): void {
   if (h * w > maxPixels) {
     throw new DataError(`${op}: the ${img.width}x${img.height} image (width x height) would become ${w}x${h} = ${h * w} pixels, ` +
-      `above the limit of ${maxPixels}${op === 'resize' ? '; follow the resize with a centerCrop (only the crop is computed)' : ''}`);
+      `above the limit of ${maxPixels}${op === 'resize' ? '; crop it after the resize (--crop, or a centerCrop transform: only the crop is computed)' : ''}`);
   }
 }
 
