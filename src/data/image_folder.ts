@@ -250,8 +250,8 @@ export async function decodeImageHwc(input: string | Uint8Array, options: Decode
   const sharp = await loadSharp();
   let result: { data: Buffer; info: import('sharp').OutputInfo };
   try {
-    const image = sharp(input, { limitInputPixels });
-    const meta = await image.metadata();
+    // The header alone (no pixels), read without the limit so that the error can name the size.
+    const meta = await sharp(input, { limitInputPixels: false }).metadata();
     if (meta.format !== sharpFormatName(format)) {
       throw new DataError(`${what}: cannot decode image: starts like a ${describeFormats([format])} file but reads as '${String(meta.format)}'; accepted formats: ${formats.join(', ')}`);
     }
@@ -260,7 +260,7 @@ export async function decodeImageHwc(input: string | Uint8Array, options: Decode
     if (W * H > limitInputPixels) {
       throw new DataError(`${what}: image is ${W}x${H} (width x height) = ${W * H} pixels, larger than limitInputPixels = ${limitInputPixels}`);
     }
-    result = await image.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    result = await sharp(input, { limitInputPixels }).removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
   } catch (e) {
     if (e instanceof DataError) throw e;
     const msg = oneLine((e as Error)?.message ?? String(e));
