@@ -171,9 +171,9 @@ test('formats are told from the first bytes; only jpeg, png, webp by default; SV
   const gif = await decodeImage(join(FORMATS, 'g.gif'), { formats: ['gif'] });
   assert.deepEqual([gif.channels, gif.height, gif.width, gif.data[0]], [3, 30, 40, 200]);
   await assert.rejects(decodeImage(join(FORMATS, 's.svg'), { formats: ['jpeg', 'png', 'webp', 'gif', 'tiff'] }), /s\.svg: cannot decode image: looks like SVG/);
-  await assert.rejects(decodeImage(join(FORMATS, 'sub', 'x.png')), /x\.png: is not a regular file \(a device, FIFO or socket\)/);
+  await assert.rejects(decodeImage(join(FORMATS, 'sub', 'x.png')), /x\.png: cannot decode image: not a regular file \(a device, FIFO or socket\)/);
   await assert.rejects(preprocessImage(join(MIXED, 'e_bomb.png')),
-    /e_bomb\.png: image is 100000x100000 \(width x height\) = 10000000000 pixels, larger than limitInputPixels = 67108864/);
+    /e_bomb\.png: cannot decode image: 100000x100000 \(width x height\) = 10000000000 pixels, larger than limitInputPixels = 67108864/);
 });
 
 test('a folder walk visits each real file once: symlink loops skipped, a link beside its target listed once', async () => {
@@ -191,7 +191,7 @@ test('predict on a folder of extreme images: bounded memory, good ones answered,
   const names = ['a_good.jpg', 'b_10000x1.png', 'c_100000x1.png', 'd_1x100000.png', 'e_bomb.png', 'f_junk.jpg', 'g_good.jpg'];
   assert.deepEqual(out.map((o) => o.file), names.map((n) => join(MIXED, n)));
   for (const i of [0, 1, 2, 3, 6]) assert.equal(out[i].top?.length, 1, `${names[i]}: ${out[i].error}`);
-  assert.match(String(out[4].error), /e_bomb\.png: image is 100000x100000 \(width x height\) = 10000000000 pixels, larger than limitInputPixels/);
+  assert.match(String(out[4].error), /e_bomb\.png: cannot decode image: 100000x100000 \(width x height\) = 10000000000 pixels, larger than limitInputPixels/);
   assert.match(String(out[5].error), /f_junk\.jpg: cannot decode image, expected a JPEG, PNG or WebP file \(unrecognised first bytes\)/);
   assert.match(r.stderr, /2 of 7 image\(s\) could not be read; the others were processed/);
 });
@@ -266,5 +266,5 @@ test('a FIFO given as an image is refused at once, without waiting for a writer'
   assert.equal(r.killed, false, 'hit the time limit');
   assertCleanStderr(r.stderr);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /x\.png: is not a regular file \(a device, FIFO or socket\), expected an image file/);
+  assert.match(r.stderr, /x\.png: cannot decode image: not a regular file \(a device, FIFO or socket\), expected an image file/);
 });

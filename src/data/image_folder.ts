@@ -197,8 +197,8 @@ async function readHead(path: string): Promise<Uint8Array> {
   let fh: FileHandle | null = null;
   try {
     const st = await stat(path);
-    if (st.isDirectory()) throw new DataError(`${path}: is a directory, expected an image file`);
-    if (!st.isFile()) throw new DataError(`${path}: is not a regular file (a device, FIFO or socket), expected an image file`);
+    if (st.isDirectory()) throw new DataError(`${path}: cannot decode image: is a directory, expected an image file`);
+    if (!st.isFile()) throw new DataError(`${path}: cannot decode image: not a regular file (a device, FIFO or socket), expected an image file`);
     // O_NONBLOCK: should the path turn into a FIFO after the stat, open does not wait for a writer.
     fh = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
     const buf = new Uint8Array(SNIFF_BYTES);
@@ -208,7 +208,7 @@ async function readHead(path: string): Promise<Uint8Array> {
     if (e instanceof DataError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : oneLine((e as Error).message);
-    throw new DataError(`${path}: cannot read image (${why})`, { cause: e });
+    throw new DataError(`${path}: cannot decode image: ${why}`, { cause: e });
   } finally {
     await fh?.close().catch(() => {});
   }
@@ -258,7 +258,7 @@ export async function decodeImageHwc(input: string | Uint8Array, options: Decode
     const W = meta.width ?? 0;
     const H = meta.height ?? 0;
     if (W * H > limitInputPixels) {
-      throw new DataError(`${what}: image is ${W}x${H} (width x height) = ${W * H} pixels, larger than limitInputPixels = ${limitInputPixels}`);
+      throw new DataError(`${what}: cannot decode image: ${W}x${H} (width x height) = ${W * H} pixels, larger than limitInputPixels = ${limitInputPixels}`);
     }
     result = await sharp(input, { limitInputPixels }).removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
   } catch (e) {
