@@ -1,8 +1,10 @@
 // Image folders as torchvision's ImageFolder reads them: root/<class>/**/<image>, classes
 // sorted by name, files sorted within each class, extensions matched case-insensitively.
 // Loading lists per-image records (path, label); pixels are decoded on demand with sharp,
-// whose work runs in libuv's threads (the JS thread only waits), with bounded concurrency
-// and a pixel limit. Decoding matches PIL's `convert('RGB')`: alpha dropped, grey and
+// whose work runs in libuv's threads (the JS thread only waits), with bounded concurrency,
+// a pixel limit checked from the header, and formats told from the first bytes (JPEG, PNG,
+// WebP by default; never SVG: image_format.ts). Walks visit each real file once (symlink
+// loops skipped). Decoding matches PIL's `convert('RGB')`: alpha dropped, grey and
 // palette expanded to sRGB, EXIF orientation ignored (as torchvision does). 16-bit PNG
 // and CMYK JPEG may differ from PIL by a few levels (REFERENCE.md section 2).
 
