@@ -84,7 +84,16 @@ export async function* imageBatches(files: readonly string[], options: Preproces
     })));
     const ok = done.filter((d): d is { file: string; index: number; image: FloatImage } => 'image' in d);
     const failed = done.filter((d): d is FailedImage & { index: number } => 'error' in d);
-    return { start, count: chunk.length, groups: stack(ok), failed };
+    let groups: ImageGroup[];
+    try {
+      groups = stack(ok);
+    } catch (e) {
+      // Stacking (a large allocation with --crop 0) failed: these images fail, the next batch goes on.
+      groups = [];
+      failed.push(...ok.map(({ file, index }) => ({ file, index, error: imageErrorLine(file, e) })));
+      failed.sort((a, b) => a.index - b.index);
+    }
+    return { start, count: chunk.length, groups, failed };
   };
   let next: Promise<ImageBatch> | null = files.length > 0 ? prepare(0) : null;
   for (let start = 0; next !== null; start += batch) {
