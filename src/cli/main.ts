@@ -104,6 +104,8 @@ program
   .option('--json', 'print one JSON object {"out","format","arch","irVersion","opset","input","classes","bytes","weights","notes"}')
   .action((out: string, opts: ExportFlags) => exportCommand(out, opts));
 
+const FORMATS_HELP = 'image formats to read, told from the first bytes: jpeg,png,webp (default); add gif, tiff, avif, heif (never SVG)';
+
 program
   .command('predict')
   .description('top-K ImageNet (or checkpoint) classes of images, preprocessed exactly as torchvision (PIL-exact resize, centre crop, normalise)')
@@ -123,6 +125,7 @@ program
   .option('--json', 'print one JSON array [{"file","top":[{"index","label","prob"}]}] (unreadable images: {"file","error"})')
   .option('--logits', 'also print the raw logits ("logits" in JSON)')
   .option('--precision <p>', PRECISION_HELP)
+  .option('--formats <list>', FORMATS_HELP)
   .action((images: string[], opts: PredictFlags) => predictCommand(images, opts));
 
 program
@@ -143,6 +146,7 @@ program
   .option('--width <k>', "multiplier of every stage's planes (default 1)")
   .option('--precision <p>', PRECISION_HELP)
   .option('--json', 'print {"out","n","shape","failed"}')
+  .option('--formats <list>', FORMATS_HELP)
   .action((images: string[], opts: FeaturesFlags) => featuresCommand(images, opts));
 
 addRecipeOptions(program

@@ -1,20 +1,22 @@
 // `resnet predict` and `resnet features`: parse flags, load the model (a download bar on a
 // TTY's stderr for --pretrained), print results or say what was written. The work is in
-// src/infer/. Images that do not decode are reported on stderr and make the exit status 1;
-// the others are still predicted.
+// src/infer/. Images that fail (do not decode, are too large, are of a format not enabled by
+// --formats, or anything else) get one line each on stderr and make the exit status 1; the
+// others are still predicted.
 
 import { InvalidArgumentError } from '../errors.js';
 import type { Size } from '../data/transforms.js';
 import {
   checkFeaturesOut, extractFeatures, listImages, loadModel, predictFiles, writeFeatures, type FeatureRow, type LoadedModel, type PreprocessOptions,
 } from '../infer/index.js';
+import { extensionsFor, parseFormats, type ImageFormat } from '../data/image_format.js';
 import { parseKeyMap } from '../io/weights.js';
 import { describeReport } from '../nn/state_dict.js';
 import { precisionOf } from './precision.js';
 
 export interface ModelFlags {
   arch?: string; weights?: string; pretrained?: boolean; pretrainedTag?: string; classes?: string; keyMap?: string[]; width?: string;
-  resize?: string; crop?: string; batch?: string;
+  resize?: string; crop?: string; batch?: string; formats?: string;
 }
 export interface PredictFlags extends ModelFlags { top?: string; json?: boolean; logits?: boolean; precision?: string }
 export interface FeaturesFlags extends ModelFlags { layer?: string; out?: string; json?: boolean; precision?: string }
@@ -74,7 +76,18 @@ function preprocessFor(loaded: LoadedModel, flags: ModelFlags): PreprocessOption
   const resize: Size = intFlag(flags.resize, 'resize', 0) ?? loaded.resize;
   const crop: Size = intFlag(flags.crop, 'crop', 0) ?? loaded.crop;
   if (flags.resize === undefined || flags.crop === undefined) process.stderr.write(`resnet: preprocessing: ${loaded.preprocessNote}${flags.resize !== undefined || flags.crop !== undefined ? ', overridden by --resize/--crop' : ''}\n`);
-  return { resize, crop, mean: loaded.mean, std: loaded.std, channels: loaded.channels };
+  return { resize, crop, mean: loaded.mean, std: loaded.std, channels: loaded.channels, formats: formatsOf(flags) };
+}
+
+/** --formats as a list (undefined: the default jpeg, png, webp). */
+function formatsOf(flags: ModelFlags): ImageFormat[] | undefined {
+  return flags.formats === undefined ? undefined : parseFormats(flags.formats, '--formats');
+}
+
+/** The image files of the arguments; folders are walked for the extensions of --formats. */
+function imagesOf(inputs: string[], flags: ModelFlags): Promise<string[]> {
+  const formats = formatsOf(flags);
+  return listImages(inputs, formats === undefined ? undefined : extensionsFor(formats));
 }
 
 function reportFailures(failed: { file: string; error: string }[], total: number): void {
@@ -88,7 +101,7 @@ function reportFailures(failed: { file: string; error: string }[], total: number
 export async function predictCommand(inputs: string[], flags: PredictFlags): Promise<void> {
   const topK = intFlag(flags.top, 'top', 1) ?? 5;
   const batch = intFlag(flags.batch, 'batch', 1) ?? 16;
-  const files = await listImages(inputs);
+  const files = await imagesOf(inputs, flags);
   const loaded = await load(flags);
   const failed: { file: string; error: string }[] = [];
   const results = await predictFiles(loaded.model, files, {
@@ -112,7 +125,7 @@ export async function featuresCommand(inputs: string[], flags: FeaturesFlags): P
   if (!/\.(npy|jsonl)$/i.test(flags.out)) throw new InvalidArgumentError(`features: --out '${flags.out}' must end in .npy or .jsonl`);
   checkFeaturesOut(flags.out); // a bad --out is said before the model loads and the images run
   const batch = intFlag(flags.batch, 'batch', 1) ?? 16;
-  const files = await listImages(inputs);
+  const files = await imagesOf(inputs, flags);
   const loaded = await load(flags);
   const rows: FeatureRow[] = [];
   const failed: { file: string; error: string }[] = [];

@@ -1,20 +1,25 @@
 // Image folders as torchvision's ImageFolder reads them: root/<class>/**/<image>, classes
 // sorted by name, files sorted within each class, extensions matched case-insensitively.
 // Loading lists per-image records (path, label); pixels are decoded on demand with sharp,
-// whose work runs in libuv's threads (the JS thread only waits), with bounded concurrency
-// and a pixel limit. Decoding matches PIL's `convert('RGB')`: alpha dropped, grey and
+// whose work runs in libuv's threads (the JS thread only waits), with bounded concurrency,
+// a pixel limit checked from the header, and formats told from the first bytes (JPEG, PNG,
+// WebP by default; never SVG: image_format.ts). Walks visit each real file once (symlink
+// loops skipped). Decoding matches PIL's `convert('RGB')`: alpha dropped, grey and
 // palette expanded to sRGB, EXIF orientation ignored (as torchvision does). 16-bit PNG
 // and CMYK JPEG may differ from PIL by a few levels (REFERENCE.md section 2).
 
-import { readdir, stat } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import type { BigIntStats, Dirent } from 'node:fs';
+import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DataError, InvalidArgumentError } from '../errors.js';
 import { sharedBytes, type ArrayDataset, type ImageRecord } from './dataset.js';
 import { dirExists } from './files.js';
 import { mixSeed, Random } from './random.js';
+import { DEFAULT_IMAGE_FORMATS, describeFormats, extensionsFor, parseFormats, sharpFormatName, sniffFormat, SNIFF_BYTES, type ImageFormat } from './image_format.js';
 
-/** The extensions read by default (lower case). */
-export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp'];
+/** The extensions read by default (lower case): those of DEFAULT_IMAGE_FORMATS. */
+export const IMAGE_EXTENSIONS = extensionsFor(DEFAULT_IMAGE_FORMATS);
 
 /** Default cap on decoded pixels per image (a decompression-bomb guard): 64 megapixels. */
 export const DEFAULT_LIMIT_INPUT_PIXELS = 64 * 1024 * 1024;
@@ -45,32 +50,57 @@ export interface ImageFolderOptions {
   extensions?: string[];
 }
 
+async function readDir(d: string): Promise<Dirent[]> {
+  try {
+    return await readdir(d, { withFileTypes: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new DataError(`${d}: cannot list directory (${code === 'EACCES' ? 'permission denied' : oneLine((e as Error).message)})`, { cause: e });
+  }
+}
+
 /**
  * Image files under `dir` in torchvision's order: `sorted(os.walk(dir, followlinks=True))`
  * then sorted names, i.e. directories by full path, each directory's own files first.
+ * NOTE: unlike os.walk, each real directory and each real file (device + inode) is visited
+ * once: a symlink loop (`l -> .`) is skipped, a link to a file or folder elsewhere is
+ * followed the first time it is met (entries in name order, depth first), and a file
+ * reached twice (a link beside its target, a hard link) is listed once.
  */
 export async function listFiles(dir: string, extensions: string[]): Promise<string[]> {
   const dirs: { path: string; files: string[] }[] = [];
-  const walk = async (d: string, depth: number): Promise<void> => {
+  const seenDirs = new Set<string>();
+  const seenFiles = new Set<string>();
+  const idOf = (st: BigIntStats): string => `${st.dev}:${st.ino}`;
+  const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+  const walk = async (d: string, id: string, depth: number): Promise<void> => {
+    seenDirs.add(id);
     const files: string[] = [];
     dirs.push({ path: d, files });
-    for (const e of await readdir(d, { withFileTypes: true })) {
+    const entries = (await readDir(d)).sort((x, y) => byName(x.name, y.name));
+    for (const e of entries) {
       const p = join(d, e.name);
-      let isDir = e.isDirectory();
-      let isFile = e.isFile();
-      if (e.isSymbolicLink()) {
-        try {
-          const st = await stat(p);
-          isDir = st.isDirectory();
-          isFile = st.isFile();
-        } catch { /* a dangling link is skipped */ }
+      const isImage = extensions.some((x) => e.name.toLowerCase().endsWith(x));
+      if (!e.isDirectory() && !e.isSymbolicLink() && !(e.isFile() && isImage)) continue;
+      let st: BigIntStats;
+      try {
+        st = await stat(p, { bigint: true });
+      } catch { continue; /* a dangling link, or gone since the listing */ }
+      if (st.isDirectory()) {
+        if (depth < 32 && !seenDirs.has(idOf(st))) await walk(p, idOf(st), depth + 1);
+      } else if (st.isFile() && isImage && !seenFiles.has(idOf(st))) {
+        seenFiles.add(idOf(st));
+        files.push(e.name);
       }
-      if (isDir && depth < 32) await walk(p, depth + 1);
-      else if (isFile && extensions.some((x) => e.name.toLowerCase().endsWith(x))) files.push(e.name);
     }
   };
-  await walk(dir, 0);
-  const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+  let top: BigIntStats;
+  try {
+    top = await stat(dir, { bigint: true });
+  } catch (e) {
+    throw new DataError(`${dir}: cannot list directory (${oneLine((e as Error).message)})`, { cause: e });
+  }
+  await walk(dir, idOf(top), 0);
   dirs.sort((a, b) => byName(a.path, b.path));
   return dirs.flatMap((d) => d.files.sort(byName).map((f) => join(d.path, f)));
 }
@@ -89,7 +119,7 @@ export async function loadImageFolder(root: string, options: ImageFolderOptions 
   }
   if (!(await dirExists(root))) throw new DataError(`${root}: image folder not found, expected a directory with one subfolder per class`);
   const classes: string[] = [];
-  for (const e of await readdir(root, { withFileTypes: true })) {
+  for (const e of await readDir(root)) {
     // As os.scandir's is_dir(): a link to a directory counts.
     if (e.isDirectory() || (e.isSymbolicLink() && await dirExists(join(root, e.name)))) classes.push(e.name);
   }
@@ -151,25 +181,93 @@ function loadSharp(): Promise<SharpFactory> {
 export interface DecodeOptions {
   /** Largest width*height accepted; default 64 megapixels. */
   limitInputPixels?: number;
+  /**
+   * Formats decoded, told from the file's first bytes: default jpeg, png, webp; gif, tiff,
+   * avif and heif only when listed here. SVG is never decoded.
+   */
+  formats?: readonly string[];
+}
+
+/** Errors from fs and libvips on one line (libvips ends lines with \n and repeats them). */
+export function oneLine(msg: string): string {
+  const lines = [...new Set(msg.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== ''))];
+  return lines.join('; ').replace(/[\x00-\x1f\x7f]/g, '?');
+}
+
+/** The first bytes of a regular file (a FIFO, device or directory is refused, never opened). */
+async function readHead(path: string): Promise<Uint8Array> {
+  let fh: FileHandle | null = null;
+  try {
+    const st = await stat(path);
+    if (st.isDirectory()) throw new DataError(`${path}: cannot decode image: is a directory, expected an image file`);
+    if (!st.isFile()) throw new DataError(`${path}: cannot decode image: not a regular file (a device, FIFO or socket), expected an image file`);
+    // O_NONBLOCK: should the path turn into a FIFO after the stat, open does not wait for a writer.
+    fh = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    const buf = new Uint8Array(SNIFF_BYTES);
+    const { bytesRead } = await fh.read(buf, 0, SNIFF_BYTES, 0);
+    return buf.subarray(0, bytesRead);
+  } catch (e) {
+    if (e instanceof DataError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : oneLine((e as Error).message);
+    throw new DataError(`${path}: cannot decode image: ${why}`, { cause: e });
+  } finally {
+    await fh?.close().catch(() => {});
+  }
+}
+
+/**
+ * Checks the first bytes of an image against the accepted formats; returns its format.
+ * A DataError names the file, what it is and the formats accepted.
+ */
+async function checkFormat(input: string | Uint8Array, formats: readonly ImageFormat[], what: string): Promise<ImageFormat> {
+  const head = typeof input === 'string' ? await readHead(input) : input.subarray(0, SNIFF_BYTES);
+  const found = sniffFormat(head);
+  const accepted = `accepted formats: ${formats.join(', ')}`;
+  if (found === 'svg') {
+    throw new DataError(`${what}: cannot decode image: looks like SVG or other XML text, and SVG is not an image format we accept (a vector document that can read other files); ${accepted}`);
+  }
+  if (found === null) {
+    throw new DataError(`${what}: cannot decode image, expected a ${describeFormats(formats)} file (unrecognised first bytes); ${accepted}`);
+  }
+  if (!formats.includes(found)) {
+    const kind = describeFormats([found]);
+    throw new DataError(`${what}: cannot decode image: ${/^[AEIOU]/.test(kind) ? 'an' : 'a'} ${kind} file, not read unless enabled ` +
+      `(--formats ${[...formats, found].join(',')} or the 'formats' option); ${accepted}`);
+  }
+  return found;
 }
 
 /**
  * Decodes to interleaved RGB, [H, W, 3] as sharp gives it (the loader hands this to a worker,
- * which makes it planar there, off the main thread).
+ * which makes it planar there, off the main thread). The format is checked from the first
+ * bytes, the size from the header, both before any pixel is decoded; every failure is a
+ * DataError naming the file.
  */
 export async function decodeImageHwc(input: string | Uint8Array, options: DecodeOptions = {}, name?: string): Promise<ImageRecord> {
-  const sharp = await loadSharp();
   const what = name ?? (typeof input === 'string' ? input : 'image bytes');
+  const formats = options.formats === undefined ? DEFAULT_IMAGE_FORMATS : parseFormats(options.formats);
   const limitInputPixels = options.limitInputPixels ?? DEFAULT_LIMIT_INPUT_PIXELS;
+  const format = await checkFormat(input, formats, what);
+  const sharp = await loadSharp();
   let result: { data: Buffer; info: import('sharp').OutputInfo };
   try {
-    result = await sharp(input, { limitInputPixels })
-      .removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
+    // The header alone (no pixels), read without the limit so that the error can name the size.
+    const meta = await sharp(input, { limitInputPixels: false }).metadata();
+    if (meta.format !== sharpFormatName(format)) {
+      throw new DataError(`${what}: cannot decode image: starts like a ${describeFormats([format])} file but reads as '${String(meta.format)}'; accepted formats: ${formats.join(', ')}`);
+    }
+    const W = meta.width ?? 0;
+    const H = meta.height ?? 0;
+    if (W * H > limitInputPixels) {
+      throw new DataError(`${what}: cannot decode image: ${W}x${H} (width x height) = ${W * H} pixels, larger than limitInputPixels = ${limitInputPixels}`);
+    }
+    result = await sharp(input, { limitInputPixels }).removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
   } catch (e) {
-    const msg = (e as Error).message;
-    const why = /pixel limit/i.test(msg) ? `larger than limitInputPixels = ${limitInputPixels}` : msg.trim();
-    throw new DataError(`${what}: cannot decode image, expected a JPEG, PNG or WebP file (${why})`, { cause: e });
+    if (e instanceof DataError) throw e;
+    const msg = oneLine((e as Error)?.message ?? String(e));
+    const why = /pixel limit/i.test(msg) ? `larger than limitInputPixels = ${limitInputPixels}` : msg;
+    throw new DataError(`${what}: cannot decode image, expected a valid ${describeFormats([format])} file (${why})`, { cause: e });
   }
   const { data, info } = result;
   const { width: W, height: H, channels: C } = info;

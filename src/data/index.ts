@@ -13,7 +13,8 @@ export {
   DEFAULT_LIMIT_INPUT_PIXELS, type ImageFolderDataset, type ImageFolderOptions, type ImageSample, type DecodeOptions,
   type DecodeFolderOptions,
 } from './image_folder.js';
-export { resizeBilinear } from './resample.js';
+export { resizeBilinear, resizeBilinearWindow } from './resample.js';
+export { IMAGE_FORMATS, DEFAULT_IMAGE_FORMATS, parseFormats, extensionsFor, sniffFormat, type ImageFormat } from './image_format.js';
 export {
   randomCrop, randomHorizontalFlip, randomResizedCrop, resize, centerCrop, normalize, subtractMeanImage, randomErasing,
   applyTransforms, transformedShape, resizeOutputSize, centerCropOffsets, roundHalfEven, cropImage, flipImage, toFloat,

@@ -5,7 +5,7 @@
 // worker made it or how far ahead it was prepared.
 
 import { DataError } from '../errors.js';
-import type { Batch, ImageRecord } from './dataset.js';
+import type { Batch, FloatImage, ImageRecord } from './dataset.js';
 import { mixSeed, Random } from './random.js';
 import { hwcToChw } from './image_folder.js';
 import { applyFused, fusedShape, planFused, type FusedPlan } from './fused.js';
@@ -51,13 +51,24 @@ export function assembleBatch(count: number, image: (k: number) => ImageRecord, 
       check(k, shape[0], shape[1], shape[2]);
       applyFused(plan!, img, rng, x!, k * C * H * W);
     } else {
-      const out = applyTransforms(img, transforms, rng);
+      const out = transformOne(img, transforms, rng, name(k));
       check(k, out.channels, out.height, out.width);
       x!.set(out.data, k * C * H * W);
     }
     y[k] = label(k);
   }
   return { x: x ?? new Float32Array(0), y, shape: [count, C, H, W] };
+}
+
+/** applyTransforms on one sample; whatever fails (a transform too large for it, a bug) is a DataError naming it. */
+function transformOne(img: ImageRecord, transforms: readonly Transform[], rng: Random, name: string): FloatImage {
+  try {
+    return applyTransforms(img, transforms, rng);
+  } catch (e) {
+    const msg = (e as Error)?.message ?? String(e);
+    if (e instanceof DataError && msg.startsWith(name)) throw e;
+    throw new DataError(`${name}: ${msg}`, { cause: e });
+  }
 }
 
 const plans = new WeakMap<readonly Transform[], FusedPlan | null>();

@@ -27,17 +27,22 @@ interface Coeffs {
   kk: Int32Array;
 }
 
-/** Resample.c precompute_coeffs + normalize_coeffs_8bpc, for the box [0, inSize). */
-function precomputeCoeffs(inSize: number, outSize: number): Coeffs {
+/**
+ * Resample.c precompute_coeffs + normalize_coeffs_8bpc, for the box [0, inSize), for the
+ * output pixels [outStart, outStart + outCount) only: a pixel's weights depend on its own
+ * index and the two sizes alone, so a window of the output costs only its own size.
+ */
+function precomputeCoeffs(inSize: number, outSize: number, outStart = 0, outCount = outSize): Coeffs {
   const scale = inSize / outSize;
   const filterscale = scale < 1 ? 1 : scale;
   const support = 1.0 * filterscale;
   const ksize = Math.ceil(support) * 2 + 1;
-  const bounds = new Int32Array(outSize * 2);
-  const kk = new Int32Array(outSize * ksize);
+  const bounds = new Int32Array(outCount * 2);
+  const kk = new Int32Array(outCount * ksize);
   const k = new Float64Array(ksize);
   const ss = 1 / filterscale;
-  for (let xx = 0; xx < outSize; xx++) {
+  for (let i = 0; i < outCount; i++) {
+    const xx = outStart + i;
     const center = (xx + 0.5) * scale;
     // C's (int) cast truncates toward zero.
     let xmin = Math.trunc(center - support + 0.5);
@@ -54,10 +59,10 @@ function precomputeCoeffs(inSize: number, outSize: number): Coeffs {
     for (let x = 0; x < ksize; x++) {
       let v = 0;
       if (x < xmax) v = ww !== 0 ? k[x] / ww : k[x];
-      kk[xx * ksize + x] = v < 0 ? Math.trunc(-0.5 + v * ONE) : Math.trunc(0.5 + v * ONE);
+      kk[i * ksize + x] = v < 0 ? Math.trunc(-0.5 + v * ONE) : Math.trunc(0.5 + v * ONE);
     }
-    bounds[xx * 2] = xmin;
-    bounds[xx * 2 + 1] = xmax;
+    bounds[i * 2] = xmin;
+    bounds[i * 2 + 1] = xmax;
   }
   return { ksize, bounds, kk };
 }
@@ -68,40 +73,62 @@ function clip8(ss: number): number {
   return v < 0 ? 0 : v > 255 ? 255 : v;
 }
 
+function checkSize(outHeight: number, outWidth: number, op: string): void {
+  if (!Number.isInteger(outHeight) || !Number.isInteger(outWidth) || outHeight < 1 || outWidth < 1) {
+    throw new InvalidArgumentError(`${op}: output size must be positive integers, got ${outHeight}x${outWidth}`);
+  }
+}
+
 /**
  * Resizes a uint8 CHW image to outHeight x outWidth as PIL's `Image.resize(size,
  * Image.BILINEAR)` does (torchvision's `Resize` on PIL images). Returns a new image.
  * @example const small = resizeBilinear(img, 256, 341);
  */
 export function resizeBilinear(img: ImageRecord, outHeight: number, outWidth: number): ImageRecord {
+  checkSize(outHeight, outWidth, 'resizeBilinear');
+  return resizeBilinearWindow(img, outHeight, outWidth, 0, 0, outHeight, outWidth);
+}
+
+/**
+ * The cropHeight x cropWidth window at (top, left) of `img` resized to outHeight x outWidth,
+ * pixels outside the resized image 0: bit for bit `cropImage(resizeBilinear(img, outHeight,
+ * outWidth), top, left, cropHeight, cropWidth)`, but only the window's pixels (and the
+ * source rows they read) are ever computed, so Resize(256) + CenterCrop(224) of a 100000x1
+ * image costs a 224x224 image, not a 25600000x256 one.
+ * @example const x = resizeBilinearWindow(img, 256, 341, 16, 58, 224, 224);
+ */
+export function resizeBilinearWindow(img: ImageRecord, outHeight: number, outWidth: number,
+  top: number, left: number, cropHeight: number, cropWidth: number): ImageRecord {
+  checkSize(outHeight, outWidth, 'resizeBilinearWindow');
+  checkSize(cropHeight, cropWidth, 'resizeBilinearWindow (window)');
   const { channels: C, height: H, width: W, data } = img;
-  if (!Number.isInteger(outHeight) || !Number.isInteger(outWidth) || outHeight < 1 || outWidth < 1) {
-    throw new InvalidArgumentError(`resizeBilinear: output size must be positive integers, got ${outHeight}x${outWidth}`);
-  }
-  if (outHeight === H && outWidth === W) {
-    return { data: data.slice(), channels: C, height: H, width: W };
-  }
+  const out = new Uint8Array(C * cropHeight * cropWidth);
+  const result: ImageRecord = { data: out, channels: C, height: cropHeight, width: cropWidth };
+  // The part of the window inside the resized image: output rows [y0, y1), columns [x0, x1).
+  const y0 = Math.max(0, top);
+  const y1 = Math.min(outHeight, top + cropHeight);
+  const x0 = Math.max(0, left);
+  const x1 = Math.min(outWidth, left + cropWidth);
+  if (y1 <= y0 || x1 <= x0) return result;
+  const rowsOut = y1 - y0;
+  const colsOut = x1 - x0;
   const needHorizontal = outWidth !== W;
   const needVertical = outHeight !== H;
-  const vert = precomputeCoeffs(H, outHeight);
+  const vert = needVertical ? precomputeCoeffs(H, outHeight, y0, rowsOut) : null;
   // Rows of the source the vertical pass reads (Resample.c: ybox_first, ybox_last).
-  const yFirst = vert.bounds[0];
-  const yLast = vert.bounds[outHeight * 2 - 2] + vert.bounds[outHeight * 2 - 1];
+  const yFirst = vert === null ? y0 : vert.bounds[0];
+  const yLast = vert === null ? y1 : vert.bounds[rowsOut * 2 - 2] + vert.bounds[rowsOut * 2 - 1];
+  const rows = yLast - yFirst;
 
-  let src = data;
-  let srcH = H;
-  let srcW = W;
-  let rowShift = 0;
+  // Horizontal pass (or a plain copy of the columns): tmp is [C, rows, colsOut].
+  const tmp = new Uint8Array(C * rows * colsOut);
   if (needHorizontal) {
-    const horiz = precomputeCoeffs(W, outWidth);
-    const rows = yLast - yFirst;
-    const tmp = new Uint8Array(C * rows * outWidth);
-    const { ksize, bounds, kk } = horiz;
+    const { ksize, bounds, kk } = precomputeCoeffs(W, outWidth, x0, colsOut);
     for (let c = 0; c < C; c++) {
       for (let y = 0; y < rows; y++) {
         const inRow = c * H * W + (y + yFirst) * W;
-        const outRow = c * rows * outWidth + y * outWidth;
-        for (let xx = 0; xx < outWidth; xx++) {
+        const outRow = c * rows * colsOut + y * colsOut;
+        for (let xx = 0; xx < colsOut; xx++) {
           const xmin = bounds[xx * 2];
           const xmax = bounds[xx * 2 + 1];
           const kBase = xx * ksize;
@@ -111,29 +138,36 @@ export function resizeBilinear(img: ImageRecord, outHeight: number, outWidth: nu
         }
       }
     }
-    src = tmp;
-    srcH = rows;
-    srcW = outWidth;
-    rowShift = yFirst;
+  } else {
+    for (let c = 0; c < C; c++) {
+      for (let y = 0; y < rows; y++) {
+        const inRow = c * H * W + (y + yFirst) * W;
+        tmp.set(data.subarray(inRow + x0, inRow + x1), c * rows * colsOut + y * colsOut);
+      }
+    }
   }
-  if (!needVertical) {
-    return { data: src === data ? data.slice() : src, channels: C, height: srcH, width: srcW };
-  }
-  const out = new Uint8Array(C * outHeight * srcW);
-  const { ksize, bounds, kk } = vert;
+
+  // Vertical pass (or a copy), written into the window at (y0 - top, x0 - left).
+  const dy = y0 - top;
+  const dx = x0 - left;
   for (let c = 0; c < C; c++) {
-    const plane = c * srcH * srcW;
-    for (let yy = 0; yy < outHeight; yy++) {
-      const ymin = bounds[yy * 2] - rowShift;
+    const plane = c * rows * colsOut;
+    for (let yy = 0; yy < rowsOut; yy++) {
+      const outRow = c * cropHeight * cropWidth + (yy + dy) * cropWidth + dx;
+      if (vert === null) {
+        out.set(tmp.subarray(plane + yy * colsOut, plane + (yy + 1) * colsOut), outRow);
+        continue;
+      }
+      const { ksize, bounds, kk } = vert;
+      const ymin = bounds[yy * 2] - yFirst;
       const ymax = bounds[yy * 2 + 1];
       const kBase = yy * ksize;
-      const outRow = c * outHeight * srcW + yy * srcW;
-      for (let xx = 0; xx < srcW; xx++) {
+      for (let xx = 0; xx < colsOut; xx++) {
         let ss = HALF;
-        for (let y = 0; y < ymax; y++) ss += src[plane + (y + ymin) * srcW + xx] * kk[kBase + y];
+        for (let y = 0; y < ymax; y++) ss += tmp[plane + (y + ymin) * colsOut + xx] * kk[kBase + y];
         out[outRow + xx] = clip8(ss);
       }
     }
   }
-  return { data: out, channels: C, height: outHeight, width: srcW };
+  return result;
 }

@@ -6,10 +6,17 @@
 // (REFERENCE.md section 2): Resize(int) truncates the long side, CenterCrop rounds half to
 // even, RandomResizedCrop and RandomErasing draw their boxes as torchvision's get_params.
 
-import { InvalidArgumentError, ShapeError } from '../errors.js';
+import { DataError, InvalidArgumentError, ShapeError } from '../errors.js';
 import type { FloatImage, ImageRecord } from './dataset.js';
 import type { Random } from './random.js';
-import { resizeBilinear } from './resample.js';
+import { resizeBilinear, resizeBilinearWindow } from './resample.js';
+
+/**
+ * The most pixels (H * W) any transform materialises by default: 64 megapixels, as the
+ * decoder's limitInputPixels. Resize + CenterCrop computes only the crop, so this bounds
+ * a Resize whose full output is kept, and the output sizes of the crops.
+ */
+export const DEFAULT_MAX_TRANSFORM_PIXELS = 64 * 1024 * 1024;
 
 /** [height, width], or one number for a square. */
 export type Size = number | [number, number];
@@ -238,8 +245,17 @@ function needUint8(img: AnyImage, kind: string): ImageRecord {
   return img;
 }
 
+/** A DataError when an h x w output would exceed the cap (the image's size named). */
+function checkPixels(img: AnyImage, h: number, w: number, op: string, maxPixels: number): void {
+  if (h * w > maxPixels) {
+    throw new DataError(`${op}: the ${img.width}x${img.height} image (width x height) would become ${w}x${h} = ${h * w} pixels, ` +
+      `above the limit of ${maxPixels}${op === 'resize' ? '; crop it after the resize (--crop, or a centerCrop transform: only the crop is computed)' : ''}`);
+  }
+}
+
 /** One transform on one image. */
-function applyOne(img: AnyImage, t: Transform, rng: Random): AnyImage {
+function applyOne(img: AnyImage, t: Transform, rng: Random, maxPixels: number): AnyImage {
+  if (t.kind === 'randomCrop' || t.kind === 'randomResizedCrop' || t.kind === 'centerCrop') checkPixels(img, t.size[0], t.size[1], t.kind, maxPixels);
   switch (t.kind) {
     case 'randomCrop': {
       const [th, tw] = t.size;
@@ -262,6 +278,7 @@ function applyOne(img: AnyImage, t: Transform, rng: Random): AnyImage {
     case 'resize': {
       const u8 = needUint8(img, 'resize');
       const [h, w] = resizeOutputSize(u8.height, u8.width, t.size);
+      if (!(h === u8.height && w === u8.width)) checkPixels(u8, h, w, 'resize', maxPixels);
       return h === u8.height && w === u8.width ? u8 : resizeBilinear(u8, h, w);
     }
     case 'centerCrop': {
@@ -321,10 +338,35 @@ function applyOne(img: AnyImage, t: Transform, rng: Random): AnyImage {
  *   const rng = new Random(mixSeed(seed, epoch, i));
  *   const x = applyTransforms(img, [randomCrop(32, { padding: 4 }), randomHorizontalFlip(), normalize(mean, std)], rng);
  */
-export function applyTransforms(img: ImageRecord, transforms: readonly Transform[], rng: Random): FloatImage {
+export function applyTransforms(img: ImageRecord, transforms: readonly Transform[], rng: Random,
+  maxPixels = DEFAULT_MAX_TRANSFORM_PIXELS): FloatImage {
   let cur: AnyImage = img;
-  for (const t of transforms) cur = applyOne(cur, t, rng);
+  for (let i = 0; i < transforms.length; i++) {
+    const t = transforms[i];
+    const next = transforms[i + 1];
+    if (t.kind === 'resize' && next?.kind === 'centerCrop' && !isFloat(cur)) {
+      // Resize then CenterCrop: compute only the window the crop keeps (same pixels).
+      cur = resizeCenterCrop(cur, t.size, next.size, maxPixels);
+      i++;
+      continue;
+    }
+    cur = applyOne(cur, t, rng, maxPixels);
+  }
   return isFloat(cur) ? cur : toFloat(cur);
+}
+
+/** torchvision Resize(size) then CenterCrop(crop), computing only the crop's pixels. */
+function resizeCenterCrop(img: ImageRecord, size: Size, crop: [number, number], maxPixels: number): ImageRecord {
+  checkPixels(img, crop[0], crop[1], 'centerCrop', maxPixels);
+  const [h, w] = resizeOutputSize(img.height, img.width, size);
+  const [ch, cw] = crop;
+  if (h === ch && w === cw) {
+    if (h === img.height && w === img.width) return img;
+    return resizeBilinear(img, h, w);
+  }
+  const [top, left] = centerCropOffsets(h, w, ch, cw);
+  if (h === img.height && w === img.width) return cropImage(img, top, left, ch, cw);
+  return resizeBilinearWindow(img, h, w, top, left, ch, cw);
 }
 
 /** The [C, H, W] the transforms make from a C x H x W input. */

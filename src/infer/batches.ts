@@ -1,12 +1,13 @@
 // Preprocessed images in batches for inference: each batch of up to B files is decoded and
 // preprocessed (a few at once: sharp decodes in libuv's threads) while the previous batch
 // runs through the model, then split into runs of equal size (with --crop 0 sizes may
-// differ) stacked as [n, C, H, W]. A file that does not decode is reported, not fatal: a
-// folder with one broken image still gives results for the rest.
+// differ) stacked as [n, C, H, W]. Any failure on one file (it does not decode, is too
+// large, or anything unexpected) is reported, not fatal: a folder with one broken image
+// still gives results for the rest.
 
-import { DataError, InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, ResnetError } from '../errors.js';
 import type { FloatImage } from '../data/dataset.js';
-import { Limiter } from '../data/image_folder.js';
+import { Limiter, oneLine } from '../data/image_folder.js';
 import { preprocessImage, preprocessTransforms, type PreprocessOptions } from './preprocess.js';
 
 export interface ImageGroup {
@@ -29,6 +30,18 @@ export interface ImageBatch {
   count: number;
   groups: ImageGroup[];
   failed: (FailedImage & { index: number })[];
+}
+
+/**
+ * One line saying why `file` failed: the error's message, prefixed with the file unless it
+ * already names it; an error that is not a ResnetError (a bug, or memory) says its class.
+ */
+export function imageErrorLine(file: string, e: unknown): string {
+  const err = e instanceof Error ? e : new Error(String(e));
+  let msg = oneLine(err.message);
+  if (!(err instanceof ResnetError)) msg = `unexpected ${err.name}: ${msg}`;
+  const name = oneLine(file);
+  return msg.startsWith(name) ? msg : `${name}: ${msg}`;
 }
 
 /** Consecutive images of equal size stacked together. */
@@ -65,13 +78,22 @@ export async function* imageBatches(files: readonly string[], options: Preproces
       try {
         return { file, index, image: await preprocessImage(file, options) };
       } catch (e) {
-        if (e instanceof DataError) return { file, index, error: e.message };
-        throw e;
+        // Whatever fails on one image (not only a DataError) is that image's error line.
+        return { file, index, error: imageErrorLine(file, e) };
       }
     })));
     const ok = done.filter((d): d is { file: string; index: number; image: FloatImage } => 'image' in d);
     const failed = done.filter((d): d is FailedImage & { index: number } => 'error' in d);
-    return { start, count: chunk.length, groups: stack(ok), failed };
+    let groups: ImageGroup[];
+    try {
+      groups = stack(ok);
+    } catch (e) {
+      // Stacking (a large allocation with --crop 0) failed: these images fail, the next batch goes on.
+      groups = [];
+      failed.push(...ok.map(({ file, index }) => ({ file, index, error: imageErrorLine(file, e) })));
+      failed.sort((a, b) => a.index - b.index);
+    }
+    return { start, count: chunk.length, groups, failed };
   };
   let next: Promise<ImageBatch> | null = files.length > 0 ? prepare(0) : null;
   for (let start = 0; next !== null; start += batch) {

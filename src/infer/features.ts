@@ -8,7 +8,7 @@ import type { ResNet } from '../models/resnet.js';
 import { noGrad } from '../tensor/autograd.js';
 import { tidy } from '../tensor/scope.js';
 import { tensor } from '../tensor/tensor.js';
-import { imageBatches, type FailedImage } from './batches.js';
+import { imageBatches, imageErrorLine, type FailedImage } from './batches.js';
 import type { PreprocessOptions } from './preprocess.js';
 import type { Precision } from '../backend/backend.js';
 import { autocast } from '../tensor/precision.js';
@@ -54,11 +54,19 @@ export async function extractFeatures(model: ResNet, files: readonly string[], o
     const results = new Array<FeatureResult>(count);
     for (const f of failed) results[f.index - start] = { file: f.file, error: f.error };
     for (const g of groups) {
-      const { data, shape } = tidy(() => noGrad(() => {
-        const f = autocast(options.precision ?? 'fp32', () => model.features(tensor(g.x, g.shape)));
-        const t = mapIndex < 0 ? f.embedding : f.maps[mapIndex].tensor;
-        return { data: t.toArray() as Float32Array, shape: [...t.shape] };
-      }));
+      let data: Float32Array;
+      let shape: number[];
+      try {
+        ({ data, shape } = tidy(() => noGrad(() => {
+          const f = autocast(options.precision ?? 'fp32', () => model.features(tensor(g.x, g.shape)));
+          const t = mapIndex < 0 ? f.embedding : f.maps[mapIndex].tensor;
+          return { data: t.toArray() as Float32Array, shape: [...t.shape] };
+        })));
+      } catch (e) {
+        // A group whose forward throws fails alone; the other images go on.
+        g.files.forEach((file, i) => { results[g.indices[i] - start] = { file, error: imageErrorLine(file, e) }; });
+        continue;
+      }
       const per = shape.slice(1);
       const size = per.reduce((a, b) => a * b, 1);
       g.files.forEach((file, i) => {

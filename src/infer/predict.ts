@@ -1,14 +1,15 @@
 // Classification of image files: preprocessed batches through the model in eval mode
 // (noGrad inside tidy, so every intermediate tensor is freed per batch), softmax over the
 // logits in float64, the top-K classes with their names. Results come in file order; a file
-// that does not decode gives a failure entry instead. Printing is the CLI's job.
+// that fails (does not decode, is too large, its forward throws) gives a failure entry
+// instead and the others go on. Printing is the CLI's job.
 
 import { InvalidArgumentError } from '../errors.js';
 import type { ResNet } from '../models/resnet.js';
 import { noGrad } from '../tensor/autograd.js';
 import { tidy } from '../tensor/scope.js';
 import { tensor } from '../tensor/tensor.js';
-import { imageBatches, type FailedImage } from './batches.js';
+import { imageBatches, imageErrorLine, type FailedImage } from './batches.js';
 import type { PreprocessOptions } from './preprocess.js';
 import type { Precision } from '../backend/backend.js';
 import { autocast } from '../tensor/precision.js';
@@ -80,8 +81,15 @@ export async function predictFiles(model: ResNet, files: readonly string[], opti
     const results = new Array<PredictResult>(count);
     for (const f of failed) results[f.index - start] = { file: f.file, error: f.error };
     for (const g of groups) {
-      const logits = tidy(() => noGrad(() => autocast(options.precision ?? 'fp32',
-        () => model.forward(tensor(g.x, g.shape))).toArray() as Float32Array));
+      let logits: Float32Array;
+      try {
+        logits = tidy(() => noGrad(() => autocast(options.precision ?? 'fp32',
+          () => model.forward(tensor(g.x, g.shape))).toArray() as Float32Array));
+      } catch (e) {
+        // E.g. with --crop 0 an image too small for the net: its group fails, the rest go on.
+        g.files.forEach((file, i) => { results[g.indices[i] - start] = { file, error: imageErrorLine(file, e) }; });
+        continue;
+      }
       const K = model.numClasses;
       g.files.forEach((file, i) => {
         const row = logits.subarray(i * K, (i + 1) * K);

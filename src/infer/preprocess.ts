@@ -11,7 +11,7 @@ import type { FloatImage, ImageRecord } from '../data/dataset.js';
 import { decodeImage, IMAGE_EXTENSIONS, listFiles, type DecodeOptions } from '../data/image_folder.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../data/presets.js';
 import { Random } from '../data/random.js';
-import { applyTransforms, centerCrop, normalize, resize, type Size, type Transform } from '../data/transforms.js';
+import { applyTransforms, centerCrop, DEFAULT_MAX_TRANSFORM_PIXELS, normalize, resize, type Size, type Transform } from '../data/transforms.js';
 
 export interface PreprocessOptions extends DecodeOptions {
   /** Shorter side after resizing (torchvision Resize(int)); [h, w] resizes exactly; 0 keeps the size. Default 256. */
@@ -62,7 +62,7 @@ export function preprocessDecoded(img: ImageRecord, options: PreprocessOptions =
   if (channels !== 1 && channels !== 3) throw new InvalidArgumentError(`preprocessImage: 'channels' must be 1 or 3, got ${String(channels)}`);
   const src = channels === 1 && img.channels === 3 ? rgbToGrey(img) : img;
   // Resize, crop and normalize draw no random numbers; applyTransforms wants a stream anyway.
-  return applyTransforms(src, transforms, new Random(0));
+  return applyTransforms(src, transforms, new Random(0), options.limitInputPixels ?? DEFAULT_MAX_TRANSFORM_PIXELS);
 }
 
 /**
@@ -81,8 +81,9 @@ export async function preprocessImage(input: string | Uint8Array, options: Prepr
 
 /**
  * The image files named by `paths`: a file is taken as it is; a directory is walked for
- * jpg, jpeg, png and webp files (any case), in torchvision's sorted order. A missing path
- * is a DataError naming it; so is a directory holding no image.
+ * jpg, jpeg, png and webp files (any case; `extensions` changes the list), in torchvision's
+ * sorted order, each real file once (symlink loops skipped). A missing path is a DataError
+ * naming it; so is a directory holding no image.
  */
 export async function listImages(paths: readonly string[], extensions = IMAGE_EXTENSIONS): Promise<string[]> {
   if (paths.length === 0) throw new InvalidArgumentError('listImages: no image files or directories given');
