@@ -59,6 +59,11 @@ Napi::Value SgdUpdate(const Napi::CallbackInfo& info) {
   });
 }
 
+// NOTE: AdamW's loop must not fuse a multiply and an add into one FMA (GCC does in C++ unless
+// told): each product and sum rounds on its own, as in PyTorch's op-by-op update and in the
+// reference backend's Math.fround chain, so the two backends agree to the bit.
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
 // adamwUpdate(param, grad, expAvg, expAvgSq, maxExpAvgSq | null,
 //             { lr, beta1, beta2, eps, weightDecay, step, amsgrad })
 Napi::Value AdamwUpdate(const Napi::CallbackInfo& info) {
@@ -108,8 +113,6 @@ Napi::Value AdamwUpdate(const Napi::CallbackInfo& info) {
     float* pv = static_cast<float*>(v->data());
     float* pmax = amsgrad ? static_cast<float*>(vmax->data()) : nullptr;
     const int64_t n = static_cast<int64_t>(param->bytes() / 4);
-    // NOTE: no FMA contraction here (-std=c++17 is ISO mode: -ffp-contract=off), so every
-    // product and sum rounds as the reference backend's Math.fround chain does.
 #pragma omp parallel for schedule(static) if (n > 32768)
     for (int64_t k = 0; k < n; ++k) {
       const float gk = g[k];
@@ -134,6 +137,7 @@ Napi::Value AdamwUpdate(const Napi::CallbackInfo& info) {
     return info.Env().Undefined();
   });
 }
+#pragma GCC pop_options
 
 }  // namespace
 
