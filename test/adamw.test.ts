@@ -211,7 +211,8 @@ test('trainableGroups leaves frozen parameters out and splits off the 1-D ones w
   fc.dispose();
 });
 
-test('stateDict/loadStateDict: a resumed optimiser ends bit for bit where an uninterrupted one does', () => {
+test('stateDict/loadStateDict: a resumed optimiser ends bit for bit where an uninterrupted one does; nothing leaks', () => {
+  const before = native.live();
   const make = (): Tensor[] => [tensor([0.5, -1, 2, 0.1], [2, 2], { backend: native, requiresGrad: true }), tensor([0.3, -0.2], [2], { backend: native, requiresGrad: true })];
   const opts = (ps: Tensor[]) => [{ params: [ps[0]] }, { params: [ps[1]], weightDecay: 0, amsgrad: true }];
   const stepAll = (opt: AdamW, ps: Tensor[], t: number): void => {
@@ -237,6 +238,7 @@ test('stateDict/loadStateDict: a resumed optimiser ends bit for bit where an uni
   assert.deepEqual(optC.stateDict(), optA.stateDict());
   for (const o of [optA, optC]) o.dispose();
   for (const p of [...a, ...b, ...c]) p.dispose();
+  assert.deepEqual(native.live(), before, 'every moment buffer and gradient freed');
 });
 
 function meta(step: number, lrs: number[]): CheckpointMeta {

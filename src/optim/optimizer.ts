@@ -66,13 +66,14 @@ export abstract class Optimizer<G extends BaseGroup, O extends object = object> 
     this.name = name;
     const list = [...params] as (Tensor | ParamGroup<O>)[];
     const none: Partial<O> = {};
-    const groups = list.length > 0 && !(list[0] instanceof Tensor) ? (list as ParamGroup<O>[]) : [{ ...none, params: list as Tensor[] }];
+    const isGroup = (x: unknown): x is ParamGroup<O> => typeof x === 'object' && x !== null && 'params' in x;
+    const groups = list.length > 0 && isGroup(list[0]) ? (list as ParamGroup<O>[]) : [{ ...none, params: list as Tensor[] }];
     const seen = new Map<Tensor, number>();
     this.groups = groups.map((g, i) => {
-      if (g instanceof Tensor || !g.params) throw new InvalidArgumentError(`${name}: give either tensors or groups { params, ...options }, not a mix (item ${i})`);
+      if (!isGroup(g)) throw new InvalidArgumentError(`${name}: give either tensors or groups { params, ...options }, not a mix (item ${i})`);
       const r = { ...resolve(g, `${name}: group ${i}`), params: [...g.params] } as G;
       for (const p of r.params) {
-        if (!(p instanceof Tensor)) throw new InvalidArgumentError(`${name}: group ${i} holds a ${typeof p}, expected tensors`);
+        if (!(p instanceof Tensor)) throw new InvalidArgumentError(`${name}: group ${i} holds ${p === null ? 'null' : typeof p}, expected tensors (or give a list of groups { params, ...options })`);
         const other = seen.get(p);
         if (other !== undefined) throw new InvalidArgumentError(`${name}: a parameter ${p.toString()} is in group ${other} and group ${i}; each may be in one group only`);
         seen.set(p, i);
