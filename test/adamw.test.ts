@@ -339,10 +339,10 @@ function cli(args: string[]): { status: number | null; stdout: string; stderr: s
 test('resnet train --optimizer adamw --lr 1e-3 --weight-decay 0.05 runs; bad values name the valid ones', () => {
   const out = join(tmp, 'cli-run');
   const ok = cli(['train', '--dataset', 'mnist', '--data', DATA, '--epochs', '1', '--subset', '64', '--batch-size', '32', '--workers', '1',
-    '--optimizer', 'adamw', '--lr', '1e-3', '--weight-decay', '0.05', '--betas', '0.8,0.99', '--out', out, '--json']);
+    '--optimizer', 'adamw', '--lr', '1e-3', '--weight-decay', '0.05', '--betas', '0.8,0.99', '--amsgrad', '--out', out, '--json']);
   assert.equal(ok.status, 0, ok.stderr);
   const cfg = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
-  assert.deepEqual([cfg.optimizer, cfg.lr, cfg.weightDecay, cfg.betas], ['adamw', 1e-3, 0.05, [0.8, 0.99]]);
+  assert.deepEqual([cfg.optimizer, cfg.lr, cfg.weightDecay, cfg.betas, cfg.amsgrad], ['adamw', 1e-3, 0.05, [0.8, 0.99], true]);
   const bad = (args: string[], re: RegExp): void => {
     const r = cli(['train', '--data', DATA, '--dataset', 'mnist', '--out', join(tmp, 'cli-bad'), ...args]);
     assert.equal(r.status, 1, r.stderr);
@@ -352,6 +352,6 @@ test('resnet train --optimizer adamw --lr 1e-3 --weight-decay 0.05 runs; bad val
   bad(['--optimizer', 'adam'], /^resnet: --optimizer must be one of sgd, adamw, got 'adam'$/m);
   bad(['--optimizer', 'adamw', '--betas', '0.9'], /--betas must be two numbers in \[0, 1\) as b1,b2/);
   bad(['--optimizer', 'adamw', '--momentum', '0.9'], /--momentum does not apply to --optimizer adamw; sgd takes --momentum and --nesterov/);
-  bad(['--eps', '1e-6'], /--eps does not apply to --optimizer sgd; adamw takes --betas and --eps/);
+  bad(['--eps', '1e-6'], /--eps does not apply to --optimizer sgd; adamw takes --betas, --eps and --amsgrad/);
   bad(['--wd', '0.1', '--weight-decay', '0.2'], /--wd 0.1 and --weight-decay 0.2 disagree/);
 });

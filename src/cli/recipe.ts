@@ -11,7 +11,7 @@ import { PRECISION_HELP } from './precision.js';
 
 export interface RecipeFlags {
   batchSize?: string; lr?: string; momentum?: string; wd?: string; weightDecay?: string; wdNormBias?: boolean; nesterov?: boolean;
-  optimizer?: string; betas?: string; eps?: string;
+  optimizer?: string; betas?: string; eps?: string; amsgrad?: boolean;
   schedule?: string; warmup?: string; labelSmoothing?: string; aug?: string; workers?: string; precision?: string;
 }
 
@@ -43,6 +43,7 @@ export function addRecipeOptions(cmd: Command): Command {
     .option('--momentum <x>', 'SGD momentum')
     .option('--betas <b1,b2>', 'AdamW running-average coefficients (default 0.9,0.999)')
     .option('--eps <x>', 'AdamW denominator term (default 1e-8)')
+    .option('--amsgrad', 'the AMSGrad variant of AdamW')
     .option('--wd <x>', 'weight decay (SGD: L2 in the gradient; AdamW: decoupled)')
     .option('--weight-decay <x>', 'same as --wd')
     .option('--no-wd-norm-bias', 'no weight decay on BatchNorm parameters and biases')
@@ -64,16 +65,16 @@ export function recipeConfig(flags: RecipeFlags): Partial<TrainConfig> {
   const adamw = optimizer === 'adamw';
   const misplaced = adamw
     ? [flags.momentum !== undefined && '--momentum', flags.nesterov && '--nesterov']
-    : [flags.betas !== undefined && '--betas', flags.eps !== undefined && '--eps'];
+    : [flags.betas !== undefined && '--betas', flags.eps !== undefined && '--eps', flags.amsgrad && '--amsgrad'];
   const wrong = misplaced.find((f) => f);
-  if (wrong) throw new InvalidArgumentError(`${wrong} does not apply to --optimizer ${optimizer ?? 'sgd'}; ${adamw ? 'sgd takes --momentum and --nesterov' : 'adamw takes --betas and --eps'}`);
+  if (wrong) throw new InvalidArgumentError(`${wrong} does not apply to --optimizer ${optimizer ?? 'sgd'}; ${adamw ? 'sgd takes --momentum and --nesterov' : 'adamw takes --betas, --eps and --amsgrad'}`);
   const wd = num(flags.wd, 'wd');
   const weightDecay = num(flags.weightDecay, 'weight-decay');
   if (wd !== undefined && weightDecay !== undefined && wd !== weightDecay) {
     throw new InvalidArgumentError(`--wd ${flags.wd} and --weight-decay ${flags.weightDecay} disagree; give one`);
   }
   const c: Partial<TrainConfig> = {
-    optimizer: optimizer as TrainConfig['optimizer'], betas: betasOf(flags.betas), eps: num(flags.eps, 'eps'),
+    optimizer: optimizer as TrainConfig['optimizer'], betas: betasOf(flags.betas), eps: num(flags.eps, 'eps'), amsgrad: flags.amsgrad,
     batchSize: num(flags.batchSize, 'batch-size'), lr: num(flags.lr, 'lr') ?? (adamw ? ADAMW_DEFAULTS.lr : undefined),
     momentum: num(flags.momentum, 'momentum'),
     weightDecay: wd ?? weightDecay ?? (adamw ? ADAMW_DEFAULTS.weightDecay : undefined), noWdNormBias: flags.wdNormBias === false ? true : undefined, nesterov: flags.nesterov,
