@@ -1,9 +1,12 @@
-// The fused SGD step (torch.optim.SGD semantics, see SgdParams in backend.ts), in place on
-// param and momentum buffer. Layout: param and buffer move (once) to the gradient's layout,
-// so the weight-gradient primitive's output is used as it comes; one loop then runs over
-// the three whole buffers (channel padding is zero in all of them and stays zero).
+// The fused optimiser steps, in place on the parameter and its state buffers: SGD
+// (torch.optim.SGD, see SgdParams in backend.ts) and AdamW (torch.optim.AdamW of PyTorch
+// 1.13, see AdamwParams). Layout: param and buffers move (once) to the gradient's layout,
+// so the weight-gradient primitive's output is used as it comes; one plain loop (the
+// compiler vectorises it) then runs over the whole buffers (channel padding is zero in all
+// of them and stays zero: a zero gradient and zero moments leave a zero parameter).
 #include "common.h"
 
+#include <cmath>
 #include <omp.h>
 
 namespace rn {
@@ -56,10 +59,91 @@ Napi::Value SgdUpdate(const Napi::CallbackInfo& info) {
   });
 }
 
+// NOTE: AdamW's loop must not fuse a multiply and an add into one FMA (GCC does in C++ unless
+// told): each product and sum rounds on its own, as in PyTorch's op-by-op update and in the
+// reference backend's Math.fround chain, so the two backends agree to the bit.
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+// adamwUpdate(param, grad, expAvg, expAvgSq, maxExpAvgSq | null,
+//             { lr, beta1, beta2, eps, weightDecay, step, amsgrad })
+Napi::Value AdamwUpdate(const Napi::CallbackInfo& info) {
+  return guarded(info, "adamwUpdate", [&]() -> Napi::Value {
+    Storage* param = Storage::From(info[0], "param");
+    Storage* grad = Storage::From(info[1], "grad");
+    Storage* m = Storage::From(info[2], "expAvg");
+    Storage* v = Storage::From(info[3], "expAvgSq");
+    Storage* vmax = optionalStorage(info, 4, "maxExpAvgSq");
+    const Napi::Object o = objArg(info, 5, "params");
+    auto num = [&](const char* k) {
+      Napi::Value x = o.Get(k);
+      if (!x.IsNumber()) throw OpError(std::string("'") + k + "' must be a number");
+      return x.As<Napi::Number>().DoubleValue();
+    };
+    const double lr = num("lr"), beta1 = num("beta1"), beta2 = num("beta2"), eps = num("eps"), wd = num("weightDecay");
+    const double step = num("step");
+    const bool amsgrad = o.Get("amsgrad").ToBoolean().Value();
+    if (!(step >= 1) || step != std::floor(step)) throw OpError("'step' must be an integer >= 1");
+    if (amsgrad && !vmax) throw OpError("amsgrad needs 'maxExpAvgSq'");
+    for (Storage* s : {param, grad, m, v, vmax}) {
+      if (s && s->type() != dt::f32) throw OpError("param, grad and the moments must be float32");
+    }
+    Storage* all[] = {param, grad, m, v, vmax};
+    for (int i = 0; i < 5; ++i) {
+      for (int j = i + 1; j < 5; ++j) {
+        if (all[i] && all[i] == all[j]) throw OpError("param, grad and the moments must be distinct storages");
+      }
+    }
+
+    const bool sameDims = dimsOf(param->md()) == dimsOf(grad->md());
+    const memory::desc target = sameDims ? grad->md() : param->md();
+    param->convertTo(target);
+    m->convertTo(target);
+    v->convertTo(target);
+    if (amsgrad) vmax->convertTo(target);
+    // The Python-float scalars of torch's _single_tensor_adamw: float64, rounded once.
+    const float decay = static_cast<float>(1 - lr * wd);
+    const float b1 = static_cast<float>(beta1), b2 = static_cast<float>(beta2);
+    const float keep1 = static_cast<float>(1 - beta1), keep2 = static_cast<float>(1 - beta2);
+    const float bc2Sqrt = static_cast<float>(std::sqrt(1 - std::pow(beta2, step)));
+    const float negStepSize = static_cast<float>(-(lr / (1 - std::pow(beta1, step))));
+    const float epsF = static_cast<float>(eps);
+    float* p = static_cast<float*>(param->data());
+    const float* g = static_cast<const float*>(grad->as(target).get_data_handle());
+    float* pm = static_cast<float*>(m->data());
+    float* pv = static_cast<float*>(v->data());
+    float* pmax = amsgrad ? static_cast<float*>(vmax->data()) : nullptr;
+    const int64_t n = static_cast<int64_t>(param->bytes() / 4);
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (int64_t k = 0; k < n; ++k) {
+      const float gk = g[k];
+      const float w = p[k] * decay;
+      const float mk = pm[k] * b1 + keep1 * gk;
+      const float vk = pv[k] * b2 + keep2 * gk * gk;
+      pm[k] = mk;
+      pv[k] = vk;
+      float s = vk;
+      if (pmax) {
+        // torch.maximum: NaN if either is NaN.
+        s = (vk > pmax[k] || std::isnan(vk)) ? vk : pmax[k];
+        pmax[k] = s;
+      }
+      const float denom = std::sqrt(s) / bc2Sqrt + epsF;
+      p[k] = w + negStepSize * mk / denom;
+    }
+    param->invalidate();
+    m->invalidate();
+    v->invalidate();
+    if (vmax) vmax->invalidate();
+    return info.Env().Undefined();
+  });
+}
+#pragma GCC pop_options
+
 }  // namespace
 
 void exportSgd(Napi::Env env, Napi::Object exports) {
   exports.Set("sgdUpdate", Napi::Function::New(env, SgdUpdate, "sgdUpdate"));
+  exports.Set("adamwUpdate", Napi::Function::New(env, AdamwUpdate, "adamwUpdate"));
 }
 
 }  // namespace rn

@@ -9,7 +9,7 @@ export { Rng, randn, rand } from './tensor/random.js';
 export * from './tensor/ops/index.js';
 export { conv2dGeometry, pool2dGeometry, type Conv2dOptions, type Pool2dOptions, type Pair } from './tensor/geometry.js';
 export { getBackend, setBackend, backendByName, nativeAvailable, BACKEND_NAMES, type BackendName } from './backend/index.js';
-export type { Backend, BackendInfo, DType, Shape, Storage, Conv2dGeometry, Pool2dGeometry, SgdParams, Precision } from './backend/backend.js';
+export type { Backend, BackendInfo, DType, Shape, Storage, Conv2dGeometry, Pool2dGeometry, SgdParams, AdamwParams, Precision } from './backend/backend.js';
 export * from './errors.js';
 export { VERSION } from './version.js';
 export * from './nn/index.js';

@@ -27,7 +27,7 @@ test('SGD with momentum follows torch.optim.SGD on f(p) = sum(p * c)', () => {
   const s = opt.stateDict();
   const opt2 = new SGD([p], { lr: 0.1, momentum: 0.9 });
   opt2.loadStateDict(s);
-  assert.deepEqual(opt2.stateDict().buffers[0][0], s.buffers[0][0]);
+  assert.deepEqual(opt2.stateDict().state[0][0], s.state[0][0]);
   opt.dispose(); opt2.dispose(); p.dispose(); c.dispose();
 });
 

@@ -53,7 +53,7 @@ test('a run writes well-formed metrics.jsonl, config.json, last and best; checkp
   assert.equal(ck.meta.epoch, 2);
   assert.deepEqual(ck.meta.loader, { seed: 7, epoch: 2, batch: 0 });
   assert.equal(ck.meta.step, 16);
-  assert.ok(ck.optim && ck.optim.buffers[0].every((b) => b !== null), 'momentum buffers saved');
+  assert.ok(ck.optim && ck.optim.state[0].every((ps) => ps?.buffers.momentum_buffer !== undefined), 'momentum buffers saved');
   const model = createModel('resnet20', ck.meta.modelOptions);
   const report = model.loadStateDict(ck.model);
   assert.equal(report.missing.length + report.unexpected.length + report.mismatched.length, 0);
@@ -249,7 +249,7 @@ test('--no-wd-norm-bias: BN parameters and biases go to their own group, without
   const out = join(mkdtempSync(join(tmpdir(), 'resnet-wd-')), 'run');
   await new Trainer(base(out, { epochs: 1, noWdNormBias: true, weightDecay: 0.01 })).run();
   const ck = loadCheckpoint(join(out, 'last.safetensors'));
-  const buffers = ck.optim!.buffers;
+  const buffers = ck.optim!.state;
   assert.equal(buffers.length, 2, 'two parameter groups');
   const m = createModel('resnet20', { inChannels: 1 });
   const params = m.parameters();

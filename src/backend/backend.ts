@@ -56,6 +56,27 @@ export interface SgdParams {
   readonly initBuffer: boolean;
 }
 
+/** PyTorch 1.13's torch.optim.AdamW (`_single_tensor_adamw`), in place on param and moments,
+ *  every operation in float32, in torch's order; t = `step` (already counted, >= 1):
+ *  p = p * (1 - lr * weightDecay)                       (decoupled weight decay, first)
+ *  m = m * beta1;  m = m + (1 - beta1) * g
+ *  v = v * beta2;  v = v + (1 - beta2) * g * g
+ *  vmax = max(vmax, v)                                  (amsgrad: the denominator reads vmax)
+ *  denom = sqrt(v) / sqrt(1 - beta2^t) + eps
+ *  p = p + (-lr / (1 - beta1^t)) * m / denom
+ *  The scalars in brackets are computed in float64 and rounded to float32 once, as PyTorch
+ *  does with the Python floats it passes to the tensor ops. */
+export interface AdamwParams {
+  readonly lr: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+  /** This parameter's step count including the step being taken (1 on the first). */
+  readonly step: number;
+  readonly amsgrad: boolean;
+}
+
 export interface BackendInfo {
   readonly backend: 'reference' | 'native';
   /** oneDNN version "2.6.3", or null for a backend without it. */
@@ -152,6 +173,10 @@ export interface Backend {
   // ---- optimiser ----------------------------------------------------------------------
   /** Fused SGD step, in place on `param` and `buf` (buf is null when momentum == 0). */
   sgdUpdate(param: Storage, grad: Storage, buf: Storage | null, shape: Shape, p: SgdParams): void;
+  /** Fused AdamW step, in place on `param`, `expAvg`, `expAvgSq` and `maxExpAvgSq` (null
+   *  unless amsgrad). All five have `shape`; the moments start as zeros. */
+  adamwUpdate(param: Storage, grad: Storage, expAvg: Storage, expAvgSq: Storage, maxExpAvgSq: Storage | null,
+    shape: Shape, p: AdamwParams): void;
 }
 
 export function numel(shape: Shape): number {

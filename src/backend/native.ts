@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 import { NativeError, NativeLoadError } from '../errors.js';
 import type {
-  Backend, BackendInfo, Conv2dGeometry, DType, Pool2dGeometry, Precision, SgdParams, Shape, Storage,
+  AdamwParams, Backend, BackendInfo, Conv2dGeometry, DType, Pool2dGeometry, Precision, SgdParams, Shape, Storage,
 } from './backend.js';
 
 /** Where a storage's memory is and how it is laid out (tests and debugging). */
@@ -100,6 +100,7 @@ export interface NativeAddon {
 
   sum(x: Storage): Storage;
   sgdUpdate(param: Storage, grad: Storage, buf: Storage | null, p: SgdParams): void;
+  adamwUpdate(param: Storage, grad: Storage, expAvg: Storage, expAvgSq: Storage, maxExpAvgSq: Storage | null, p: AdamwParams): void;
 
   implInfo(kind: NativeImplKind, params: object): NativeImplInfo;
   /** The instruction set our own kernels (training batch norm) run with: 'avx512' where the
@@ -347,5 +348,9 @@ export class NativeBackend implements Backend {
   }
   sgdUpdate(param: Storage, grad: Storage, buf: Storage | null, _shape: Shape, p: SgdParams): void {
     this.call('sgdUpdate', () => this.addon.sgdUpdate(param, grad, buf, p));
+  }
+  adamwUpdate(param: Storage, grad: Storage, expAvg: Storage, expAvgSq: Storage, maxExpAvgSq: Storage | null,
+    _shape: Shape, p: AdamwParams): void {
+    this.call('adamwUpdate', () => this.addon.adamwUpdate(param, grad, expAvg, expAvgSq, maxExpAvgSq, p));
   }
 }

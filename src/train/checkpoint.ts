@@ -1,6 +1,9 @@
 // Training checkpoints: one safetensors file holding the model's state dict (its own keys,
-// so the file loads as plain weights too), the SGD momentum buffers as `optim.<group>.<param>`,
-// and a JSON metadata entry with everything an exact resume needs (REFERENCE.md section 6).
+// so the file loads as plain weights too), the optimiser's buffers as
+// `optim.<group>.<param>.<buffer>` (PyTorch's names: momentum_buffer, exp_avg, ...) with its
+// kind and per-parameter step counts in the `optim_state` metadata, and a JSON metadata
+// entry with everything an exact resume needs (REFERENCE.md section 6). Checkpoints from
+// before AdamW (SGD's `optim.<group>.<param>`, no `optim_state`) load as SGD state.
 // Written atomically (writeSafetensors: temp file, fsync, rename, fsync of the directory);
 // a sha256 over the tensor names and bytes is checked on load. Not here: the training loop.
 
@@ -10,7 +13,7 @@ import { join } from 'node:path';
 import { CheckpointError, OutputError } from '../errors.js';
 import { readSafetensors, writeSafetensors, type NamedArray } from '../io/safetensors.js';
 import type { Module } from '../nn/module.js';
-import type { SGD, SgdState } from '../optim/sgd.js';
+import type { BaseGroup, Optimizer, OptimizerState } from '../optim/optimizer.js';
 
 export const CHECKPOINT_FORMAT = 1;
 export const META_KEY = 'resnet_ts';
@@ -47,7 +50,7 @@ export interface LoadedCheckpoint {
   file: string;
   meta: CheckpointMeta;
   model: Map<string, NamedArray>;
-  optim: SgdState | null;
+  optim: OptimizerState | null;
 }
 
 function digest(entries: [string, NamedArray][]): string {
@@ -63,21 +66,26 @@ function digest(entries: [string, NamedArray][]): string {
 }
 
 /** Writes model + optimiser + metadata atomically to `file`. */
-export function saveCheckpoint(file: string, model: Module, opt: SGD | null, meta: CheckpointMeta): void {
+export function saveCheckpoint(file: string, model: Module, opt: Optimizer<BaseGroup> | null, meta: CheckpointMeta): void {
   const entries: [string, NamedArray][] = [];
   for (const [k, v] of Object.entries(model.stateDict())) entries.push([k, { data: v.data, shape: v.shape }]);
+  const extra: Record<string, string> = {};
   if (opt) {
     const s = opt.stateDict();
-    s.buffers.forEach((g, gi) => g.forEach((b, pi) => {
-      if (b) entries.push([`optim.${gi}.${pi}`, { data: b, shape: [...opt.groups[gi].params[pi].shape] }]);
+    s.state.forEach((g, gi) => g.forEach((ps, pi) => {
+      for (const [name, b] of Object.entries(ps?.buffers ?? {})) {
+        entries.push([`optim.${gi}.${pi}.${name}`, { data: b, shape: [...opt.groups[gi].params[pi].shape] }]);
+      }
     }));
     meta = { ...meta, lrs: s.lrs };
+    extra.optim_state = JSON.stringify({ kind: s.kind, steps: s.state.map((g) => g.map((ps) => (ps ? ps.step : null))) });
   }
   const layout = opt ? opt.groups.map((g) => g.params.length) : [];
   try {
     writeSafetensors(file, entries, {
       [META_KEY]: JSON.stringify(meta),
       optim_layout: JSON.stringify(layout),
+      ...extra,
       sha256: digest(entries),
       format: 'pt',
     });
@@ -106,18 +114,38 @@ export function loadCheckpoint(file: string): LoadedCheckpoint {
   const model = new Map<string, NamedArray>();
   const optimEntries = new Map<string, NamedArray>();
   for (const [k, v] of entries) (k.startsWith('optim.') ? optimEntries : model).set(k, v);
-  let optim: SgdState | null = null;
-  if (metadata.optim_layout) {
-    const layout = JSON.parse(metadata.optim_layout) as number[];
-    optim = {
-      buffers: layout.map((n, gi) => Array.from({ length: n }, (_, pi) => {
-        const a = optimEntries.get(`optim.${gi}.${pi}`);
-        return a ? (a.data as Float32Array) : null;
-      })),
-      lrs: meta.lrs,
-    };
-  }
+  const optim = metadata.optim_layout ? optimizerState(file, metadata, optimEntries, meta) : null;
   return { file, meta, model, optim };
+}
+
+/** The optimiser state of a checkpoint: `optim_state` names the kind and the steps; a file
+ *  without it is SGD's from before AdamW (momentum buffer `optim.<g>.<p>`, steps = meta.step). */
+function optimizerState(file: string, metadata: Record<string, string>, entries: Map<string, NamedArray>, meta: CheckpointMeta): OptimizerState {
+  let layout: number[];
+  let saved: { kind: string; steps: (number | null)[][] } | null;
+  try {
+    layout = JSON.parse(metadata.optim_layout) as number[];
+    saved = metadata.optim_state ? JSON.parse(metadata.optim_state) as { kind: string; steps: (number | null)[][] } : null;
+  } catch (e) {
+    throw new CheckpointError(`${file}: its optimiser metadata is not JSON (${(e as Error).message})`);
+  }
+  if (!Array.isArray(layout) || (saved && (!Array.isArray(saved.steps) || saved.steps.length !== layout.length))) {
+    throw new CheckpointError(`${file}: its optimiser metadata does not fit together (optim_layout ${metadata.optim_layout}, optim_state ${metadata.optim_state})`);
+  }
+  const state = layout.map((n, gi) => Array.from({ length: n }, (_, pi) => {
+    const prefix = `optim.${gi}.${pi}`;
+    const buffers: Record<string, Float32Array> = {};
+    for (const [k, a] of entries) {
+      if (k.startsWith(`${prefix}.`)) buffers[k.slice(prefix.length + 1)] = a.data as Float32Array;
+    }
+    if (!saved) {
+      const legacy = entries.get(prefix);
+      return legacy ? { step: meta.step, buffers: { momentum_buffer: legacy.data as Float32Array } } : null;
+    }
+    const step = saved.steps[gi]?.[pi] ?? null;
+    return step === null ? null : { step, buffers };
+  }));
+  return { kind: saved?.kind ?? 'sgd', lrs: meta.lrs, state };
 }
 
 /**

@@ -1,4 +1,4 @@
-// The Trainer: epochs of SGD over a DataLoader with the lr set per iteration from the
+// The Trainer: epochs of SGD or AdamW over a DataLoader with the lr set per iteration from the
 // schedule (fractional epochs), per-epoch evaluation, metrics.jsonl, checkpoints every epoch
 // and for the best test top-1, exact resume, a NaN/Inf guard and a graceful stop (an
 // AbortSignal: the step in flight finishes, a checkpoint is saved). It never prints: progress
@@ -15,6 +15,8 @@ import { fuseForInference } from '../models/fused.js';
 import type { ResNet } from '../models/resnet.js';
 import type { ShortcutOption } from '../models/shortcut.js';
 import { lrAt, ReduceOnPlateau, type ScheduleSpec } from '../optim/schedule.js';
+import { ADAMW_DEFAULTS, AdamW } from '../optim/adamw.js';
+import { trainableGroups } from '../optim/optimizer.js';
 import { SGD } from '../optim/sgd.js';
 import { crossEntropy } from '../tensor/ops/loss.js';
 import { noGrad } from '../tensor/autograd.js';
@@ -36,6 +38,8 @@ export class TrainingError extends ResnetError {
 }
 
 export const SCHEDULES = ['constant', 'step', 'multistep', 'cosine', 'plateau'] as const;
+export const OPTIMIZERS = ['sgd', 'adamw'] as const;
+export type OptimizerKind = (typeof OPTIMIZERS)[number];
 
 export interface TrainConfig {
   arch: string;
@@ -44,12 +48,24 @@ export interface TrainConfig {
   data?: string;
   epochs: number;
   batchSize: number;
+  /** 'sgd' (default: torch.optim.SGD) or 'adamw' (torch.optim.AdamW; given no `lr` or
+   *  `weightDecay`, AdamW takes PyTorch's defaults 1e-3 and 1e-2). */
+  optimizer?: OptimizerKind;
   lr: number;
+  /** SGD only. */
   momentum: number;
+  /** Weight decay: L2 added to the gradient with SGD, decoupled (p *= 1 - lr * wd) with AdamW. */
   weightDecay: number;
   /** No weight decay on BatchNorm parameters and biases (every 1-D parameter). */
   noWdNormBias?: boolean;
+  /** SGD only. */
   nesterov: boolean;
+  /** AdamW only: the running averages' coefficients (default [0.9, 0.999]). */
+  betas?: [number, number];
+  /** AdamW only: added to the denominator (default 1e-8). */
+  eps?: number;
+  /** AdamW only: the AMSGrad variant (default false). */
+  amsgrad?: boolean;
   schedule: (typeof SCHEDULES)[number];
   /** Linear warm-up epochs. */
   warmup: number;
@@ -190,6 +206,19 @@ export function checkConfig(c: TrainConfig): void {
   num('warmup', 0); num('labelSmoothing', 0, false, 1); num('seed', 0, true);
   if (c.subset !== undefined) num('subset', 1, true);
   if (c.testSubset !== undefined) num('testSubset', 1, true);
+  const opt = c.optimizer ?? 'sgd';
+  if (!(OPTIMIZERS as readonly string[]).includes(opt)) throw new InvalidArgumentError(`train: unknown optimizer '${String(opt)}'; valid: ${OPTIMIZERS.join(', ')}`);
+  if (opt === 'adamw') {
+    if (c.nesterov) throw new InvalidArgumentError("train: 'nesterov' is an SGD option; optimizer 'adamw' takes betas, eps and amsgrad");
+    const b = c.betas;
+    if (b !== undefined && (!Array.isArray(b) || b.length !== 2 || b.some((v) => typeof v !== 'number' || !(v >= 0 && v < 1)))) {
+      throw new InvalidArgumentError(`train: 'betas' must be two numbers in [0, 1), got ${JSON.stringify(b)}`);
+    }
+    if (c.eps !== undefined) num('eps', 0);
+  } else {
+    const adamOnly = (['betas', 'eps', 'amsgrad'] as const).filter((k) => c[k] !== undefined);
+    if (adamOnly.length) throw new InvalidArgumentError(`train: '${adamOnly[0]}' is an AdamW option; set optimizer 'adamw' (valid optimizers: ${OPTIMIZERS.join(', ')})`);
+  }
   if (!(SCHEDULES as readonly string[]).includes(c.schedule)) throw new InvalidArgumentError(`train: unknown schedule '${c.schedule}'; valid: ${SCHEDULES.join(', ')}`);
   if (!c.out) throw new InvalidArgumentError("train: 'out' (the run directory) is required");
 }
@@ -203,7 +232,12 @@ export class Trainer {
 
   /** @example const r = await new Trainer({ ...DEFAULT_CONFIG, out: 'runs/a', epochs: 1 }).run(); */
   constructor(config: Partial<TrainConfig>, options: TrainOptions = {}) {
-    this.config = { ...DEFAULT_CONFIG, ...Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined)) } as TrainConfig;
+    const given = Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined)) as Partial<TrainConfig>;
+    // AdamW's own defaults where the recipe says nothing (SGD's lr 0.1 would make it diverge).
+    const adamw = given.optimizer === 'adamw'
+      ? { lr: ADAMW_DEFAULTS.lr, weightDecay: ADAMW_DEFAULTS.weightDecay, betas: [...ADAMW_DEFAULTS.betas], eps: ADAMW_DEFAULTS.eps, amsgrad: ADAMW_DEFAULTS.amsgrad }
+      : {};
+    this.config = { ...DEFAULT_CONFIG, ...adamw, ...given } as TrainConfig;
     this.opts = options;
     this.emit = options.onProgress ?? (() => {});
     checkConfig(this.config);
@@ -239,17 +273,18 @@ export class Trainer {
     const precision = resolvePrecision(c.precision, getBackend());
     this.emit({ type: 'message', text: `precision: ${precision.precision} (${precision.reason}; oneDNN ISA ${precision.isa})` });
     if (!resumed) {
-      const recorded = { ...c, precision: c.precision ?? 'auto', resolvedPrecision: precision.precision, isa: precision.isa };
+      const recorded: Record<string, unknown> = { ...c, optimizer: c.optimizer ?? 'sgd', precision: c.precision ?? 'auto', resolvedPrecision: precision.precision, isa: precision.isa };
+      if (recorded.optimizer === 'adamw') { delete recorded.momentum; delete recorded.nesterov; }
       writeFileAtomic(join(dir, 'config.json'), [new TextEncoder().encode(`${JSON.stringify(recorded, null, 2)}\n`)]);
     }
 
     const modelOptions = { inChannels: input.channels, numClasses: input.classes.length, seed: c.seed, ...(c.shortcut ? { shortcut: c.shortcut } : {}) };
     const model = createModel(c.arch, modelOptions);
-    const sgd = { lr: c.lr, momentum: c.momentum, weightDecay: c.weightDecay, nesterov: c.nesterov };
-    const params = model.parameters();
-    const opt = c.noWdNormBias
-      ? new SGD([{ ...sgd, params: params.filter((p) => p.shape.length > 1) }, { ...sgd, params: params.filter((p) => p.shape.length <= 1), weightDecay: 0 }], sgd)
-      : new SGD(params, sgd);
+    // A run from before AdamW records no optimizer: it was SGD.
+    const groups = trainableGroups(model.parameters(), c.noWdNormBias === true);
+    const opt = c.optimizer === 'adamw'
+      ? new AdamW(groups, { lr: c.lr, betas: c.betas, eps: c.eps, weightDecay: c.weightDecay, amsgrad: c.amsgrad })
+      : new SGD(groups, { lr: c.lr, momentum: c.momentum, weightDecay: c.weightDecay, nesterov: c.nesterov });
     const plateau = c.schedule === 'plateau' ? new ReduceOnPlateau({ factor: 0.1, patience: 2 }) : null;
     let epoch = 0;
     let batch = 0;

@@ -6,7 +6,7 @@
 // given beta and needs it to recompute the ReLU mask.
 
 import type {
-  Backend, BackendInfo, Conv2dGeometry, DType, Pool2dGeometry, Precision, SgdParams, Shape, Storage,
+  AdamwParams, Backend, BackendInfo, Conv2dGeometry, DType, Pool2dGeometry, Precision, SgdParams, Shape, Storage,
 } from '../backend.js';
 import { numel } from '../backend.js';
 import { DisposedError, DTypeError, InvalidArgumentError } from '../../errors.js';
@@ -18,6 +18,7 @@ import { linear, linearBackwardData, linearBackwardWeights } from './linear.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from './loss.js';
 import { avgPool2d, avgPool2dBackward, maxPool2d, maxPool2dBackward } from './pool.js';
 import { sum } from './reduce.js';
+import { adamwUpdate } from './adamw.js';
 import { sgdUpdate } from './sgd.js';
 
 /** What a reference Storage handle really is. `data` is null once freed. */
@@ -258,5 +259,12 @@ export class ReferenceBackend implements Backend {
   sgdUpdate(param: Storage, grad: Storage, buf: Storage | null, _shape: Shape, p: SgdParams): void {
     const op = 'sgdUpdate';
     sgdUpdate(this.f32(param, op), this.f32(grad, op), buf ? this.f32(buf, op) : null, p);
+  }
+
+  adamwUpdate(param: Storage, grad: Storage, expAvg: Storage, expAvgSq: Storage, maxExpAvgSq: Storage | null,
+    _shape: Shape, p: AdamwParams): void {
+    const op = 'adamwUpdate';
+    adamwUpdate(this.f32(param, op), this.f32(grad, op), this.f32(expAvg, op), this.f32(expAvgSq, op),
+      maxExpAvgSq ? this.f32(maxExpAvgSq, op) : null, p);
   }
 }

@@ -15,7 +15,7 @@
 //   crossEntropy(z, y)      dz = dloss * (softmax(z) - target) / N
 //   sum(x)                  dx = dy broadcast
 // Composite (no hand-written gradient): mean, addScalar, mulScalar, flatten, globalAvgPool2d.
-// Not differentiable: sgdStep (the optimiser's in-place update), topk, conv2dFused (inference only).
+// Not differentiable: sgdStep, adamwStep (the optimisers' in-place updates), topk, conv2dFused (inference only).
 
 export { conv2d, conv2dFused, type Conv2dFusedOptions, type Conv2dPrecisionOptions } from './conv2d.js';
 export { batchNorm, type BatchNormOptions } from './batch_norm.js';
@@ -27,4 +27,5 @@ export { reshape, flatten } from './reshape.js';
 export { crossEntropy, type CrossEntropyOptions } from './loss.js';
 export { sum, mean } from './reduce.js';
 export { sgdStep, type SgdStepOptions } from './sgd.js';
+export { adamwStep, type AdamwMoments } from './adamw.js';
 export { topk, topkAccuracy, type TopK } from './topk.js';
