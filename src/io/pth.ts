@@ -49,7 +49,7 @@ export function parsePth(buf: Uint8Array, file = '<buffer>', limits?: Partial<Pi
     const head = Array.from(buf.subarray(0, 8), (x) => x.toString(16).padStart(2, '0')).join(' ');
     throw new CheckpointError(`${file}: not a PyTorch checkpoint: neither a zip archive (PyTorch >= 1.6) nor a legacy torch.save stream (first bytes: ${head || 'none, the file is empty'})`);
   }
-  const found = walkTensors(parsed.root);
+  const found = walkTensors(parsed.root, file);
   checkBudget(found, buf.length, file);
   const arrays = new Map<TensorRef, NamedArray>();
   const tensors = new Map<string, NamedArray>();
@@ -140,15 +140,23 @@ function parseLegacy(buf: Uint8Array, file: string, limits?: Partial<PickleLimit
   return { root: main.value, storages: main.storages, bytes, little: le };
 }
 
+/** Tensor references (paths) one checkpoint may hold: a state dict has hundreds or
+ *  thousands; a 2-byte BINGET per reference must not become a path string each, without end. */
+export const MAX_TENSOR_PATHS = 1_000_000;
+
 /** Every TensorRef reachable from `root` with its dotted path, depth first in order; each
  *  container is visited once (the graph may be cyclic), iteratively (it may be deep). */
-export function walkTensors(root: PickleValue): [string, TensorRef][] {
+export function walkTensors(root: PickleValue, file = '<buffer>'): [string, TensorRef][] {
   const out: [string, TensorRef][] = [];
   const seen = new Set<object>();
   const todo: [string, PickleValue][] = [['', root]];
   while (todo.length) {
     const [path, v] = todo.pop()!;
-    if (v instanceof TensorRef) { out.push([path, v]); continue; }
+    if (v instanceof TensorRef) {
+      if (out.length >= MAX_TENSOR_PATHS) throw new CheckpointError(`${file}: more than ${MAX_TENSOR_PATHS} tensor references (at '${path}'); a checkpoint holds far fewer`);
+      out.push([path, v]);
+      continue;
+    }
     if (typeof v !== 'object' || v === null || seen.has(v)) continue;
     seen.add(v);
     const kids: [string, PickleValue][] = [];
