@@ -36,7 +36,7 @@ export async function readDataFile(path: string, sizeOf?: SizeOf): Promise<Buffe
  *  one buffer of the size `sizeOf` gives as soon as the header is in; stops on excess. */
 function gunzipCapped(raw: Buffer, path: string, sizeOf?: SizeOf): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const z = createGunzip();
+    const z = createGunzip({ chunkSize: 64 * 1024 });
     let head: Buffer[] | null = [];
     let out: Buffer | null = null;
     let got = 0;
@@ -65,7 +65,7 @@ function gunzipCapped(raw: Buffer, path: string, sizeOf?: SizeOf): Promise<Buffe
       if (size > GUNZIP_LIMIT) return fail(new DataError(`${path}: its header says ${size} bytes, over the limit of ${GUNZIP_LIMIT} for a gzip'd dataset file`));
       if (got > size) return fail(new DataError(`${path}: inflates past the ${size} bytes its header says it holds (a gzip bomb or a corrupt file)`));
       limit = size;
-      out = Buffer.alloc(size);
+      try { out = Buffer.alloc(size); } catch { return fail(new DataError(`${path}: cannot allocate the ${size} bytes its header says it holds (out of memory)`)); }
       let o = 0;
       for (const h of head!) { h.copy(out, o); o += h.length; }
       head = null;

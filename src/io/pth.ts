@@ -56,7 +56,12 @@ export function parsePth(buf: Uint8Array, file = '<buffer>', limits?: Partial<Pi
   for (const [path, ref] of found) {
     let arr = arrays.get(ref);
     if (!arr) {
-      arr = materialize(ref, parsed.bytes.get(ref.storage)!, parsed.little, `${file}: tensor '${path}'`);
+      try {
+        arr = materialize(ref, parsed.bytes.get(ref.storage)!, parsed.little, `${file}: tensor '${path}'`);
+      } catch (e) {
+        if (!(e instanceof RangeError)) throw e;
+        throw new CheckpointError(`${file}: tensor '${path}' of shape [${ref.size.join(', ')}]: cannot allocate its ${outBytes(ref)} bytes (${e.message})`);
+      }
       arrays.set(ref, arr);
     }
     if (!tensors.has(path)) tensors.set(path, arr);

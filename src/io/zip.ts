@@ -157,7 +157,8 @@ export function zipEntryData(buf: Uint8Array, e: ZipEntry, file: string, budget:
 /** Inflates raw DEFLATE data into exactly `size` bytes, streaming: more output than that is
  *  refused as soon as it appears, less when the stream ends. */
 function inflateCapped(raw: Uint8Array, size: number, where: string): Uint8Array {
-  const out = new Uint8Array(size);
+  let out: Uint8Array;
+  try { out = new Uint8Array(size); } catch { throw new CheckpointError(`${where}: cannot allocate the ${size} bytes it declares (out of memory)`); }
   let got = 0;
   let ended = false;
   const inf = new Inflate((chunk, final) => {
