@@ -16,10 +16,10 @@ import { CheckpointError, DataError } from '../src/errors.js';
 import { loadIdx } from '../src/data/idx.js';
 import { GUNZIP_LIMIT } from '../src/data/files.js';
 import { readNpy } from '../src/io/npy.js';
-import { parsePth, VIEW_BUDGET } from '../src/io/pth.js';
+import { MAX_TENSOR_PATHS, parsePth, VIEW_BUDGET } from '../src/io/pth.js';
 import { parseSafetensors, readSafetensors } from '../src/io/safetensors.js';
 import { INFLATE_LIMITS } from '../src/io/zip.js';
-import { buildZip, deflatedZeros, gzipBomb, idxHeader, pthOf, zerosCrc, type TensorSpec } from './helpers/hostile.js';
+import { buildZip, deflatedZeros, gzipBomb, idxHeader, pthOf, stateDictPickle, zerosCrc, type TensorSpec } from './helpers/hostile.js';
 
 const BIN = new URL('../dist/cli/main.js', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'resnet-hostile-'));
@@ -224,4 +224,16 @@ test('a zip entry whose deflate stream is shorter than declared, or not deflate 
   assert.throws(() => parsePth(mk(Buffer.from('garbage!')), 'junk.pth'), /junk\.pth: zip entry 'h\/data\/0' does not inflate/);
   // A lone zip without data.pkl is refused by name, never inflated.
   assert.throws(() => parsePth(buildZip([{ name: 'x/zeros', raw: deflatedZeros(MiB), size: MiB, crc: 0 }]), 'nopkl.pth'), /nopkl\.pth: a zip checkpoint holds one '<name>\/data\.pkl'/);
+});
+
+test('a pickle that names one tensor a million times (2 bytes each) is refused, not walked into a million paths', () => {
+  // [t, t, t, ...]: the tensor memoised once (BINPUT 1), then BINGET 1 per item.
+  const one = stateDictPickle([{ name: 'w', key: '0', numel: 1, size: [1], stride: [1] }]);
+  const tensor = one.subarray(one.indexOf('ctorch._utils'), one.lastIndexOf('u.'));
+  // APPENDS of 1000 BINGETs at a time (the stack holds at most 10^6 values).
+  const batch = Buffer.concat([Buffer.from('('), Buffer.alloc(2000).fill(Buffer.from('h\x01', 'latin1')), Buffer.from('e')]);
+  const body = Buffer.alloc(batch.length * (MAX_TENSOR_PATHS / 1000)).fill(batch);
+  const pkl = Buffer.concat([Buffer.from('\x80\x02](', 'latin1'), tensor, Buffer.from('q\x01e', 'latin1'), body, Buffer.from('.')]);
+  const zip = buildZip([{ name: 'h/data.pkl', data: pkl }, { name: 'h/data/0', data: new Uint8Array(4) }]);
+  assert.throws(() => parsePth(zip, 'refs.pth'), /refs\.pth: more than 1000000 tensor references \(at '1000000'\)/);
 });
