@@ -19,7 +19,7 @@ import { readNpy } from '../src/io/npy.js';
 import { MAX_TENSOR_PATHS, parsePth, VIEW_BUDGET } from '../src/io/pth.js';
 import { parseSafetensors, readSafetensors } from '../src/io/safetensors.js';
 import { INFLATE_LIMITS } from '../src/io/zip.js';
-import { buildZip, deflatedZeros, gzipBomb, idxHeader, pthOf, stateDictPickle, zerosCrc, type TensorSpec } from './helpers/hostile.js';
+import { buildZip, deflatedZeros, gzipBomb, idxHeader, legacyPthOf, pthOf, stateDictPickle, zerosCrc, type TensorSpec } from './helpers/hostile.js';
 
 const BIN = new URL('../dist/cli/main.js', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'resnet-hostile-'));
@@ -236,4 +236,13 @@ test('a pickle that names one tensor a million times (2 bytes each) is refused, 
   const pkl = Buffer.concat([Buffer.from('\x80\x02](', 'latin1'), tensor, Buffer.from('q\x01e', 'latin1'), body, Buffer.from('.')]);
   const zip = buildZip([{ name: 'h/data.pkl', data: pkl }, { name: 'h/data/0', data: new Uint8Array(4) }]);
   assert.throws(() => parsePth(zip, 'refs.pth'), /refs\.pth: more than 1000000 tensor references \(at '1000000'\)/);
+});
+
+test('a legacy (pre-1.6) .pth holds the same view budget', () => {
+  const ok = parsePth(legacyPthOf([expand('b', '0', 1000), { name: 'w', key: '1', numel: 6, size: [3, 2], stride: [1, 3] }]), 'legacy_ok.pth');
+  assert.equal(ok.format, 'legacy');
+  assert.deepEqual(ok.tensors.get('w')!.shape, [3, 2]);
+  assert.equal(ok.tensors.get('b')!.data.length, 1000);
+  assert.throws(() => parsePth(legacyPthOf([expand('w', '0', 2 ** 28)]), 'legacy.pth'),
+    /legacy\.pth: tensor 'w' of shape \[268435456\], stride \[0\] would materialise 1073741824 bytes from the 4-byte storage '0'/);
 });

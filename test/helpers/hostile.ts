@@ -122,3 +122,18 @@ export function idxHeader(dims: number[]): Buffer {
   dims.forEach((d, i) => b.writeUInt32BE(d, 4 + 4 * i));
   return b;
 }
+
+/** A legacy (pre-1.6) torch.save stream of the tensors: magic, protocol, sys_info, the
+ *  state-dict pickle (6-item persistent ids), the storage key list, then each storage as
+ *  an int64 count and its zero bytes. */
+export function legacyPthOf(tensors: TensorSpec[]): Buffer {
+  const keys = new Map<string, number>();
+  for (const t of tensors) keys.set(t.key, t.numel);
+  const magic = Buffer.from('\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.', 'latin1');
+  const proto = Buffer.from('\x80\x02M\xe9\x03.', 'latin1');
+  const sys = Buffer.concat([Buffer.from('\x80\x02}(', 'latin1'), X('little_endian'), Buffer.from('\x88u.', 'latin1')]);
+  const main = stateDictPickle(tensors).toString('latin1').replace(/tQ/g, 'NtQ'); // pid (..., numel, None)
+  const list = Buffer.concat([Buffer.from('\x80\x02](', 'latin1'), ...[...keys.keys()].map(X), Buffer.from('e.')]);
+  const data = [...keys.values()].map((n) => { const b = Buffer.alloc(8 + 4 * n); b.writeBigInt64LE(BigInt(n), 0); return b; });
+  return Buffer.concat([magic, proto, sys, Buffer.from(main, 'latin1'), list, ...data]);
+}
