@@ -160,24 +160,23 @@ function inflateCapped(raw: Uint8Array, size: number, where: string): Uint8Array
   let out: Uint8Array;
   try { out = new Uint8Array(size); } catch { throw new CheckpointError(`${where}: cannot allocate the ${size} bytes it declares (out of memory)`); }
   let got = 0;
-  let ended = false;
-  const inf = new Inflate((chunk, final) => {
+  const inf = new Inflate((chunk) => {
     if (chunk.length > size - got) throw new CheckpointError(`${where} inflates past the ${size} bytes its header declares (a zip bomb or a corrupt file)`);
     out.set(chunk, got);
     got += chunk.length;
-    if (final) ended = true;
   });
   try {
-    for (let p = 0; p < raw.length || p === 0; p += PUSH) {
+    let p = 0;
+    do {
       const end = Math.min(raw.length, p + PUSH);
       inf.push(raw.subarray(p, end), end === raw.length);
-      if (end === raw.length) break;
-    }
+      p = end;
+    } while (p < raw.length);
   } catch (err) {
     if (err instanceof CheckpointError) throw err;
     throw new CheckpointError(`${where} does not inflate (${(err as Error).message})`);
   }
-  if (!ended || got !== size) throw new CheckpointError(`${where} inflates to ${got} bytes, its header says ${size}`);
+  if (got !== size) throw new CheckpointError(`${where} inflates to ${got} bytes, its header says ${size}`);
   return out;
 }
 
