@@ -39,7 +39,7 @@ const isLegacy = (b: Uint8Array) => b.length >= 4 && b[0] === 0x80 && b[1] === 0
 
 /** Parses a torch.save file's bytes. `file` names it in errors. */
 export function parsePth(buf: Uint8Array, file = '<buffer>', limits?: Partial<PickleLimits>): PthContents {
-  let parsed: { root: PickleValue; storages: Map<string, StorageRef>; bytes: Map<StorageRef, Uint8Array>; little: boolean };
+  let parsed: { root: PickleValue; found: [string, TensorRef][]; bytes: Map<StorageRef, Uint8Array>; little: boolean };
   let format: 'zip' | 'legacy';
   if (isZip(buf)) { parsed = parseZip(buf, file, limits); format = 'zip'; }
   else if (isLegacy(buf)) { parsed = parseLegacy(buf, file, limits); format = 'legacy'; }
@@ -49,8 +49,7 @@ export function parsePth(buf: Uint8Array, file = '<buffer>', limits?: Partial<Pi
     const head = Array.from(buf.subarray(0, 8), (x) => x.toString(16).padStart(2, '0')).join(' ');
     throw new CheckpointError(`${file}: not a PyTorch checkpoint: neither a zip archive (PyTorch >= 1.6) nor a legacy torch.save stream (first bytes: ${head || 'none, the file is empty'})`);
   }
-  const found = walkTensors(parsed.root, file);
-  checkBudget(found, buf.length, file);
+  const { found } = parsed;
   const arrays = new Map<TensorRef, NamedArray>();
   const tensors = new Map<string, NamedArray>();
   for (const [path, ref] of found) {
@@ -98,6 +97,7 @@ function parseZip(buf: Uint8Array, file: string, limits?: Partial<PickleLimits>)
     little = s === 'little';
   }
   const { value: root, storages } = unpickle(entry(pkls[0])!, { file: `${file}: ${pkls[0]}`, limits });
+  const found = budgetedTensors(root, buf.length, file); // before any storage is inflated
   const bytes = new Map<StorageRef, Uint8Array>();
   for (const s of storages.values()) {
     const name = `${prefix}data/${s.key}`;
@@ -108,7 +108,7 @@ function parseZip(buf: Uint8Array, file: string, limits?: Partial<PickleLimits>)
     if (e.size !== want) throw new CheckpointError(`${file}: entry '${name}' holds ${e.size} bytes; ${s.numel} ${s.dtype} elements need ${want}`);
     bytes.set(s, entry(name)!);
   }
-  return { root, storages, bytes, little };
+  return { root, found, bytes, little };
 }
 
 function parseLegacy(buf: Uint8Array, file: string, limits?: Partial<PickleLimits>) {
@@ -142,7 +142,7 @@ function parseLegacy(buf: Uint8Array, file: string, limits?: Partial<PickleLimit
   }
   for (const s of main.storages.values()) if (!bytes.has(s)) throw new CheckpointError(`${file}: storage '${s.key}' has no data (missing from the key list)`);
   if (pos !== buf.length) throw new CheckpointError(`${file}: ${buf.length - pos} unexpected bytes after the last storage`);
-  return { root: main.value, storages: main.storages, bytes, little: le };
+  return { root: main.value, found: budgetedTensors(main.value, buf.length, file), bytes, little: le };
 }
 
 /** Tensor references (paths) one checkpoint may hold: a state dict has hundreds or
@@ -201,7 +201,9 @@ export const VIEW_BUDGET = { factor: 16, slack: 2 ** 20, totalSlack: 64 * 2 ** 2
 /** Bytes of the array a tensor materialises as (float32, int64, or int32 for the rest). */
 const outBytes = (t: TensorRef) => t.numel * (t.storage.dtype === 'int64' ? 8 : 4);
 
-function checkBudget(found: [string, TensorRef][], fileBytes: number, file: string): void {
+/** The tensors reachable from `root` (walkTensors), once their views pass VIEW_BUDGET. */
+function budgetedTensors(root: PickleValue, fileBytes: number, file: string): [string, TensorRef][] {
+  const found = walkTensors(root, file);
   const refs = new Set<TensorRef>();
   const storages = new Set<StorageRef>();
   let total = 0;
@@ -225,6 +227,7 @@ function checkBudget(found: [string, TensorRef][], fileBytes: number, file: stri
     throw new CheckpointError(`${file}: its ${refs.size} tensors would materialise ${total} bytes from ${sbytes} bytes of storage in a ${fileBytes}-byte file; `
       + `refused above ${VIEW_BUDGET.factor} x the storages' bytes + 64 MiB (${limit} bytes)`);
   }
+  return found;
 }
 
 /** A tensor's values, contiguous, from its storage's bytes (budget already checked). */
