@@ -1,7 +1,8 @@
 // IDX files (LeCun's MNIST format, also Fashion-MNIST): big-endian header `0 0 type ndims`,
 // ndims uint32 sizes, then the data. We read unsigned-byte (type 0x08) files only: images
 // idx3 [N, H, W], labels idx1 [N]. `.gz` or raw. Every size is checked against the file's
-// length; images and labels must agree on N. Images come back as uint8 CHW with C = 1.
+// length (a `.gz` is inflated only up to the length its header gives, see files.ts); images
+// and labels must agree on N. Images come back as uint8 CHW with C = 1.
 
 import { DataError, InvalidArgumentError } from '../errors.js';
 import { checkLabels, sharedBytes, type ArrayDataset } from './dataset.js';
@@ -34,6 +35,29 @@ export function parseIdx(bytes: Uint8Array, file: string, ndims: number): IdxArr
   if (bytes.length < 4) {
     throw new DataError(`${file}: truncated IDX file, expected a 4-byte magic number, found ${bytes.length} bytes`);
   }
+  const expectedLength = idxLength(bytes, file, ndims);
+  if (expectedLength === undefined) {
+    throw new DataError(`${file}: truncated IDX header, expected ${4 + 4 * ndims} bytes, found ${bytes.length}`);
+  }
+  if (bytes.length !== expectedLength) {
+    const what = bytes.length < expectedLength ? 'truncated' : 'too long';
+    throw new DataError(
+      `${file}: ${what}: its header says [${idxDims(bytes, ndims).join(', ')}], so ${expectedLength} bytes, found ${bytes.length}`);
+  }
+  return { dims: idxDims(bytes, ndims), data: bytes.subarray(4 + 4 * ndims) };
+}
+
+const idxDims = (bytes: Uint8Array, ndims: number): number[] => {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return Array.from({ length: ndims }, (_, d) => view.getUint32(4 + 4 * d, false));
+};
+
+/**
+ * An IDX file's whole length from its first bytes (magic checked), or undefined while the
+ * header is incomplete: what a gzip'd IDX file may inflate to (readDataFile's `sizeOf`).
+ */
+export function idxLength(bytes: Uint8Array, file: string, ndims: number): number | undefined {
+  if (bytes.length < 4) return undefined;
   const magic = ((bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3]) >>> 0;
   const expected = (UBYTE << 8) | ndims;
   if (bytes[0] !== 0 || bytes[1] !== 0 || bytes[2] !== UBYTE || bytes[3] !== ndims) {
@@ -42,24 +66,10 @@ export function parseIdx(bytes: Uint8Array, file: string, ndims: number): IdxArr
       `(unsigned bytes, ${ndims} dimension${ndims > 1 ? 's' : ''})`);
   }
   const header = 4 + 4 * ndims;
-  if (bytes.length < header) {
-    throw new DataError(`${file}: truncated IDX header, expected ${header} bytes, found ${bytes.length}`);
-  }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const dims: number[] = [];
-  let count = 1;
-  for (let d = 0; d < ndims; d++) {
-    const size = view.getUint32(4 + 4 * d, false);
-    dims.push(size);
-    count *= size;
-  }
-  const expectedLength = header + count;
-  if (bytes.length !== expectedLength) {
-    const what = bytes.length < expectedLength ? 'truncated' : 'too long';
-    throw new DataError(
-      `${file}: ${what}: its header says [${dims.join(', ')}], so ${expectedLength} bytes, found ${bytes.length}`);
-  }
-  return { dims, data: bytes.subarray(header) };
+  if (bytes.length < header) return undefined;
+  // Past 2^53 the product is inexact, but then it passes every limit and matches no file.
+  const count = idxDims(bytes, ndims).reduce((a, b) => a * b, 1);
+  return header + count;
 }
 
 export interface IdxOptions {
@@ -73,7 +83,10 @@ export interface IdxOptions {
  */
 export async function loadIdx(imagesPath: string, labelsPath: string, options: IdxOptions = {}): Promise<ArrayDataset> {
   const classes = options.classes ?? MNIST_CLASSES;
-  const [imageBytes, labelBytes] = await Promise.all([readDataFile(imagesPath), readDataFile(labelsPath)]);
+  const [imageBytes, labelBytes] = await Promise.all([
+    readDataFile(imagesPath, (head) => idxLength(head, imagesPath, 3)),
+    readDataFile(labelsPath, (head) => idxLength(head, labelsPath, 1)),
+  ]);
   const img = parseIdx(imageBytes, imagesPath, 3);
   const lab = parseIdx(labelBytes, labelsPath, 1);
   const [n, height, width] = img.dims;

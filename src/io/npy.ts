@@ -58,7 +58,8 @@ export function writeNpy(path: string, data: Float32Array, shape: readonly numbe
 
 /** Reads a .npy written by writeNpy (version 1.0, '<f4', C order); anything else is a DataError. */
 export function readNpy(path: string): { data: Float32Array; shape: number[] } {
-  const buf = readFileSync(path);
+  let buf: Buffer;
+  try { buf = readFileSync(path); } catch (e) { throw new DataError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
   const bad = (msg: string) => new DataError(`${path}: not a float32 .npy file as writeNpy makes: ${msg}`);
   if (buf.length < 10 || MAGIC.some((b, i) => buf[i] !== b)) throw bad('no \\x93NUMPY magic');
   if (buf[6] !== 1 || buf[7] !== 0) throw bad(`format version ${buf[6]}.${buf[7]}, expected 1.0`);
@@ -68,8 +69,10 @@ export function readNpy(path: string): { data: Float32Array; shape: number[] } {
   const m = /^\{'descr': '<f4', 'fortran_order': False, 'shape': \(([\d, ]*)\), \} *\n$/.exec(text);
   if (!m) throw bad(`unsupported header ${JSON.stringify(text.trim())}`);
   const shape = m[1].split(',').map((s) => s.trim()).filter((s) => s !== '').map(Number);
+  // The shape's product is checked against the file's length before anything is allocated
+  // (a huge shape gives an unsafe or mismatching product and is refused here).
   const n = shape.reduce((a, b) => a * b, 1);
-  if (buf.length - 10 - hlen !== n * 4) throw bad(`${buf.length - 10 - hlen} data bytes, shape (${shape.join(', ')}) needs ${n * 4}`);
+  if (!Number.isSafeInteger(n) || buf.length - 10 - hlen !== n * 4) throw bad(`${buf.length - 10 - hlen} data bytes, shape (${shape.join(', ')}) needs ${n * 4}`);
   const data = new Float32Array(n);
   for (let i = 0; i < n; i++) data[i] = buf.readFloatLE(10 + hlen + 4 * i);
   return { data, shape };

@@ -2,7 +2,9 @@
 // pre-1.6 stream (torch/serialization.py `_legacy_load`), and write a zip .pth that
 // `torch.load(f, weights_only=True)` accepts. Pickles go through the restricted unpickler
 // (pickle.ts); every storage's bytes are length-checked against its persistent id and every
-// zip entry CRC-checked. Tensors come out contiguous: float32 (float64, float16 and
+// zip entry CRC-checked; only the entries the pickle names are inflated, under zip.ts's
+// caps, and what the views materialise is budgeted against their storages (VIEW_BUDGET)
+// before anything is allocated. Tensors come out contiguous: float32 (float64, float16 and
 // bfloat16 converted), int64 as BigInt64Array, int32/int16/int8/uint8/bool as Int32Array.
 // TorchScript archives are refused (never handed to a more powerful loader). Not here:
 // choosing the state dict inside a checkpoint or renaming keys (weights.ts).
@@ -13,7 +15,7 @@ import { writeFileAtomic } from './atomic.js';
 import { narrowF64 } from './narrowing.js';
 import { DTYPE_BYTES, StorageRef, TensorRef, unpickle, type PickleLimits, type PickleValue } from './pickle.js';
 import type { NamedArray } from './safetensors.js';
-import { buildStoredZip, readZipEntries, zipEntryData } from './zip.js';
+import { buildStoredZip, inflateBudget, readZipEntries, zipEntryData } from './zip.js';
 
 export interface PthContents {
   format: 'zip' | 'legacy';
@@ -38,7 +40,7 @@ const isLegacy = (b: Uint8Array) => b.length >= 4 && b[0] === 0x80 && b[1] === 0
 
 /** Parses a torch.save file's bytes. `file` names it in errors. */
 export function parsePth(buf: Uint8Array, file = '<buffer>', limits?: Partial<PickleLimits>): PthContents {
-  let parsed: { root: PickleValue; storages: Map<string, StorageRef>; bytes: Map<StorageRef, Uint8Array>; little: boolean };
+  let parsed: { root: PickleValue; found: [string, TensorRef][]; bytes: Map<StorageRef, Uint8Array>; little: boolean };
   let format: 'zip' | 'legacy';
   if (isZip(buf)) { parsed = parseZip(buf, file, limits); format = 'zip'; }
   else if (isLegacy(buf)) { parsed = parseLegacy(buf, file, limits); format = 'legacy'; }
@@ -48,12 +50,18 @@ export function parsePth(buf: Uint8Array, file = '<buffer>', limits?: Partial<Pi
     const head = Array.from(buf.subarray(0, 8), (x) => x.toString(16).padStart(2, '0')).join(' ');
     throw new CheckpointError(`${file}: not a PyTorch checkpoint: neither a zip archive (PyTorch >= 1.6) nor a legacy torch.save stream (first bytes: ${head || 'none, the file is empty'})`);
   }
+  const { found } = parsed;
   const arrays = new Map<TensorRef, NamedArray>();
   const tensors = new Map<string, NamedArray>();
-  for (const [path, ref] of walkTensors(parsed.root)) {
+  for (const [path, ref] of found) {
     let arr = arrays.get(ref);
     if (!arr) {
-      arr = materialize(ref, parsed.bytes.get(ref.storage)!, parsed.little, `${file}: tensor '${path}'`);
+      try {
+        arr = materialize(ref, parsed.bytes.get(ref.storage)!, parsed.little, `${file}: tensor '${path}'`);
+      } catch (e) {
+        if (!(e instanceof RangeError)) throw e;
+        throw new CheckpointError(`${file}: tensor '${path}' of shape [${ref.size.join(', ')}]: cannot allocate its ${outBytes(ref)} bytes (${e.message})`);
+      }
       arrays.set(ref, arr);
     }
     if (!tensors.has(path)) tensors.set(path, arr);
@@ -76,26 +84,32 @@ function parseZip(buf: Uint8Array, file: string, limits?: Partial<PickleLimits>)
   const pkls = names.filter((n) => /^[^/]+\/data\.pkl$/.test(n));
   if (pkls.length !== 1) throw new CheckpointError(`${file}: a zip checkpoint holds one '<name>/data.pkl'; this archive has ${pkls.length ? pkls.join(', ') : 'none'}`);
   const prefix = pkls[0].slice(0, -'data.pkl'.length);
-  const data = new Map<string, Uint8Array>();
-  for (const e of entries.values()) data.set(e.name, zipEntryData(buf, e, file));
+  // Only the entries the checkpoint needs are inflated, each once, all against one budget.
+  const budget = inflateBudget(buf.length);
+  const entry = (name: string): Uint8Array | undefined => {
+    const e = entries.get(name);
+    return e && zipEntryData(buf, e, file, budget);
+  };
   let little = true;
-  const bo = data.get(`${prefix}byteorder`);
+  const bo = entry(`${prefix}byteorder`);
   if (bo) {
     const s = new TextDecoder().decode(bo).trim();
     if (s !== 'little' && s !== 'big') throw new CheckpointError(`${file}: '${prefix}byteorder' says '${s.slice(0, 20)}'; expected little or big`);
     little = s === 'little';
   }
-  const { value: root, storages } = unpickle(data.get(pkls[0])!, { file: `${file}: ${pkls[0]}`, limits });
+  const { value: root, storages } = unpickle(entry(pkls[0])!, { file: `${file}: ${pkls[0]}`, limits });
+  const found = budgetedTensors(root, buf.length, file); // before any storage is inflated
   const bytes = new Map<StorageRef, Uint8Array>();
   for (const s of storages.values()) {
     const name = `${prefix}data/${s.key}`;
-    const b = data.get(name);
-    if (!b) throw new CheckpointError(`${file}: storage '${s.key}' has no entry '${name}' in the archive`);
+    const e = entries.get(name);
+    if (!e) throw new CheckpointError(`${file}: storage '${s.key}' has no entry '${name}' in the archive`);
     const want = s.numel * DTYPE_BYTES[s.dtype];
-    if (b.length !== want) throw new CheckpointError(`${file}: entry '${name}' holds ${b.length} bytes; ${s.numel} ${s.dtype} elements need ${want}`);
-    bytes.set(s, b);
+    // The declared size is checked before anything is inflated.
+    if (e.size !== want) throw new CheckpointError(`${file}: entry '${name}' holds ${e.size} bytes; ${s.numel} ${s.dtype} elements need ${want}`);
+    bytes.set(s, entry(name)!);
   }
-  return { root, storages, bytes, little };
+  return { root, found, bytes, little };
 }
 
 function parseLegacy(buf: Uint8Array, file: string, limits?: Partial<PickleLimits>) {
@@ -129,18 +143,26 @@ function parseLegacy(buf: Uint8Array, file: string, limits?: Partial<PickleLimit
   }
   for (const s of main.storages.values()) if (!bytes.has(s)) throw new CheckpointError(`${file}: storage '${s.key}' has no data (missing from the key list)`);
   if (pos !== buf.length) throw new CheckpointError(`${file}: ${buf.length - pos} unexpected bytes after the last storage`);
-  return { root: main.value, storages: main.storages, bytes, little: le };
+  return { root: main.value, found: budgetedTensors(main.value, buf.length, file), bytes, little: le };
 }
+
+/** Tensor references (paths) one checkpoint may hold: a state dict has hundreds or
+ *  thousands; a 2-byte BINGET per reference must not become a path string each, without end. */
+export const MAX_TENSOR_PATHS = 1_000_000;
 
 /** Every TensorRef reachable from `root` with its dotted path, depth first in order; each
  *  container is visited once (the graph may be cyclic), iteratively (it may be deep). */
-export function walkTensors(root: PickleValue): [string, TensorRef][] {
+export function walkTensors(root: PickleValue, file = '<buffer>'): [string, TensorRef][] {
   const out: [string, TensorRef][] = [];
   const seen = new Set<object>();
   const todo: [string, PickleValue][] = [['', root]];
   while (todo.length) {
     const [path, v] = todo.pop()!;
-    if (v instanceof TensorRef) { out.push([path, v]); continue; }
+    if (v instanceof TensorRef) {
+      if (out.length >= MAX_TENSOR_PATHS) throw new CheckpointError(`${file}: more than ${MAX_TENSOR_PATHS} tensor references (at '${path}'); a checkpoint holds far fewer`);
+      out.push([path, v]);
+      continue;
+    }
     if (typeof v !== 'object' || v === null || seen.has(v)) continue;
     seen.add(v);
     const kids: [string, PickleValue][] = [];
@@ -165,60 +187,101 @@ function halfBits(h: number): number {
   return (s | (ex << 23) | ((m & 0x3ff) << 13)) >>> 0;
 }
 
-/** A tensor's values, contiguous, from its storage's bytes. */
+/**
+ * What a tensor view may make us allocate. A view that repeats no element (contiguous,
+ * transposed, sliced) materialises at most its storage's element count, so at most 4x the
+ * storage's bytes (bool/uint8 come out as int32); only a broadcast (stride 0, as
+ * `expand` saves) or overlapping (`as_strided`, `unfold`) view can ask for more. Such a view
+ * is allowed 16x its storage's bytes plus 1 MiB (a small expanded buffer, an unfold of a
+ * few overlapping windows still load), and all of a file's tensors together 16x the bytes
+ * of its storages plus 64 MiB (so ten thousand full views of one storage cannot add up).
+ * Storages' bytes are bounded by the file (STORED entries, legacy) or by the zip caps.
+ */
+export const VIEW_BUDGET = { factor: 16, slack: 2 ** 20, totalSlack: 64 * 2 ** 20 } as const;
+
+/** Bytes of the array a tensor materialises as (float32, int64, or int32 for the rest). */
+const outBytes = (t: TensorRef) => t.numel * (t.storage.dtype === 'int64' ? 8 : 4);
+
+/** The tensors reachable from `root` (walkTensors), once their views pass VIEW_BUDGET. */
+function budgetedTensors(root: PickleValue, fileBytes: number, file: string): [string, TensorRef][] {
+  const found = walkTensors(root, file);
+  const refs = new Set<TensorRef>();
+  const storages = new Set<StorageRef>();
+  let total = 0;
+  for (const [path, t] of found) {
+    if (refs.has(t)) continue;
+    refs.add(t);
+    storages.add(t.storage);
+    const sb = t.storage.numel * DTYPE_BYTES[t.storage.dtype];
+    const want = outBytes(t);
+    const limit = VIEW_BUDGET.factor * sb + VIEW_BUDGET.slack;
+    if (want > limit) {
+      throw new CheckpointError(`${file}: tensor '${path}' of shape [${t.size.join(', ')}], stride [${t.stride.join(', ')}] would materialise ${want} bytes from the ${sb}-byte storage '${t.storage.key}' `
+        + `(a broadcast or overlapping view repeats its elements); refused above ${VIEW_BUDGET.factor} x its storage + 1 MiB (${limit} bytes)`);
+    }
+    total += want;
+  }
+  let sbytes = 0;
+  for (const s of storages) sbytes += s.numel * DTYPE_BYTES[s.dtype];
+  const limit = VIEW_BUDGET.factor * sbytes + VIEW_BUDGET.totalSlack;
+  if (total > limit) {
+    throw new CheckpointError(`${file}: its ${refs.size} tensors would materialise ${total} bytes from ${sbytes} bytes of storage in a ${fileBytes}-byte file; `
+      + `refused above ${VIEW_BUDGET.factor} x the storages' bytes + 64 MiB (${limit} bytes)`);
+  }
+  return found;
+}
+
+/** A tensor's values, contiguous, from its storage's bytes (budget already checked). */
 function materialize(t: TensorRef, bytes: Uint8Array, little: boolean, where: string): NamedArray {
   const es = DTYPE_BYTES[t.storage.dtype];
   if (bytes.length !== t.storage.numel * es) throw new CheckpointError(`${where}: storage holds ${bytes.length} bytes, expected ${t.storage.numel * es}`);
   const n = t.numel;
   const shape = [...t.size];
-  // Source element of each output element (row-major over size, stepping by stride).
   let contiguous = true;
   for (let d = shape.length - 1, want = 1; d >= 0; d--) {
     if (shape[d] !== 1 && t.stride[d] !== want) contiguous = false;
     want *= shape[d];
   }
-  let src: Float64Array | null = null;
-  if (!contiguous && n > 0) {
-    src = new Float64Array(n);
-    const rank = shape.length;
-    const idx = new Array<number>(rank).fill(0);
-    let s = t.offset;
-    for (let i = 0; i < n; i++) {
-      src[i] = s;
-      for (let d = rank - 1; d >= 0; d--) {
-        idx[d]++;
-        s += t.stride[d];
-        if (idx[d] < shape[d]) break;
-        s -= t.stride[d] * shape[d];
-        idx[d] = 0;
-      }
+  // The storage element of each output element, row-major over size stepping by stride:
+  // an odometer, so no index array as large as the output is allocated.
+  const rank = shape.length;
+  const idx = new Array<number>(rank).fill(0);
+  let s = t.offset;
+  const next = contiguous ? () => s++ : () => {
+    const at = s;
+    for (let d = rank - 1; d >= 0; d--) {
+      idx[d]++;
+      s += t.stride[d];
+      if (idx[d] < shape[d]) break;
+      s -= t.stride[d] * shape[d];
+      idx[d] = 0;
     }
-  }
-  const at = (i: number) => (src ? src[i] : t.offset + i) * es;
+    return at;
+  };
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   switch (t.storage.dtype) {
     case 'float32': case 'float16': case 'bfloat16': case 'float64': {
       const out = new Float32Array(n);
       const bits = new Uint32Array(out.buffer);
       const dt = t.storage.dtype;
-      if (dt === 'float32' && little && !src && (bytes.byteOffset + t.offset * 4) % 4 === 0) {
+      if (dt === 'float32' && little && contiguous && (bytes.byteOffset + t.offset * 4) % 4 === 0) {
         bits.set(new Uint32Array(bytes.buffer, bytes.byteOffset + t.offset * 4, n)); // raw copy: bit-exact, NaN payloads too
-      } else if (dt === 'float32') for (let i = 0; i < n; i++) bits[i] = dv.getUint32(at(i), little);
-      else if (dt === 'float16') for (let i = 0; i < n; i++) bits[i] = halfBits(dv.getUint16(at(i), little));
-      else if (dt === 'bfloat16') for (let i = 0; i < n; i++) bits[i] = dv.getUint16(at(i), little) << 16 >>> 0;
-      else return { data: narrowF64(n, (i) => dv.getFloat64(at(i), little)), shape }; // what it lost: narrowingOf(data)
+      } else if (dt === 'float32') for (let i = 0; i < n; i++) bits[i] = dv.getUint32(next() * es, little);
+      else if (dt === 'float16') for (let i = 0; i < n; i++) bits[i] = halfBits(dv.getUint16(next() * es, little));
+      else if (dt === 'bfloat16') for (let i = 0; i < n; i++) bits[i] = dv.getUint16(next() * es, little) << 16 >>> 0;
+      else return { data: narrowF64(n, () => dv.getFloat64(next() * es, little)), shape }; // in order; what it lost: narrowingOf(data)
       return { data: out, shape };
     }
     case 'int64': {
       const out = new BigInt64Array(n);
-      for (let i = 0; i < n; i++) out[i] = dv.getBigInt64(at(i), little);
+      for (let i = 0; i < n; i++) out[i] = dv.getBigInt64(next() * es, little);
       return { data: out, shape };
     }
     default: {
       const out = new Int32Array(n);
       const dt = t.storage.dtype;
       for (let i = 0; i < n; i++) {
-        const p = at(i);
+        const p = next() * es;
         out[i] = dt === 'int32' ? dv.getInt32(p, little) : dt === 'int16' ? dv.getInt16(p, little) : dt === 'int8' ? dv.getInt8(p)
           : dt === 'bool' ? (dv.getUint8(p) ? 1 : 0) : dv.getUint8(p);
       }

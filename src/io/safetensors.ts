@@ -17,7 +17,9 @@ export interface NamedArray {
   shape: number[];
 }
 
-const DTYPE_SIZE: Record<string, number> = { F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, U8: 1, F64: 8 };
+// A Map, not an object literal: a file's dtype such as "toString" or "__proto__" must not
+// find an Object.prototype member.
+const DTYPE_SIZE = new Map<string, number>([['F32', 4], ['F16', 2], ['BF16', 2], ['I64', 8], ['I32', 4], ['U8', 1], ['F64', 8]]);
 
 /** The top-level keys of a JSON object text, in order, so duplicates can be found
  *  (JSON.parse silently keeps the last). */
@@ -75,7 +77,8 @@ export function parseSafetensors(buf: Uint8Array, file = '<buffer>'): { tensors:
   const metadata: Record<string, string> = Object.create(null) as Record<string, string>;
   const entries: { name: string; dtype: string; shape: number[]; begin: number; end: number }[] = [];
   for (const k of keys) {
-    const v = header[k] as Record<string, unknown>;
+    // Own keys only (topLevelKeys reads the text; JSON.parse made them own properties).
+    const v = (Object.hasOwn(header, k) ? header[k] : undefined) as Record<string, unknown>;
     if (k === '__metadata__') {
       if (typeof v !== 'object' || v === null || Array.isArray(v)) throw bad('__metadata__ must be an object of strings');
       for (const [mk, mv] of Object.entries(v)) {
@@ -86,15 +89,16 @@ export function parseSafetensors(buf: Uint8Array, file = '<buffer>'): { tensors:
     }
     if (typeof v !== 'object' || v === null) throw bad(`entry '${k}' is not an object`);
     const { dtype, shape, data_offsets: off } = v as { dtype: unknown; shape: unknown; data_offsets: unknown };
-    if (typeof dtype !== 'string' || !(dtype in DTYPE_SIZE)) throw bad(`tensor '${k}' has dtype ${String(dtype)}; supported: ${Object.keys(DTYPE_SIZE).join(', ')}`);
+    const size = typeof dtype === 'string' ? DTYPE_SIZE.get(dtype) : undefined;
+    if (size === undefined) throw bad(`tensor '${k}' has dtype ${String(dtype)}; supported: ${[...DTYPE_SIZE.keys()].join(', ')}`);
     if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) throw bad(`tensor '${k}' has an invalid shape ${JSON.stringify(shape)}`);
     if (!Array.isArray(off) || off.length !== 2 || off.some((d) => !Number.isSafeInteger(d) || d < 0)) throw bad(`tensor '${k}' has invalid data_offsets ${JSON.stringify(off)}`);
     let count = 1n;
     for (const d of shape as number[]) count *= BigInt(d);
-    const bytes = count * BigInt(DTYPE_SIZE[dtype]);
+    const bytes = count * BigInt(size);
     const [begin, end] = off as number[];
     if (end < begin || BigInt(end - begin) !== bytes) throw bad(`tensor '${k}': data_offsets [${begin}, ${end}] hold ${end - begin} bytes, shape ${JSON.stringify(shape)} of ${dtype} needs ${bytes}`);
-    entries.push({ name: k, dtype, shape: shape as number[], begin, end });
+    entries.push({ name: k, dtype: dtype as string, shape: shape as number[], begin, end });
   }
   entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
   let pos = 0;
@@ -108,7 +112,7 @@ export function parseSafetensors(buf: Uint8Array, file = '<buffer>'): { tensors:
   const base = 8 + hlen;
   const tensors = new Map<string, NamedArray>();
   for (const e of entries) {
-    const count = (e.end - e.begin) / DTYPE_SIZE[e.dtype];
+    const count = (e.end - e.begin) / DTYPE_SIZE.get(e.dtype)!;
     const src = new DataView(buf.buffer, buf.byteOffset + base + e.begin, e.end - e.begin);
     let data: Float32Array | Int32Array | BigInt64Array;
     switch (e.dtype) {

@@ -5,9 +5,12 @@
 // padding extra field). Not here: what the entries mean (pth.ts).
 // NOTE: the directory is parsed here, not by fflate's unzipSync, which exposes no CRCs and
 // trusts a zip64 entry count (billions of iterations on a forged file); fflate only inflates.
+// Entries are inflated only when asked for (an unused entry costs nothing), streaming into
+// a buffer of the declared size, and stop as soon as the output would pass it; the
+// declared sizes are capped before anything is inflated (INFLATE_LIMITS).
 
 import { crc32 } from 'node:zlib';
-import { inflateSync } from 'fflate';
+import { Inflate } from 'fflate';
 import { CheckpointError } from '../errors.js';
 
 export interface ZipEntry {
@@ -25,8 +28,27 @@ const SIG_EOCD64 = 0x06064b50;
 const SIG_LOC64 = 0x07064b50;
 const SIG_CEN = 0x02014b50;
 const SIG_LOC = 0x04034b50;
-/** Uncompressed size one deflated entry may claim. */
-const MAX_INFLATE = 2 ** 32;
+/**
+ * What deflated entries may inflate to. PyTorch writes every entry STORED, so a deflated
+ * .pth was re-zipped by someone; float weights compress little, zeros ~1000:1. One entry
+ * may declare at most `ratio` x its compressed bytes + `slack` (Apache POI's ZipSecureFile
+ * refuses below a 1% inflate ratio, i.e. above 100:1) and at most `entry` bytes; all the
+ * entries read from one archive together at most `ratio` x the archive's bytes +
+ * `totalSlack`. A declared size is checked before inflating, and the inflated output
+ * against the declared size while inflating.
+ */
+export const INFLATE_LIMITS = { ratio: 100, slack: 2 ** 20, entry: 2 ** 32 - 1, totalSlack: 64 * 2 ** 20 } as const;
+
+/** Bytes of compressed input pushed per step: at most ~1032x that comes out per step. */
+const PUSH = 16 * 1024;
+
+/** What is left of an archive's total inflate budget (one per archive read). */
+export interface InflateBudget { left: number }
+
+/** A fresh total budget for an archive of `archiveBytes`. */
+export function inflateBudget(archiveBytes: number): InflateBudget {
+  return { left: INFLATE_LIMITS.ratio * archiveBytes + INFLATE_LIMITS.totalSlack };
+}
 
 /** The entries of a zip archive, by name, in directory order. */
 export function readZipEntries(buf: Uint8Array, file: string): Map<string, ZipEntry> {
@@ -103,25 +125,59 @@ export function readZipEntries(buf: Uint8Array, file: string): Map<string, ZipEn
   return entries;
 }
 
-/** An entry's bytes (a view for STORED entries), CRC-checked. */
-export function zipEntryData(buf: Uint8Array, e: ZipEntry, file: string): Uint8Array {
+/** An entry's bytes (a view for STORED entries), CRC-checked; a deflated entry is charged
+ *  to `budget` (default: a fresh budget for this archive alone). */
+export function zipEntryData(buf: Uint8Array, e: ZipEntry, file: string, budget: InflateBudget = inflateBudget(buf.length)): Uint8Array {
   const raw = buf.subarray(e.dataStart, e.dataStart + e.compressedSize);
+  const where = `${file}: zip entry '${e.name}'`;
   let data: Uint8Array;
   if (e.method === 0) {
-    if (e.size !== e.compressedSize) throw new CheckpointError(`${file}: zip entry '${e.name}' is STORED but its sizes differ (${e.compressedSize} vs ${e.size})`);
+    if (e.size !== e.compressedSize) throw new CheckpointError(`${where} is STORED but its sizes differ (${e.compressedSize} vs ${e.size})`);
     data = raw;
   } else if (e.method === 8) {
-    if (e.size > MAX_INFLATE) throw new CheckpointError(`${file}: zip entry '${e.name}' claims ${e.size} bytes inflated (limit ${MAX_INFLATE})`);
-    try { data = inflateSync(raw, { out: new Uint8Array(e.size) }); } catch (err) { throw new CheckpointError(`${file}: zip entry '${e.name}' does not inflate (${(err as Error).message})`); }
-    if (data.length !== e.size) throw new CheckpointError(`${file}: zip entry '${e.name}' inflates to ${data.length} bytes, its header says ${e.size}`);
+    const cap = Math.min(INFLATE_LIMITS.ratio * e.compressedSize + INFLATE_LIMITS.slack, INFLATE_LIMITS.entry);
+    if (e.size > cap) {
+      throw new CheckpointError(`${where} declares ${e.size} bytes inflated from ${e.compressedSize} compressed; refused above ${INFLATE_LIMITS.ratio} x compressed + 1 MiB, at most ${INFLATE_LIMITS.entry} (${cap} bytes): a zip bomb?`);
+    }
+    if (e.size > budget.left) {
+      throw new CheckpointError(`${where} declares ${e.size} bytes inflated, past what is left of the archive's budget (${budget.left} of ${INFLATE_LIMITS.ratio} x its ${buf.length} bytes + 64 MiB): a zip bomb?`);
+    }
+    budget.left -= e.size;
+    data = inflateCapped(raw, e.size, where);
   } else {
-    throw new CheckpointError(`${file}: zip entry '${e.name}' uses compression method ${e.method}; only STORED (0) and DEFLATE (8) are read`);
+    throw new CheckpointError(`${where} uses compression method ${e.method}; only STORED (0) and DEFLATE (8) are read`);
   }
   const got = crc32(data) >>> 0;
   if (got !== e.crc >>> 0) {
-    throw new CheckpointError(`${file}: zip entry '${e.name}' fails its CRC-32 check (stored ${hex(e.crc)}, computed ${hex(got)}): the file is corrupt`);
+    throw new CheckpointError(`${where} fails its CRC-32 check (stored ${hex(e.crc)}, computed ${hex(got)}): the file is corrupt`);
   }
   return data;
+}
+
+/** Inflates raw DEFLATE data into exactly `size` bytes, streaming: more output than that is
+ *  refused as soon as it appears, less when the stream ends. */
+function inflateCapped(raw: Uint8Array, size: number, where: string): Uint8Array {
+  let out: Uint8Array;
+  try { out = new Uint8Array(size); } catch { throw new CheckpointError(`${where}: cannot allocate the ${size} bytes it declares (out of memory)`); }
+  let got = 0;
+  const inf = new Inflate((chunk) => {
+    if (chunk.length > size - got) throw new CheckpointError(`${where} inflates past the ${size} bytes its header declares (a zip bomb or a corrupt file)`);
+    out.set(chunk, got);
+    got += chunk.length;
+  });
+  try {
+    let p = 0;
+    do {
+      const end = Math.min(raw.length, p + PUSH);
+      inf.push(raw.subarray(p, end), end === raw.length);
+      p = end;
+    } while (p < raw.length);
+  } catch (err) {
+    if (err instanceof CheckpointError) throw err;
+    throw new CheckpointError(`${where} does not inflate (${(err as Error).message})`);
+  }
+  if (got !== size) throw new CheckpointError(`${where} inflates to ${got} bytes, its header says ${size}`);
+  return out;
 }
 
 const hex = (v: number) => `0x${(v >>> 0).toString(16).padStart(8, '0')}`;
