@@ -28,8 +28,8 @@ export function convertCommand(input: string, output: string, opts: ConvertFlags
   }
   const mapping = (opts.mapping ?? 'auto') as KeyMapping;
   if (!KEY_MAPPINGS.includes(mapping)) throw new InvalidArgumentError(`convert: --mapping '${mapping}'; valid: ${KEY_MAPPINGS.join(', ')}`);
-  const { tensors, notes, format } = loadWeights(input, { keyMap: parseKeyMap(opts.keyMap), mapping });
-  saveWeights(output, tensors);
+  const { tensors, notes, format, info } = loadWeights(input, { keyMap: parseKeyMap(opts.keyMap), mapping });
+  saveWeights(output, tensors, info);  // what the input says about its net (arch, classes, ...) carries over
   let f32 = 0;
   for (const t of tensors.values()) if (t.data instanceof Float32Array) f32++;
   const i64 = tensors.size - f32;

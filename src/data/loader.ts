@@ -2,7 +2,8 @@
 // batches in worker threads while the consumer trains on the current one. The order of an
 // epoch depends only on (seed, epoch), and a sample's augmentation only on (seed, epoch,
 // position), so `epoch(e, { startBatch: b })` yields exactly the tail of a full epoch e:
-// resuming needs only `state` = { seed, epoch, batch }. Array datasets are shared with the
+// resuming needs only `state` = { seed, epoch, batch }. Array datasets (uint8, or float32
+// in x / 255 units) are shared with the
 // workers through a SharedArrayBuffer (copied there once if they are not already); image
 // folders are decoded with sharp on libuv's threads and handed over by transfer.
 // Workers keep the process alive only while a batch is in flight; close() ends them.
@@ -11,7 +12,7 @@ import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { DataError, InvalidArgumentError, ResnetError } from '../errors.js';
-import { checkArrayDataset, subsetDataset, type ArrayDataset, type Batch } from './dataset.js';
+import { checkArrayDataset, isPixelArray, subsetDataset, type ArrayDataset, type Batch } from './dataset.js';
 import { decodeImageHwc, Limiter, type ImageFolderDataset } from './image_folder.js';
 import { orderSeed, sampleSeed, serveRequest, type BatchReply, type BatchRequest, type WorkerInit } from './pipeline.js';
 import { Random } from './random.js';
@@ -71,7 +72,7 @@ interface PoolWorker {
 }
 
 function isArrayDataset(ds: LoaderDataset): ds is ArrayDataset {
-  return (ds as ArrayDataset).images instanceof Uint8Array;
+  return isPixelArray((ds as ArrayDataset).images);
 }
 
 /**
@@ -100,7 +101,7 @@ function asDataError(e: unknown, what: string): Error {
 }
 
 /** Shares a typed array's bytes through a SharedArrayBuffer (copies once if needed). */
-function shared<T extends Uint8Array | Int32Array>(a: T): T {
+function shared<T extends Uint8Array | Int32Array | Float32Array>(a: T): T {
   if (a.buffer instanceof SharedArrayBuffer) return a;
   const Ctor = a.constructor as { new(b: SharedArrayBuffer): T };
   const out = new Ctor(new SharedArrayBuffer(a.byteLength));

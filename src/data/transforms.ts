@@ -233,7 +233,7 @@ function isFloat(img: AnyImage): img is FloatImage {
 
 function needUint8(img: AnyImage, kind: string): ImageRecord {
   if (isFloat(img)) {
-    throw new InvalidArgumentError(`${kind}: works on uint8 images; put it before normalize, subtractMeanImage and randomErasing`);
+    throw new InvalidArgumentError(`${kind}: works on uint8 images; put it before normalize, subtractMeanImage and randomErasing (a float32 dataset: resize its images beforehand)`);
   }
   return img;
 }
@@ -316,12 +316,13 @@ function applyOne(img: AnyImage, t: Transform, rng: Random): AnyImage {
 
 /**
  * Runs transforms on one uint8 CHW image and returns float32 CHW (ToTensor at the first
- * float op or at the end). The input is never modified.
+ * float op or at the end). A float32 image is taken as already in ToTensor units. The input
+ * is never modified.
  * @example
  *   const rng = new Random(mixSeed(seed, epoch, i));
  *   const x = applyTransforms(img, [randomCrop(32, { padding: 4 }), randomHorizontalFlip(), normalize(mean, std)], rng);
  */
-export function applyTransforms(img: ImageRecord, transforms: readonly Transform[], rng: Random): FloatImage {
+export function applyTransforms(img: ImageRecord | FloatImage, transforms: readonly Transform[], rng: Random): FloatImage {
   let cur: AnyImage = img;
   for (const t of transforms) cur = applyOne(cur, t, rng);
   return isFloat(cur) ? cur : toFloat(cur);

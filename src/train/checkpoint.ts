@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CheckpointError } from '../errors.js';
 import { readSafetensors, writeSafetensors, type NamedArray } from '../io/safetensors.js';
+import { infoToMetadata, type WeightsInfo } from '../io/weights.js';
 import type { Module } from '../nn/module.js';
 import type { SGD, SgdState } from '../optim/sgd.js';
 
@@ -62,7 +63,22 @@ function digest(entries: [string, NamedArray][]): string {
   return h.digest('hex');
 }
 
-/** Writes model + optimiser + metadata atomically to `file`. */
+/** What a checkpoint says about its net in the flat keys every weights loader reads
+ *  (io/weights.ts WeightsInfo), beside the full JSON under META_KEY. */
+export function checkpointInfo(meta: CheckpointMeta): WeightsInfo {
+  const { seed: _seed, init: _init, backend: _backend, ...modelOptions } = meta.modelOptions;
+  return {
+    arch: meta.arch, numClasses: meta.input.classes.length, labels: [...meta.input.classes], inChannels: meta.input.channels,
+    inputSize: [meta.input.height, meta.input.width], mean: [...meta.norm.mean], std: [...meta.norm.std], modelOptions,
+  };
+}
+
+/**
+ * Writes model + optimiser + metadata atomically to `file` (what the Trainer saves each epoch).
+ * @example
+ * saveCheckpoint('runs/a/last.safetensors', model, optimizer, meta);
+ * const { model: weights, meta: saved } = loadCheckpoint('runs/a/last.safetensors');
+ */
 export function saveCheckpoint(file: string, model: Module, opt: SGD | null, meta: CheckpointMeta): void {
   const entries: [string, NamedArray][] = [];
   for (const [k, v] of Object.entries(model.stateDict())) entries.push([k, { data: v.data, shape: v.shape }]);
@@ -76,6 +92,7 @@ export function saveCheckpoint(file: string, model: Module, opt: SGD | null, met
   const layout = opt ? opt.groups.map((g) => g.params.length) : [];
   try {
     writeSafetensors(file, entries, {
+      ...infoToMetadata(checkpointInfo(meta)),
       [META_KEY]: JSON.stringify(meta),
       optim_layout: JSON.stringify(layout),
       sha256: digest(entries),
@@ -87,7 +104,13 @@ export function saveCheckpoint(file: string, model: Module, opt: SGD | null, met
   }
 }
 
-/** Reads and verifies one checkpoint; any problem is a CheckpointError naming the file. */
+/**
+ * Reads and verifies one checkpoint; any problem is a CheckpointError naming the file.
+ * @example
+ * const ck = loadCheckpoint('runs/default/best.safetensors');
+ * const model = createModel(ck.meta.arch, ck.meta.modelOptions);
+ * model.loadStateDict(ck.model);
+ */
 export function loadCheckpoint(file: string): LoadedCheckpoint {
   if (!existsSync(file)) throw new CheckpointError(`${file}: no such checkpoint`);
   const { tensors, metadata } = readSafetensors(file);

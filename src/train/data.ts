@@ -60,7 +60,8 @@ export function evalTransforms(mean: number[], std: number[]): Transform[] {
 }
 
 export function isArrayDataset(ds: LoaderDataset): ds is ArrayDataset {
-  return (ds as ArrayDataset).images instanceof Uint8Array;
+  const images: unknown = (ds as ArrayDataset).images;
+  return images instanceof Uint8Array || images instanceof Float32Array;
 }
 
 /** Input geometry, classes and normalisation of a training set (image folders: ImageNet's

@@ -89,9 +89,25 @@ export type ProgressEvent =
   | { type: 'epoch'; metrics: EpochMetrics; best: boolean }
   | { type: 'message'; text: string };
 
+/**
+ * How a run is carried out, beside its recipe (TrainConfig): the data when it is in memory,
+ * resume/overwrite, progress and stopping.
+ * @example
+ * const options: TrainOptions = {
+ *   train, test,                          // ArrayDatasets (uint8 or float32 images) or image folders
+ *   onProgress: (e) => { if (e.type === 'epoch') console.log(e.metrics.epoch, e.metrics.test_top1); },
+ * };
+ */
 export interface TrainOptions {
+  /** Train on this dataset instead of `config.dataset` (recorded as 'custom'); needs `test`. */
+  train?: LoaderDataset;
+  /** The split evaluated after each epoch, with `train`. */
+  test?: LoaderDataset;
+  /** Continue the run in `config.out` from its last checkpoint. */
   resume?: boolean;
+  /** Overwrite an earlier run in `config.out`. */
   force?: boolean;
+  /** Called with every start, step, evaluation, epoch and message; the Trainer never prints. */
   onProgress?: (e: ProgressEvent) => void;
   /** Aborting stops after the step in flight and saves `last`. */
   signal?: AbortSignal;
@@ -196,19 +212,44 @@ export function checkConfig(c: TrainConfig): void {
 
 const RUN_FILES = [METRICS, LAST, BEST, 'config.json', 'errors.svg', 'errors.png'];
 
+/**
+ * Trains a registered arch: epochs of SGD with the schedule, evaluation after each epoch,
+ * metrics.jsonl, `last` and `best` checkpoints in `config.out`, exact resume.
+ * @example
+ * const trainer = new Trainer({ arch: 'resnet20', epochs: 1, out: 'runs/demo' }, {
+ *   train, test, force: true,
+ *   onProgress: (e) => { if (e.type === 'step' && e.step % 10 === 0) console.log(`step ${e.step} loss ${e.loss.toFixed(3)}`); },
+ * });
+ * const { top1, runDir } = await trainer.run();
+ */
 export class Trainer {
   readonly config: TrainConfig;
   private readonly opts: TrainOptions;
   private readonly emit: (e: ProgressEvent) => void;
 
-  /** @example const r = await new Trainer({ ...DEFAULT_CONFIG, out: 'runs/a', epochs: 1 }).run(); */
+  /**
+   * A run of `config` (unset fields from DEFAULT_CONFIG), on the named dataset or on
+   * `options.train` / `options.test`.
+   * @example
+   * const trainer = new Trainer({ arch: 'resnet20', epochs: 1, batchSize: 32, out: 'runs/a' }, { train, test, force: true });
+   * const result = await trainer.run();  // result.top1, result.runDir
+   */
   constructor(config: Partial<TrainConfig>, options: TrainOptions = {}) {
-    this.config = { ...DEFAULT_CONFIG, ...Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined)) } as TrainConfig;
+    const given = Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined)) as Partial<TrainConfig>;
+    if ((options.train === undefined) !== (options.test === undefined)) {
+      throw new InvalidArgumentError(`Trainer: give both 'train' and 'test' datasets (the test split is evaluated after each epoch), got only '${options.train ? 'train' : 'test'}'`);
+    }
+    if (options.train !== undefined && given.dataset === undefined) given.dataset = 'custom';
+    this.config = { ...DEFAULT_CONFIG, ...given } as TrainConfig;
     this.opts = options;
     this.emit = options.onProgress ?? (() => {});
     checkConfig(this.config);
   }
 
+  /**
+   * Runs the training to its last epoch (or until `options.signal` aborts).
+   * @example const { top1, bestTop1, runDir } = await new Trainer({ out: 'runs/a', epochs: 1 }).run();
+   */
   async run(): Promise<TrainResult> {
     const t0 = performance.now();
     const dir = this.config.out;
@@ -228,7 +269,7 @@ export class Trainer {
       : this.config;
 
     // Data first: a bad path fails here, before anything is written.
-    const { train, test } = await loadSplits(c.dataset, c.data);
+    const { train, test } = this.opts.train && this.opts.test ? { train: this.opts.train, test: this.opts.test } : await loadSplits(c.dataset, c.data);
     const input = resumed
       ? { ...resumed.meta.input, ...resumed.meta.norm }
       : describeInput(train);
