@@ -164,9 +164,9 @@ export class DataLoader {
       }
     }
     if (dataset === null || typeof dataset !== 'object') throw new InvalidArgumentError('DataLoader: dataset is required');
-    if (isArrayDataset(dataset)) {
-      checkArrayDataset(dataset, 'DataLoader');
-      let ds = dataset;
+    if (isArrayDataset(dataset) || 'images' in dataset) {
+      let ds = dataset as ArrayDataset;
+      checkArrayDataset(ds, 'DataLoader');  // names what is wrong with 'images'
       if (o.subset !== undefined) ds = subsetDataset(ds, int(o.subset, 'subset', 1));
       this.array = { ...ds, images: shared(ds.images), labels: shared(ds.labels) };
       this.folder = null;
