@@ -249,7 +249,7 @@ export interface DecodeFolderOptions extends DecodeOptions {
 
 /**
  * Decodes every image of a folder dataset into per-image records (sizes may differ).
- * @example const { images, labels } = await decodeImageFolder(ds, { concurrency: 4 });
+ * @example const { images, labels } = await decodeImageFolder(await loadImageFolder('photos'), { concurrency: 4 });
  */
 export async function decodeImageFolder(ds: ImageFolderDataset, options: DecodeFolderOptions = {}): Promise<{ images: ImageRecord[]; labels: Int32Array; classes: string[] }> {
   const images = await mapBounded(ds.samples, options.concurrency ?? 4, (s) => decodeImage(s.path, options));

@@ -320,7 +320,7 @@ function applyOne(img: AnyImage, t: Transform, rng: Random): AnyImage {
  * is never modified.
  * @example
  *   const rng = new Random(mixSeed(seed, epoch, i));
- *   const x = applyTransforms(img, [randomCrop(32, { padding: 4 }), randomHorizontalFlip(), normalize(mean, std)], rng);
+ *   const x = applyTransforms(img, [randomCrop(32, { padding: 4 }), randomHorizontalFlip(), normalize(stats.mean, stats.std)], rng);
  */
 export function applyTransforms(img: ImageRecord | FloatImage, transforms: readonly Transform[], rng: Random): FloatImage {
   let cur: AnyImage = img;

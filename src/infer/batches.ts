@@ -52,7 +52,7 @@ function stack(items: { file: string; index: number; image: FloatImage }[]): Ima
 /**
  * Yields the files in batches of `batch`, preprocessed; the next batch is prepared while the
  * caller works on the current one.
- * @example for await (const { groups, failed } of imageBatches(files, { resize: 256, crop: 224 }, 16)) { ... }
+ * @example for await (const { groups, failed } of imageBatches(files, { resize: 256, crop: 224 }, 16)) console.log(groups.length, failed.length);
  */
 export async function* imageBatches(files: readonly string[], options: PreprocessOptions, batch: number, concurrency = 4): AsyncGenerator<ImageBatch> {
   if (!Number.isInteger(batch) || batch < 1) throw new InvalidArgumentError(`--batch must be an integer >= 1, got ${batch}`);

@@ -19,7 +19,7 @@ export function filesListPath(npyPath: string): string {
 /**
  * Writes feature rows to `.npy` (+ `.npy.files.txt`) or `.jsonl`, chosen by the extension.
  * Returns the paths written.
- * @example writeFeatures('emb.npy', rows);  // emb.npy [N, 512], emb.npy.files.txt
+ * @example writeFeatures('emb.npy', rows.filter((r): r is FeatureRow => 'data' in r));  // emb.npy [N, 512], emb.npy.files.txt
  */
 export function writeFeatures(path: string, rows: readonly FeatureRow[]): string[] {
   const lower = path.toLowerCase();
