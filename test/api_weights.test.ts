@@ -82,7 +82,7 @@ describe('saveWeights and the metadata loaders read', () => {
 
   test('a 1-channel file with only arch: channels from conv1.weight, grey defaults, features work', async () => {
     const model = createModel('resnet20', { inChannels: 1, numClasses: 10, seed: 2 });
-    const file = join(tmp, 'bare.safetensors');
+    const file = join(tmp, 'bare.pth');  // .pth: no metadata, as a file from elsewhere
     saveWeights(file, model.stateDict());
     model.dispose();
     await assert.rejects(loadModel({ weights: file }), (e: Error) => e instanceof InvalidArgumentError && /names no arch; give --arch/.test(e.message));

@@ -207,7 +207,8 @@ function entriesOf(weights: WeightsInput): [string, NamedArray][] {
 /**
  * Writes weights as .safetensors or .pth (zip, loadable by torch.load(weights_only=True)), by
  * extension. A .safetensors file also records `options` (arch, classes, input size,
- * normalisation) in its `__metadata__`, which loadModel reads back.
+ * normalisation) in its `__metadata__`, with the input channels and classes read off
+ * conv1.weight and the classifier when not given; loadModel reads them back.
  * @example
  * const model = createModel('resnet20', { inChannels: 1 });
  * saveWeights('resnet20.safetensors', model.stateDict(), { arch: 'resnet20', inChannels: 1, inputSize: [28, 28], mean: [0.286], std: [0.353] });
@@ -215,7 +216,17 @@ function entriesOf(weights: WeightsInput): [string, NamedArray][] {
 export function saveWeights(path: string, weights: WeightsInput, options: SaveWeightsOptions = {}): void {
   const entries = entriesOf(weights);
   const ext = extname(path).toLowerCase();
-  const { metadata = {}, ...info } = options;
+  const { metadata = {}, ...given } = options;
+  // What the tensors say themselves, unless the options say it: input channels (conv1.weight)
+  // and classes (the classifier's rows).
+  const shapes = new Map(entries.map(([k, v]) => [k, v.shape]));
+  const stem = shapes.get('conv1.weight');
+  const head = shapes.get('fc.weight') ?? shapes.get('linear.weight');
+  const info: WeightsInfo = {
+    ...(stem?.length === 4 ? { inChannels: stem[1] } : {}),
+    ...(head?.length === 2 && !given.labels ? { numClasses: head[0] } : {}),
+    ...given,
+  };
   if (ext === '.safetensors') writeSafetensors(path, entries, { format: 'pt', ...infoToMetadata(info), ...metadata });
   else if (ext === '.pth' || ext === '.pt' || ext === '.bin') writePth(path, entries);
   else throw new InvalidArgumentError(`saveWeights: cannot tell the format of '${path}' from '${ext || '(no extension)'}'; use .safetensors, .pth, .pt or .bin`);
