@@ -9,9 +9,13 @@ import { dirExists, fileExists, readDataFile } from './files.js';
 
 const PIXELS = 3 * 32 * 32;
 
-/** CIFAR-10's classes in label order (its batches.meta.txt). */
+/**
+ * CIFAR-10's classes in label order (its batches.meta.txt).
+ * @example CIFAR10_CLASSES[3]  // 'cat'
+ */
 export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
 
+/** @example const train = await loadCifar10({ dir: 'data/cifar-10-batches-bin', split: 'train' } satisfies CifarOptions); */
 export interface CifarOptions {
   /** The extracted folder (`cifar-10-batches-bin` / `cifar-100-binary`) or its parent. */
   dir: string;
@@ -19,6 +23,7 @@ export interface CifarOptions {
   split?: 'train' | 'test';
 }
 
+/** @example const coarse = await loadCifar100({ dir: 'data/cifar-100-binary', label: 'coarse' } satisfies Cifar100Options);  // 20 classes */
 export interface Cifar100Options extends CifarOptions {
   /** Which label to return: 'fine' (100 classes, default) or 'coarse' (20 superclasses). */
   label?: 'fine' | 'coarse';

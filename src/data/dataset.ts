@@ -78,7 +78,10 @@ export function imageAt(ds: ArrayDataset, i: number): ImageRecord | FloatImage {
     : { data: data as Uint8Array, channels: ds.channels, height: ds.height, width: ds.width };
 }
 
-/** True for a dataset's pixel buffer the library reads: Uint8Array or Float32Array. */
+/**
+ * True for a dataset's pixel buffer the library reads: Uint8Array or Float32Array.
+ * @example isPixelArray(new Float32Array(4))  // true: a dataset may hold float32 pixels
+ */
 export function isPixelArray(a: unknown): a is Uint8Array | Float32Array {
   return a instanceof Uint8Array || a instanceof Float32Array;
 }

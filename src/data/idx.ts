@@ -7,20 +7,32 @@ import { DataError, InvalidArgumentError } from '../errors.js';
 import { checkLabels, sharedBytes, type ArrayDataset } from './dataset.js';
 import { findFile, readDataFile } from './files.js';
 
-/** Where Debian's `dataset-fashion-mnist` package puts the files. */
+/**
+ * Where Debian's `dataset-fashion-mnist` package puts the files.
+ * @example const train = await loadFashionMnist({ dir: FASHION_MNIST_DIR });  // Debian's dataset-fashion-mnist
+ */
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 
-/** Fashion-MNIST's classes, in label order (zalandoresearch/fashion-mnist README). */
+/**
+ * Fashion-MNIST's classes, in label order (zalandoresearch/fashion-mnist README).
+ * @example FASHION_MNIST_CLASSES[0]  // 'T-shirt/top'
+ */
 export const FASHION_MNIST_CLASSES = [
   'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot',
 ];
 
-/** MNIST's classes: the digits. */
+/**
+ * MNIST's classes: the digits.
+ * @example MNIST_CLASSES.length  // 10
+ */
 export const MNIST_CLASSES = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 
 const UBYTE = 0x08;
 
-/** A parsed IDX array: its sizes and a view of its bytes. */
+/**
+ * A parsed IDX array: its sizes and a view of its bytes.
+ * @example const { dims, data }: IdxArray = parseIdx(bytes, 't10k-labels-idx1-ubyte', 1);
+ */
 export interface IdxArray {
   dims: number[];
   data: Uint8Array;
@@ -62,6 +74,7 @@ export function parseIdx(bytes: Uint8Array, file: string, ndims: number): IdxArr
   return { dims, data: bytes.subarray(header) };
 }
 
+/** @example const ds = await loadIdx('images-idx3-ubyte', 'labels-idx1-ubyte', { classes: ['no', 'yes'] } satisfies IdxOptions); */
 export interface IdxOptions {
   /** Class names; default "0".."K-1" with K = 10. */
   classes?: string[];
@@ -91,6 +104,7 @@ export async function loadIdx(imagesPath: string, labelsPath: string, options: I
   return { images, labels, n, channels: 1, height, width, classes: [...classes] };
 }
 
+/** @example const test = await loadMnist({ dir: 'data/mnist', split: 'test' } satisfies MnistOptions); */
 export interface MnistOptions {
   /** Directory holding the four files (`.gz` or raw); Fashion-MNIST defaults to Debian's. */
   dir?: string;

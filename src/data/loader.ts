@@ -18,9 +18,15 @@ import { orderSeed, sampleSeed, serveRequest, type BatchReply, type BatchRequest
 import { Random } from './random.js';
 import type { Transform } from './transforms.js';
 
-/** What a DataLoader reads: an in-memory array dataset or an image folder. */
+/**
+ * What a DataLoader reads: an in-memory array dataset or an image folder.
+ * @example
+ * const data: LoaderDataset = Math.random() < 0.5 ? train : await loadImageFolder('photos');
+ * const loader = new DataLoader(data, { batchSize: 32 });
+ */
 export type LoaderDataset = ArrayDataset | ImageFolderDataset;
 
+/** @example const options: DataLoaderOptions = { batchSize: 64, shuffle: true, seed: 1, workers: 2, transforms: [randomHorizontalFlip(), normalize(stats.mean, stats.std)] }; */
 export interface DataLoaderOptions {
   batchSize: number;
   /** Shuffle each epoch (default true). */
@@ -43,7 +49,10 @@ export interface DataLoaderOptions {
   limitInputPixels?: number;
 }
 
-/** Where an epoch stands: save it to resume at exactly the next batch. */
+/**
+ * Where an epoch stands: save it to resume at exactly the next batch.
+ * @example const { epoch, batch }: LoaderState = loader.state;  // save with a checkpoint, resume with loader.epoch(epoch, { startBatch: batch })
+ */
 export interface LoaderState {
   seed: number;
   epoch: number;
@@ -51,6 +60,7 @@ export interface LoaderState {
   batch: number;
 }
 
+/** @example const { batches, samples, waitMs }: LoaderStats = loader.stats; */
 export interface LoaderStats {
   /** Batches yielded since the last resetStats(). */
   batches: number;

@@ -6,6 +6,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import type { ArrayDataset } from './dataset.js';
 
+/** @example const { mean, std, meanImage }: DatasetStats = computeStats(train); */
 export interface DatasetStats {
   /** Per channel, in [0, 1]. */
   mean: number[];

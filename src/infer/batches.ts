@@ -9,6 +9,7 @@ import type { FloatImage } from '../data/dataset.js';
 import { Limiter } from '../data/image_folder.js';
 import { preprocessImage, preprocessTransforms, type PreprocessOptions } from './preprocess.js';
 
+/** @example for await (const { groups } of imageBatches(files, {}, 16)) for (const g of groups) console.log(g.files, g.shape); */
 export interface ImageGroup {
   files: string[];
   /** Position of each file in the list given to imageBatches. */
@@ -18,11 +19,13 @@ export interface ImageGroup {
   shape: [number, number, number, number];
 }
 
+/** @example for (const r of results) if ('error' in r) console.warn(`${r.file}: ${r.error}`); */
 export interface FailedImage {
   file: string;
   error: string;
 }
 
+/** @example for await (const batch of imageBatches(files, { resize: 32, crop: 32 }, 8)) console.log(batch.start, batch.count, batch.failed.length); */
 export interface ImageBatch {
   /** Index of the batch's first file in the list; the batch covers `count` files from there. */
   start: number;

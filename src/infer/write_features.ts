@@ -11,7 +11,10 @@ import type { FeatureRow } from './features.js';
 
 export const FEATURE_FORMATS = ['.npy', '.jsonl'] as const;
 
-/** The file list written beside a .npy. */
+/**
+ * The file list written beside a .npy.
+ * @example filesListPath('emb.npy')  // 'emb.npy.files.txt'
+ */
 export function filesListPath(npyPath: string): string {
   return `${npyPath}.files.txt`;
 }

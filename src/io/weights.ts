@@ -15,9 +15,12 @@ import { isPthBuffer, parsePth, writePth } from './pth.js';
 import { parseSafetensors, writeSafetensors, type NamedArray } from './safetensors.js';
 import type { StateValue } from '../nn/state_dict.js';
 
+/** @example const m: KeyMapping = 'hf';  // Hugging Face transformers names */
 export type KeyMapping = 'torchvision' | 'timm' | 'hf' | 'auto';
+/** @example KEY_MAPPINGS.join(', ')  // 'auto, torchvision, timm, hf' */
 export const KEY_MAPPINGS: readonly KeyMapping[] = ['auto', 'torchvision', 'timm', 'hf'];
 
+/** @example const { tensors } = loadWeights('timm_resnet50.safetensors', { mapping: 'timm', keyMap: [['model.', '']] } satisfies LoadWeightsOptions); */
 export interface LoadWeightsOptions {
   /** Prefix renames [FROM, TO], applied in order (the first matching FROM wins), after the
    *  unwrapping and the 'module.' strip, before the name mapping. */
@@ -26,6 +29,7 @@ export interface LoadWeightsOptions {
   mapping?: KeyMapping;
 }
 
+/** @example const { tensors, notes, format, info }: LoadedWeights = loadWeights('resnet20.safetensors'); */
 export interface LoadedWeights {
   tensors: Map<string, NamedArray>;
   /** What was done to get there, one sentence each. */
@@ -177,10 +181,16 @@ export function loadWeights(path: string, opts: LoadWeightsOptions = {}): Loaded
 /**
  * What saveWeights takes: a state dict as `model.stateDict()` returns it (a record), a Map of
  * named arrays (what loadWeights returns), or [name, array] pairs. Tensors are read back.
+ * @example
+ * const w: WeightsInput = model.stateDict();
+ * saveWeights('w.safetensors', w);
  */
 export type WeightsInput = Record<string, StateValue> | ReadonlyMap<string, StateValue> | Iterable<[string, StateValue]>;
 
-/** Options of saveWeights: what the file says about its net, plus any other metadata. */
+/**
+ * Options of saveWeights: what the file says about its net, plus any other metadata.
+ * @example saveWeights('grey.safetensors', model.stateDict(), { arch: 'resnet20', labels: ['no', 'yes'], metadata: { author: 'me' } } satisfies SaveWeightsOptions);
+ */
 export interface SaveWeightsOptions extends WeightsInfo {
   /** Extra safetensors metadata (string -> string), written as is. */
   metadata?: Record<string, string>;
@@ -232,7 +242,10 @@ export function saveWeights(path: string, weights: WeightsInput, options: SaveWe
   else throw new InvalidArgumentError(`saveWeights: cannot tell the format of '${path}' from '${ext || '(no extension)'}'; use .safetensors, .pth, .pt or .bin`);
 }
 
-/** Parses repeated `FROM=TO` flags; TO may be empty (strip FROM). */
+/**
+ * Parses repeated `FROM=TO` flags; TO may be empty (strip FROM).
+ * @example parseKeyMap(['backbone.=', 'head.fc.=fc.'])  // [['backbone.', ''], ['head.fc.', 'fc.']]
+ */
 export function parseKeyMap(specs: readonly string[] = []): [string, string][] {
   return specs.map((s) => {
     const i = s.indexOf('=');

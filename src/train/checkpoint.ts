@@ -13,12 +13,18 @@ import { infoToMetadata, type WeightsInfo } from '../io/weights.js';
 import type { Module } from '../nn/module.js';
 import type { SGD, SgdState } from '../optim/sgd.js';
 
+/** @example loadCheckpoint('runs/a/last.safetensors').meta.format === CHECKPOINT_FORMAT  // true */
 export const CHECKPOINT_FORMAT = 1;
 export const META_KEY = 'resnet_ts';
+/** @example const ck = loadCheckpoint(`runs/a/${LAST}`); */
 export const LAST = 'last.safetensors';
+/** @example const ck = loadCheckpoint(`runs/a/${BEST}`); */
 export const BEST = 'best.safetensors';
 
-/** What a checkpoint says about where training stands (JSON in the file's metadata). */
+/**
+ * What a checkpoint says about where training stands (JSON in the file's metadata).
+ * @example const { arch, epoch, input, norm }: CheckpointMeta = loadCheckpoint('runs/a/best.safetensors').meta;
+ */
 export interface CheckpointMeta {
   format: number;
   arch: string;
@@ -44,6 +50,7 @@ export interface CheckpointMeta {
   savedAt: string;
 }
 
+/** @example const { file, meta, model: weights }: LoadedCheckpoint = loadCheckpoint('runs/a/best.safetensors'); */
 export interface LoadedCheckpoint {
   file: string;
   meta: CheckpointMeta;
@@ -64,7 +71,9 @@ function digest(entries: [string, NamedArray][]): string {
 }
 
 /** What a checkpoint says about its net in the flat keys every weights loader reads
- *  (io/weights.ts WeightsInfo), beside the full JSON under META_KEY. */
+ *  (io/weights.ts WeightsInfo), beside the full JSON under META_KEY.
+ * @example const info = checkpointInfo(loadCheckpoint('runs/a/best.safetensors').meta);  // { arch, labels, inputSize, mean, std, ... }
+ */
 export function checkpointInfo(meta: CheckpointMeta): WeightsInfo {
   const { seed: _seed, init: _init, backend: _backend, ...modelOptions } = meta.modelOptions;
   return {
@@ -143,6 +152,7 @@ export function loadCheckpoint(file: string): LoadedCheckpoint {
 /**
  * The newest good checkpoint of a run directory: `last`, or `best` when `last` is missing or
  * corrupt (`onMessage` says why). Throws naming both files when neither loads.
+ * @example const ck = loadRunCheckpoint('runs/default', (text) => console.warn(text));  // last, or best when last is damaged
  */
 export function loadRunCheckpoint(dir: string, onMessage: (text: string) => void = () => {}, prefer: 'last' | 'best' = 'last'): LoadedCheckpoint {
   const order = prefer === 'last' ? [LAST, BEST] : [BEST, LAST];

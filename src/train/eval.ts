@@ -10,6 +10,7 @@ import { loadCheckpoint, loadRunCheckpoint } from './checkpoint.js';
 import { loadSplits, transformsFor } from './data.js';
 import { evaluate, type EvalResult, type TrainConfig } from './trainer.js';
 
+/** @example const { top1 } = await evaluateCheckpoint('runs/default', { subset: 1000, precision: 'fp32' } satisfies EvalCheckpointOptions); */
 export interface EvalCheckpointOptions {
   /** Dataset directory (default: the one the run trained on). */
   data?: string;

@@ -30,13 +30,18 @@ import { appendMetrics, METRICS, readMetrics, truncateMetrics, type EpochMetrics
 import { svgToPng } from '../plot/png.js';
 import { errorPlotSvg } from './plot.js';
 
-/** Training stopped for a reason the user must see (non-finite loss, a run dir in the way). */
+/**
+ * Training stopped for a reason the user must see (non-finite loss, a run dir in the way).
+ * @example try { await new Trainer({ out: 'runs/a', lr: 100 }).run(); } catch (e) { if (e instanceof TrainingError) console.log(e.message); }  // diverged
+ */
 export class TrainingError extends ResnetError {
   constructor(message: string) { super('ERR_TRAINING', message); }
 }
 
+/** @example SCHEDULES.join(', ')  // 'constant, step, multistep, cosine, plateau' */
 export const SCHEDULES = ['constant', 'step', 'multistep', 'cosine', 'plateau'] as const;
 
+/** @example const config: Partial<TrainConfig> = { arch: 'resnet56', dataset: 'cifar10', data: 'data/cifar', epochs: 164, schedule: 'multistep', out: 'runs/r56' }; */
 export interface TrainConfig {
   arch: string;
   dataset: string;
@@ -75,13 +80,23 @@ export interface TrainConfig {
   precision?: PrecisionChoice;
 }
 
-/** The default run: resnet20 on Fashion-MNIST (see README for its measured result). */
+/**
+ * The default run: resnet20 on Fashion-MNIST (see README for its measured result).
+ * @example const r = await new Trainer({ ...DEFAULT_CONFIG, epochs: 1, out: 'runs/one' }).run();
+ */
 export const DEFAULT_CONFIG: TrainConfig = {
   arch: 'resnet20', dataset: 'fashion-mnist', epochs: 4, batchSize: 128, lr: 0.1, momentum: 0.9, weightDecay: 5e-4,
   nesterov: false, schedule: 'cosine', warmup: 0, labelSmoothing: 0, aug: 'flip', out: 'runs/default', seed: 0,
   checkpointEvery: 0,
 };
 
+/**
+ * @example
+ * const onProgress = (e: ProgressEvent): void => {
+ *   if (e.type === 'step') console.log(`${e.epoch}/${e.epochs} ${e.batch}/${e.batches} loss ${e.loss.toFixed(3)}`);
+ *   else if (e.type === 'message') console.log(e.text);
+ * };
+ */
 export type ProgressEvent =
   | { type: 'start'; epochs: number; stepsPerEpoch: number; trainSize: number; testSize: number; resumedFrom: string | null; epoch: number; batch: number }
   | { type: 'step'; epoch: number; epochs: number; batch: number; batches: number; step: number; loss: number; lr: number; imagesPerSec: number; etaSec: number }
@@ -113,6 +128,7 @@ export interface TrainOptions {
   signal?: AbortSignal;
 }
 
+/** @example const { top1, bestTop1, seconds, imagesPerSec, interrupted }: TrainResult = await new Trainer({ out: 'runs/a' }).run(); */
 export interface TrainResult {
   runDir: string;
   epochs: number;
@@ -125,6 +141,7 @@ export interface TrainResult {
   interrupted: boolean;
 }
 
+/** @example const { top1, n }: EvalResult = await evaluate(model, loader); */
 export interface EvalResult { top1: number; top5: number; loss: number; n: number }
 
 /** Counts rows whose label ranks first / within the first five (ties: lower index first). */
@@ -147,7 +164,9 @@ function hits(logits: Float32Array, labels: Int32Array, K: number): { top1: numb
 }
 
 /** Test top-1/top-5 and mean loss of a model over a loader (eval mode, no gradients), with
- *  convolutions in `precision` (default fp32). */
+ *  convolutions in `precision` (default fp32).
+ * @example const { top1, top5, loss } = await evaluate(model, new DataLoader(test, { batchSize: 256, shuffle: false }));
+ */
 export async function evaluate(model: ResNet, loader: DataLoader, precision: Precision = 'fp32'): Promise<EvalResult> {
   model.eval();
   // The BN-folded, fused net: same logits as model.forward in eval mode (1e-4), fewer passes.
@@ -176,7 +195,9 @@ export async function evaluate(model: ResNet, loader: DataLoader, precision: Pre
 
 /** The first state-dict entry holding NaN or Inf, or null. oneDNN's ReLU and max pooling map
  *  NaN to 0, so a net whose weights went non-finite can still give a finite loss: the guard
- *  checks the weights themselves before anything is saved. */
+ *  checks the weights themselves before anything is saved.
+ * @example nonFiniteEntry(model)  // null, or the first 'key[i] = NaN'
+ */
 export function nonFiniteEntry(model: ResNet): string | null {
   for (const [k, v] of Object.entries(model.stateDict())) {
     if (!(v.data instanceof Float32Array)) continue;
@@ -195,6 +216,7 @@ function scheduleSpec(c: TrainConfig): ScheduleSpec {
   }
 }
 
+/** @example checkConfig({ ...DEFAULT_CONFIG, epochs: 3 });  // throws InvalidArgumentError naming a bad field */
 export function checkConfig(c: TrainConfig): void {
   const num = (k: keyof TrainConfig, min: number, int = false, max = Infinity): void => {
     const v = c[k] as number;
