@@ -5,7 +5,8 @@
 // features work, a DataLoader over float32 images, softmax/argmax on tensors.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -111,6 +112,25 @@ describe('saveWeights and the metadata loaders read', () => {
     api.writeSafetensors(file, [['fc.weight', { data: new Float32Array(4), shape: [2, 2] }]], { in_channels: 'three' });
     assert.throws(() => loadWeights(file), (e: Error) => e instanceof CheckpointError && /metadata 'in_channels' must be an integer/.test(e.message));
     assert.throws(() => saveWeights(join(tmp, 'x.safetensors'), 42 as never), (e: Error) => e instanceof InvalidArgumentError && /state dict/.test(e.message));
+  });
+});
+
+describe('the CLI reads the metadata too', () => {
+  const bin = new URL('../dist/cli/main.js', import.meta.url).pathname;
+  test('resnet export --weights FILE needs no --arch when the file names it; resnet convert keeps it', { skip: !existsSync(bin) && 'needs `npm run build`' }, () => {
+    const model = createModel('resnet20', { inChannels: 1, numClasses: 3, seed: 4 });
+    const file = join(tmp, 'named.safetensors');
+    saveWeights(file, model.stateDict(), { arch: 'resnet20', inputSize: [28, 28] });
+    model.dispose();
+    const out = join(tmp, 'named.onnx');
+    const text = execFileSync(process.execPath, [bin, 'export', out, '--weights', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    assert.ok(statSync(out).size > 10_000, text);
+    const onnx = api.decodeOnnx(readFileSync(out)) as { graph: { input: { type: { tensor_type: { shape: { dim: { dim_value?: number }[] } } } }[] } };
+    const dims = onnx.graph.input[0].type.tensor_type.shape.dim.slice(1).map((d) => d.dim_value);
+    assert.deepEqual(dims, [1, 28, 28]);  // channels and input size from the metadata
+    const converted = join(tmp, 'converted.safetensors');
+    execFileSync(process.execPath, [bin, 'convert', file, converted], { stdio: 'ignore' });
+    assert.deepEqual(loadWeights(converted).info, loadWeights(file).info);
   });
 });
 

@@ -61,7 +61,7 @@ export function safetensorsMetadata(path: string): Record<string, string> | null
 /**
  * Options of loadModel: exactly one of `weights` and `pretrained`.
  * @example
- * const options: LoadModelOptions = { weights: 'resnet20.safetensors', classes: 10 };
+ * const options: LoadModelOptions = { weights: 'resnet20.safetensors', numClasses: 10 };
  */
 export interface LoadModelOptions {
   /** A registered arch; optional when the file names it (a resnet-ts checkpoint, or weights
@@ -71,7 +71,10 @@ export interface LoadModelOptions {
   weights?: string;
   /** torchvision's ImageNet weights for `arch`: true for DEFAULT, or a tag (IMAGENET1K_V1). */
   pretrained?: boolean | string;
-  /** Classes of the classifier; default: the weights' fc rows (1000 for pretrained). */
+  /** Classes of the classifier (ModelOptions' name); default: what the file says, else the
+   *  classifier's rows (1000 for pretrained). */
+  numClasses?: number;
+  /** The same as numClasses (the CLI's --classes). */
   classes?: number;
   /** Key prefix renames FROM -> TO, applied before loading. */
   keyMap?: [string, string][];
@@ -187,7 +190,11 @@ function defaultInput(family: string, channels: number): { size: number; resize:
  *   const { model, labels } = await loadModel({ arch: 'resnet18', pretrained: true });
  *   const ck = await loadModel({ weights: 'runs/default' });   // a training run's best checkpoint
  */
-export async function loadModel(options: LoadModelOptions): Promise<LoadedModel> {
+export async function loadModel(opts: LoadModelOptions): Promise<LoadedModel> {
+  if (opts.numClasses !== undefined && opts.classes !== undefined && opts.numClasses !== opts.classes) {
+    throw new InvalidArgumentError(`loadModel: 'numClasses' ${opts.numClasses} and 'classes' ${opts.classes} disagree; give one`);
+  }
+  const options: LoadModelOptions = { ...opts, classes: opts.numClasses ?? opts.classes };
   const { weights, pretrained } = options;
   if ((weights === undefined) === (pretrained === undefined || pretrained === false)) {
     throw new InvalidArgumentError('give exactly one of --weights FILE and --pretrained');

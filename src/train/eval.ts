@@ -43,7 +43,7 @@ export async function evaluateCheckpoint(path: string, options: EvalCheckpointOp
       if (sample.channels !== undefined && (sample.channels !== input.channels || sample.height !== input.height || sample.width !== input.width)) {
         throw new CheckpointError(`${ck.file}: trained on ${input.channels}x${input.height}x${input.width} images, the test set holds ${sample.channels}x${sample.height}x${sample.width}`);
       }
-      return { ...(await evaluate(model, loader, options.precision)), file: ck.file };
+      return { ...(await evaluate(model, loader, { precision: options.precision })), file: ck.file };
     } finally {
       await loader.close();
     }

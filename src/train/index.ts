@@ -1,6 +1,6 @@
 // The training layer: Trainer, evaluation, checkpoints, metrics, dataset recipes.
 
-export { Trainer, TrainingError, evaluate, nonFiniteEntry, checkConfig, DEFAULT_CONFIG, SCHEDULES, type TrainConfig, type TrainOptions, type TrainResult, type ProgressEvent, type EvalResult } from './trainer.js';
+export { Trainer, TrainingError, evaluate, nonFiniteEntry, checkConfig, DEFAULT_CONFIG, SCHEDULES, type TrainConfig, type TrainOptions, type TrainResult, type ProgressEvent, type EvalResult, type EvaluateOptions } from './trainer.js';
 export { evaluateCheckpoint, type EvalCheckpointOptions } from './eval.js';
 export { saveCheckpoint, loadCheckpoint, checkpointInfo, loadRunCheckpoint, CHECKPOINT_FORMAT, LAST, BEST, type CheckpointMeta, type LoadedCheckpoint } from './checkpoint.js';
 export { appendMetrics, readMetrics, truncateMetrics, METRICS, type EpochMetrics } from './metrics.js';

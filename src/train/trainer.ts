@@ -142,6 +142,15 @@ export interface TrainResult {
 }
 
 /** @example const { top1, n }: EvalResult = await evaluate(model, loader); */
+/**
+ * Options of evaluate.
+ * @example const { top1 } = await evaluate(model, loader, { precision: 'bf16' } satisfies EvaluateOptions);
+ */
+export interface EvaluateOptions {
+  /** Convolution precision (default fp32). */
+  precision?: Precision;
+}
+
 export interface EvalResult { top1: number; top5: number; loss: number; n: number }
 
 /** Counts rows whose label ranks first / within the first five (ties: lower index first). */
@@ -164,10 +173,11 @@ function hits(logits: Float32Array, labels: Int32Array, K: number): { top1: numb
 }
 
 /** Test top-1/top-5 and mean loss of a model over a loader (eval mode, no gradients), with
- *  convolutions in `precision` (default fp32).
+ *  convolutions in `options.precision` (default fp32; a bare Precision is accepted too).
  * @example const { top1, top5, loss } = await evaluate(model, new DataLoader(test, { batchSize: 256, shuffle: false }));
  */
-export async function evaluate(model: ResNet, loader: DataLoader, precision: Precision = 'fp32'): Promise<EvalResult> {
+export async function evaluate(model: ResNet, loader: DataLoader, options: EvaluateOptions | Precision = {}): Promise<EvalResult> {
+  const precision = (typeof options === 'string' ? options : options.precision) ?? 'fp32';
   model.eval();
   // The BN-folded, fused net: same logits as model.forward in eval mode (1e-4), fewer passes.
   const net = fuseForInference(model, { precision });
@@ -416,7 +426,7 @@ export class Trainer {
         trainSeconds += (performance.now() - tEpoch) / 1000;
         checkWeights(`epoch ${epoch + 1}`);
         this.emit({ type: 'eval', epoch: epoch + 1 });
-        const ev = await evaluate(model, testLoader, precision.precision);
+        const ev = await evaluate(model, testLoader, { precision: precision.precision });
         if (!Number.isFinite(ev.loss)) {
           throw new TrainingError(`training diverged: the test loss is ${ev.loss} after epoch ${epoch + 1}; stopped without saving: ${existsSync(last) ? `${last} holds the last good state` : 'no checkpoint was written yet'}`);
         }
@@ -441,7 +451,7 @@ export class Trainer {
       }
       if (!final && !interrupted) {
         // Resumed a finished run: report its last evaluation.
-        final = await evaluate(model, testLoader, precision.precision);
+        final = await evaluate(model, testLoader, { precision: precision.precision });
       }
     } finally {
       await trainLoader.close();
