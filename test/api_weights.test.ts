@@ -79,6 +79,11 @@ describe('saveWeights and the metadata loaders read', () => {
     saveWeights(join(tmp, 'again.pth'), tensors);
     saveWeights(join(tmp, 'pairs.safetensors'), [...tensors]);
     assert.deepEqual(loadWeights(join(tmp, 'again.pth')).info, {});
+    // Tensors as values, from JavaScript too (no TypeError from inside the library).
+    saveWeights(join(tmp, 'tensors.safetensors'), { w: tensor([1, 2, 3, 4], [2, 2]), n: tensor([7], [1], { dtype: 'int32' }) });
+    const back = loadWeights(join(tmp, 'tensors.safetensors')).tensors;
+    assert.deepEqual([...back.get('w')!.data], [1, 2, 3, 4]);
+    assert.deepEqual(back.get('n')!.shape, [1]);
   });
 
   test('a 1-channel file with only arch: channels from conv1.weight, grey defaults, features work', async () => {
@@ -167,6 +172,10 @@ describe('DataLoader over float32 images, Trainer on arrays', () => {
     // The checkpoint's flat metadata says the same to any weights loader.
     assert.equal(loadWeights(join(out, 'best.safetensors')).info.arch, 'resnet20');
     assert.throws(() => new Trainer({ out }, { train: floatDataset(4, 1) }), /give both 'train' and 'test'/);
+    await assert.rejects(api.evaluateCheckpoint(out), /trained on in-memory data .*give 'test'/);
+    const again = await api.evaluateCheckpoint(out, { test: floatDataset(16, 4), workers: 0 });
+    assert.equal(again.n, 16);
+    assert.ok(Math.abs(again.top1 - r.top1) < 1e-9, `${again.top1} vs ${r.top1}`);
   });
 });
 
