@@ -5,7 +5,7 @@
 // the preprocessing sizes the weights expect. Weight files are read by src/io/weights.ts
 // (.pth/.pt zip or legacy, .safetensors; unwrapping, 'module.' strip, --key-map).
 // What a plain weights file does not say is read off its tensors (input channels from
-// conv1.weight, classes from the classifier's rows) or derived (preprocessFor below).
+// conv1.weight, classes from the classifier's rows) or derived (defaultInput below).
 
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { extname } from 'node:path';

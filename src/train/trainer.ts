@@ -43,7 +43,9 @@ export const SCHEDULES = ['constant', 'step', 'multistep', 'cosine', 'plateau'] 
 
 /** @example const config: Partial<TrainConfig> = { arch: 'resnet56', dataset: 'cifar10', data: 'data/cifar', epochs: 164, schedule: 'multistep', out: 'runs/r56' }; */
 export interface TrainConfig {
+  /** A registered arch (`resnet list`). */
   arch: string;
+  /** A dataset name (DATASETS), or 'custom' for the Trainer's `train` / `test` options. */
   dataset: string;
   /** Dataset directory (Fashion-MNIST defaults to Debian's). */
   data?: string;
