@@ -143,7 +143,6 @@ export interface TrainResult {
   interrupted: boolean;
 }
 
-/** @example const { top1, n }: EvalResult = await evaluate(model, loader); */
 /**
  * Options of evaluate.
  * @example const { top1 } = await evaluate(model, loader, { precision: 'bf16' } satisfies EvaluateOptions);
@@ -153,6 +152,10 @@ export interface EvaluateOptions {
   precision?: Precision;
 }
 
+/**
+ * Test top-1 / top-5 accuracy, mean loss and the number of images evaluated.
+ * @example const { top1, n }: EvalResult = await evaluate(model, loader);
+ */
 export interface EvalResult { top1: number; top5: number; loss: number; n: number }
 
 /** Counts rows whose label ranks first / within the first five (ties: lower index first). */
