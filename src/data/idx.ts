@@ -84,7 +84,7 @@ export interface IdxOptions {
  * Loads an IDX image file and its label file into an ArrayDataset (C = 1).
  * @example const ds = await loadIdx('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz');
  */
-export async function loadIdx(imagesPath: string, labelsPath: string, options: IdxOptions = {}): Promise<ArrayDataset> {
+export async function loadIdx(imagesPath: string, labelsPath: string, options: IdxOptions = {}): Promise<ArrayDataset<Uint8Array>> {
   const classes = options.classes ?? MNIST_CLASSES;
   const [imageBytes, labelBytes] = await Promise.all([readDataFile(imagesPath), readDataFile(labelsPath)]);
   const img = parseIdx(imageBytes, imagesPath, 3);
@@ -118,7 +118,7 @@ function candidates(prefix: string, kind: 'images' | 'labels'): string[] {
   return base.flatMap((b) => [`${b}.gz`, b]);
 }
 
-async function loadMnistLike(options: MnistOptions, defaultDir: string | undefined, classes: string[], name: string): Promise<ArrayDataset> {
+async function loadMnistLike(options: MnistOptions, defaultDir: string | undefined, classes: string[], name: string): Promise<ArrayDataset<Uint8Array>> {
   const dir = options.dir ?? defaultDir;
   if (dir === undefined) throw new InvalidArgumentError(`${name}: 'dir' is required`);
   const split = options.split ?? 'train';
@@ -135,7 +135,7 @@ async function loadMnistLike(options: MnistOptions, defaultDir: string | undefin
  * Fashion-MNIST (28x28 grey, 10 classes), by default from /usr/share/datasets/fashion-mnist.
  * @example const train = await loadFashionMnist({ split: 'train' }); // n = 60000
  */
-export function loadFashionMnist(options: MnistOptions = {}): Promise<ArrayDataset> {
+export function loadFashionMnist(options: MnistOptions = {}): Promise<ArrayDataset<Uint8Array>> {
   return loadMnistLike(options, FASHION_MNIST_DIR, FASHION_MNIST_CLASSES, 'fashion-mnist');
 }
 
@@ -143,6 +143,6 @@ export function loadFashionMnist(options: MnistOptions = {}): Promise<ArrayDatas
  * MNIST digits from a directory of the four IDX files.
  * @example const test = await loadMnist({ dir: 'data/mnist', split: 'test' });
  */
-export function loadMnist(options: MnistOptions = {}): Promise<ArrayDataset> {
+export function loadMnist(options: MnistOptions = {}): Promise<ArrayDataset<Uint8Array>> {
   return loadMnistLike(options, undefined, MNIST_CLASSES, 'mnist');
 }

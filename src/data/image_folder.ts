@@ -292,7 +292,7 @@ export async function decodeImageFolder(ds: ImageFolderDataset, options: DecodeF
  * const { images, labels, classes } = await decodeImageFolder(await loadImageFolder('icons'));
  * const ds = stackImages(images, labels, classes);  // same-size images only
  */
-export function stackImages(images: ImageRecord[], labels: Int32Array | Uint8Array, classes: string[], names?: string[]): ArrayDataset {
+export function stackImages(images: ImageRecord[], labels: Int32Array | Uint8Array, classes: string[], names?: string[]): ArrayDataset<Uint8Array> {
   if (images.length === 0) throw new InvalidArgumentError('stackImages: no images');
   if (labels.length !== images.length) throw new InvalidArgumentError(`stackImages: ${labels.length} labels for ${images.length} images`);
   const { channels: C, height: H, width: W } = images[0];
