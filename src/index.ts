@@ -4,7 +4,7 @@
 // features, the BN-folded net), weights in and out, ONNX export, studies. Entry points take
 // one options object; the same names (numClasses, inChannels, labels, mean, std, ...) mean
 // the same thing everywhere. Exports carry a TSDoc @example that test/api_examples.test.ts
-// compiles; the few still without one are listed in test/fixtures/api_undocumented.json.
+// compiles (and fails on an export without one).
 
 export { Tensor, tensor, full, zeros, ones, liveTensors, type TensorOptions } from './tensor/tensor.js';
 export { tidy, keep } from './tensor/scope.js';

@@ -9,6 +9,7 @@ import { sgdStep } from '../tensor/ops/sgd.js';
 import { keep } from '../tensor/scope.js';
 import { tensor, zeros, type Tensor } from '../tensor/tensor.js';
 
+/** @example const opt = new SGD(model.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov: true } satisfies SgdOptions); */
 export interface SgdOptions {
   lr: number;
   momentum?: number;
@@ -17,6 +18,15 @@ export interface SgdOptions {
   nesterov?: boolean;
 }
 
+/**
+ * @example
+ * const params = model.parameters();
+ * const groups: ParamGroup[] = [
+ *   { params: params.filter((p) => p.shape.length > 1), lr: 0.1, weightDecay: 5e-4 },
+ *   { params: params.filter((p) => p.shape.length <= 1), lr: 0.1, weightDecay: 0 },
+ * ];
+ * const opt = new SGD(groups, { lr: 0.1, momentum: 0.9 });
+ */
 export interface ParamGroup extends SgdOptions {
   params: Tensor[];
 }
@@ -30,12 +40,24 @@ interface ResolvedGroup {
   nesterov: boolean;
 }
 
+/**
+ * @example
+ * const state: SgdState = optimizer.stateDict();  // momentum buffers and lrs, for a checkpoint
+ * optimizer.loadStateDict(state);
+ */
 export interface SgdState {
   /** Per group, per parameter: the momentum buffer (row-major float32) or null before the first step. */
   buffers: (Float32Array | null)[][];
   lrs: number[];
 }
 
+/**
+ * @example
+ * const opt = new SGD(model.parameters(), { lr: 0.1, momentum: 0.9 });
+ * tidy(() => crossEntropy(model.forward(x), y).backward());
+ * opt.step();
+ * opt.zeroGrad();
+ */
 export class SGD {
   readonly groups: ResolvedGroup[];
   private readonly buffers = new Map<Tensor, Tensor>();
