@@ -1,4 +1,10 @@
-// resnet-ts public API.
+// resnet-ts public API, one import for a library user: tensors and ops (with softmax and
+// argmax), nn modules and the model registry, optimisers, data (datasets, transforms, the
+// DataLoader), training (Trainer, evaluate, checkpoints), inference (loadModel, predict,
+// features, the BN-folded net), weights in and out, ONNX export, studies. Entry points take
+// one options object; the same names (numClasses, inChannels, labels, mean, std, ...) mean
+// the same thing everywhere. Exports carry a TSDoc @example that test/api_examples.test.ts
+// compiles (and fails on an export without one).
 
 export { Tensor, tensor, full, zeros, ones, liveTensors, type TensorOptions } from './tensor/tensor.js';
 export { tidy, keep } from './tensor/scope.js';
@@ -20,7 +26,11 @@ export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetenso
 export { exportOnnx, decodeOnnx, ONNX_IR_VERSION, ONNX_OPSETS, type ExportOnnxOptions } from './io/onnx.js';
 export { writeNpy, readNpy, serializeNpy, npyHeader } from './io/npy.js';
 export * from './infer/index.js';
-export { loadWeights, saveWeights, parseKeyMap, KEY_MAPPINGS, type LoadWeightsOptions, type LoadedWeights, type KeyMapping } from './io/weights.js';
+export {
+  loadWeights, saveWeights, parseKeyMap, infoToMetadata, metadataToInfo, KEY_MAPPINGS,
+  type LoadWeightsOptions, type LoadedWeights, type KeyMapping, type WeightsInfo, type WeightsInput, type SaveWeightsOptions,
+} from './io/weights.js';
+export * from './train/index.js';
 export { readPth, parsePth, writePth, serializePth, type PthContents } from './io/pth.js';
 export {
   unpickle, TensorRef, StorageRef, PickleGlobal, isTuple, isOrderedDict, ALLOWED_GLOBALS, DEFAULT_LIMITS as PICKLE_LIMITS,

@@ -17,4 +17,5 @@ function findPackageJson(): string {
   return '0.0.0';
 }
 
+/** @example console.log(`resnet-ts ${VERSION}`); */
 export const VERSION: string = findPackageJson();

@@ -144,7 +144,7 @@ describe('workers', () => {
     await broken.close();
     const wrong = { ...dataset(4), labels: Uint8Array.from([0, 1, 12, 3]) };
     assert.throws(() => new DataLoader(wrong, { batchSize: 2 }), (e: Error) => e instanceof DataError && /DataLoader: label 2 is 12, expected a class index in 0\.\.9/.test(e.message));
-    assert.throws(() => new DataLoader({ ...dataset(4), n: 5 }, { batchSize: 2 }), /'images' must be a Uint8Array of n\*C\*H\*W = 5\*1\*8\*8 = 320 bytes, got 256/);
+    assert.throws(() => new DataLoader({ ...dataset(4), n: 5 }, { batchSize: 2 }), /'images' must hold n\*C\*H\*W = 5\*1\*8\*8 = 320 values, got a Uint8Array of 256/);
     assert.throws(() => new DataLoader(dataset(4), { batchSize: 0 }), /'batchSize' must be an integer in \[1, Infinity\], got 0/);
     assert.throws(() => new DataLoader(dataset(4), { batchSize: 2, prefetch: 9 }), /'prefetch' must be an integer in \[1, 8\]/);
   });

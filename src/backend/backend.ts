@@ -4,24 +4,35 @@
 // and knows nothing of autograd. Public data crossing this boundary is always plain
 // row-major (NCHW for 4-D); a backend may keep storage in an internal layout between calls.
 
+/** @example const t: DType = tensor([1, 2], [2], { dtype: 'int32' }).dtype; */
 export type DType = 'float32' | 'int32';
 
 /** A convolution's compute precision. 'bf16' is mixed precision (Kalamkar et al. 2019): its
  *  inputs are rounded to bfloat16 (round to nearest even) and its output is bfloat16, summed
  *  in float32 (native) or float64 (reference); weight and bias gradients stay float32. A
  *  backend may keep a bf16 result in bf16 storage: the tensor above still says float32 and
- *  reads back as float32. */
+ *  reads back as float32.
+ * @example
+ * const p: Precision = 'bf16';
+ * const logits = autocast(p, () => model.forward(x));
+ */
 export type Precision = 'fp32' | 'bf16';
+/** @example const s: Shape = x.shape;  // readonly [N, C, H, W] */
 export type Shape = readonly number[];
 export type TypedArrayFor<D extends DType> = D extends 'float32' ? Float32Array : Int32Array;
 
-/** Opaque handle to backend-owned memory. Only the backend that made it may use it. */
+/**
+ * Opaque handle to backend-owned memory. Only the backend that made it may use it.
+ * @example const s: Storage = x.storage;  // opaque: owned by x.backend
+ */
 export interface Storage {
   readonly __storage: never;
 }
 
 /** Conv geometry, fully resolved above the backends (see tensor/geometry.ts).
- *  x: [N, C, H, W], w: [K, C/groups, R, S], y: [N, K, OH, OW]. */
+ *  x: [N, C, H, W], w: [K, C/groups, R, S], y: [N, K, OH, OW].
+ * @example const { OH, OW }: Conv2dGeometry = conv2dGeometry([1, 3, 224, 224], [64, 3, 7, 7], null, { stride: 2, padding: 3 });  // 112, 112
+ */
 export interface Conv2dGeometry {
   readonly N: number; readonly C: number; readonly H: number; readonly W: number;
   readonly K: number; readonly R: number; readonly S: number;
@@ -32,7 +43,10 @@ export interface Conv2dGeometry {
   readonly groups: number;
 }
 
-/** Pool geometry, symmetric padding, floor mode. x: [N, C, H, W], y: [N, C, OH, OW]. */
+/**
+ * Pool geometry, symmetric padding, floor mode. x: [N, C, H, W], y: [N, C, OH, OW].
+ * @example const { OH }: Pool2dGeometry = pool2dGeometry('maxPool2d', [1, 64, 112, 112], { kernelSize: 3, stride: 2, padding: 1 });  // 56
+ */
 export interface Pool2dGeometry {
   readonly N: number; readonly C: number; readonly H: number; readonly W: number;
   readonly OH: number; readonly OW: number;
@@ -45,7 +59,9 @@ export interface Pool2dGeometry {
  *  d = g + weightDecay * p
  *  buf = initBuffer ? d : momentum * buf + (1 - dampening) * d
  *  d = nesterov ? d + momentum * buf : buf        (when momentum != 0)
- *  p = p - lr * d */
+ *  p = p - lr * d
+ * @example const p: SgdParams = { lr: 0.1, momentum: 0.9, dampening: 0, weightDecay: 1e-4, nesterov: false, initBuffer: true };
+ */
 export interface SgdParams {
   readonly lr: number;
   readonly momentum: number;
@@ -77,6 +93,7 @@ export interface AdamwParams {
   readonly amsgrad: boolean;
 }
 
+/** @example const { backend, onednn, threads, isa }: BackendInfo = getBackend().info(); */
 export interface BackendInfo {
   readonly backend: 'reference' | 'native';
   /** oneDNN version "2.6.3", or null for a backend without it. */
@@ -89,6 +106,11 @@ export interface BackendInfo {
   readonly bf16ConvImpl?: string | null;
 }
 
+/**
+ * @example
+ * const be: Backend = getBackend();
+ * console.log(be.name, be.info().isa);
+ */
 export interface Backend {
   readonly name: 'reference' | 'native';
   info(): BackendInfo;

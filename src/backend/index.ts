@@ -10,7 +10,9 @@ import { NativeBackend } from './native.js';
 import { InvalidArgumentError, NativeLoadError } from '../errors.js';
 import { onOutermostScope } from '../tensor/scope.js';
 
+/** @example const name: BackendName = nativeAvailable() ? 'native' : 'reference'; */
 export type BackendName = 'reference' | 'native';
+/** @example for (const name of BACKEND_NAMES) console.log(name);  // native, reference */
 export const BACKEND_NAMES: readonly BackendName[] = ['native', 'reference'];
 
 const instances = new Map<BackendName, Backend>();
@@ -18,7 +20,11 @@ let selected: Backend | null = null;
 let warned = false;
 
 /** The backend instance of that name (created once). Throws NativeLoadError if the addon
- *  cannot be loaded. */
+ *  cannot be loaded.
+ * @example
+ * const ref = backendByName('reference');
+ * const y = relu(tensor([-1, 1], [2], { backend: ref }));
+ */
 export function backendByName(name: BackendName): Backend {
   let b = instances.get(name);
   if (!b) {
@@ -42,12 +48,18 @@ function deferExternalMemoryInTidy(backend: NativeBackend): NativeBackend {
   return backend;
 }
 
-/** Whether the native backend can be loaded here (never throws). */
+/**
+ * Whether the native backend can be loaded here (never throws).
+ * @example if (!nativeAvailable()) console.warn('oneDNN addon not loaded: running on the TypeScript reference backend');
+ */
 export function nativeAvailable(): boolean {
   try { backendByName('native'); return true; } catch { return false; }
 }
 
-/** The backend new tensors use unless told otherwise. */
+/**
+ * The backend new tensors use unless told otherwise.
+ * @example console.log(getBackend().name, getBackend().info().isa);
+ */
 export function getBackend(): Backend {
   if (selected) return selected;
   const env = process.env.RESNET_BACKEND;
@@ -71,7 +83,10 @@ export function getBackend(): Backend {
   return selected;
 }
 
-/** Makes `name` the default backend for new tensors. */
+/**
+ * Makes `name` the default backend for new tensors.
+ * @example setBackend('reference');  // what new tensors and models use from now on
+ */
 export function setBackend(name: BackendName): Backend {
   selected = backendByName(name);
   return selected;

@@ -7,7 +7,9 @@
 import type { Backend, Precision } from './backend.js';
 import { InvalidArgumentError } from '../errors.js';
 
+/** @example const choice: PrecisionChoice = 'auto';  // bf16 where oneDNN has AMX, else fp32 */
 export type PrecisionChoice = Precision | 'auto';
+/** @example PRECISION_CHOICES.join(', ')  // 'auto, fp32, bf16' */
 export const PRECISION_CHOICES: readonly PrecisionChoice[] = ['auto', 'fp32', 'bf16'];
 
 /** oneDNN ISAs with AVX-512 (bf16 runs; natively from avx512_core_bf16, emulated below it). */
@@ -15,6 +17,7 @@ const BF16_ISAS = new Set(['avx512_core', 'avx512_core_vnni', 'avx512_core_bf16'
 /** oneDNN ISAs where bf16 is the fast path ('auto' picks it). */
 const BF16_FAST_ISAS = new Set(['avx512_core_amx']);
 
+/** @example const { precision, reason }: PrecisionInfo = resolvePrecision('auto', getBackend()); */
 export interface PrecisionInfo {
   precision: Precision;
   /** oneDNN's effective ISA ("none" on the reference backend). */
@@ -23,7 +26,10 @@ export interface PrecisionInfo {
   reason: string;
 }
 
-/** Whether `backend` can run bf16 convolutions. */
+/**
+ * Whether `backend` can run bf16 convolutions.
+ * @example const p = bf16Supported(getBackend()) ? 'bf16' : 'fp32';
+ */
 export function bf16Supported(backend: Backend): boolean {
   return backend.name === 'reference' || BF16_ISAS.has(backend.info().isa);
 }

@@ -36,10 +36,10 @@ export function convertCommand(input: string, output: string, opts: ConvertFlags
   const mapping = (opts.mapping ?? 'auto') as KeyMapping;
   if (!KEY_MAPPINGS.includes(mapping)) throw new InvalidArgumentError(`convert: --mapping '${mapping}'; valid: ${KEY_MAPPINGS.join(', ')}`);
   checkOutputPath(output, 'convert'); // a bad output is said before the input is read
-  const { tensors, notes, format } = loadWeights(input, { keyMap: parseKeyMap(opts.keyMap), mapping });
+  const { tensors, notes, format, info } = loadWeights(input, { keyMap: parseKeyMap(opts.keyMap), mapping });
   const narrowNote = narrowing(tensors, input, opts.allowNarrowing === true);
   if (narrowNote) notes.push(narrowNote);
-  saveWeights(output, tensors);
+  saveWeights(output, tensors, info);  // what the input says about its net (arch, classes, ...) carries over
   let f32 = 0;
   for (const t of tensors.values()) if (t.data instanceof Float32Array) f32++;
   const i64 = tensors.size - f32;

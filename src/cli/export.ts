@@ -9,7 +9,7 @@ import { CheckpointError, InvalidArgumentError, ResnetError } from '../errors.js
 import { checkOutputPath, writeFileAtomic } from '../io/atomic.js';
 import { exportOnnx, ONNX_IR_VERSION } from '../io/onnx.js';
 import { readSafetensors, type NamedArray } from '../io/safetensors.js';
-import { loadWeights, parseKeyMap } from '../io/weights.js';
+import { loadWeights, parseKeyMap, type WeightsInfo } from '../io/weights.js';
 import { archInfo, createModel, type ModelOptions, type ShortcutOption } from '../models/index.js';
 import { loadCheckpoint, loadRunCheckpoint, META_KEY, type LoadedCheckpoint } from '../train/checkpoint.js';
 
@@ -33,9 +33,9 @@ function parseSize(v: string): [number, number] {
 
 /** A weights file's tensors (.safetensors or .pth/.pt, unwrapped, torchvision names) and
  *  what was done to them. */
-function readWeights(path: string, keyMap: [string, string][]): { tensors: Map<string, NamedArray>; notes: string[] } {
-  const { tensors, notes } = loadWeights(path, { keyMap });
-  return { tensors, notes: notes.map((n) => `${path}: ${n}`) };
+function readWeights(path: string, keyMap: [string, string][]): { tensors: Map<string, NamedArray>; notes: string[]; meta: WeightsInfo } {
+  const { tensors, notes, info } = loadWeights(path, { keyMap });
+  return { tensors, notes: notes.map((n) => `${path}: ${n}`), meta: info };
 }
 
 interface Plan {
@@ -62,15 +62,25 @@ function fromCheckpoint(ck: LoadedCheckpoint, flags: ExportFlags, opts: ModelOpt
   }
   return {
     arch: m.arch, options: { ...saved, ...opts }, input: m.input ? [m.input.height, m.input.width] : undefined,
-    weights: ck.model, source: file, notes: [...notes, `${file}: a resnet train checkpoint of ${m.arch} (epoch ${m.epoch + 1}, step ${m.step})`],
+    weights: ck.model, source: file, notes: [...notes, `${file}: a resnet train checkpoint of ${m.arch} (after epoch ${m.epoch}, step ${m.step})`],
   };
 }
 
-/** Arch from --arch; classes and input channels from the flags, else from the head and stem weights. */
+/** Arch from --arch or the file's metadata (saveWeights writes it); classes and input
+ *  channels from the flags, else the metadata, else the head and stem weights. */
 function fromStateDict(file: string, flags: ExportFlags, opts: ModelOptions): Plan {
-  if (flags.arch === undefined) throw new InvalidArgumentError(`export: --arch is required with a state dict (${file} names no arch); see \`resnet list\``);
-  const info = archInfo(flags.arch);
-  const { tensors, notes } = readWeights(file, parseKeyMap(flags.keyMap));
+  const { tensors, notes, meta } = readWeights(file, parseKeyMap(flags.keyMap));
+  if (flags.arch !== undefined && meta.arch !== undefined && flags.arch !== meta.arch) {
+    throw new InvalidArgumentError(`export: --arch ${flags.arch}, but ${file} holds ${meta.arch} weights (leave --arch out: the file names its arch)`);
+  }
+  const arch = flags.arch ?? meta.arch;
+  if (arch === undefined) throw new InvalidArgumentError(`export: --arch is required with a state dict (${file} names no arch); see \`resnet list\``);
+  if (flags.arch === undefined) notes.push(`${file}: ${arch} (the file's metadata)`);
+  const info = archInfo(arch);
+  const { seed: _s, init: _i, backend: _b, ...saved } = (meta.modelOptions ?? {}) as ModelOptions;
+  opts = { ...saved, ...opts };
+  if (opts.numClasses === undefined && meta.numClasses !== undefined) opts = { ...opts, numClasses: meta.numClasses };
+  if (opts.inChannels === undefined && meta.inChannels !== undefined) opts = { ...opts, inChannels: meta.inChannels };
   const head = info.family === 'imagenet' ? 'fc.weight' : 'linear.weight';
   const fc = tensors.get(head);
   if (opts.numClasses === undefined && fc && fc.shape.length === 2) {
@@ -82,7 +92,7 @@ function fromStateDict(file: string, flags: ExportFlags, opts: ModelOptions): Pl
     opts = { ...opts, inChannels: stem.shape[1] };
     if (stem.shape[1] !== 3) notes.push(`${stem.shape[1]} input channel(s) (from conv1.weight)`);
   }
-  return { arch: info.name, options: opts, weights: tensors, source: file, notes };
+  return { arch: info.name, options: opts, input: meta.inputSize, weights: tensors, source: file, notes };
 }
 
 function isTrainCheckpoint(file: string): boolean {

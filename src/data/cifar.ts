@@ -9,9 +9,13 @@ import { dirExists, fileExists, readDataFile } from './files.js';
 
 const PIXELS = 3 * 32 * 32;
 
-/** CIFAR-10's classes in label order (its batches.meta.txt). */
+/**
+ * CIFAR-10's classes in label order (its batches.meta.txt).
+ * @example CIFAR10_CLASSES[3]  // 'cat'
+ */
 export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
 
+/** @example const train = await loadCifar10({ dir: 'data/cifar-10-batches-bin', split: 'train' } satisfies CifarOptions); */
 export interface CifarOptions {
   /** The extracted folder (`cifar-10-batches-bin` / `cifar-100-binary`) or its parent. */
   dir: string;
@@ -19,6 +23,7 @@ export interface CifarOptions {
   split?: 'train' | 'test';
 }
 
+/** @example const coarse = await loadCifar100({ dir: 'data/cifar-100-binary', label: 'coarse' } satisfies Cifar100Options);  // 20 classes */
 export interface Cifar100Options extends CifarOptions {
   /** Which label to return: 'fine' (100 classes, default) or 'coarse' (20 superclasses). */
   label?: 'fine' | 'coarse';
@@ -98,7 +103,7 @@ function checkSplit(split: unknown, name: string): 'train' | 'test' {
  * CIFAR-10 binary batches: data_batch_1..5.bin (train), test_batch.bin (test).
  * @example const train = await loadCifar10({ dir: 'data/cifar-10-batches-bin' });
  */
-export async function loadCifar10(options: CifarOptions): Promise<ArrayDataset> {
+export async function loadCifar10(options: CifarOptions): Promise<ArrayDataset<Uint8Array>> {
   if (typeof options?.dir !== 'string') throw new InvalidArgumentError(`cifar10: 'dir' must be a directory path`);
   const split = checkSplit(options.split, 'cifar10');
   const dir = await resolveDir(options.dir, 'cifar-10-batches-bin', 'test_batch.bin');
@@ -112,7 +117,7 @@ export async function loadCifar10(options: CifarOptions): Promise<ArrayDataset> 
  * CIFAR-100 binary: train.bin / test.bin, records `coarse fine pixels`; fine labels by default.
  * @example const test = await loadCifar100({ dir: 'data/cifar-100-binary', split: 'test' });
  */
-export async function loadCifar100(options: Cifar100Options): Promise<ArrayDataset> {
+export async function loadCifar100(options: Cifar100Options): Promise<ArrayDataset<Uint8Array>> {
   if (typeof options?.dir !== 'string') throw new InvalidArgumentError(`cifar100: 'dir' must be a directory path`);
   const split = checkSplit(options.split, 'cifar100');
   const which = options.label ?? 'fine';

@@ -8,20 +8,32 @@ import { DataError, InvalidArgumentError } from '../errors.js';
 import { checkLabels, sharedBytes, type ArrayDataset } from './dataset.js';
 import { findFile, readDataFile } from './files.js';
 
-/** Where Debian's `dataset-fashion-mnist` package puts the files. */
+/**
+ * Where Debian's `dataset-fashion-mnist` package puts the files.
+ * @example const train = await loadFashionMnist({ dir: FASHION_MNIST_DIR });  // Debian's dataset-fashion-mnist
+ */
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 
-/** Fashion-MNIST's classes, in label order (zalandoresearch/fashion-mnist README). */
+/**
+ * Fashion-MNIST's classes, in label order (zalandoresearch/fashion-mnist README).
+ * @example FASHION_MNIST_CLASSES[0]  // 'T-shirt/top'
+ */
 export const FASHION_MNIST_CLASSES = [
   'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot',
 ];
 
-/** MNIST's classes: the digits. */
+/**
+ * MNIST's classes: the digits.
+ * @example MNIST_CLASSES.length  // 10
+ */
 export const MNIST_CLASSES = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 
 const UBYTE = 0x08;
 
-/** A parsed IDX array: its sizes and a view of its bytes. */
+/**
+ * A parsed IDX array: its sizes and a view of its bytes.
+ * @example const { dims, data }: IdxArray = parseIdx(bytes, 't10k-labels-idx1-ubyte', 1);
+ */
 export interface IdxArray {
   dims: number[];
   data: Uint8Array;
@@ -72,6 +84,7 @@ export function idxLength(bytes: Uint8Array, file: string, ndims: number): numbe
   return header + count;
 }
 
+/** @example const ds = await loadIdx('images-idx3-ubyte', 'labels-idx1-ubyte', { classes: ['no', 'yes'] } satisfies IdxOptions); */
 export interface IdxOptions {
   /** Class names; default "0".."K-1" with K = 10. */
   classes?: string[];
@@ -81,7 +94,7 @@ export interface IdxOptions {
  * Loads an IDX image file and its label file into an ArrayDataset (C = 1).
  * @example const ds = await loadIdx('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz');
  */
-export async function loadIdx(imagesPath: string, labelsPath: string, options: IdxOptions = {}): Promise<ArrayDataset> {
+export async function loadIdx(imagesPath: string, labelsPath: string, options: IdxOptions = {}): Promise<ArrayDataset<Uint8Array>> {
   const classes = options.classes ?? MNIST_CLASSES;
   const [imageBytes, labelBytes] = await Promise.all([
     readDataFile(imagesPath, (head) => idxLength(head, imagesPath, 3)),
@@ -104,6 +117,7 @@ export async function loadIdx(imagesPath: string, labelsPath: string, options: I
   return { images, labels, n, channels: 1, height, width, classes: [...classes] };
 }
 
+/** @example const test = await loadMnist({ dir: 'data/mnist', split: 'test' } satisfies MnistOptions); */
 export interface MnistOptions {
   /** Directory holding the four files (`.gz` or raw); Fashion-MNIST defaults to Debian's. */
   dir?: string;
@@ -117,7 +131,7 @@ function candidates(prefix: string, kind: 'images' | 'labels'): string[] {
   return base.flatMap((b) => [`${b}.gz`, b]);
 }
 
-async function loadMnistLike(options: MnistOptions, defaultDir: string | undefined, classes: string[], name: string): Promise<ArrayDataset> {
+async function loadMnistLike(options: MnistOptions, defaultDir: string | undefined, classes: string[], name: string): Promise<ArrayDataset<Uint8Array>> {
   const dir = options.dir ?? defaultDir;
   if (dir === undefined) throw new InvalidArgumentError(`${name}: 'dir' is required`);
   const split = options.split ?? 'train';
@@ -134,7 +148,7 @@ async function loadMnistLike(options: MnistOptions, defaultDir: string | undefin
  * Fashion-MNIST (28x28 grey, 10 classes), by default from /usr/share/datasets/fashion-mnist.
  * @example const train = await loadFashionMnist({ split: 'train' }); // n = 60000
  */
-export function loadFashionMnist(options: MnistOptions = {}): Promise<ArrayDataset> {
+export function loadFashionMnist(options: MnistOptions = {}): Promise<ArrayDataset<Uint8Array>> {
   return loadMnistLike(options, FASHION_MNIST_DIR, FASHION_MNIST_CLASSES, 'fashion-mnist');
 }
 
@@ -142,6 +156,6 @@ export function loadFashionMnist(options: MnistOptions = {}): Promise<ArrayDatas
  * MNIST digits from a directory of the four IDX files.
  * @example const test = await loadMnist({ dir: 'data/mnist', split: 'test' });
  */
-export function loadMnist(options: MnistOptions = {}): Promise<ArrayDataset> {
+export function loadMnist(options: MnistOptions = {}): Promise<ArrayDataset<Uint8Array>> {
   return loadMnistLike(options, undefined, MNIST_CLASSES, 'mnist');
 }

@@ -18,18 +18,32 @@ import { dirExists } from './files.js';
 import { mixSeed, Random } from './random.js';
 import { DEFAULT_IMAGE_FORMATS, describeFormats, extensionsFor, parseFormats, sharpFormatName, sniffFormat, SNIFF_BYTES, type ImageFormat } from './image_format.js';
 
-/** The extensions read by default (lower case): those of DEFAULT_IMAGE_FORMATS. */
+/**
+ * The extensions read by default (lower case): those of DEFAULT_IMAGE_FORMATS.
+ * @example const files = await listImages(['photos'], IMAGE_EXTENSIONS);
+ */
 export const IMAGE_EXTENSIONS = extensionsFor(DEFAULT_IMAGE_FORMATS);
 
-/** Default cap on decoded pixels per image (a decompression-bomb guard): 64 megapixels. */
+/**
+ * Default cap on decoded pixels per image (a decompression-bomb guard): 64 megapixels.
+ * @example const img = await decodeImage('huge.png', { limitInputPixels: DEFAULT_LIMIT_INPUT_PIXELS * 4 });
+ */
 export const DEFAULT_LIMIT_INPUT_PIXELS = 64 * 1024 * 1024;
 
+/**
+ * @example
+ * const folder = await loadImageFolder('photos');
+ * for (const s of folder.samples.slice(0, 3)) console.log(s.path, folder.classes[s.label]);
+ */
 export interface ImageSample {
   path: string;
   label: number;
 }
 
-/** A folder of images, one subfolder per class; pixels are decoded when needed. */
+/**
+ * A folder of images, one subfolder per class; pixels are decoded when needed.
+ * @example const folder: ImageFolderDataset = await loadImageFolder('photos');  // photos/<class>/<image>
+ */
 export interface ImageFolderDataset {
   root: string;
   classes: string[];
@@ -39,6 +53,7 @@ export interface ImageFolderDataset {
   channels: 3;
 }
 
+/** @example const val = await loadImageFolder('photos', { split: 'val', valFraction: 0.1, seed: 1 } satisfies ImageFolderOptions); */
 export interface ImageFolderOptions {
   /** 'all' (default), or 'train' / 'val' of a deterministic split by valFraction and seed. */
   split?: 'all' | 'train' | 'val';
@@ -145,6 +160,7 @@ export async function loadImageFolder(root: string, options: ImageFolderOptions 
 /**
  * A deterministic, stratified split: from each class, round(count * valFraction) samples
  * chosen by `seed` go to val, the rest to train; both keep the folder order.
+ * @example const { train, val } = splitImageFolder(await loadImageFolder('photos'), 0.2, 1);
  */
 export function splitImageFolder(ds: ImageFolderDataset, valFraction: number, seed = 0): { train: ImageFolderDataset; val: ImageFolderDataset } {
   if (!(valFraction >= 0 && valFraction <= 1)) {
@@ -178,6 +194,7 @@ function loadSharp(): Promise<SharpFactory> {
   return sharpModule;
 }
 
+/** @example const img = await decodeImage('cat.jpg', { limitInputPixels: 4096 * 4096 } satisfies DecodeOptions); */
 export interface DecodeOptions {
   /** Largest width*height accepted; default 64 megapixels. */
   limitInputPixels?: number;
@@ -243,6 +260,9 @@ async function checkFormat(input: string | Uint8Array, formats: readonly ImageFo
  * which makes it planar there, off the main thread). The format is checked from the first
  * bytes, the size from the header, both before any pixel is decoded; every failure is a
  * DataError naming the file.
+ * @example
+ * const hwc = await decodeImageHwc('cat.jpg');  // interleaved [H, W, 3]
+ * const chw = hwcToChw(hwc);
  */
 export async function decodeImageHwc(input: string | Uint8Array, options: DecodeOptions = {}, name?: string): Promise<ImageRecord> {
   const what = name ?? (typeof input === 'string' ? input : 'image bytes');
@@ -277,7 +297,10 @@ export async function decodeImageHwc(input: string | Uint8Array, options: Decode
   return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), channels: 3, height: H, width: W };
 }
 
-/** Interleaved [H, W, C] -> planar [C, H, W]. */
+/**
+ * Interleaved [H, W, C] -> planar [C, H, W].
+ * @example const planar = hwcToChw(await decodeImageHwc('cat.jpg'));  // [3, H, W]
+ */
 export function hwcToChw(img: ImageRecord): ImageRecord {
   const { channels: C, height: H, width: W, data } = img;
   const out = new Uint8Array(data.length);
@@ -302,7 +325,12 @@ export async function decodeImage(input: string | Uint8Array, options: DecodeOpt
   return hwcToChw(await decodeImageHwc(input, options, name));
 }
 
-/** At most `slots` async jobs at once, started in the order they were asked for. */
+/**
+ * At most `slots` async jobs at once, started in the order they were asked for.
+ * @example
+ * const limit = new Limiter(4);
+ * const images = await Promise.all(files.map((f) => limit.run(() => decodeImage(f))));
+ */
 export class Limiter {
   private active = 0;
   private readonly queue: (() => void)[] = [];
@@ -340,6 +368,7 @@ export async function mapBounded<T, R>(items: readonly T[], concurrency: number,
   return out;
 }
 
+/** @example const { images } = await decodeImageFolder(await loadImageFolder('photos'), { concurrency: 2 } satisfies DecodeFolderOptions); */
 export interface DecodeFolderOptions extends DecodeOptions {
   /** Images decoded at once; default 4 (libuv's pool size). */
   concurrency?: number;
@@ -347,7 +376,7 @@ export interface DecodeFolderOptions extends DecodeOptions {
 
 /**
  * Decodes every image of a folder dataset into per-image records (sizes may differ).
- * @example const { images, labels } = await decodeImageFolder(ds, { concurrency: 4 });
+ * @example const { images, labels } = await decodeImageFolder(await loadImageFolder('photos'), { concurrency: 4 });
  */
 export async function decodeImageFolder(ds: ImageFolderDataset, options: DecodeFolderOptions = {}): Promise<{ images: ImageRecord[]; labels: Int32Array; classes: string[] }> {
   const images = await mapBounded(ds.samples, options.concurrency ?? 4, (s) => decodeImage(s.path, options));
@@ -357,8 +386,11 @@ export async function decodeImageFolder(ds: ImageFolderDataset, options: DecodeF
 /**
  * Stacks same-size images into an ArrayDataset (after decodeImageFolder and, say, a
  * resize of each). A different size is a DataError naming the image index.
+ * @example
+ * const { images, labels, classes } = await decodeImageFolder(await loadImageFolder('icons'));
+ * const ds = stackImages(images, labels, classes);  // same-size images only
  */
-export function stackImages(images: ImageRecord[], labels: Int32Array | Uint8Array, classes: string[], names?: string[]): ArrayDataset {
+export function stackImages(images: ImageRecord[], labels: Int32Array | Uint8Array, classes: string[], names?: string[]): ArrayDataset<Uint8Array> {
   if (images.length === 0) throw new InvalidArgumentError('stackImages: no images');
   if (labels.length !== images.length) throw new InvalidArgumentError(`stackImages: ${labels.length} labels for ${images.length} images`);
   const { channels: C, height: H, width: W } = images[0];

@@ -2,7 +2,7 @@
 // statistics, the PIL-exact resize and the DataLoader. Plain arrays out; no tensors.
 
 export type { ArrayDataset, ImageRecord, FloatImage, Batch } from './dataset.js';
-export { subsetDataset, checkArrayDataset, checkLabels, imageAt } from './dataset.js';
+export { subsetDataset, checkArrayDataset, checkLabels, imageAt, isPixelArray } from './dataset.js';
 export {
   loadIdx, parseIdx, loadFashionMnist, loadMnist, FASHION_MNIST_DIR, FASHION_MNIST_CLASSES, MNIST_CLASSES,
   type IdxArray, type IdxOptions, type MnistOptions,

@@ -2,7 +2,8 @@
 // batches in worker threads while the consumer trains on the current one. The order of an
 // epoch depends only on (seed, epoch), and a sample's augmentation only on (seed, epoch,
 // position), so `epoch(e, { startBatch: b })` yields exactly the tail of a full epoch e:
-// resuming needs only `state` = { seed, epoch, batch }. Array datasets are shared with the
+// resuming needs only `state` = { seed, epoch, batch }. Array datasets (uint8, or float32
+// in x / 255 units) are shared with the
 // workers through a SharedArrayBuffer (copied there once if they are not already); image
 // folders are decoded with sharp on libuv's threads and handed over by transfer.
 // Workers keep the process alive only while a batch is in flight; close() ends them.
@@ -11,15 +12,21 @@ import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { DataError, InvalidArgumentError, ResnetError } from '../errors.js';
-import { checkArrayDataset, subsetDataset, type ArrayDataset, type Batch } from './dataset.js';
+import { checkArrayDataset, isPixelArray, subsetDataset, type ArrayDataset, type Batch } from './dataset.js';
 import { decodeImageHwc, Limiter, type ImageFolderDataset } from './image_folder.js';
 import { orderSeed, sampleSeed, serveRequest, type BatchReply, type BatchRequest, type WorkerInit } from './pipeline.js';
 import { Random } from './random.js';
 import type { Transform } from './transforms.js';
 
-/** What a DataLoader reads: an in-memory array dataset or an image folder. */
+/**
+ * What a DataLoader reads: an in-memory array dataset or an image folder.
+ * @example
+ * const data: LoaderDataset = Math.random() < 0.5 ? train : await loadImageFolder('photos');
+ * const loader = new DataLoader(data, { batchSize: 32 });
+ */
 export type LoaderDataset = ArrayDataset | ImageFolderDataset;
 
+/** @example const options: DataLoaderOptions = { batchSize: 64, shuffle: true, seed: 1, workers: 2, transforms: [randomHorizontalFlip(), normalize(stats.mean, stats.std)] }; */
 export interface DataLoaderOptions {
   batchSize: number;
   /** Shuffle each epoch (default true). */
@@ -42,7 +49,10 @@ export interface DataLoaderOptions {
   limitInputPixels?: number;
 }
 
-/** Where an epoch stands: save it to resume at exactly the next batch. */
+/**
+ * Where an epoch stands: save it to resume at exactly the next batch.
+ * @example const { epoch, batch }: LoaderState = loader.state;  // save with a checkpoint, resume with loader.epoch(epoch, { startBatch: batch })
+ */
 export interface LoaderState {
   seed: number;
   epoch: number;
@@ -50,6 +60,7 @@ export interface LoaderState {
   batch: number;
 }
 
+/** @example const { batches, samples, waitMs }: LoaderStats = loader.stats; */
 export interface LoaderStats {
   /** Batches yielded since the last resetStats(). */
   batches: number;
@@ -71,7 +82,7 @@ interface PoolWorker {
 }
 
 function isArrayDataset(ds: LoaderDataset): ds is ArrayDataset {
-  return (ds as ArrayDataset).images instanceof Uint8Array;
+  return isPixelArray((ds as ArrayDataset).images);
 }
 
 /**
@@ -100,7 +111,7 @@ function asDataError(e: unknown, what: string): Error {
 }
 
 /** Shares a typed array's bytes through a SharedArrayBuffer (copies once if needed). */
-function shared<T extends Uint8Array | Int32Array>(a: T): T {
+function shared<T extends Uint8Array | Int32Array | Float32Array>(a: T): T {
   if (a.buffer instanceof SharedArrayBuffer) return a;
   const Ctor = a.constructor as { new(b: SharedArrayBuffer): T };
   const out = new Ctor(new SharedArrayBuffer(a.byteLength));
@@ -163,9 +174,9 @@ export class DataLoader {
       }
     }
     if (dataset === null || typeof dataset !== 'object') throw new InvalidArgumentError('DataLoader: dataset is required');
-    if (isArrayDataset(dataset)) {
-      checkArrayDataset(dataset, 'DataLoader');
-      let ds = dataset;
+    if (isArrayDataset(dataset) || 'images' in dataset) {
+      let ds = dataset as ArrayDataset;
+      checkArrayDataset(ds, 'DataLoader');  // names what is wrong with 'images'
       if (o.subset !== undefined) ds = subsetDataset(ds, int(o.subset, 'subset', 1));
       this.array = { ...ds, images: shared(ds.images), labels: shared(ds.labels) };
       this.folder = null;

@@ -25,7 +25,7 @@ export function orderSeed(seed: number, epoch: number): number {
  * Transforms `count` samples and packs them. `image(k)` gives sample k's uint8 image,
  * `label(k)` its class, `seeds[k]` its stream, `name(k)` how errors name it.
  */
-export function assembleBatch(count: number, image: (k: number) => ImageRecord, label: (k: number) => number,
+export function assembleBatch(count: number, image: (k: number) => ImageRecord | FloatImage, label: (k: number) => number,
   seeds: Uint32Array, transforms: readonly Transform[], name: (k: number) => string, noFused = false): Batch {
   const plan = noFused ? null : fusedPlanFor(transforms);
   let x: Float32Array | null = null;
@@ -46,10 +46,11 @@ export function assembleBatch(count: number, image: (k: number) => ImageRecord, 
   for (let k = 0; k < count; k++) {
     const img = image(k);
     const rng = new Random(seeds[k]);
-    const shape = plan === null ? null : fusedShape(plan, img);
+    // The fused path reads uint8 through a lookup table; float32 images take the general one.
+    const shape = plan === null || img.data instanceof Float32Array ? null : fusedShape(plan, img as ImageRecord);
     if (shape !== null) {
       check(k, shape[0], shape[1], shape[2]);
-      applyFused(plan!, img, rng, x!, k * C * H * W);
+      applyFused(plan!, img as ImageRecord, rng, x!, k * C * H * W);
     } else {
       const out = transformOne(img, transforms, rng, name(k));
       check(k, out.channels, out.height, out.width);
@@ -61,7 +62,7 @@ export function assembleBatch(count: number, image: (k: number) => ImageRecord, 
 }
 
 /** applyTransforms on one sample; whatever fails (a transform too large for it, a bug) is a DataError naming it. */
-function transformOne(img: ImageRecord, transforms: readonly Transform[], rng: Random, name: string): FloatImage {
+function transformOne(img: ImageRecord | FloatImage, transforms: readonly Transform[], rng: Random, name: string): FloatImage {
   try {
     return applyTransforms(img, transforms, rng);
   } catch (e) {
@@ -83,7 +84,7 @@ export interface WorkerInit {
   transforms: Transform[];
   /** Take the general path even where the fused one applies (tests compare the two). */
   noFused?: boolean;
-  array: null | { images: Uint8Array; labels: Uint8Array | Int32Array; channels: number; height: number; width: number };
+  array: null | { images: Uint8Array | Float32Array; labels: Uint8Array | Int32Array; channels: number; height: number; width: number };
 }
 
 /** A request for one batch: by indices into the shared array, or with decoded images (interleaved when hwc). */
@@ -102,7 +103,11 @@ export function serveRequest(init: WorkerInit, req: BatchRequest): Batch {
     if (a === null) throw new DataError('data worker: got an array request without a shared dataset');
     const size = a.channels * a.height * a.width;
     return assembleBatch(req.indices.length,
-      (k) => ({ data: a.images.subarray(req.indices[k] * size, (req.indices[k] + 1) * size), channels: a.channels, height: a.height, width: a.width }),
+      (k) => {
+        const data = a.images.subarray(req.indices[k] * size, (req.indices[k] + 1) * size);
+        return data instanceof Float32Array ? { data, channels: a.channels, height: a.height, width: a.width }
+          : { data: data as Uint8Array, channels: a.channels, height: a.height, width: a.width };
+      },
       (k) => a.labels[req.indices[k]], req.seeds, init.transforms, (k) => `image ${req.indices[k]}`, init.noFused);
   }
   const images = req.hwc ? req.images.map(hwcToChw) : req.images;

@@ -3,7 +3,10 @@
 // Not cryptographic. Independent of src/tensor/random.ts on purpose (data/ sits beside
 // tensor/, not on it). Streams are derived, never shared: one per (seed, epoch, sample).
 
-/** Mixes integers into one 32-bit seed (murmur3's finaliser over a running hash). */
+/**
+ * Mixes integers into one 32-bit seed (murmur3's finaliser over a running hash).
+ * @example const rng = new Random(mixSeed(seed, epoch, i));  // one stream per (seed, epoch, sample)
+ */
 export function mixSeed(...parts: number[]): number {
   let h = 0x9e3779b9;
   for (const p of parts) {

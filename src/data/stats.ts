@@ -6,6 +6,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import type { ArrayDataset } from './dataset.js';
 
+/** @example const { mean, std, meanImage }: DatasetStats = computeStats(train); */
 export interface DatasetStats {
   /** Per channel, in [0, 1]. */
   mean: number[];
@@ -49,14 +50,16 @@ export function computeStats(ds: ArrayDataset): DatasetStats {
     }
   }
   const count = n * plane;
+  // uint8 pixels are in 0..255; float32 ones already in ToTensor units.
+  const unit = images instanceof Float32Array ? 1 : 255;
   const mean: number[] = [];
   const std: number[] = [];
   for (let c = 0; c < C; c++) {
     const m = sums[c] / count;
-    mean.push(m / 255);
-    std.push(Math.sqrt(Math.max(0, squares[c] / count - m * m)) / 255);
+    mean.push(m / unit);
+    std.push(Math.sqrt(Math.max(0, squares[c] / count - m * m)) / unit);
   }
   const meanImage = new Float32Array(size);
-  for (let i = 0; i < size; i++) meanImage[i] = pixelSums[i] / n / 255;
+  for (let i = 0; i < size; i++) meanImage[i] = pixelSums[i] / n / unit;
   return { mean, std, meanImage, channels: C, height: H, width: W };
 }

@@ -18,9 +18,13 @@ import { resizeBilinear, resizeBilinearWindow } from './resample.js';
  */
 export const DEFAULT_MAX_TRANSFORM_PIXELS = 64 * 1024 * 1024;
 
-/** [height, width], or one number for a square. */
+/**
+ * [height, width], or one number for a square.
+ * @example const s: Size = [224, 192];  // or one number: the shorter side / a square
+ */
 export type Size = number | [number, number];
 
+/** @example const t: Transform[] = [randomCrop(28, { padding: 4 }), randomHorizontalFlip(), normalize([0.286], [0.353])]; */
 export type Transform =
   | { kind: 'randomCrop'; size: [number, number]; padding: number }
   | { kind: 'randomHorizontalFlip'; p: number }
@@ -64,12 +68,18 @@ export function randomCrop(size: Size, options: { padding?: number } = {}): Tran
   return { kind: 'randomCrop', size: pair(size, 'randomCrop'), padding };
 }
 
-/** torchvision RandomHorizontalFlip(p = 0.5). */
+/**
+ * torchvision RandomHorizontalFlip(p = 0.5).
+ * @example const t = randomHorizontalFlip(0.5);
+ */
 export function randomHorizontalFlip(p = 0.5): Transform {
   return { kind: 'randomHorizontalFlip', p: probability(p, 'randomHorizontalFlip') };
 }
 
-/** torchvision RandomResizedCrop(size, scale = (0.08, 1), ratio = (3/4, 4/3)), PIL bilinear. */
+/**
+ * torchvision RandomResizedCrop(size, scale = (0.08, 1), ratio = (3/4, 4/3)), PIL bilinear.
+ * @example const t = randomResizedCrop(224, { scale: [0.08, 1], ratio: [3 / 4, 4 / 3] });
+ */
 export function randomResizedCrop(size: Size, options: { scale?: [number, number]; ratio?: [number, number] } = {}): Transform {
   return {
     kind: 'randomResizedCrop', size: pair(size, 'randomResizedCrop'),
@@ -78,18 +88,27 @@ export function randomResizedCrop(size: Size, options: { scale?: [number, number
   };
 }
 
-/** torchvision Resize(size): a number sets the short side (long side truncated); [h, w] is exact. */
+/**
+ * torchvision Resize(size): a number sets the short side (long side truncated); [h, w] is exact.
+ * @example const t = resize(256);  // shorter side to 256, PIL's antialiased bilinear
+ */
 export function resize(size: Size): Transform {
   pair(size, 'resize'); // validates
   return { kind: 'resize', size: typeof size === 'number' ? size : [size[0], size[1]] };
 }
 
-/** torchvision CenterCrop(size): offsets round half to even; zero-pads when the image is smaller. */
+/**
+ * torchvision CenterCrop(size): offsets round half to even; zero-pads when the image is smaller.
+ * @example const t = centerCrop(224);
+ */
 export function centerCrop(size: Size): Transform {
   return { kind: 'centerCrop', size: pair(size, 'centerCrop') };
 }
 
-/** torchvision Normalize(mean, std) after ToTensor: (x / 255 - mean[c]) / std[c]. */
+/**
+ * torchvision Normalize(mean, std) after ToTensor: (x / 255 - mean[c]) / std[c].
+ * @example const t = normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]);
+ */
 export function normalize(mean: number[], std: number[]): Transform {
   if (!Array.isArray(mean) || !Array.isArray(std) || mean.length === 0 || mean.length !== std.length) {
     throw new InvalidArgumentError(`normalize: 'mean' and 'std' must be arrays of the same length (one per channel), got ${mean?.length} and ${std?.length}`);
@@ -102,6 +121,7 @@ export function normalize(mean: number[], std: number[]): Transform {
  * Subtracts a per-pixel mean image (in x / 255 units): the paper's "per-pixel mean
  * subtracted" (He et al. 2015, sec. 3.4 and 4.2). Put it before randomCrop so that the
  * zero padding equals the mean. `stats` comes from computeStats on the training set.
+ * @example const t = subtractMeanImage(computeStats(train));
  */
 export function subtractMeanImage(stats: { meanImage: Float32Array; channels: number; height: number; width: number }): Transform {
   const { meanImage, channels, height, width } = stats;
@@ -111,7 +131,10 @@ export function subtractMeanImage(stats: { meanImage: Float32Array; channels: nu
   return { kind: 'subtractMeanImage', mean: meanImage, channels, height, width };
 }
 
-/** torchvision RandomErasing(p = 0.5, scale = (0.02, 0.33), ratio = (0.3, 3.3), value = 0), on float32. */
+/**
+ * torchvision RandomErasing(p = 0.5, scale = (0.02, 0.33), ratio = (0.3, 3.3), value = 0), on float32.
+ * @example const t = randomErasing({ p: 0.5, value: 0 });  // after normalize
+ */
 export function randomErasing(options: { p?: number; scale?: [number, number]; ratio?: [number, number]; value?: number } = {}): Transform {
   const value = options.value ?? 0;
   if (!Number.isFinite(value)) throw new InvalidArgumentError(`randomErasing: 'value' must be a finite number, got ${value}`);
@@ -122,13 +145,19 @@ export function randomErasing(options: { p?: number; scale?: [number, number]; r
   };
 }
 
-/** Python's round(): halves go to the even neighbour (round(58.5) == 58). */
+/**
+ * Python's round(): halves go to the even neighbour (round(58.5) == 58).
+ * @example roundHalfEven(2.5)  // 2
+ */
 export function roundHalfEven(x: number): number {
   const r = Math.round(x);
   return Math.abs(x - Math.trunc(x)) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-/** torchvision's Resize output size for an image of h x w (REFERENCE.md section 2). */
+/**
+ * torchvision's Resize output size for an image of h x w (REFERENCE.md section 2).
+ * @example resizeOutputSize(480, 640, 256)  // [256, 341]
+ */
 export function resizeOutputSize(height: number, width: number, size: Size): [number, number] {
   if (typeof size !== 'number') return [size[0], size[1]];
   const [short, long] = width <= height ? [width, height] : [height, width];
@@ -136,7 +165,10 @@ export function resizeOutputSize(height: number, width: number, size: Size): [nu
   return width <= height ? [newLong, size] : [size, newLong];
 }
 
-/** torchvision CenterCrop offsets (top, left) for a crop of ch x cw from h x w (may be negative: padding). */
+/**
+ * torchvision CenterCrop offsets (top, left) for a crop of ch x cw from h x w (may be negative: padding).
+ * @example centerCropOffsets(256, 341, 224, 224)  // [16, 58]
+ */
 export function centerCropOffsets(height: number, width: number, cropHeight: number, cropWidth: number): [number, number] {
   if (cropHeight > height || cropWidth > width) {
     // torchvision pads by ((cw - w) // 2, (ch - h) // 2, ...) then crops at round(0)=0.
@@ -149,7 +181,10 @@ export function centerCropOffsets(height: number, width: number, cropHeight: num
   return [roundHalfEven((height - cropHeight) / 2), roundHalfEven((width - cropWidth) / 2)];
 }
 
-/** torchvision RandomResizedCrop.get_params: [top, left, height, width] of the crop box. */
+/**
+ * torchvision RandomResizedCrop.get_params: [top, left, height, width] of the crop box.
+ * @example const [top, left, h, w] = randomResizedCropBox(480, 640, [0.08, 1], [3 / 4, 4 / 3], new Random(1));
+ */
 export function randomResizedCropBox(height: number, width: number, scale: [number, number], ratio: [number, number], rng: Random): [number, number, number, number] {
   const area = height * width;
   const logLo = Math.log(ratio[0]);
@@ -180,7 +215,10 @@ export function randomResizedCropBox(height: number, width: number, scale: [numb
   return [Math.floor((height - h) / 2), Math.floor((width - w) / 2), h, w];
 }
 
-/** torchvision RandomErasing.get_params: [top, left, height, width], or null for no erasing. */
+/**
+ * torchvision RandomErasing.get_params: [top, left, height, width], or null for no erasing.
+ * @example const box = randomErasingBox(32, 32, [0.02, 0.33], [0.3, 3.3], new Random(1));  // null: nothing erased
+ */
 export function randomErasingBox(height: number, width: number, scale: [number, number], ratio: [number, number], rng: Random): [number, number, number, number] | null {
   const area = height * width;
   const logLo = Math.log(ratio[0]);
@@ -199,6 +237,7 @@ export function randomErasingBox(height: number, width: number, scale: [number, 
 /**
  * Crops the box at (top, left) of size h x w; pixels outside the image are 0 (padding).
  * Works on uint8 and float images alike; always returns a new image.
+ * @example const patch = cropImage(img, 4, 4, 24, 24);
  */
 export function cropImage<T extends AnyImage>(img: T, top: number, left: number, h: number, w: number): T {
   const { channels: C, height: H, width: W, data } = img;
@@ -216,7 +255,10 @@ export function cropImage<T extends AnyImage>(img: T, top: number, left: number,
   return { ...img, data: out, height: h, width: w };
 }
 
-/** Mirrors an image left-right (a new image). */
+/**
+ * Mirrors an image left-right (a new image).
+ * @example const mirrored = flipImage(img);
+ */
 export function flipImage<T extends AnyImage>(img: T): T {
   const { channels: C, height: H, width: W, data } = img;
   const out = (data instanceof Uint8Array ? new Uint8Array(data.length) : new Float32Array(data.length)) as T['data'];
@@ -227,7 +269,10 @@ export function flipImage<T extends AnyImage>(img: T): T {
   return { ...img, data: out };
 }
 
-/** ToTensor: uint8 -> float32 x / 255 (correctly rounded, as torch's float32 division). */
+/**
+ * ToTensor: uint8 -> float32 x / 255 (correctly rounded, as torch's float32 division).
+ * @example const f = toFloat(img);  // x / 255, float32
+ */
 export function toFloat(img: ImageRecord): FloatImage {
   const out = new Float32Array(img.data.length);
   for (let i = 0; i < out.length; i++) out[i] = img.data[i] / 255;
@@ -240,7 +285,7 @@ function isFloat(img: AnyImage): img is FloatImage {
 
 function needUint8(img: AnyImage, kind: string): ImageRecord {
   if (isFloat(img)) {
-    throw new InvalidArgumentError(`${kind}: works on uint8 images; put it before normalize, subtractMeanImage and randomErasing`);
+    throw new InvalidArgumentError(`${kind}: works on uint8 images; put it before normalize, subtractMeanImage and randomErasing (a float32 dataset: resize its images beforehand)`);
   }
   return img;
 }
@@ -333,12 +378,13 @@ function applyOne(img: AnyImage, t: Transform, rng: Random, maxPixels: number): 
 
 /**
  * Runs transforms on one uint8 CHW image and returns float32 CHW (ToTensor at the first
- * float op or at the end). The input is never modified.
+ * float op or at the end). A float32 image is taken as already in ToTensor units. The input
+ * is never modified.
  * @example
  *   const rng = new Random(mixSeed(seed, epoch, i));
- *   const x = applyTransforms(img, [randomCrop(32, { padding: 4 }), randomHorizontalFlip(), normalize(mean, std)], rng);
+ *   const x = applyTransforms(img, [randomCrop(32, { padding: 4 }), randomHorizontalFlip(), normalize(stats.mean, stats.std)], rng);
  */
-export function applyTransforms(img: ImageRecord, transforms: readonly Transform[], rng: Random,
+export function applyTransforms(img: ImageRecord | FloatImage, transforms: readonly Transform[], rng: Random,
   maxPixels = DEFAULT_MAX_TRANSFORM_PIXELS): FloatImage {
   let cur: AnyImage = img;
   for (let i = 0; i < transforms.length; i++) {
@@ -369,7 +415,10 @@ function resizeCenterCrop(img: ImageRecord, size: Size, crop: [number, number], 
   return resizeBilinearWindow(img, h, w, top, left, ch, cw);
 }
 
-/** The [C, H, W] the transforms make from a C x H x W input. */
+/**
+ * The [C, H, W] the transforms make from a C x H x W input.
+ * @example transformedShape([resize(256), centerCrop(224)], 3, 480, 640)  // [3, 224, 224]
+ */
 export function transformedShape(transforms: readonly Transform[], channels: number, height: number, width: number): [number, number, number] {
   let h = height;
   let w = width;

@@ -10,6 +10,7 @@ import type { FloatImage } from '../data/dataset.js';
 import { Limiter, oneLine } from '../data/image_folder.js';
 import { preprocessImage, preprocessTransforms, type PreprocessOptions } from './preprocess.js';
 
+/** @example for await (const { groups } of imageBatches(files, {}, 16)) for (const g of groups) console.log(g.files, g.shape); */
 export interface ImageGroup {
   files: string[];
   /** Position of each file in the list given to imageBatches. */
@@ -19,11 +20,13 @@ export interface ImageGroup {
   shape: [number, number, number, number];
 }
 
+/** @example for (const r of results) if ('error' in r) console.warn(`${r.file}: ${r.error}`); */
 export interface FailedImage {
   file: string;
   error: string;
 }
 
+/** @example for await (const batch of imageBatches(files, { resize: 32, crop: 32 }, 8)) console.log(batch.start, batch.count, batch.failed.length); */
 export interface ImageBatch {
   /** Index of the batch's first file in the list; the batch covers `count` files from there. */
   start: number;
@@ -65,7 +68,7 @@ function stack(items: { file: string; index: number; image: FloatImage }[]): Ima
 /**
  * Yields the files in batches of `batch`, preprocessed; the next batch is prepared while the
  * caller works on the current one.
- * @example for await (const { groups, failed } of imageBatches(files, { resize: 256, crop: 224 }, 16)) { ... }
+ * @example for await (const { groups, failed } of imageBatches(files, { resize: 256, crop: 224 }, 16)) console.log(groups.length, failed.length);
  */
 export async function* imageBatches(files: readonly string[], options: PreprocessOptions, batch: number, concurrency = 4): AsyncGenerator<ImageBatch> {
   if (!Number.isInteger(batch) || batch < 1) throw new InvalidArgumentError(`--batch must be an integer >= 1, got ${batch}`);

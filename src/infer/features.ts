@@ -10,9 +10,14 @@ import { tidy } from '../tensor/scope.js';
 import { tensor } from '../tensor/tensor.js';
 import { imageBatches, imageErrorLine, type FailedImage } from './batches.js';
 import type { PreprocessOptions } from './preprocess.js';
+import type { LoadedModel } from './load.js';
 import type { Precision } from '../backend/backend.js';
 import { autocast } from '../tensor/precision.js';
 
+/**
+ * The features of one image file.
+ * @example for (const r of rows) if ('data' in r) console.log(r.file, r.shape, r.data.length);
+ */
 export interface FeatureRow {
   file: string;
   /** Per image: [C] for 'pool', [C, H, W] for a map. */
@@ -20,8 +25,16 @@ export interface FeatureRow {
   data: Float32Array;
 }
 
+/**
+ * A feature row, or the file's error.
+ * @example const ok = rows.filter((r): r is FeatureRow => 'data' in r);
+ */
 export type FeatureResult = FeatureRow | FailedImage;
 
+/**
+ * Options of extractFeatures.
+ * @example const options: FeatureOptions = { layer: 'stage2', batch: 8 };
+ */
 export interface FeatureOptions {
   /** 'pool' (default), 'stem', or 'stage1' .. 'stageN' (N = the model's stages). */
   layer?: string;
@@ -33,16 +46,24 @@ export interface FeatureOptions {
   precision?: Precision;
 }
 
-/** The layer names a model offers. */
+/**
+ * The layer names a model offers.
+ * @example featureLayers(createModel('resnet20'))  // ['pool', 'stem', 'stage1', 'stage2', 'stage3']
+ */
 export function featureLayers(model: ResNet): string[] {
   return ['pool', 'stem', ...model.stages.map((_, i) => `stage${i + 1}`)];
 }
 
 /**
- * One layer's features for each image file.
- * @example const rows = await extractFeatures(model, files, { layer: 'pool' });  // rows[i].data: Float32Array(512) for resnet18
+ * One layer's features for each image file. Given what loadModel returned, its
+ * preprocessing is used unless `options.preprocess` gives another.
+ * @example
+ * const loaded = await loadModel({ weights: 'resnet20.safetensors' });
+ * const rows = await extractFeatures(loaded, ['cat.png'], { layer: 'pool' });  // rows[i].data: Float32Array(64) for resnet20
  */
-export async function extractFeatures(model: ResNet, files: readonly string[], options: FeatureOptions = {}): Promise<FeatureResult[]> {
+export async function extractFeatures(source: ResNet | LoadedModel, files: readonly string[], opts: FeatureOptions = {}): Promise<FeatureResult[]> {
+  const model = 'model' in source ? source.model : source;
+  const options = 'model' in source ? { ...opts, preprocess: opts.preprocess ?? source.preprocess } : opts;
   const layer = options.layer ?? 'pool';
   const valid = featureLayers(model);
   if (!valid.includes(layer)) throw new InvalidArgumentError(`--layer: ${model.name} has no layer '${layer}'; valid: ${valid.join(', ')}`);

@@ -8,7 +8,7 @@ export {
   registerPretrained, unregisterPretrained, pretrainedEntry, pretrainedArchs, fetchPretrained, hashPrefix, defaultCacheDir,
   defaultWeightsUrl, DEFAULT_WEIGHTS_URL, type PretrainedEntry, type FetchOptions,
 } from './pretrained.js';
-export { predictFiles, softmax, topIndices, type Prediction, type PredictResult, type PredictOptions, type TopClass } from './predict.js';
+export { predictFiles, topIndices, type Prediction, type PredictResult, type PredictOptions, type TopClass } from './predict.js';
 export { extractFeatures, featureLayers, type FeatureRow, type FeatureResult, type FeatureOptions } from './features.js';
 export { writeFeatures, readFeatures, checkFeaturesOut, filesListPath } from './write_features.js';
 export { IMAGENET_CLASSES } from './imagenet_classes.js';

@@ -9,17 +9,27 @@ import type { ResNet } from '../models/resnet.js';
 import { noGrad } from '../tensor/autograd.js';
 import { tidy } from '../tensor/scope.js';
 import { tensor } from '../tensor/tensor.js';
+import { softmax } from '../tensor/ops/softmax.js';
 import { imageBatches, imageErrorLine, type FailedImage } from './batches.js';
+import type { LoadedModel } from './load.js';
 import type { PreprocessOptions } from './preprocess.js';
 import type { Precision } from '../backend/backend.js';
 import { autocast } from '../tensor/precision.js';
 
+/**
+ * One of an image's most likely classes.
+ * @example const best: TopClass = { index: 3, label: 'Dress', prob: 0.91 };
+ */
 export interface TopClass {
   index: number;
   label: string;
   prob: number;
 }
 
+/**
+ * The top classes of one image file.
+ * @example for (const r of results) if ('top' in r) console.log(r.file, r.top[0].label);
+ */
 export interface Prediction {
   file: string;
   top: TopClass[];
@@ -27,8 +37,16 @@ export interface Prediction {
   logits?: number[];
 }
 
+/**
+ * A prediction, or the file's error (an undecodable image does not stop the others).
+ * @example const failed = results.filter((r): r is FailedImage => 'error' in r);
+ */
 export type PredictResult = Prediction | FailedImage;
 
+/**
+ * Options of predictFiles.
+ * @example const options: PredictOptions = { topK: 3, batch: 8, preprocess: { resize: 32, crop: 32 } };
+ */
 export interface PredictOptions {
   /** Classes to report per image (default 5, at most the number of classes). */
   topK?: number;
@@ -45,31 +63,32 @@ export interface PredictOptions {
   precision?: Precision;
 }
 
-/** Softmax in float64 (max subtracted), as torch.softmax up to float32 rounding. */
-export function softmax(logits: ArrayLike<number>): Float64Array {
-  let max = -Infinity;
-  for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
-  const out = new Float64Array(logits.length);
-  let sum = 0;
-  for (let i = 0; i < logits.length; i++) sum += out[i] = Math.exp(logits[i] - max);
-  for (let i = 0; i < out.length; i++) out[i] /= sum;
-  return out;
-}
-
-/** Indices of the k largest values, largest first; ties keep the lower index first. */
+/**
+ * Indices of the k largest values, largest first; ties keep the lower index first.
+ * @example topIndices([0.1, 0.7, 0.2], 2)  // [1, 2]
+ */
 export function topIndices(values: ArrayLike<number>, k: number): number[] {
   const idx = Array.from({ length: values.length }, (_, i) => i);
   idx.sort((a, b) => values[b] - values[a] || a - b);
   return idx.slice(0, k);
 }
 
+/** A model, or what loadModel returned (its preprocessing and labels become the defaults). */
+function unpack<O extends { preprocess?: PreprocessOptions; labels?: readonly string[] }>(m: ResNet | LoadedModel, options: O): [ResNet, O] {
+  if (!('model' in m)) return [m, options];
+  return [m.model, { ...options, preprocess: options.preprocess ?? m.preprocess, labels: options.labels ?? m.labels }];
+}
+
 /**
- * Top-K classes of each image file.
+ * Top-K classes of each image file. Given what loadModel returned, its preprocessing and
+ * labels are used unless `options` gives others.
  * @example
- *   const { model, labels } = await loadModel({ arch: 'resnet18', pretrained: true });
- *   const results = await predictFiles(model, ['cat.jpg'], { labels, topK: 3 });
+ * const loaded = await loadModel({ weights: 'resnet20.safetensors' });
+ * const results = await predictFiles(loaded, ['cat.png'], { topK: 3 });
+ * for (const r of results) if ('top' in r) console.log(r.file, r.top[0].label, r.top[0].prob);
  */
-export async function predictFiles(model: ResNet, files: readonly string[], options: PredictOptions = {}): Promise<PredictResult[]> {
+export async function predictFiles(source: ResNet | LoadedModel, files: readonly string[], opts: PredictOptions = {}): Promise<PredictResult[]> {
+  const [model, options] = unpack(source, opts);
   const topK = options.topK ?? 5;
   if (!Number.isInteger(topK) || topK < 1) throw new InvalidArgumentError(`--top must be an integer >= 1, got ${topK}`);
   const k = Math.min(topK, model.numClasses);

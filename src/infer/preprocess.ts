@@ -13,6 +13,7 @@ import { IMAGENET_MEAN, IMAGENET_STD } from '../data/presets.js';
 import { Random } from '../data/random.js';
 import { applyTransforms, centerCrop, DEFAULT_MAX_TRANSFORM_PIXELS, normalize, resize, type Size, type Transform } from '../data/transforms.js';
 
+/** @example const x = await preprocessImage('digit.png', { channels: 1, resize: 28, crop: 28, mean: [0.286], std: [0.353] } satisfies PreprocessOptions); */
 export interface PreprocessOptions extends DecodeOptions {
   /** Shorter side after resizing (torchvision Resize(int)); [h, w] resizes exactly; 0 keeps the size. Default 256. */
   resize?: Size;
@@ -35,7 +36,10 @@ function sizeOption(v: Size | undefined, dflt: number, name: string): Size | 0 {
   return s;
 }
 
-/** The transform list of the options (resize, crop, normalize), validated. */
+/**
+ * The transform list of the options (resize, crop, normalize), validated.
+ * @example const t = preprocessTransforms({ resize: 256, crop: 224 });  // [resize, centerCrop, normalize]
+ */
 export function preprocessTransforms(options: PreprocessOptions = {}): Transform[] {
   const r = sizeOption(options.resize, 256, 'resize');
   const c = sizeOption(options.crop, 224, 'crop');
@@ -46,7 +50,10 @@ export function preprocessTransforms(options: PreprocessOptions = {}): Transform
   return list;
 }
 
-/** PIL's RGB -> L (Convert.c, L24): (R*19595 + G*38470 + B*7471 + 0x8000) >> 16. */
+/**
+ * PIL's RGB -> L (Convert.c, L24): (R*19595 + G*38470 + B*7471 + 0x8000) >> 16.
+ * @example const grey = rgbToGrey(await decodeImage('cat.jpg'));  // PIL's convert('L')
+ */
 export function rgbToGrey(img: ImageRecord): ImageRecord {
   if (img.channels !== 3) throw new InvalidArgumentError(`rgbToGrey: expected a 3-channel image, got ${img.channels} channels`);
   const plane = img.height * img.width;
@@ -56,7 +63,10 @@ export function rgbToGrey(img: ImageRecord): ImageRecord {
   return { data: out, channels: 1, height: img.height, width: img.width };
 }
 
-/** Preprocesses an already decoded uint8 [3, H, W] image (see preprocessImage). */
+/**
+ * Preprocesses an already decoded uint8 [3, H, W] image (see preprocessImage).
+ * @example const x = preprocessDecoded(await decodeImage('cat.jpg'), { resize: 256, crop: 224 });
+ */
 export function preprocessDecoded(img: ImageRecord, options: PreprocessOptions = {}, transforms = preprocessTransforms(options)): FloatImage {
   const channels = options.channels ?? 3;
   if (channels !== 1 && channels !== 3) throw new InvalidArgumentError(`preprocessImage: 'channels' must be 1 or 3, got ${String(channels)}`);
@@ -84,6 +94,7 @@ export async function preprocessImage(input: string | Uint8Array, options: Prepr
  * jpg, jpeg, png and webp files (any case; `extensions` changes the list), in torchvision's
  * sorted order, each real file once (symlink loops skipped). A missing path is a DataError
  * naming it; so is a directory holding no image.
+ * @example const images = await listImages(['photos', 'cat.jpg']);  // files, and image files under folders
  */
 export async function listImages(paths: readonly string[], extensions = IMAGE_EXTENSIONS): Promise<string[]> {
   if (paths.length === 0) throw new InvalidArgumentError('listImages: no image files or directories given');

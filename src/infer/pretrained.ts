@@ -14,7 +14,10 @@ import { join } from 'node:path';
 import { CheckpointError, InvalidArgumentError } from '../errors.js';
 import type { ModelOptions } from '../models/registry.js';
 
-/** One weights file: what it is for and how its inputs were prepared. */
+/**
+ * One weights file: what it is for and how its inputs were prepared.
+ * @example const { file, resize, crop }: PretrainedEntry = pretrainedEntry('resnet50', 'IMAGENET1K_V2');
+ */
 export interface PretrainedEntry {
   arch: string;
   /** torchvision's enum member name: IMAGENET1K_V1, IMAGENET1K_V2. */
@@ -39,6 +42,7 @@ const table = new Map<string, { entries: PretrainedEntry[]; defaultTag: string }
 /**
  * Adds (or replaces) a weights file for an arch; `isDefault` makes it what `--pretrained`
  * with no tag picks.
+ * @example registerPretrained({ arch: 'resnet18', tag: 'MINE', file: 'resnet18-0123abcd.pth', resize: 256, crop: 224, numClasses: 1000 });
  */
 export function registerPretrained(entry: PretrainedEntry, isDefault = false): void {
   if (!/^[\w.-]+$/.test(entry.file)) throw new InvalidArgumentError(`registerPretrained: file '${entry.file}' must be a plain file name`);
@@ -49,7 +53,9 @@ export function registerPretrained(entry: PretrainedEntry, isDefault = false): v
 }
 
 /** Removes one tag of an arch (tests undo their registrations with it); the default moves
- *  to the first entry left. */
+ *  to the first entry left.
+ * @example unregisterPretrained('resnet18', 'MINE');
+ */
 export function unregisterPretrained(arch: string, tag: string): void {
   const t = table.get(arch);
   if (!t) return;
@@ -76,12 +82,18 @@ for (const [arch, v1, acc1, v2, acc2] of [
 // resnext101_64x4d has only a V1, trained with the V2 recipe (resize 232).
 registerPretrained({ arch: 'resnext101_64x4d', file: 'resnext101_64x4d-173b62eb.pth', acc1: 83.246, ...V2, tag: 'IMAGENET1K_V1' }, true);
 
-/** Every arch with pretrained weights, and its tags (the default first). */
+/**
+ * Every arch with pretrained weights, and its tags (the default first).
+ * @example for (const { arch, tags } of pretrainedArchs()) console.log(arch, tags.join(', '));
+ */
 export function pretrainedArchs(): { arch: string; tags: string[] }[] {
   return [...table].map(([arch, t]) => ({ arch, tags: [t.defaultTag, ...t.entries.map((e) => e.tag).filter((g) => g !== t.defaultTag)] }));
 }
 
-/** The entry for an arch and tag ('DEFAULT' or none: the default); errors list what exists. */
+/**
+ * The entry for an arch and tag ('DEFAULT' or none: the default); errors list what exists.
+ * @example const entry = pretrainedEntry('resnet18');  // the default tag, IMAGENET1K_V1
+ */
 export function pretrainedEntry(arch: string, tag?: string): PretrainedEntry {
   const t = table.get(arch);
   if (!t) {
@@ -93,20 +105,30 @@ export function pretrainedEntry(arch: string, tag?: string): PretrainedEntry {
   return { ...e };
 }
 
-/** torch.hub's HASH_REGEX: the hex after the first '-' that runs up to a '.'. */
+/**
+ * torch.hub's HASH_REGEX: the hex after the first '-' that runs up to a '.'.
+ * @example hashPrefix('resnet18-f37072fd.pth')  // 'f37072fd'
+ */
 export function hashPrefix(file: string): string | null {
   const m = /-([a-f0-9]*)\./.exec(file);
   return m ? m[1] : null;
 }
 
-/** `RESNET_CACHE_DIR`, else ~/.cache/resnet-ts. */
+/**
+ * `RESNET_CACHE_DIR`, else ~/.cache/resnet-ts.
+ * @example console.log(defaultCacheDir());  // ~/.cache/resnet-ts, or $RESNET_CACHE_DIR
+ */
 export function defaultCacheDir(): string {
   return process.env.RESNET_CACHE_DIR || join(homedir(), '.cache', 'resnet-ts');
 }
 
+/** @example const url = `${DEFAULT_WEIGHTS_URL}/resnet18-f37072fd.pth`; */
 export const DEFAULT_WEIGHTS_URL = 'https://download.pytorch.org/models';
 
-/** `RESNET_WEIGHTS_URL`, else download.pytorch.org/models. */
+/**
+ * `RESNET_WEIGHTS_URL`, else download.pytorch.org/models.
+ * @example const base = defaultWeightsUrl();  // DEFAULT_WEIGHTS_URL unless the environment says another
+ */
 export function defaultWeightsUrl(): string {
   return process.env.RESNET_WEIGHTS_URL || DEFAULT_WEIGHTS_URL;
 }
@@ -117,6 +139,7 @@ async function sha256File(path: string): Promise<string> {
   return h.digest('hex');
 }
 
+/** @example const file = await fetchPretrained(pretrainedEntry('resnet18'), { onProgress: (got, total) => console.log(got, total) } satisfies FetchOptions); */
 export interface FetchOptions {
   /** Default defaultCacheDir(). */
   cacheDir?: string;

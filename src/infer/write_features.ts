@@ -18,7 +18,10 @@ import type { FeatureRow } from './features.js';
 
 export const FEATURE_FORMATS = ['.npy', '.jsonl'] as const;
 
-/** The file list written beside a .npy. */
+/**
+ * The file list written beside a .npy.
+ * @example filesListPath('emb.npy')  // 'emb.npy.files.txt'
+ */
 export function filesListPath(npyPath: string): string {
   return `${npyPath}.files.txt`;
 }
@@ -51,7 +54,7 @@ export function checkFeaturesOut(path: string): void {
 /**
  * Writes feature rows to `.npy` (+ `.npy.files.txt`) or `.jsonl`, chosen by the extension.
  * Returns the paths written.
- * @example writeFeatures('emb.npy', rows);  // emb.npy [N, 512], emb.npy.files.txt
+ * @example writeFeatures('emb.npy', rows.filter((r): r is FeatureRow => 'data' in r));  // emb.npy [N, 512], emb.npy.files.txt
  */
 export function writeFeatures(path: string, rows: readonly FeatureRow[]): string[] {
   const enc = new TextEncoder();

@@ -21,7 +21,10 @@ function checkShape(shape: readonly number[], length: number, what: string): voi
   if (n !== length) throw new ShapeError(`${what}: ${length} values do not fill shape [${shape.join(', ')}] (${n} elements)`);
 }
 
-/** The header bytes (magic to newline) of a float32 C-order array of `shape`. */
+/**
+ * The header bytes (magic to newline) of a float32 C-order array of `shape`.
+ * @example const header = npyHeader([2, 3]);  // NPY 1.0 magic and header
+ */
 export function npyHeader(shape: readonly number[]): Uint8Array {
   // Python's repr of a tuple: (), (3,), (2, 3).
   const tuple = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
@@ -39,7 +42,10 @@ export function npyHeader(shape: readonly number[]): Uint8Array {
   return out;
 }
 
-/** The bytes of a .npy file holding `data` (float32, C order) with `shape`. */
+/**
+ * The bytes of a .npy file holding `data` (float32, C order) with `shape`.
+ * @example const chunks = serializeNpy(new Float32Array(6), [2, 3]);  // header + data, for a stream
+ */
 export function serializeNpy(data: Float32Array, shape: readonly number[]): Uint8Array[] {
   checkShape(shape, data.length, 'npy');
   const body = new Uint8Array(data.length * 4);
@@ -56,7 +62,10 @@ export function writeNpy(path: string, data: Float32Array, shape: readonly numbe
   writeFileAtomic(path, serializeNpy(data, shape));
 }
 
-/** Reads a .npy written by writeNpy (version 1.0, '<f4', C order); anything else is a DataError. */
+/**
+ * Reads a .npy written by writeNpy (version 1.0, '<f4', C order); anything else is a DataError.
+ * @example const { data, shape } = readNpy('emb.npy');
+ */
 export function readNpy(path: string): { data: Float32Array; shape: number[] } {
   let buf: Buffer;
   try { buf = readFileSync(path); } catch (e) { throw new DataError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }

@@ -20,9 +20,12 @@ import type { Tensor } from '../tensor/tensor.js';
 import { VERSION } from '../version.js';
 import { AttributeType, DataType, onnxType } from './onnx_proto.js';
 
+/** @example ONNX_IR_VERSION  // 8 */
 export const ONNX_IR_VERSION = 8;
+/** @example ONNX_OPSETS.includes(17)  // true */
 export const ONNX_OPSETS: readonly number[] = [17];
 
+/** @example const bytes = exportOnnx(model, { inputShape: [1, 28, 28], graphName: 'fashion' } satisfies ExportOnnxOptions); */
 export interface ExportOnnxOptions {
   /** The input's [C, H, W]; the batch stays dynamic ("batch"). */
   inputShape: readonly [number, number, number];
@@ -249,7 +252,9 @@ export function exportOnnx(model: ResNet, options: ExportOnnxOptions): Uint8Arra
 }
 
 /** An ONNX model decoded as a plain object (int64 values as numbers, bytes as Uint8Array),
- *  for inspection and tests. Any decoding failure is a CheckpointError naming `file`. */
+ *  for inspection and tests. Any decoding failure is a CheckpointError naming `file`.
+ * @example const onnx = decodeOnnx(exportOnnx(model, { inputShape: [3, 32, 32] }));  // a plain object: ir_version, graph, ...
+ */
 export function decodeOnnx(bytes: Uint8Array, file = '<buffer>'): Record<string, unknown> {
   const M = onnxType('ModelProto');
   try {

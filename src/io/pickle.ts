@@ -10,6 +10,7 @@
 
 import { CheckpointError } from '../errors.js';
 
+/** @example const { dtype }: { dtype: TorchDType } = new StorageRef('0', 'float32', 'cpu', 4); */
 export type TorchDType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
 
 /** Bytes per element of each storage dtype. */
@@ -23,7 +24,10 @@ const STORAGE_TYPES: Record<string, TorchDType> = {
   BoolStorage: 'bool',
 };
 
-/** An allowed global, as an inert tag: nothing is imported or called. */
+/**
+ * An allowed global, as an inert tag: nothing is imported or called.
+ * @example const allowed = ALLOWED_GLOBALS.includes('collections.OrderedDict');  // the only globals unpickle builds
+ */
 export class PickleGlobal {
   constructor(readonly module: string, readonly name: string, readonly kind: 'ordered_dict' | 'rebuild_tensor_v2' | 'rebuild_parameter' | 'storage', readonly dtype?: TorchDType) {}
   get fullName(): string { return `${this.module}.${this.name}`; }
@@ -40,30 +44,58 @@ for (const [name, dtype] of Object.entries(STORAGE_TYPES)) {
   ALLOWED.set(`torch.cuda.${name}`, new PickleGlobal('torch.cuda', name, 'storage', dtype));
 }
 
-/** The globals a checkpoint may name (everything else is refused by name). */
+/**
+ * The globals a checkpoint may name (everything else is refused by name).
+ * @example console.log(ALLOWED_GLOBALS.join('\n'));
+ */
 export const ALLOWED_GLOBALS: readonly string[] = [...ALLOWED.keys()];
 
-/** A storage named by a persistent id; its bytes live outside the pickle. */
+/**
+ * A storage named by a persistent id; its bytes live outside the pickle.
+ * @example const s = new StorageRef('0', 'float32', 'cpu', 10);
+ */
 export class StorageRef {
   constructor(readonly key: string, readonly dtype: TorchDType, readonly location: string, readonly numel: number) {}
 }
 
-/** A tensor view over a storage, checked against it: every index it reaches is in bounds. */
+/**
+ * A tensor view over a storage, checked against it: every index it reaches is in bounds.
+ * @example
+ * const { value } = unpickle(bytes);
+ * if (value instanceof TensorRef) console.log(value.size, value.storage.dtype);
+ */
 export class TensorRef {
   constructor(readonly storage: StorageRef, readonly offset: number, readonly size: readonly number[], readonly stride: readonly number[], readonly requiresGrad: boolean) {}
   get numel(): number { return this.size.reduce((a, b) => a * b, 1); }
 }
 
+/** @example const key: PickleKey = 'state_dict'; */
 export type PickleKey = string | number | bigint | boolean | null;
+/** @example const { value }: { value: PickleValue } = unpickle(bytes); */
 export type PickleValue = null | boolean | number | bigint | string | PickleValue[] | Map<PickleKey, PickleValue> | TensorRef | StorageRef | PickleGlobal;
 
 const tuples = new WeakSet<object>();
 const orderedDicts = new WeakSet<object>();
-/** Tuples come back as frozen arrays; lists as ordinary ones. */
+/**
+ * Tuples come back as frozen arrays; lists as ordinary ones.
+ * @example
+ * const { value } = unpickle(bytes);
+ * if (isTuple(value)) console.log(value.length);
+ */
 export function isTuple(v: unknown): v is readonly PickleValue[] { return typeof v === 'object' && v !== null && tuples.has(v); }
-/** True for a dict that was a collections.OrderedDict. */
+/**
+ * True for a dict that was a collections.OrderedDict.
+ * @example
+ * const { value } = unpickle(bytes);
+ * if (isOrderedDict(value)) console.log([...value.keys()]);
+ */
 export function isOrderedDict(v: unknown): v is Map<PickleKey, PickleValue> { return v instanceof Map && orderedDicts.has(v); }
 
+/**
+ * @example
+ * const limits: Partial<PickleLimits> = { maxBytes: 2 ** 30 };
+ * const { value } = unpickle(bytes, { limits });
+ */
 export interface PickleLimits {
   /** Bytes one pickle may span. */
   maxBytes: number;
@@ -80,11 +112,13 @@ export interface PickleLimits {
   maxElements: number;
 }
 
+/** @example PICKLE_LIMITS.maxBytes  // 256 MiB */
 export const DEFAULT_LIMITS: PickleLimits = {
   maxBytes: 256 * 2 ** 20, maxOps: 20_000_000, maxStack: 1_000_000, maxMemo: 1_000_000, maxDepth: 1000,
   maxContainer: 10_000_000, maxString: 16 * 2 ** 20, maxRank: 32, maxElements: 2 ** 31 - 1,
 };
 
+/** @example const { value } = unpickle(bytes, { file: 'data.pkl' } satisfies UnpickleOptions); */
 export interface UnpickleOptions {
   /** Names the file in errors. */
   file?: string;
@@ -121,7 +155,10 @@ const opName = (op: number) => NAMES[op] ?? 'unknown';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** Unpickles one pickle from `buf` (protocol 2-4, the opcodes a state dict uses). */
+/**
+ * Unpickles one pickle from `buf` (protocol 2-4, the opcodes a state dict uses).
+ * @example const { value } = unpickle(bytes, { file: 'archive/data.pkl' });  // only the globals torch.save writes for tensors
+ */
 export function unpickle(buf: Uint8Array, opts: UnpickleOptions = {}): Unpickled {
   const file = opts.file ?? '<buffer>';
   const L: PickleLimits = { ...DEFAULT_LIMITS, ...opts.limits };

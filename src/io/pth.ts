@@ -17,6 +17,7 @@ import { DTYPE_BYTES, StorageRef, TensorRef, unpickle, type PickleLimits, type P
 import type { NamedArray } from './safetensors.js';
 import { buildStoredZip, inflateBudget, readZipEntries, zipEntryData } from './zip.js';
 
+/** @example const { format, tensors }: PthContents = readPth('resnet18.pth'); */
 export interface PthContents {
   format: 'zip' | 'legacy';
   /** The unpickled object; tensors appear in it as TensorRef (their values are in `arrays`). */
@@ -38,7 +39,10 @@ const isZip = (b: Uint8Array) => b.length >= 4 && b[0] === 0x50 && b[1] === 0x4b
 // PROTO 2, LONG1 of 10 bytes: the pickled magic number.
 const isLegacy = (b: Uint8Array) => b.length >= 4 && b[0] === 0x80 && b[1] === 0x02 && b[2] === 0x8a && b[3] === 0x0a;
 
-/** Parses a torch.save file's bytes. `file` names it in errors. */
+/**
+ * Parses a torch.save file's bytes. `file` names it in errors.
+ * @example const contents = parsePth(bytes, 'upload.pth');
+ */
 export function parsePth(buf: Uint8Array, file = '<buffer>', limits?: Partial<PickleLimits>): PthContents {
   let parsed: { root: PickleValue; found: [string, TensorRef][]; bytes: Map<StorageRef, Uint8Array>; little: boolean };
   let format: 'zip' | 'legacy';
@@ -69,6 +73,7 @@ export function parsePth(buf: Uint8Array, file = '<buffer>', limits?: Partial<Pi
   return { format, root: parsed.root, arrays, tensors };
 }
 
+/** @example const { tensors } = readPth('model_best.pth.tar');  // keys like 'state_dict.fc.weight' */
 export function readPth(path: string, limits?: Partial<PickleLimits>): PthContents {
   let buf: Buffer;
   try { buf = readFileSync(path); } catch (e) { throw new CheckpointError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
@@ -330,6 +335,7 @@ class PickleWriter {
  * A .pth zip of an OrderedDict of tensors, as torch.save writes a state dict: float32 as
  * torch.FloatStorage, integer arrays as torch.LongStorage (int64); protocol 2; entries STORED
  * and 64-byte aligned. Returns the file's chunks.
+ * @example const chunks = serializePth(tensors);  // a zip, in chunks
  */
 export function serializePth(tensors: Iterable<[string, NamedArray]>, stem = 'archive'): Uint8Array[] {
   const w = new PickleWriter();
@@ -378,7 +384,10 @@ export function serializePth(tensors: Iterable<[string, NamedArray]>, stem = 'ar
   ]);
 }
 
-/** Writes a .pth atomically (temp file, fsync, rename). */
+/**
+ * Writes a .pth atomically (temp file, fsync, rename).
+ * @example writePth('weights.pth', Object.entries(model.stateDict()));  // torch.load(weights_only=True) reads it
+ */
 export function writePth(path: string, tensors: Iterable<[string, NamedArray]>): void {
   writeFileAtomic(path, serializePth(tensors));
 }

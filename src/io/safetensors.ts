@@ -12,6 +12,7 @@ import { narrowF64 } from './narrowing.js';
 
 export const MAX_HEADER = 100_000_000;
 
+/** @example const a: NamedArray = { data: new Float32Array(6), shape: [2, 3] }; */
 export interface NamedArray {
   data: Float32Array | Int32Array | BigInt64Array;
   shape: number[];
@@ -55,7 +56,10 @@ function f16ToF32(h: number): number {
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
-/** Parses a safetensors file's bytes. `file` names it in errors. */
+/**
+ * Parses a safetensors file's bytes. `file` names it in errors.
+ * @example const { tensors, metadata } = parseSafetensors(bytes, 'upload.safetensors');
+ */
 export function parseSafetensors(buf: Uint8Array, file = '<buffer>'): { tensors: Map<string, NamedArray>; metadata: Record<string, string> } {
   const bad = (msg: string) => new CheckpointError(`${file}: not a valid safetensors file: ${msg}`);
   if (buf.length < 8) throw bad(`${buf.length} bytes, shorter than the 8-byte header length`);
@@ -134,13 +138,17 @@ export function parseSafetensors(buf: Uint8Array, file = '<buffer>'): { tensors:
   return { tensors, metadata };
 }
 
+/** @example const { tensors, metadata } = readSafetensors('resnet20.safetensors');  // metadata.arch === 'resnet20' */
 export function readSafetensors(path: string): { tensors: Map<string, NamedArray>; metadata: Record<string, string> } {
   let buf: Buffer;
   try { buf = readFileSync(path); } catch (e) { throw new CheckpointError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
   return parseSafetensors(buf, path);
 }
 
-/** Serialises tensors in the given order (F32 for float32, I64 for integer arrays). */
+/**
+ * Serialises tensors in the given order (F32 for float32, I64 for integer arrays).
+ * @example const chunks = serializeSafetensors(tensors, { format: 'pt' });
+ */
 export function serializeSafetensors(tensors: Iterable<[string, NamedArray]>, metadata: Record<string, string> = {}): Uint8Array[] {
   // No prototype: a tensor named `__proto__` must stay a key (on a plain object the
   // assignment would set the prototype and the tensor would vanish from the header).
@@ -177,7 +185,10 @@ export function serializeSafetensors(tensors: Iterable<[string, NamedArray]>, me
   return [len, hbytes, ...parts];
 }
 
-/** Writes atomically (temp file, fsync, rename, fsync of the directory). */
+/**
+ * Writes atomically (temp file, fsync, rename, fsync of the directory).
+ * @example writeSafetensors('raw.safetensors', tensors, { note: 'anything, as strings' });
+ */
 export function writeSafetensors(path: string, tensors: Iterable<[string, NamedArray]>, metadata: Record<string, string> = {}): void {
   writeFileAtomic(path, serializeSafetensors(tensors, metadata));
 }

@@ -25,6 +25,7 @@ import type { Rng } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { makeShortcut, type ShortcutOption } from './shortcut.js';
 
+/** @example const o: BlockOptions = { stride: 2, shortcut: 'B', zeroInitResidual: true }; */
 export interface BlockOptions {
   stride?: number;
   /** Shortcut option (default 'B'); 'none' makes the plain, shortcut-free block. */
@@ -43,7 +44,10 @@ export interface BlockOptions {
   backend?: Backend;
 }
 
-/** Per-call options of a block's forward (ResNet.forward fills them from its ForwardOptions). */
+/**
+ * Per-call options of a block's forward (ResNet.forward fills them from its ForwardOptions).
+ * @example const o: BlockForwardOptions = { detach: 'branch', onResponse: (name, r) => console.log(name, r.shape) };
+ */
 export interface BlockForwardOptions {
   /** Cut autograd on one side of the addition, forward values unchanged: 'branch' makes the
    *  residual branch's output a constant (the gradient flows through the shortcut only),
@@ -85,7 +89,10 @@ function resolve(name: string, opts: BlockOptions): Resolved {
   return r;
 }
 
-/** What every block shares: channels, stride, the shortcut and the lesion (Veit et al. 2016). */
+/**
+ * What every block shares: channels, stride, the shortcut and the lesion (Veit et al. 2016).
+ * @example for (const { name, block } of model.blocks()) console.log(name, block.inChannels, block.outChannels);
+ */
 export abstract class Block extends Module {
   readonly inChannels: number;
   readonly planes: number;
@@ -378,6 +385,7 @@ export class PreActBasicBlock extends Block {
 /**
  * Pre-activation bottleneck unit (He et al. 2016, the ResNet-164/1001 unit): BN-ReLU before
  * each of the 1x1, 3x3 (stride, groups) and 1x1 convs.
+ * @example const block = new PreActBottleneck(256, 64, {});  // 256 -> 256 channels, He et al. 2016
  */
 export class PreActBottleneck extends Block {
   static readonly expansion = 4;
@@ -436,23 +444,37 @@ export class PreActBottleneck extends Block {
 
 type PlainOptions = Omit<BlockOptions, 'shortcut' | 'zeroInitResidual'>;
 
-/** BasicBlock without its shortcut (the paper's plain nets): relu(bn2(conv2(relu(bn1(conv1(x)))))). */
+/**
+ * BasicBlock without its shortcut (the paper's plain nets): relu(bn2(conv2(relu(bn1(conv1(x)))))).
+ * @example const block = new PlainBasicBlock(16, 16, { stride: 1 });  // a plain net's block: no shortcut
+ */
 export class PlainBasicBlock extends BasicBlock {
   constructor(inChannels: number, planes: number, opts: PlainOptions = {}) {
     super(inChannels, planes, { ...opts, shortcut: 'none' });
   }
 }
 
-/** Bottleneck without its shortcut. */
+/**
+ * Bottleneck without its shortcut.
+ * @example const block = new PlainBottleneck(256, 64, { stride: 1 });
+ */
 export class PlainBottleneck extends Bottleneck {
   constructor(inChannels: number, planes: number, opts: PlainOptions = {}) {
     super(inChannels, planes, { ...opts, shortcut: 'none' });
   }
 }
 
-/** The block classes by kind, for builders. */
+/**
+ * The block classes by kind, for builders.
+ * @example const kind: BlockKind = archInfo('resnet50').block;  // 'bottleneck'
+ */
 export type BlockKind = 'basic' | 'bottleneck';
 
+/**
+ * @example
+ * const Cls = blockClass('bottleneck', false);  // Bottleneck, expansion 4
+ * const block = new Cls(64, 64, { stride: 1 });
+ */
 export function blockClass(kind: BlockKind, preact: boolean): (new (inC: number, planes: number, opts: BlockOptions) => Block) & { expansion: number } {
   if (kind === 'basic') return preact ? PreActBasicBlock : BasicBlock;
   return preact ? PreActBottleneck : Bottleneck;

@@ -77,6 +77,7 @@ function bnReluInfer(bn: BatchNorm2d, x: Tensor): Tensor {
   return batchNorm(x, bn.weight, bn.bias, bn.runningMean, bn.runningVar, { training: false, eps: bn.eps, relu: true });
 }
 
+/** @example const o: FuseOptions = { precision: 'fp32' }; */
 export interface FuseOptions {
   /** Convolution precision (default 'fp32'); resolve 'auto' with backend/precision.ts first. */
   precision?: Precision;
@@ -183,7 +184,12 @@ export class FusedResNet {
 }
 
 /** Folds every BatchNorm of `model` into its conv and fuses the residual additions and
- *  ReLUs; see FusedResNet. */
+ *  ReLUs; see FusedResNet.
+ * @example
+ * const fast = fuseForInference(model.eval());
+ * const logits = tidy(() => noGrad(() => fast.forward(x)));
+ * fast.dispose();
+ */
 export function fuseForInference(model: ResNet, opts: FuseOptions = {}): FusedResNet {
   return new FusedResNet(model, opts);
 }

@@ -9,7 +9,10 @@ import type { BlockKind } from './blocks.js';
 import { ResNet, type Family, type ResNetConfig } from './resnet.js';
 import type { ShortcutOption } from './shortcut.js';
 
-/** What a user may set on a registered arch. */
+/**
+ * What a user may set on a registered arch.
+ * @example const o: ModelOptions = { inChannels: 1, numClasses: 10, shortcut: 'A', seed: 0 };
+ */
 export interface ModelOptions {
   /** Input channels (3; 1 for grey images). */
   inChannels?: number;
@@ -36,6 +39,7 @@ const OPTION_KEYS: readonly (keyof ModelOptions)[] = [
   'inChannels', 'numClasses', 'shortcut', 'width', 'groups', 'widthPerGroup', 'zeroInitResidual', 'seed', 'init', 'backend',
 ];
 
+/** @example const { family, depth, input }: ArchInfo = archInfo('resnet56');  // 'cifar', 56, [32, 32] */
 export interface ArchInfo {
   name: string;
   family: Family;
@@ -102,12 +106,18 @@ for (const d of [20, 32, 44, 56, 110, 1202]) cifar(`preact_resnet${d}`, d, { pre
 for (const d of [164, 1001]) cifar(`preact_resnet${d}`, d, { preact: true, block: 'bottleneck', description: `Pre-activation ResNet-${d} for CIFAR (He et al. 2016, Table 2)` });
 for (const d of [20, 32, 44, 56, 110, 1202]) cifar(`plain${d}`, d, { plain: true, description: `Plain-${d} for CIFAR: resnet${d} without shortcuts (He et al. 2015, Fig. 6 left)` });
 
-/** Every registered arch name, in registry order. */
+/**
+ * Every registered arch name, in registry order.
+ * @example modelNames().includes('resnet20')  // true
+ */
 export function modelNames(): string[] {
   return [...registry.keys()];
 }
 
-/** Every registered arch with its definition. */
+/**
+ * Every registered arch with its definition.
+ * @example for (const a of listModels()) console.log(a.name, a.depth, a.description);
+ */
 export function listModels(): ArchInfo[] {
   return [...registry.values()].map((a) => ({ ...a, layers: [...a.layers], input: [...a.input] as [number, number] }));
 }
@@ -136,7 +146,10 @@ function closest(name: string): string | null {
   return best;
 }
 
-/** The registered definition of `arch`; throws listing the valid names. */
+/**
+ * The registered definition of `arch`; throws listing the valid names.
+ * @example archInfo('resnet50').block  // 'bottleneck'
+ */
 export function archInfo(arch: string): ArchInfo {
   const a = registry.get(arch);
   if (!a) {
@@ -146,7 +159,10 @@ export function archInfo(arch: string): ArchInfo {
   return a;
 }
 
-/** The ResNet config of a registered arch with the user's options applied and checked. */
+/**
+ * The ResNet config of a registered arch with the user's options applied and checked.
+ * @example const config = archConfig('resnet20', { numClasses: 100 });  // the ResNetConfig createModel builds
+ */
 export function archConfig(arch: string, opts: ModelOptions = {}): ResNetConfig {
   const a = archInfo(arch);
   if (opts === null || typeof opts !== 'object') throw new InvalidArgumentError(`${arch}: options must be an object`);
@@ -193,7 +209,10 @@ export function createModel(arch: string, opts: ModelOptions = {}): ResNet {
   return new ResNet(archConfig(arch, opts));
 }
 
-/** Options of the depth builders. */
+/**
+ * Options of the depth builders.
+ * @example const o: DepthOptions = { preact: true, shortcut: 'none', numClasses: 10 };
+ */
 export interface DepthOptions extends Omit<ModelOptions, 'shortcut'> {
   preact?: boolean;
   /** Shortcut option, or 'none' for the plain twin. */
@@ -215,7 +234,10 @@ export function cifarResNet(depth: number, opts: DepthOptions & { block?: BlockK
   return new ResNet({ ...rest, name, family: 'cifar', block, layers: [n, n, n], preact, shortcut: shortcut ?? (block === 'basic' ? 'A' : 'B') });
 }
 
-/** Any ImageNet-style net of a standard depth (18, 34, 50, 101, 152, 200). */
+/**
+ * Any ImageNet-style net of a standard depth (18, 34, 50, 101, 152, 200).
+ * @example const net = imagenetResNet(26, { numClasses: 100 });  // any depth of the ImageNet family
+ */
 export function imagenetResNet(depth: number, opts: DepthOptions = {}): ResNet {
   const def = IMAGENET_LAYERS[depth];
   if (!def) throw new InvalidArgumentError(`imagenetResNet: no standard layout for depth ${depth}; valid: ${Object.keys(IMAGENET_LAYERS).join(', ')}`);
@@ -225,27 +247,51 @@ export function imagenetResNet(depth: number, opts: DepthOptions = {}): ResNet {
 }
 
 // One-line builders, torchvision style.
+/** @example const net = resnet18({ numClasses: 10 }); */
 export const resnet18 = (o?: ModelOptions) => createModel('resnet18', o);
+/** @example const net = resnet34(); */
 export const resnet34 = (o?: ModelOptions) => createModel('resnet34', o);
+/** @example const net = resnet50({ numClasses: 1000 }); */
 export const resnet50 = (o?: ModelOptions) => createModel('resnet50', o);
+/** @example const net = resnet101(); */
 export const resnet101 = (o?: ModelOptions) => createModel('resnet101', o);
+/** @example const net = resnet152(); */
 export const resnet152 = (o?: ModelOptions) => createModel('resnet152', o);
+/** @example const net = wideResnet50_2(); */
 export const wideResnet50_2 = (o?: ModelOptions) => createModel('wide_resnet50_2', o);
+/** @example const net = wideResnet101_2(); */
 export const wideResnet101_2 = (o?: ModelOptions) => createModel('wide_resnet101_2', o);
+/** @example const net = resnext50_32x4d(); */
 export const resnext50_32x4d = (o?: ModelOptions) => createModel('resnext50_32x4d', o);
+/** @example const net = resnext101_32x8d(); */
 export const resnext101_32x8d = (o?: ModelOptions) => createModel('resnext101_32x8d', o);
+/** @example const net = resnext101_64x4d(); */
 export const resnext101_64x4d = (o?: ModelOptions) => createModel('resnext101_64x4d', o);
+/** @example const net = resnet20({ inChannels: 1, numClasses: 10 });  // Fashion-MNIST */
 export const resnet20 = (o?: ModelOptions) => createModel('resnet20', o);
+/** @example const net = resnet32(); */
 export const resnet32 = (o?: ModelOptions) => createModel('resnet32', o);
+/** @example const net = resnet44(); */
 export const resnet44 = (o?: ModelOptions) => createModel('resnet44', o);
+/** @example const net = resnet56({ numClasses: 100 }); */
 export const resnet56 = (o?: ModelOptions) => createModel('resnet56', o);
+/** @example const net = resnet110(); */
 export const resnet110 = (o?: ModelOptions) => createModel('resnet110', o);
+/** @example const net = resnet1202(); */
 export const resnet1202 = (o?: ModelOptions) => createModel('resnet1202', o);
+/** @example const net = preactResnet18(); */
 export const preactResnet18 = (o?: ModelOptions) => createModel('preact_resnet18', o);
+/** @example const net = preactResnet110(); */
 export const preactResnet110 = (o?: ModelOptions) => createModel('preact_resnet110', o);
+/** @example const net = preactResnet164(); */
 export const preactResnet164 = (o?: ModelOptions) => createModel('preact_resnet164', o);
+/** @example const net = plain18();  // resnet18 without shortcuts */
 export const plain18 = (o?: ModelOptions) => createModel('plain18', o);
+/** @example const net = plain34(); */
 export const plain34 = (o?: ModelOptions) => createModel('plain34', o);
+/** @example const net = plain20();  // the paper's plain 20-layer CIFAR net */
 export const plain20 = (o?: ModelOptions) => createModel('plain20', o);
+/** @example const net = plain56(); */
 export const plain56 = (o?: ModelOptions) => createModel('plain56', o);
+/** @example const net = plain110(); */
 export const plain110 = (o?: ModelOptions) => createModel('plain110', o);

@@ -29,9 +29,15 @@ import { relu } from '../tensor/ops/relu.js';
 import { blockClass, type Block, type BlockForwardOptions, type BlockKind } from './blocks.js';
 import { SHORTCUT_OPTIONS, type ShortcutOption } from './shortcut.js';
 
+/** @example const f: Family = model.family;  // 'imagenet' or 'cifar' */
 export type Family = 'imagenet' | 'cifar';
 
-/** Everything that defines a ResNet. The registry (registry.ts) fills it per arch. */
+/**
+ * Everything that defines a ResNet. The registry (registry.ts) fills it per arch.
+ * @example
+ * const config: ResNetConfig = archConfig('resnet20');
+ * const net = new ResNet({ ...config, numClasses: 2 });
+ */
 export interface ResNetConfig {
   /** The arch's name, used in messages and summaries (default "resnet"). */
   name?: string;
@@ -66,9 +72,16 @@ export interface ResNetConfig {
 }
 
 /** A block reference for the lesion: its index in forward order (0-based over every stage)
- *  or its name ("layer2.1"). */
+ *  or its name ("layer2.1").
+ * @example const logits = model.forward(x, { dropBlocks: ['layer3.1', 5] satisfies BlockRef[] });
+ */
 export type BlockRef = number | string;
 
+/**
+ * @example
+ * const o: ForwardOptions = { dropBlocks: ['layer3.0'] };
+ * const logits = model.forward(x, o);
+ */
 export interface ForwardOptions {
   /** Blocks whose residual branch is removed (Veit et al. 2016's lesion study). */
   dropBlocks?: readonly BlockRef[];
@@ -86,6 +99,7 @@ export interface ForwardOptions {
   onResponse?: (name: string, response: Tensor) => void;
 }
 
+/** @example for (const m of model.features(x).maps) console.log(m.name, m.stride, m.tensor.shape); */
 export interface FeatureMap {
   /** "stem", "layer1", "layer2", ... */
   name: string;
@@ -94,6 +108,7 @@ export interface FeatureMap {
   tensor: Tensor;
 }
 
+/** @example const { maps, embedding }: Features = model.features(x);  // embedding: [N, C] */
 export interface Features {
   /** The stem's map, then each stage's output, in order. */
   maps: FeatureMap[];
@@ -101,6 +116,7 @@ export interface Features {
   embedding: Tensor;
 }
 
+/** @example const names = model.blocks().map((b: NamedBlock) => b.name);  // ['layer1.0', ...] */
 export interface NamedBlock {
   name: string;
   index: number;
@@ -120,6 +136,9 @@ function positiveInt(arch: string, what: string, v: unknown): number {
  * const net = new ResNet({ family: 'cifar', block: 'basic', layers: [3, 3, 3], numClasses: 10 });
  * const logits = net.forward(x);                                  // [N, 10]
  * const lesioned = net.eval().forward(x, { dropBlocks: ['layer2.1'] });
+ * @example
+ * const net = createModel('resnet20', { numClasses: 10 });
+ * const logits = net.forward(x);  // [N, 10]
  */
 export class ResNet extends Module {
   readonly name: string;

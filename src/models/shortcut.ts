@@ -17,8 +17,12 @@ import { conv2dGeometry } from '../tensor/geometry.js';
 import type { Rng } from '../tensor/random.js';
 import { tensor, type Tensor } from '../tensor/tensor.js';
 
-/** 'none' is a plain (shortcut-free) block. */
+/**
+ * 'none' is a plain (shortcut-free) block.
+ * @example const s: ShortcutOption = 'B';  // projection where the shape changes (the paper's option B)
+ */
 export type ShortcutOption = 'A' | 'B' | 'C';
+/** @example SHORTCUT_OPTIONS.join(', ')  // 'A, B, C' */
 export const SHORTCUT_OPTIONS: readonly ShortcutOption[] = ['A', 'B', 'C'];
 
 /**
@@ -30,6 +34,7 @@ export const SHORTCUT_OPTIONS: readonly ShortcutOption[] = ['A', 'B', 'C'];
  * weight is a non-persistent, non-trainable buffer, so the state dict has no key for it.
  * Counts no multiply-adds (it moves data). NOTE: the odd channel, if out - in is odd, goes
  * after.
+ * @example const sc = new ShortcutA(16, 32, 2);  // subsample and zero-pad channels
  */
 export class ShortcutA extends Module {
   readonly before: number;
@@ -59,6 +64,7 @@ export class ShortcutA extends Module {
   }
 }
 
+/** @example const spec: ShortcutSpec = { inChannels: 16, outChannels: 32, stride: 2, option: 'B', preact: false, init: kaimingNormal('fanOut'), rng: new Rng(0) }; */
 export interface ShortcutSpec {
   inChannels: number;
   outChannels: number;
@@ -71,7 +77,10 @@ export interface ShortcutSpec {
   backend?: Backend;
 }
 
-/** The shortcut module of a block, or null for the identity. */
+/**
+ * The shortcut module of a block, or null for the identity.
+ * @example const sc = makeShortcut({ inChannels: 16, outChannels: 32, stride: 2, option: 'A', preact: false, init: kaimingNormal('fanOut'), rng: new Rng(0) });
+ */
 export function makeShortcut(s: ShortcutSpec): Module | null {
   const changes = s.stride !== 1 || s.inChannels !== s.outChannels;
   if (s.option === 'A') return changes ? new ShortcutA(s.inChannels, s.outChannels, s.stride, s.backend) : null;

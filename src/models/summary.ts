@@ -10,6 +10,7 @@ import type { Block } from './blocks.js';
 import { archInfo, createModel, type ModelOptions } from './registry.js';
 import type { ResNet } from './resnet.js';
 
+/** @example for (const s of summarize(model).stages) console.log(s.name, s.shape, s.layers); */
 export interface StageSummary {
   /** "conv1", "maxpool", "layer1".."layer4", "bn" (pre-activation), "avgpool", "fc" / "linear". */
   name: string;
@@ -21,6 +22,7 @@ export interface StageSummary {
   layers: string;
 }
 
+/** @example const { params, macs }: ModelSummary = summarize(model); */
 export interface ModelSummary {
   arch: string;
   /** [C, H, W] of one input image. */
@@ -30,6 +32,7 @@ export interface ModelSummary {
   stages: StageSummary[];
 }
 
+/** @example const s = summarize(model, { input: [64, 64] } satisfies SummaryOptions); */
 export interface SummaryOptions {
   /** Input height and width (default: the arch's usual 224x224 or 32x32). */
   input?: readonly [number, number];
@@ -73,7 +76,9 @@ export function summarize(model: ResNet, opts: SummaryOptions = {}): ModelSummar
 }
 
 /** The summary of a registered arch with its options (built with zero weights, which
- *  is fast, and freed at once). */
+ *  is fast, and freed at once).
+ * @example summarizeArch('resnet50').params  // 25557032
+ */
 export function summarizeArch(arch: string, opts: ModelOptions & SummaryOptions = {}): ModelSummary {
   const { input, ...modelOpts } = opts;
   const info = archInfo(arch);
@@ -89,7 +94,10 @@ function group(n: number): string {
   return Math.round(n).toLocaleString('en-US');
 }
 
-/** A readable table, the paper's Table 1 for one network. */
+/**
+ * A readable table, the paper's Table 1 for one network.
+ * @example console.log(formatSummary(summarizeArch('resnet20')));  // Table 1 style
+ */
 export function formatSummary(s: ModelSummary): string {
   const rows = s.stages.map((st) => [st.name, st.shape.join('x'), st.layers, group(st.params), `${(st.macs / 1e6).toFixed(1)}M`]);
   const head = ['layer', 'output', 'layers', 'params', 'MACs'];

@@ -5,6 +5,7 @@ import { relu } from '../tensor/ops/relu.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Module, ShapeTrace } from './module.js';
 
+/** @example const y = new ReLU().forward(x); */
 export class ReLU extends Module {
   override forward(x: Tensor): Tensor {
     return relu(x);
@@ -15,7 +16,10 @@ export class ReLU extends Module {
   }
 }
 
-/** Returns its input unchanged (the same tensor). */
+/**
+ * Returns its input unchanged (the same tensor).
+ * @example const y = new Identity().forward(x);  // x
+ */
 export class Identity extends Module {
   override forward(x: Tensor): Tensor {
     return x;

@@ -13,6 +13,7 @@ import { tensor, type Tensor } from '../tensor/tensor.js';
 import { Module, ShapeTrace, type Counter } from './module.js';
 import { Parameter } from './parameter.js';
 
+/** @example const bn = new BatchNorm2d(64, { eps: 1e-5, momentum: 0.1, weightInit: 0 } satisfies BatchNorm2dOptions); */
 export interface BatchNorm2dOptions {
   /** The initial gamma (default 1; 0 is torchvision's zero_init_residual). */
   weightInit?: number;

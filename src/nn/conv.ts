@@ -12,6 +12,7 @@ import { defaultRng, defaultWeightInit, fanIn, uniformValues, type Initializer }
 import { Module, ShapeTrace } from './module.js';
 import { Parameter } from './parameter.js';
 
+/** @example const conv = new Conv2d(64, 64, 3, { padding: 1, bias: false }); */
 export interface Conv2dOptions {
   stride?: Pair;
   padding?: Pair;

@@ -11,6 +11,7 @@ import { defaultRng, defaultWeightInit, uniformValues, type Initializer } from '
 import { Module, ShapeTrace } from './module.js';
 import { Parameter } from './parameter.js';
 
+/** @example const fc = new Linear(64, 10, { bias: true } satisfies LinearOptions); */
 export interface LinearOptions {
   bias?: boolean;
   init?: Initializer;

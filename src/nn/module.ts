@@ -23,12 +23,21 @@ export type { LoadReport, LoadStateDictOptions, StateDict, StateDictInput, State
 export { describeReport } from './state_dict.js';
 
 /** An integer buffer kept on the JS side (BatchNorm2d's num_batches_tracked). It appears in
- *  the state dict as a one-element int32 entry of shape [], as PyTorch's int64 scalar. */
+ *  the state dict as a one-element int32 entry of shape [], as PyTorch's int64 scalar.
+ * @example
+ * const c = new Counter(0);
+ * c.value++;
+ */
 export class Counter {
   constructor(public value = 0) {}
 }
 
-/** Accumulates what an analytic shape trace counts (multiply-adds of conv and linear). */
+/**
+ * Accumulates what an analytic shape trace counts (multiply-adds of conv and linear).
+ * @example
+ * const trace = new ShapeTrace();
+ * trace.macs  // multiply-adds counted by a shape trace
+ */
 export class ShapeTrace {
   macs = 0;
 }

@@ -9,6 +9,7 @@ import { ShapeError } from '../errors.js';
 import { keep } from '../tensor/scope.js';
 import { Tensor } from '../tensor/tensor.js';
 
+/** @example const frozen = new Parameter(new Float32Array(4), [4], { requiresGrad: false } satisfies ParameterOptions); */
 export interface ParameterOptions {
   /** Defaults to the current default backend. */
   backend?: Backend;

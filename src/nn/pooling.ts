@@ -33,11 +33,13 @@ export class MaxPool2d extends Module {
   }
 }
 
+/** @example const pool = new AvgPool2d({ kernelSize: 2, stride: 2, countIncludePad: false } satisfies AvgPool2dLayerOptions); */
 export interface AvgPool2dLayerOptions extends Pool2dOptions {
   /** PyTorch's count_include_pad (default true). */
   countIncludePad?: boolean;
 }
 
+/** @example const y = new AvgPool2d({ kernelSize: 2 }).forward(x); */
 export class AvgPool2d extends Module {
   constructor(readonly options: AvgPool2dLayerOptions) {
     super();
@@ -59,7 +61,9 @@ export class AvgPool2d extends Module {
 }
 
 /** The mean over each map: [N, C, H, W] -> [N, C, 1, 1]. Only output size 1 (the ResNet
- *  head) is supported. */
+ *  head) is supported.
+ * @example const pooled = new AdaptiveAvgPool2d(1).forward(x);  // [N, C, 1, 1]
+ */
 export class AdaptiveAvgPool2d extends Module {
   constructor(readonly outputSize: Pair = 1) {
     super();

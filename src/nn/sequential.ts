@@ -7,7 +7,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { Module, ShapeTrace } from './module.js';
 
 /**
- * @example const downsample = new Sequential(new Conv2d(64, 128, 1, { stride: 2, bias: false }), new BatchNorm2d(128));
+ * @example const downsample = new Sequential<Module>(new Conv2d(64, 128, 1, { stride: 2, bias: false }), new BatchNorm2d(128));
  */
 export class Sequential<M extends Module = Module> extends Module {
   private readonly items: M[] = [];

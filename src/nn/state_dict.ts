@@ -6,26 +6,43 @@
 import { fmt } from '../tensor/geometry.js';
 import { Tensor, tensor } from '../tensor/tensor.js';
 
-/** One state-dict entry: plain row-major values and their shape (PyTorch's tensor shape). */
+/**
+ * One state-dict entry: plain row-major values and their shape (PyTorch's tensor shape).
+ * @example const { data, shape }: StateTensor = model.stateDict()['conv1.weight'];
+ */
 export interface StateTensor {
   data: Float32Array | Int32Array;
   shape: number[];
 }
 
 /** A module's state: parameters and persistent buffers keyed by dotted name, in definition
- *  order (object keys keep insertion order: no key is an array index). */
+ *  order (object keys keep insertion order: no key is an array index).
+ * @example
+ * const sd: StateDict = model.stateDict();
+ * Object.keys(sd)  // ['conv1.weight', 'bn1.weight', ...]
+ */
 export type StateDict = Record<string, StateTensor>;
 
-/** What loadStateDict accepts for one entry: a StateTensor-like value or a Tensor. */
+/**
+ * What loadStateDict accepts for one entry: a StateTensor-like value or a Tensor.
+ * @example const v: StateValue = { data: new Float32Array(10), shape: [10] };
+ */
 export type StateValue = { data: ArrayLike<number> | BigInt64Array; shape: readonly number[] } | Tensor;
+/**
+ * @example
+ * const input: StateDictInput = new Map([['fc.bias', { data: new Float32Array(10), shape: [10] }]]);
+ * model.loadStateDict(input, { strict: false });
+ */
 export type StateDictInput = Record<string, StateValue> | ReadonlyMap<string, StateValue>;
 
+/** @example const report = model.loadStateDict(sd, { strict: false } satisfies LoadStateDictOptions); */
 export interface LoadStateDictOptions {
   /** Default true: any missing, unexpected or mis-shaped key throws a CheckpointError and
    *  nothing is loaded. With false, what fits is loaded and the report says the rest. */
   strict?: boolean;
 }
 
+/** @example const { missing, unexpected, mismatched }: LoadReport = model.loadStateDict(sd, { strict: false }); */
 export interface LoadReport {
   /** Keys of the model that the state dict lacks (a missing num_batches_tracked, as in
    *  checkpoints from PyTorch < 0.4.1, is not counted: the counter keeps its value). */
@@ -61,7 +78,10 @@ function list(keys: string[], max = 8): string {
   return keys.length <= max ? keys.join(', ') : `${keys.slice(0, max).join(', ')} ... and ${keys.length - max} more`;
 }
 
-/** One readable line per problem of a load report. */
+/**
+ * One readable line per problem of a load report.
+ * @example console.log(describeReport(model.loadStateDict(sd, { strict: false })));  // 'everything fits' or what does not
+ */
 export function describeReport(r: LoadReport): string {
   const parts: string[] = [];
   if (r.missing.length) parts.push(`${r.missing.length} missing key(s): ${list(r.missing)}`);

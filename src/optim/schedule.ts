@@ -5,17 +5,21 @@
 
 import { InvalidArgumentError } from '../errors.js';
 
+/** @example const spec: ScheduleSpec = { kind: 'multistep', milestones: [82, 123], gamma: 0.1 };  // the paper's CIFAR schedule */
 export type ScheduleSpec =
   | { kind: 'constant' }
   | { kind: 'step'; stepSize: number; gamma?: number }
   | { kind: 'multistep'; milestones: number[]; gamma?: number }
   | { kind: 'cosine'; epochs: number; minLr?: number };
 
+/** @example SCHEDULE_KINDS.join(', ')  // 'constant, step, multistep, cosine, plateau' */
 export const SCHEDULE_KINDS = ['constant', 'step', 'multistep', 'cosine', 'plateau'] as const;
 
 /** The learning rate at `epoch` (0-based, may be fractional) for base rate `lr`. With
  *  `warmup` > 0 the rate ramps linearly from `warmupStart * lr` to the schedule's value over
- *  the first `warmup` epochs (PyTorch's LinearLR chained before the schedule). */
+ *  the first `warmup` epochs (PyTorch's LinearLR chained before the schedule).
+ * @example optimizer.setLr(lrAt({ kind: 'cosine', epochs: 30 }, 0.1, epoch + i / 100, 1));  // fractional epochs, 1 warm-up epoch
+ */
 export function lrAt(spec: ScheduleSpec, lr: number, epoch: number, warmup = 0, warmupStart = 0.1): number {
   let v: number;
   switch (spec.kind) {
@@ -34,7 +38,12 @@ export function lrAt(spec: ScheduleSpec, lr: number, epoch: number, warmup = 0, 
   return v;
 }
 
-/** ReduceLROnPlateau (mode 'min', relative threshold as PyTorch's default 'rel'). */
+/**
+ * ReduceLROnPlateau (mode 'min', relative threshold as PyTorch's default 'rel').
+ * @example
+ * const plateau = new ReduceOnPlateau({ factor: 0.1, patience: 2 });
+ * const factor = plateau.step(0.42);  // feed each epoch's test loss; multiply the base lr by it
+ */
 export class ReduceOnPlateau {
   private best = Infinity;
   private bad = 0;

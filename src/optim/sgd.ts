@@ -8,6 +8,7 @@ import { sgdStep } from '../tensor/ops/sgd.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkOption, Optimizer, type OptimizerState, type ParamGroup, type ParamState } from './optimizer.js';
 
+/** @example const opt = new SGD(model.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov: true } satisfies SgdOptions); */
 export interface SgdOptions {
   lr: number;
   momentum?: number;
@@ -16,6 +17,7 @@ export interface SgdOptions {
   nesterov?: boolean;
 }
 
+/** @example const g: SgdGroup = { params: [], lr: 0.1, momentum: 0.9, dampening: 0, weightDecay: 0, nesterov: false }; */
 export interface SgdGroup {
   params: Tensor[];
   lr: number;
@@ -25,9 +27,21 @@ export interface SgdGroup {
   nesterov: boolean;
 }
 
-/** SGD's state dict (kind 'sgd'; buffers 'momentum_buffer'). */
+/**
+ * SGD's state dict (kind 'sgd'; buffers 'momentum_buffer').
+ * @example
+ * const state: SgdState = optimizer.stateDict();  // momentum buffers and lrs, for a checkpoint
+ * optimizer.loadStateDict(state);
+ */
 export type SgdState = OptimizerState;
 
+/**
+ * @example
+ * const opt = new SGD(model.parameters(), { lr: 0.1, momentum: 0.9 });
+ * tidy(() => crossEntropy(model.forward(x), y).backward());
+ * opt.step();
+ * opt.zeroGrad();
+ */
 export class SGD extends Optimizer<SgdGroup, SgdOptions> {
   readonly kind = 'sgd';
   protected readonly bufferNames = ['momentum_buffer'] as const;

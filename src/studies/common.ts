@@ -21,6 +21,7 @@ import { readMetrics, METRICS, type EpochMetrics } from '../train/metrics.js';
 import { DEFAULT_CONFIG, Trainer, type ProgressEvent, type TrainConfig } from '../train/trainer.js';
 import type { Figure, Table } from './page.js';
 
+/** @example const o: StudyOptions = { out: 'studies/lesion', checkpoints: ['runs/r56'], draws: 10 }; */
 export interface StudyOptions {
   /** Output directory: results.json, *.svg, *.png, index.html (and runs/ of trained nets). */
   out: string;
@@ -352,7 +353,10 @@ export function sample<T>(items: readonly T[], k: number, next: () => number): T
 
 export const pct = (v: number | null | undefined, digits = 2): string => (v === null || v === undefined || !Number.isFinite(v) ? '–' : `${(100 * v).toFixed(digits)}%`);
 
-/** results.json: the study, how it was made, and its numbers (enough to redraw every plot). */
+/**
+ * results.json: the study, how it was made, and its numbers (enough to redraw every plot).
+ * @example const { study, results }: StudyDocument = readStudy('studies/lesion');
+ */
 export interface StudyDocument<R = unknown> {
   format: 1;
   study: string;
@@ -364,7 +368,12 @@ export interface StudyDocument<R = unknown> {
   results: R;
 }
 
-/** One study: how to run it and how to show its results. */
+/**
+ * One study: how to run it and how to show its results.
+ * @example
+ * const s: Study = getStudy('degradation');
+ * console.log(s.name, s.lead);
+ */
 export interface Study<R = unknown> {
   name: string;
   title: string;

@@ -38,8 +38,10 @@ export const STUDIES: Record<string, Study<any>> = {
   responses,
 };
 
+/** @example STUDY_NAMES.join(', ')  // 'degradation', 'shortcuts', 'lesion', 'paths', 'responses' */
 export const STUDY_NAMES = Object.keys(STUDIES);
 
+/** @example console.log(getStudy('lesion').title); */
 export function getStudy(name: string): Study<unknown> {
   const s = Object.hasOwn(STUDIES, name) ? STUDIES[name] : undefined;
   if (!s) throw new InvalidArgumentError(`unknown study '${String(name)}'; valid: ${STUDY_NAMES.join(', ')}`);
@@ -55,6 +57,7 @@ function section(study: Study<unknown>, doc: StudyDocument, id: string, files?: 
   };
 }
 
+/** @example const { out, files }: StudyRun = await runStudy('shortcuts', { out: 'studies/shortcuts', epochs: 2 }); */
 export interface StudyRun {
   out: string;
   files: string[];
@@ -130,7 +133,10 @@ function studyIdentity(name: string, o: StudyOptions): Record<string, unknown> {
   return { study: name, archs: o.archs ?? null, checkpoints: o.checkpoints ?? null, draws: o.draws ?? null, ...r };
 }
 
-/** Reads a study directory's results.json; errors name the file. */
+/**
+ * Reads a study directory's results.json; errors name the file.
+ * @example const doc = readStudy('studies/degradation');  // its results.json
+ */
 export function readStudy(dir: string): StudyDocument {
   const file = existsSync(dir) && statSync(dir).isDirectory() ? join(dir, 'results.json') : dir;
   if (!existsSync(file)) throw new DataError(`${file}: no such file; a study directory holds results.json (made by resnet study NAME --out DIR)`);

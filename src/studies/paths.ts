@@ -44,7 +44,10 @@ function logChoose(n: number, k: number): number {
   return s;
 }
 
-/** The binomial distribution of path lengths through n blocks: C(n, k) / 2^n. */
+/**
+ * The binomial distribution of path lengths through n blocks: C(n, k) / 2^n.
+ * @example pathLengthDistribution(3)  // [0.125, 0.375, 0.375, 0.125]: Binomial(3, 1/2)
+ */
 export function pathLengthDistribution(n: number): number[] {
   return Array.from({ length: n + 1 }, (_, k) => Math.exp(logChoose(n, k) - n * Math.LN2));
 }

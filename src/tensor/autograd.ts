@@ -46,7 +46,10 @@ export class Node {
 
 let gradEnabled = true;
 
-/** Whether ops currently record the graph. */
+/**
+ * Whether ops currently record the graph.
+ * @example noGrad(() => isGradEnabled())  // false
+ */
 export function isGradEnabled(): boolean {
   return gradEnabled;
 }
@@ -114,6 +117,9 @@ function accumulate(into: Tensor, g: Tensor): void {
 /**
  * Computes gradients of `root` with respect to every leaf that requires them and adds
  * them to the leaves' `.grad`. `root` must be a scalar unless `grad` (same shape) is given.
+ * @example
+ * const loss = crossEntropy(model.forward(x), y);
+ * backward(loss);  // same as loss.backward()
  */
 export function backward(root: Tensor, grad?: Tensor): void {
   if (!root.requiresGrad) {

@@ -5,6 +5,7 @@
 import type { Conv2dGeometry, Pool2dGeometry, Shape } from '../backend/backend.js';
 import { InvalidArgumentError, ShapeError } from '../errors.js';
 
+/** @example const stride: Pair = [2, 1]; */
 export type Pair = number | readonly [number, number];
 
 function pair(op: string, name: string, v: Pair, min: number): [number, number] {
@@ -33,6 +34,7 @@ export function expectRank(op: string, name: string, shape: Shape, rank: number,
   }
 }
 
+/** @example const o: Conv2dOptions = { stride: 2, padding: 3, dilation: 1, groups: 1 }; */
 export interface Conv2dOptions {
   stride?: Pair;
   padding?: Pair;
@@ -40,7 +42,10 @@ export interface Conv2dOptions {
   groups?: number;
 }
 
-/** x: [N, C, H, W], w: [K, C/groups, R, S], bias: [K] */
+/**
+ * x: [N, C, H, W], w: [K, C/groups, R, S], bias: [K]
+ * @example const g = conv2dGeometry([8, 3, 224, 224], [64, 3, 7, 7], null, { stride: 2, padding: 3 });  // output 112x112
+ */
 export function conv2dGeometry(x: Shape, w: Shape, bias: Shape | null, opts: Conv2dOptions = {}): Conv2dGeometry {
   const op = 'conv2d';
   expectRank(op, 'x', x, 4, 'N, C, H, W');
@@ -72,6 +77,7 @@ export function conv2dGeometry(x: Shape, w: Shape, bias: Shape | null, opts: Con
   return { N, C, H, W, K, R, S, OH, OW, strideH, strideW, padH, padW, dilationH, dilationW, groups };
 }
 
+/** @example const o: Pool2dOptions = { kernelSize: 3, stride: 2, padding: 1 }; */
 export interface Pool2dOptions {
   kernelSize: Pair;
   /** Defaults to kernelSize, as in PyTorch. */
@@ -79,7 +85,10 @@ export interface Pool2dOptions {
   padding?: Pair;
 }
 
-/** x: [N, C, H, W] */
+/**
+ * x: [N, C, H, W]
+ * @example const g = pool2dGeometry('maxPool2d', [8, 64, 112, 112], { kernelSize: 3, stride: 2, padding: 1 });  // output 56x56
+ */
 export function pool2dGeometry(op: string, x: Shape, opts: Pool2dOptions): Pool2dGeometry {
   expectRank(op, 'x', x, 4, 'N, C, H, W');
   const [kernelH, kernelW] = pair(op, 'kernelSize', opts.kernelSize, 1);

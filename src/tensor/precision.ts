@@ -9,7 +9,10 @@ import { InvalidArgumentError } from '../errors.js';
 
 let current: Precision = 'fp32';
 
-/** The precision convolutions run in when not told otherwise ('fp32' outside autocast). */
+/**
+ * The precision convolutions run in when not told otherwise ('fp32' outside autocast).
+ * @example autocast('bf16', () => autocastPrecision())  // 'bf16'
+ */
 export function autocastPrecision(): Precision {
   return current;
 }

@@ -5,6 +5,11 @@ import type { Shape } from '../backend/backend.js';
 import { numel } from '../backend/backend.js';
 import { tensor, type Tensor, type TensorOptions } from './tensor.js';
 
+/**
+ * @example
+ * const rng = new Rng(42);
+ * const u = rng.next();  // in [0, 1)
+ */
 export class Rng {
   private state: number;
   private spare: number | null = null;
@@ -37,7 +42,10 @@ export class Rng {
   }
 }
 
-/** Normal(0, std^2) values. */
+/**
+ * Normal(0, std^2) values.
+ * @example const w = randn([16, 3, 3, 3], new Rng(0), { std: 0.1, requiresGrad: true });
+ */
 export function randn(shape: Shape, rng: Rng, opts: TensorOptions & { std?: number } = {}): Tensor {
   const std = opts.std ?? 1;
   const a = new Float32Array(numel(shape));
@@ -45,7 +53,10 @@ export function randn(shape: Shape, rng: Rng, opts: TensorOptions & { std?: numb
   return tensor(a, shape, opts);
 }
 
-/** Uniform in [low, high). */
+/**
+ * Uniform in [low, high).
+ * @example const u = rand([2, 5], new Rng(1), { low: -1, high: 1 });
+ */
 export function rand(shape: Shape, rng: Rng, opts: TensorOptions & { low?: number; high?: number } = {}): Tensor {
   const low = opts.low ?? 0;
   const high = opts.high ?? 1;

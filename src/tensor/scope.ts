@@ -51,7 +51,10 @@ export function currentScope(): Scope | null {
   return current;
 }
 
-/** Removes `t` from automatic disposal: it lives until its `dispose()` is called. */
+/**
+ * Removes `t` from automatic disposal: it lives until its `dispose()` is called.
+ * @example const w = tidy(() => keep(randn([3, 3], new Rng(0))));  // survives the scope
+ */
 export function keep<T extends Scoped>(t: T): T {
   t.scope?.release(t);
   return t;

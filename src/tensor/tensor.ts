@@ -17,11 +17,23 @@ const finalizer = new FinalizationRegistry<Held>((h) => {
 });
 
 let liveCount = 0;
-/** Tensors created and not yet disposed (all backends). */
+/**
+ * Tensors created and not yet disposed (all backends).
+ * @example
+ * const before = liveTensors();
+ * tidy(() => relu(x));
+ * liveTensors() === before  // true: tidy freed what it made
+ */
 export function liveTensors(): number {
   return liveCount;
 }
 
+/**
+ * @example
+ * const t = tensor([1, 2, 3, 4], [2, 2], { requiresGrad: true });
+ * sum(mul(t, t)).backward();
+ * t.grad?.toArray()  // Float32Array [2, 4, 6, 8]
+ */
 export class Tensor implements Scoped {
   readonly shape: Shape;
   readonly dtype: DType;
@@ -108,6 +120,7 @@ export class Tensor implements Scoped {
   }
 }
 
+/** @example const labels = tensor([0, 2, 1], [3], { dtype: 'int32' }); */
 export interface TensorOptions {
   dtype?: DType;
   requiresGrad?: boolean;
@@ -120,7 +133,10 @@ function checkShape(op: string, shape: Shape): void {
   }
 }
 
-/** A tensor holding a copy of `data` (row-major) with the given shape. */
+/**
+ * A tensor holding a copy of `data` (row-major) with the given shape.
+ * @example const t = tensor(new Float32Array(2 * 3 * 8 * 8), [2, 3, 8, 8]);
+ */
 export function tensor(data: ArrayLike<number>, shape: Shape, opts: TensorOptions = {}): Tensor {
   checkShape('tensor', shape);
   const dtype = opts.dtype ?? (data instanceof Int32Array ? 'int32' : 'float32');
@@ -134,7 +150,10 @@ export function tensor(data: ArrayLike<number>, shape: Shape, opts: TensorOption
   return new Tensor(backend, backend.fromArray(arr, shape, dtype), shape, dtype, opts.requiresGrad ?? false);
 }
 
-/** A tensor filled with `value`. */
+/**
+ * A tensor filled with `value`.
+ * @example const sevens = full([2, 3], 7);
+ */
 export function full(shape: Shape, value: number, opts: TensorOptions = {}): Tensor {
   checkShape('full', shape);
   const backend = opts.backend ?? getBackend();
@@ -142,10 +161,12 @@ export function full(shape: Shape, value: number, opts: TensorOptions = {}): Ten
   return new Tensor(backend, backend.full(shape, dtype, value), shape, dtype, opts.requiresGrad ?? false);
 }
 
+/** @example const z = zeros([1, 3, 32, 32]); */
 export function zeros(shape: Shape, opts: TensorOptions = {}): Tensor {
   return full(shape, 0, opts);
 }
 
+/** @example const o = ones([4], { requiresGrad: true }); */
 export function ones(shape: Shape, opts: TensorOptions = {}): Tensor {
   return full(shape, 1, opts);
 }

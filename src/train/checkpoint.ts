@@ -12,15 +12,22 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CheckpointError, OutputError } from '../errors.js';
 import { readSafetensors, writeSafetensors, type NamedArray } from '../io/safetensors.js';
+import { infoToMetadata, type WeightsInfo } from '../io/weights.js';
 import type { Module } from '../nn/module.js';
 import type { BaseGroup, Optimizer, OptimizerState } from '../optim/optimizer.js';
 
+/** @example loadCheckpoint('runs/a/last.safetensors').meta.format === CHECKPOINT_FORMAT  // true */
 export const CHECKPOINT_FORMAT = 1;
 export const META_KEY = 'resnet_ts';
+/** @example const ck = loadCheckpoint(`runs/a/${LAST}`); */
 export const LAST = 'last.safetensors';
+/** @example const ck = loadCheckpoint(`runs/a/${BEST}`); */
 export const BEST = 'best.safetensors';
 
-/** What a checkpoint says about where training stands (JSON in the file's metadata). */
+/**
+ * What a checkpoint says about where training stands (JSON in the file's metadata).
+ * @example const { arch, epoch, input, norm }: CheckpointMeta = loadCheckpoint('runs/a/best.safetensors').meta;
+ */
 export interface CheckpointMeta {
   format: number;
   arch: string;
@@ -46,6 +53,7 @@ export interface CheckpointMeta {
   savedAt: string;
 }
 
+/** @example const { file, meta, model: weights }: LoadedCheckpoint = loadCheckpoint('runs/a/best.safetensors'); */
 export interface LoadedCheckpoint {
   file: string;
   meta: CheckpointMeta;
@@ -65,7 +73,24 @@ function digest(entries: [string, NamedArray][]): string {
   return h.digest('hex');
 }
 
-/** Writes model + optimiser + metadata atomically to `file`. */
+/** What a checkpoint says about its net in the flat keys every weights loader reads
+ *  (io/weights.ts WeightsInfo), beside the full JSON under META_KEY.
+ * @example const info = checkpointInfo(loadCheckpoint('runs/a/best.safetensors').meta);  // { arch, labels, inputSize, mean, std, ... }
+ */
+export function checkpointInfo(meta: CheckpointMeta): WeightsInfo {
+  const { seed: _seed, init: _init, backend: _backend, ...modelOptions } = meta.modelOptions;
+  return {
+    arch: meta.arch, numClasses: meta.input.classes.length, labels: [...meta.input.classes], inChannels: meta.input.channels,
+    inputSize: [meta.input.height, meta.input.width], mean: [...meta.norm.mean], std: [...meta.norm.std], modelOptions,
+  };
+}
+
+/**
+ * Writes model + optimiser + metadata atomically to `file` (what the Trainer saves each epoch).
+ * @example
+ * saveCheckpoint('runs/a/last.safetensors', model, optimizer, meta);
+ * const { model: weights, meta: saved } = loadCheckpoint('runs/a/last.safetensors');
+ */
 export function saveCheckpoint(file: string, model: Module, opt: Optimizer<BaseGroup> | null, meta: CheckpointMeta): void {
   const entries: [string, NamedArray][] = [];
   for (const [k, v] of Object.entries(model.stateDict())) entries.push([k, { data: v.data, shape: v.shape }]);
@@ -83,6 +108,7 @@ export function saveCheckpoint(file: string, model: Module, opt: Optimizer<BaseG
   const layout = opt ? opt.groups.map((g) => g.params.length) : [];
   try {
     writeSafetensors(file, entries, {
+      ...infoToMetadata(checkpointInfo(meta)),
       [META_KEY]: JSON.stringify(meta),
       optim_layout: JSON.stringify(layout),
       ...extra,
@@ -98,7 +124,13 @@ export function saveCheckpoint(file: string, model: Module, opt: Optimizer<BaseG
   }
 }
 
-/** Reads and verifies one checkpoint; any problem is a CheckpointError naming the file. */
+/**
+ * Reads and verifies one checkpoint; any problem is a CheckpointError naming the file.
+ * @example
+ * const ck = loadCheckpoint('runs/default/best.safetensors');
+ * const model = createModel(ck.meta.arch, ck.meta.modelOptions);
+ * model.loadStateDict(ck.model);
+ */
 export function loadCheckpoint(file: string): LoadedCheckpoint {
   if (!existsSync(file)) throw new CheckpointError(`${file}: no such checkpoint`);
   const { tensors, metadata } = readSafetensors(file);
@@ -151,6 +183,7 @@ function optimizerState(file: string, metadata: Record<string, string>, entries:
 /**
  * The newest good checkpoint of a run directory: `last`, or `best` when `last` is missing or
  * corrupt (`onMessage` says why). Throws naming both files when neither loads.
+ * @example const ck = loadRunCheckpoint('runs/default', (text) => console.warn(text));  // last, or best when last is damaged
  */
 export function loadRunCheckpoint(dir: string, onMessage: (text: string) => void = () => {}, prefer: 'last' | 'best' = 'last'): LoadedCheckpoint {
   const order = prefer === 'last' ? [LAST, BEST] : [BEST, LAST];

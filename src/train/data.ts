@@ -12,12 +12,17 @@ import { IMAGENET_MEAN, IMAGENET_STD, imagenetEvalTransforms, imagenetTrainTrans
 import { computeStats } from '../data/stats.js';
 import { normalize, randomCrop, randomErasing, randomHorizontalFlip, type Transform } from '../data/transforms.js';
 
+/** @example DATASETS.join(', ')  // 'fashion-mnist, mnist, cifar10, cifar100, folder' */
 export const DATASETS = ['fashion-mnist', 'mnist', 'cifar10', 'cifar100', 'folder'] as const;
 export type DatasetName = (typeof DATASETS)[number];
+/** @example AUGMENTATIONS.includes('flip')  // true */
 export const AUGMENTATIONS = ['none', 'flip', 'crop', 'standard', 'erasing'] as const;
 export type Augmentation = (typeof AUGMENTATIONS)[number];
 
-/** Loads the train and test splits. Errors name the file or directory. */
+/**
+ * Loads the train and test splits. Errors name the file or directory.
+ * @example const { train, test } = await loadSplits('fashion-mnist', undefined);
+ */
 export async function loadSplits(name: string, dir: string | undefined): Promise<{ train: LoaderDataset; test: LoaderDataset }> {
   switch (name) {
     case 'fashion-mnist': return { train: await loadFashionMnist({ dir, split: 'train' }), test: await loadFashionMnist({ dir, split: 'test' }) };
@@ -41,7 +46,10 @@ export async function loadSplits(name: string, dir: string | undefined): Promise
   }
 }
 
-/** Training transforms of an `--aug` choice (the crop pads by 4, as the paper's CIFAR recipe). */
+/**
+ * Training transforms of an `--aug` choice (the crop pads by 4, as the paper's CIFAR recipe).
+ * @example const t = trainTransforms('standard', 32, 32, stats.mean, stats.std);  // crop, flip, normalize
+ */
 export function trainTransforms(aug: string, height: number, width: number, mean: number[], std: number[]): Transform[] {
   const norm = normalize(mean, std);
   const crop = randomCrop([height, width], { padding: 4 });
@@ -55,12 +63,14 @@ export function trainTransforms(aug: string, height: number, width: number, mean
   }
 }
 
+/** @example const t = evalTransforms(stats.mean, stats.std); */
 export function evalTransforms(mean: number[], std: number[]): Transform[] {
   return [normalize(mean, std)];
 }
 
 export function isArrayDataset(ds: LoaderDataset): ds is ArrayDataset {
-  return (ds as ArrayDataset).images instanceof Uint8Array;
+  const images: unknown = (ds as ArrayDataset).images;
+  return images instanceof Uint8Array || images instanceof Float32Array;
 }
 
 /** Input geometry, classes and normalisation of a training set (image folders: ImageNet's

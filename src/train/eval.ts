@@ -4,13 +4,17 @@
 import { existsSync, statSync } from 'node:fs';
 import type { Precision } from '../backend/backend.js';
 import { CheckpointError, ResnetError } from '../errors.js';
-import { DataLoader } from '../data/loader.js';
+import { DataLoader, type LoaderDataset } from '../data/loader.js';
 import { createModel } from '../models/registry.js';
 import { loadCheckpoint, loadRunCheckpoint } from './checkpoint.js';
 import { loadSplits, transformsFor } from './data.js';
 import { evaluate, type EvalResult, type TrainConfig } from './trainer.js';
 
+/** @example const { top1 } = await evaluateCheckpoint('runs/default', { subset: 1000, precision: 'fp32' } satisfies EvalCheckpointOptions); */
 export interface EvalCheckpointOptions {
+  /** The test split to evaluate on instead of the run's dataset (needed for a run trained
+   *  on in-memory data). */
+  test?: LoaderDataset;
   /** Dataset directory (default: the one the run trained on). */
   data?: string;
   /** Evaluate the first N test images only. */
@@ -26,7 +30,10 @@ export async function evaluateCheckpoint(path: string, options: EvalCheckpointOp
   if (!existsSync(path)) throw new CheckpointError(`${path}: no such checkpoint file or run directory`);
   const ck = statSync(path).isDirectory() ? loadRunCheckpoint(path, options.onMessage, 'best') : loadCheckpoint(path);
   const cfg = ck.meta.config as unknown as TrainConfig;
-  const { test } = await loadSplits(cfg.dataset, options.data ?? cfg.data);
+  if (cfg.dataset === 'custom' && options.test === undefined) {
+    throw new CheckpointError(`${ck.file}: trained on in-memory data (Trainer's train/test options); give 'test' to evaluate it`);
+  }
+  const test = options.test ?? (await loadSplits(cfg.dataset, options.data ?? cfg.data)).test;
   const model = createModel(ck.meta.arch, ck.meta.modelOptions);
   try {
     try {
@@ -42,7 +49,7 @@ export async function evaluateCheckpoint(path: string, options: EvalCheckpointOp
       if (sample.channels !== undefined && (sample.channels !== input.channels || sample.height !== input.height || sample.width !== input.width)) {
         throw new CheckpointError(`${ck.file}: trained on ${input.channels}x${input.height}x${input.width} images, the test set holds ${sample.channels}x${sample.height}x${sample.width}`);
       }
-      return { ...(await evaluate(model, loader, options.precision)), file: ck.file };
+      return { ...(await evaluate(model, loader, { precision: options.precision })), file: ck.file };
     } finally {
       await loader.close();
     }

@@ -1,8 +1,8 @@
 // The training layer: Trainer, evaluation, checkpoints, metrics, dataset recipes.
 
-export { Trainer, TrainingError, evaluate, nonFiniteEntry, checkConfig, DEFAULT_CONFIG, SCHEDULES, OPTIMIZERS, type OptimizerKind, type TrainConfig, type TrainOptions, type TrainResult, type ProgressEvent, type EvalResult } from './trainer.js';
+export { Trainer, TrainingError, evaluate, nonFiniteEntry, checkConfig, DEFAULT_CONFIG, SCHEDULES, OPTIMIZERS, type OptimizerKind, type TrainConfig, type TrainOptions, type TrainResult, type ProgressEvent, type EvalResult, type EvaluateOptions } from './trainer.js';
 export { evaluateCheckpoint, type EvalCheckpointOptions } from './eval.js';
-export { saveCheckpoint, loadCheckpoint, loadRunCheckpoint, CHECKPOINT_FORMAT, LAST, BEST, type CheckpointMeta, type LoadedCheckpoint } from './checkpoint.js';
+export { saveCheckpoint, loadCheckpoint, checkpointInfo, loadRunCheckpoint, CHECKPOINT_FORMAT, LAST, BEST, type CheckpointMeta, type LoadedCheckpoint } from './checkpoint.js';
 export { appendMetrics, readMetrics, truncateMetrics, METRICS, type EpochMetrics } from './metrics.js';
 export { loadSplits, trainTransforms, evalTransforms, DATASETS, AUGMENTATIONS } from './data.js';
 export { errorPlotSvg } from './plot.js';

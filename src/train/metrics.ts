@@ -5,9 +5,13 @@
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../io/atomic.js';
 
+/** @example const rows = readMetrics(`runs/default/${METRICS}`); */
 export const METRICS = 'metrics.jsonl';
 
-/** One epoch's numbers (errors and accuracies in [0, 1]). */
+/**
+ * One epoch's numbers (errors and accuracies in [0, 1]).
+ * @example const last: EpochMetrics | undefined = readMetrics('runs/default/metrics.jsonl').at(-1);
+ */
 export interface EpochMetrics {
   epoch: number;
   step: number;
@@ -23,11 +27,15 @@ export interface EpochMetrics {
   time: string;
 }
 
+/** @example appendMetrics('runs/a/metrics.jsonl', readMetrics('runs/b/metrics.jsonl')[0]); */
 export function appendMetrics(file: string, m: EpochMetrics): void {
   appendFileSync(file, `${JSON.stringify(m)}\n`);
 }
 
-/** The well-formed lines of a metrics file (a torn last line is skipped). */
+/**
+ * The well-formed lines of a metrics file (a torn last line is skipped).
+ * @example for (const m of readMetrics('runs/default/metrics.jsonl')) console.log(m.epoch, m.test_err);
+ */
 export function readMetrics(file: string): EpochMetrics[] {
   if (!existsSync(file)) return [];
   const out: EpochMetrics[] = [];
@@ -38,7 +46,10 @@ export function readMetrics(file: string): EpochMetrics[] {
   return out;
 }
 
-/** Keeps the lines of epochs 1..`epochs` only. */
+/**
+ * Keeps the lines of epochs 1..`epochs` only.
+ * @example truncateMetrics('runs/a/metrics.jsonl', 2);  // keep epochs 1 and 2
+ */
 export function truncateMetrics(file: string, epochs: number): void {
   if (!existsSync(file)) return;
   const keep = readMetrics(file).filter((m) => m.epoch <= epochs);

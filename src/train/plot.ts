@@ -4,7 +4,10 @@
 import { linePlotSvg, PALETTE } from '../plot/svg.js';
 import type { EpochMetrics } from './metrics.js';
 
-/** Training (thin) and test (bold) error in % per epoch, as the paper's Fig. 4 and 6. */
+/**
+ * Training (thin) and test (bold) error in % per epoch, as the paper's Fig. 4 and 6.
+ * @example const svg = errorPlotSvg(readMetrics('runs/default/metrics.jsonl'), 'resnet20: error (%)');
+ */
 export function errorPlotSvg(metrics: EpochMetrics[], title = 'error (%)'): string {
   const pts = (key: 'train_err' | 'test_err'): [number, number][] => metrics.map((m) => [m.epoch, 100 * m[key]]);
   return linePlotSvg({

@@ -32,17 +32,24 @@ import { appendMetrics, METRICS, readMetrics, truncateMetrics, type EpochMetrics
 import { svgToPng } from '../plot/png.js';
 import { errorPlotSvg } from './plot.js';
 
-/** Training stopped for a reason the user must see (non-finite loss, a run dir in the way). */
+/**
+ * Training stopped for a reason the user must see (non-finite loss, a run dir in the way).
+ * @example try { await new Trainer({ out: 'runs/a', lr: 100 }).run(); } catch (e) { if (e instanceof TrainingError) console.log(e.message); }  // diverged
+ */
 export class TrainingError extends ResnetError {
   constructor(message: string) { super('ERR_TRAINING', message); }
 }
 
+/** @example SCHEDULES.join(', ')  // 'constant, step, multistep, cosine, plateau' */
 export const SCHEDULES = ['constant', 'step', 'multistep', 'cosine', 'plateau'] as const;
 export const OPTIMIZERS = ['sgd', 'adamw'] as const;
 export type OptimizerKind = (typeof OPTIMIZERS)[number];
 
+/** @example const config: Partial<TrainConfig> = { arch: 'resnet56', dataset: 'cifar10', data: 'data/cifar', epochs: 164, schedule: 'multistep', out: 'runs/r56' }; */
 export interface TrainConfig {
+  /** A registered arch (`resnet list`). */
   arch: string;
+  /** A dataset name (DATASETS), or 'custom' for the Trainer's `train` / `test` options. */
   dataset: string;
   /** Dataset directory (Fashion-MNIST defaults to Debian's). */
   data?: string;
@@ -91,13 +98,23 @@ export interface TrainConfig {
   precision?: PrecisionChoice;
 }
 
-/** The default run: resnet20 on Fashion-MNIST (see README for its measured result). */
+/**
+ * The default run: resnet20 on Fashion-MNIST (see README for its measured result).
+ * @example const r = await new Trainer({ ...DEFAULT_CONFIG, epochs: 1, out: 'runs/one' }).run();
+ */
 export const DEFAULT_CONFIG: TrainConfig = {
   arch: 'resnet20', dataset: 'fashion-mnist', epochs: 4, batchSize: 128, lr: 0.1, momentum: 0.9, weightDecay: 5e-4,
   nesterov: false, schedule: 'cosine', warmup: 0, labelSmoothing: 0, aug: 'flip', out: 'runs/default', seed: 0,
   checkpointEvery: 0,
 };
 
+/**
+ * @example
+ * const onProgress = (e: ProgressEvent): void => {
+ *   if (e.type === 'step') console.log(`${e.epoch}/${e.epochs} ${e.batch}/${e.batches} loss ${e.loss.toFixed(3)}`);
+ *   else if (e.type === 'message') console.log(e.text);
+ * };
+ */
 export type ProgressEvent =
   | { type: 'start'; epochs: number; stepsPerEpoch: number; trainSize: number; testSize: number; resumedFrom: string | null; epoch: number; batch: number }
   | { type: 'step'; epoch: number; epochs: number; batch: number; batches: number; step: number; loss: number; lr: number; imagesPerSec: number; etaSec: number }
@@ -105,14 +122,31 @@ export type ProgressEvent =
   | { type: 'epoch'; metrics: EpochMetrics; best: boolean }
   | { type: 'message'; text: string };
 
+/**
+ * How a run is carried out, beside its recipe (TrainConfig): the data when it is in memory,
+ * resume/overwrite, progress and stopping.
+ * @example
+ * const options: TrainOptions = {
+ *   train, test,                          // ArrayDatasets (uint8 or float32 images) or image folders
+ *   onProgress: (e) => { if (e.type === 'epoch') console.log(e.metrics.epoch, e.metrics.test_top1); },
+ * };
+ */
 export interface TrainOptions {
+  /** Train on this dataset instead of `config.dataset` (recorded as 'custom'); needs `test`. */
+  train?: LoaderDataset;
+  /** The split evaluated after each epoch, with `train`. */
+  test?: LoaderDataset;
+  /** Continue the run in `config.out` from its last checkpoint. */
   resume?: boolean;
+  /** Overwrite an earlier run in `config.out`. */
   force?: boolean;
+  /** Called with every start, step, evaluation, epoch and message; the Trainer never prints. */
   onProgress?: (e: ProgressEvent) => void;
   /** Aborting stops after the step in flight and saves `last`. */
   signal?: AbortSignal;
 }
 
+/** @example const { top1, bestTop1, seconds, imagesPerSec, interrupted }: TrainResult = await new Trainer({ out: 'runs/a' }).run(); */
 export interface TrainResult {
   runDir: string;
   epochs: number;
@@ -125,6 +159,19 @@ export interface TrainResult {
   interrupted: boolean;
 }
 
+/**
+ * Options of evaluate.
+ * @example const { top1 } = await evaluate(model, loader, { precision: 'bf16' } satisfies EvaluateOptions);
+ */
+export interface EvaluateOptions {
+  /** Convolution precision (default fp32). */
+  precision?: Precision;
+}
+
+/**
+ * Test top-1 / top-5 accuracy, mean loss and the number of images evaluated.
+ * @example const { top1, n }: EvalResult = await evaluate(model, loader);
+ */
 export interface EvalResult { top1: number; top5: number; loss: number; n: number }
 
 /** Counts rows whose label ranks first / within the first five (ties: lower index first). */
@@ -147,8 +194,11 @@ function hits(logits: Float32Array, labels: Int32Array, K: number): { top1: numb
 }
 
 /** Test top-1/top-5 and mean loss of a model over a loader (eval mode, no gradients), with
- *  convolutions in `precision` (default fp32). */
-export async function evaluate(model: ResNet, loader: DataLoader, precision: Precision = 'fp32'): Promise<EvalResult> {
+ *  convolutions in `options.precision` (default fp32; a bare Precision is accepted too).
+ * @example const { top1, top5, loss } = await evaluate(model, new DataLoader(test, { batchSize: 256, shuffle: false }));
+ */
+export async function evaluate(model: ResNet, loader: DataLoader, options: EvaluateOptions | Precision = {}): Promise<EvalResult> {
+  const precision = (typeof options === 'string' ? options : options.precision) ?? 'fp32';
   model.eval();
   // The BN-folded, fused net: same logits as model.forward in eval mode (1e-4), fewer passes.
   const net = fuseForInference(model, { precision });
@@ -176,7 +226,9 @@ export async function evaluate(model: ResNet, loader: DataLoader, precision: Pre
 
 /** The first state-dict entry holding NaN or Inf, or null. oneDNN's ReLU and max pooling map
  *  NaN to 0, so a net whose weights went non-finite can still give a finite loss: the guard
- *  checks the weights themselves before anything is saved. */
+ *  checks the weights themselves before anything is saved.
+ * @example nonFiniteEntry(model)  // null, or the first 'key[i] = NaN'
+ */
 export function nonFiniteEntry(model: ResNet): string | null {
   for (const [k, v] of Object.entries(model.stateDict())) {
     if (!(v.data instanceof Float32Array)) continue;
@@ -195,6 +247,7 @@ function scheduleSpec(c: TrainConfig): ScheduleSpec {
   }
 }
 
+/** @example checkConfig({ ...DEFAULT_CONFIG, epochs: 3 });  // throws InvalidArgumentError naming a bad field */
 export function checkConfig(c: TrainConfig): void {
   const num = (k: keyof TrainConfig, min: number, int = false, max = Infinity): void => {
     const v = c[k] as number;
@@ -225,14 +278,34 @@ export function checkConfig(c: TrainConfig): void {
 
 const RUN_FILES = [METRICS, LAST, BEST, 'config.json', 'errors.svg', 'errors.png'];
 
+/**
+ * Trains a registered arch: epochs of SGD with the schedule, evaluation after each epoch,
+ * metrics.jsonl, `last` and `best` checkpoints in `config.out`, exact resume.
+ * @example
+ * const trainer = new Trainer({ arch: 'resnet20', epochs: 1, out: 'runs/demo' }, {
+ *   train, test, force: true,
+ *   onProgress: (e) => { if (e.type === 'step' && e.step % 10 === 0) console.log(`step ${e.step} loss ${e.loss.toFixed(3)}`); },
+ * });
+ * const { top1, runDir } = await trainer.run();
+ */
 export class Trainer {
   readonly config: TrainConfig;
   private readonly opts: TrainOptions;
   private readonly emit: (e: ProgressEvent) => void;
 
-  /** @example const r = await new Trainer({ ...DEFAULT_CONFIG, out: 'runs/a', epochs: 1 }).run(); */
+  /**
+   * A run of `config` (unset fields from DEFAULT_CONFIG), on the named dataset or on
+   * `options.train` / `options.test`.
+   * @example
+   * const trainer = new Trainer({ arch: 'resnet20', epochs: 1, batchSize: 32, out: 'runs/a' }, { train, test, force: true });
+   * const result = await trainer.run();  // result.top1, result.runDir
+   */
   constructor(config: Partial<TrainConfig>, options: TrainOptions = {}) {
     const given = Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined)) as Partial<TrainConfig>;
+    if ((options.train === undefined) !== (options.test === undefined)) {
+      throw new InvalidArgumentError(`Trainer: give both 'train' and 'test' datasets (the test split is evaluated after each epoch), got only '${options.train ? 'train' : 'test'}'`);
+    }
+    if (options.train !== undefined && given.dataset === undefined) given.dataset = 'custom';
     // AdamW's own defaults where the recipe says nothing (SGD's lr 0.1 would make it diverge).
     const adamw = given.optimizer === 'adamw'
       ? { lr: ADAMW_DEFAULTS.lr, weightDecay: ADAMW_DEFAULTS.weightDecay, betas: [...ADAMW_DEFAULTS.betas], eps: ADAMW_DEFAULTS.eps, amsgrad: ADAMW_DEFAULTS.amsgrad }
@@ -243,6 +316,10 @@ export class Trainer {
     checkConfig(this.config);
   }
 
+  /**
+   * Runs the training to its last epoch (or until `options.signal` aborts).
+   * @example const { top1, bestTop1, runDir } = await new Trainer({ out: 'runs/a', epochs: 1 }).run();
+   */
   async run(): Promise<TrainResult> {
     const t0 = performance.now();
     const dir = this.config.out;
@@ -262,7 +339,7 @@ export class Trainer {
       : this.config;
 
     // Data first: a bad path fails here, before anything is written.
-    const { train, test } = await loadSplits(c.dataset, c.data);
+    const { train, test } = this.opts.train && this.opts.test ? { train: this.opts.train, test: this.opts.test } : await loadSplits(c.dataset, c.data);
     const input = resumed
       ? { ...resumed.meta.input, ...resumed.meta.norm }
       : describeInput(train);
@@ -388,7 +465,7 @@ export class Trainer {
         trainSeconds += (performance.now() - tEpoch) / 1000;
         checkWeights(`epoch ${epoch + 1}`);
         this.emit({ type: 'eval', epoch: epoch + 1 });
-        const ev = await evaluate(model, testLoader, precision.precision);
+        const ev = await evaluate(model, testLoader, { precision: precision.precision });
         if (!Number.isFinite(ev.loss)) {
           throw new TrainingError(`training diverged: the test loss is ${ev.loss} after epoch ${epoch + 1}; stopped without saving: ${existsSync(last) ? `${last} holds the last good state` : 'no checkpoint was written yet'}`);
         }
@@ -413,7 +490,7 @@ export class Trainer {
       }
       if (!final && !interrupted) {
         // Resumed a finished run: report its last evaluation.
-        final = await evaluate(model, testLoader, precision.precision);
+        final = await evaluate(model, testLoader, { precision: precision.precision });
       }
     } finally {
       await trainLoader.close();

@@ -13,6 +13,7 @@ import { fromStorage, tensor, type Tensor } from '../tensor.js';
 import { expectDtype, expectFinite, sameBackend } from './check.js';
 import { relu } from './relu.js';
 
+/** @example const o: BatchNormOptions = { training: true, momentum: 0.1, eps: 1e-5, relu: true }; */
 export interface BatchNormOptions {
   training: boolean;
   /** Running-statistics momentum (PyTorch's convention: new = (1-m)*old + m*batch). */
@@ -22,7 +23,12 @@ export interface BatchNormOptions {
   relu?: boolean;
 }
 
-/** x: [N, C, H, W]; weight, bias, runningMean, runningVar: [C] */
+/**
+ * x: [N, C, H, W]; weight, bias, runningMean, runningVar: [C]
+ * @example
+ * const C = x.shape[1];
+ * const y = batchNorm(x, ones([C]), zeros([C]), zeros([C]), ones([C]), { training: true, relu: true });
+ */
 export function batchNorm(x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor | null, runningVar: Tensor | null,
   opts: BatchNormOptions): Tensor {
   const op = 'batchNorm';

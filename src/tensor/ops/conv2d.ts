@@ -11,6 +11,7 @@ import { autocastPrecision } from '../precision.js';
 import { fromStorage, type Tensor } from '../tensor.js';
 import { expectDtype, sameBackend } from './check.js';
 
+/** @example const o: Conv2dPrecisionOptions = { padding: 1, precision: 'bf16' }; */
 export interface Conv2dPrecisionOptions extends Conv2dOptions {
   /** Compute precision (default: autocast's, i.e. 'fp32' outside autocast). */
   precision?: Precision;
@@ -42,6 +43,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   });
 }
 
+/** @example const o: Conv2dFusedOptions = { padding: 1, relu: true }; */
 export interface Conv2dFusedOptions extends Conv2dPrecisionOptions {
   /** Added to the convolution's output before the ReLU ([N, K, OH, OW]). */
   residual?: Tensor | null;

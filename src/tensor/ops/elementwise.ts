@@ -13,7 +13,10 @@ function expectPair(op: string, a: Tensor, b: Tensor): void {
   expectSameShape(op, a, b);
 }
 
-/** a + b (the residual addition). d/da = d/db = dy. */
+/**
+ * a + b (the residual addition). d/da = d/db = dy.
+ * @example const y = add(x, x);  // same shapes
+ */
 export function add(a: Tensor, b: Tensor): Tensor {
   const op = 'add';
   expectPair(op, a, b);
@@ -22,7 +25,10 @@ export function add(a: Tensor, b: Tensor): Tensor {
   return record(y, op, [a, b], (dy) => [dy, dy]);
 }
 
-/** relu(a + b) in one pass (a residual block's end). d/da = d/db = dy where y > 0. */
+/**
+ * relu(a + b) in one pass (a residual block's end). d/da = d/db = dy where y > 0.
+ * @example const out = addRelu(x, x);  // relu(a + b): a residual block's last step
+ */
 export function addRelu(a: Tensor, b: Tensor): Tensor {
   const op = 'addRelu';
   expectPair(op, a, b);
@@ -34,7 +40,10 @@ export function addRelu(a: Tensor, b: Tensor): Tensor {
   });
 }
 
-/** a * b elementwise. d/da = dy * b, d/db = dy * a. */
+/**
+ * a * b elementwise. d/da = dy * b, d/db = dy * a.
+ * @example const sq = mul(x, x);
+ */
 export function mul(a: Tensor, b: Tensor): Tensor {
   const op = 'mul';
   expectPair(op, a, b);
@@ -46,7 +55,10 @@ export function mul(a: Tensor, b: Tensor): Tensor {
   ]);
 }
 
-/** x * alpha + beta. d/dx = alpha * dy. */
+/**
+ * x * alpha + beta. d/dx = alpha * dy.
+ * @example const y = affine(x, 2, -1);  // 2x - 1
+ */
 export function affine(x: Tensor, alpha: number, beta: number): Tensor {
   const op = 'affine';
   expectDtype(op, 'x', x, 'float32');
@@ -57,10 +69,12 @@ export function affine(x: Tensor, alpha: number, beta: number): Tensor {
   return record(y, op, [x], (dy) => [fromStorage(be, be.affineScalar(dy.storage, x.shape, alpha, 0), x.shape)]);
 }
 
+/** @example const y = addScalar(x, 0.5); */
 export function addScalar(x: Tensor, s: number): Tensor {
   return affine(x, 1, s);
 }
 
+/** @example const y = mulScalar(x, 1 / 255); */
 export function mulScalar(x: Tensor, s: number): Tensor {
   return affine(x, s, 0);
 }

@@ -15,7 +15,8 @@
 //   crossEntropy(z, y)      dz = dloss * (softmax(z) - target) / N
 //   sum(x)                  dx = dy broadcast
 // Composite (no hand-written gradient): mean, addScalar, mulScalar, flatten, globalAvgPool2d.
-// Not differentiable: sgdStep, adamwStep (the optimisers' in-place updates), topk, conv2dFused (inference only).
+// Not differentiable: sgdStep, adamwStep (the optimisers' in-place updates), topk, softmax and
+// argmax (helpers on logits read back to JS), conv2dFused (inference only).
 
 export { conv2d, conv2dFused, type Conv2dFusedOptions, type Conv2dPrecisionOptions } from './conv2d.js';
 export { batchNorm, type BatchNormOptions } from './batch_norm.js';
@@ -29,3 +30,4 @@ export { sum, mean } from './reduce.js';
 export { sgdStep, type SgdStepOptions } from './sgd.js';
 export { adamwStep, type AdamwMoments } from './adamw.js';
 export { topk, topkAccuracy, type TopK } from './topk.js';
+export { softmax, argmax } from './softmax.js';

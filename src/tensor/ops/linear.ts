@@ -7,6 +7,7 @@ import { expectRank, fmt } from '../geometry.js';
 import { fromStorage, type Tensor } from '../tensor.js';
 import { expectDtype, sameBackend } from './check.js';
 
+/** @example const logits = linear(features, randn([10, 64], new Rng(0)), zeros([10]));  // features: [N, 64] -> [N, 10] */
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
   const op = 'linear';
   sameBackend(op, x, weight, bias);

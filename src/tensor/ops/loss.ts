@@ -9,11 +9,17 @@ import { fromStorage, type Tensor } from '../tensor.js';
 import { expectDtype, sameBackend } from './check.js';
 import { InvalidArgumentError } from '../../errors.js';
 
+/** @example const o: CrossEntropyOptions = { labelSmoothing: 0.1 }; */
 export interface CrossEntropyOptions {
   labelSmoothing?: number;
 }
 
-/** logits: [N, K] float32, labels: [N] int32 in [0, K) -> scalar mean loss. */
+/**
+ * logits: [N, K] float32, labels: [N] int32 in [0, K) -> scalar mean loss.
+ * @example
+ * const loss = crossEntropy(model.forward(x), tensor([3, 1], [2], { dtype: 'int32' }), { labelSmoothing: 0.1 });
+ * loss.backward();
+ */
 export function crossEntropy(logits: Tensor, labels: Tensor, opts: CrossEntropyOptions = {}): Tensor {
   const op = 'crossEntropy';
   sameBackend(op, logits, labels);

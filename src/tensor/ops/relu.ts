@@ -4,6 +4,7 @@ import { record } from '../autograd.js';
 import { fromStorage, type Tensor } from '../tensor.js';
 import { expectDtype } from './check.js';
 
+/** @example const y = relu(tensor([-1, 2], [2]));  // [0, 2] */
 export function relu(x: Tensor): Tensor {
   expectDtype('relu', 'x', x, 'float32');
   const be = x.backend;

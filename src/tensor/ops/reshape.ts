@@ -7,7 +7,10 @@ import { record } from '../autograd.js';
 import { fmt } from '../geometry.js';
 import { fromStorage, type Tensor } from '../tensor.js';
 
-/** One dimension may be -1 (inferred), as in PyTorch. */
+/**
+ * One dimension may be -1 (inferred), as in PyTorch.
+ * @example const y = reshape(tensor([1, 2, 3, 4, 5, 6], [2, 3]), [3, 2]);
+ */
 export function reshape(x: Tensor, shape: Shape): Tensor {
   const op = 'reshape';
   const n = x.numel;
@@ -25,7 +28,10 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   return record(y, op, [x], (dy) => [fromStorage(be, be.reshape(dy.storage, to, x.shape), x.shape)]);
 }
 
-/** Flattens dims from `startDim` on (torch.flatten(x, 1) by default). */
+/**
+ * Flattens dims from `startDim` on (torch.flatten(x, 1) by default).
+ * @example const flat = flatten(x);  // [N, C*H*W]
+ */
 export function flatten(x: Tensor, startDim = 1): Tensor {
   if (!Number.isInteger(startDim) || startDim < 0 || startDim >= Math.max(1, x.rank)) {
     throw new ShapeError(`flatten: startDim ${startDim} out of range for ${fmt(x.shape)}`);

@@ -6,9 +6,15 @@ import { InvalidArgumentError } from '../../errors.js';
 import type { Tensor } from '../tensor.js';
 import { expectDtype, expectFinite, expectSameShape, sameBackend } from './check.js';
 
+/** @example const o: SgdStepOptions = { lr: 0.1, momentum: 0.9, dampening: 0, weightDecay: 5e-4, nesterov: false }; */
 export type SgdStepOptions = Omit<SgdParams, 'initBuffer'> & { initBuffer?: boolean };
 
-/** param -= lr * update(grad); `buf` (same shape as param) is required when momentum != 0. */
+/**
+ * param -= lr * update(grad); `buf` (same shape as param) is required when momentum != 0.
+ * @example
+ * const p = tensor([1, 2], [2]);
+ * sgdStep(p, tensor([0.5, 0.5], [2]), null, { lr: 0.1, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false });  // p = [0.95, 1.95]
+ */
 export function sgdStep(param: Tensor, grad: Tensor, buf: Tensor | null, opts: SgdStepOptions): void {
   const op = 'sgdStep';
   sameBackend(op, param, grad, buf);

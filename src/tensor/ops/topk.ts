@@ -7,6 +7,7 @@ import { expectRank, fmt } from '../geometry.js';
 import type { Tensor } from '../tensor.js';
 import { expectDtype } from './check.js';
 
+/** @example const { values, indices, k }: TopK = topk(logits, 5); */
 export interface TopK {
   /** [N * k], row-major. */
   values: Float32Array;
@@ -14,6 +15,7 @@ export interface TopK {
   k: number;
 }
 
+/** @example const { indices } = topk(model.forward(x), 5);  // [N * 5] class indices, best first */
 export function topk(x: Tensor, k: number): TopK {
   expectDtype('topk', 'x', x, 'float32');
   expectRank('topk', 'x', x.shape, 2, 'N, K');
@@ -32,7 +34,10 @@ export function topk(x: Tensor, k: number): TopK {
   return { values, indices, k };
 }
 
-/** Fraction of rows whose label is among the top k (top-1 / top-5 accuracy). */
+/**
+ * Fraction of rows whose label is among the top k (top-1 / top-5 accuracy).
+ * @example const top5 = topkAccuracy(model.forward(x), [3, 1], 5);
+ */
 export function topkAccuracy(logits: Tensor, labels: ArrayLike<number>, k: number): number {
   const t = topk(logits, Math.min(k, logits.shape[1]));
   const N = logits.shape[0];
