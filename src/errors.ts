@@ -82,7 +82,8 @@ export class DataError extends ResnetError {
 /** An output path cannot be written: its directory is missing, not a directory or not
  *  writable, the path is not a regular file (directory, device, FIFO, socket, dangling
  *  symlink), or the write failed (ENOSPC ...). The message is `[WHAT: ]cannot write PATH:
- *  CAUSE`; `errno` is the system's code where there is one (ENOENT, ENOTDIR, EACCES ...). */
+ *  CAUSE`; `errno` is the system's code where there is one (ENOENT, ENOTDIR, EACCES ...).
+ *  @example try { saveWeights('out/w.safetensors', model.stateDict()); } catch (e) { if (e instanceof OutputError) console.error(e.message); } */
 export class OutputError extends ResnetError {
   readonly path: string;
   readonly reason: string;

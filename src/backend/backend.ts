@@ -81,7 +81,8 @@ export interface SgdParams {
  *  denom = sqrt(v) / sqrt(1 - beta2^t) + eps
  *  p = p + (-lr / (1 - beta1^t)) * m / denom
  *  The scalars in brackets are computed in float64 and rounded to float32 once, as PyTorch
- *  does with the Python floats it passes to the tensor ops. */
+ *  does with the Python floats it passes to the tensor ops.
+ *  @example const p: AdamwParams = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-2, step: 1, amsgrad: false }; */
 export interface AdamwParams {
   readonly lr: number;
   readonly beta1: number;

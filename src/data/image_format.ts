@@ -6,11 +6,18 @@
 
 import { InvalidArgumentError } from '../errors.js';
 
-/** Every raster format that can be enabled, in the order errors list them. */
+/**
+ * Every raster format that can be enabled, in the order errors list them.
+ * @example IMAGE_FORMATS.join(', ')  // 'jpeg, png, webp, gif, tiff, avif, heif'
+ */
 export const IMAGE_FORMATS = ['jpeg', 'png', 'webp', 'gif', 'tiff', 'avif', 'heif'] as const;
+/** @example const formats: ImageFormat[] = ['jpeg', 'png', 'gif']; */
 export type ImageFormat = (typeof IMAGE_FORMATS)[number];
 
-/** The formats decoded unless told otherwise. */
+/**
+ * The formats decoded unless told otherwise.
+ * @example DEFAULT_IMAGE_FORMATS.includes('gif')  // false: GIF needs formats: [..., 'gif']
+ */
 export const DEFAULT_IMAGE_FORMATS: readonly ImageFormat[] = ['jpeg', 'png', 'webp'];
 
 /** File extensions (lower case, with the dot) a folder walk picks up for each format. */
@@ -35,6 +42,7 @@ function ascii(b: Uint8Array, at: number, s: string): boolean {
 /**
  * The format of a file from its first bytes: a raster format, 'svg' for anything that
  * looks like XML or SVG text (a '<' after optional BOM and white space), or null.
+ * @example sniffFormat(bytes.subarray(0, 16))  // 'png' for a PNG's first bytes
  */
 export function sniffFormat(head: Uint8Array): ImageFormat | 'svg' | null {
   const b = head;
@@ -78,7 +86,10 @@ export function parseFormats(list: string | readonly string[], where = 'formats'
   return out;
 }
 
-/** The extensions a folder walk picks up for these formats. */
+/**
+ * The extensions a folder walk picks up for these formats.
+ * @example extensionsFor(['jpeg', 'png'])  // ['.jpg', '.jpeg', '.png']
+ */
 export function extensionsFor(formats: readonly ImageFormat[]): string[] {
   return formats.flatMap((f) => FORMAT_EXTENSIONS[f]);
 }

@@ -45,6 +45,7 @@ function formatOf(path: string): 'npy' | 'jsonl' {
  * Checks, before any inference, that the features can be written to `path` (and, for .npy,
  * its file list): the format is known, the directory exists and is writable, neither path is a
  * directory, device, FIFO, socket or dangling symlink. Throws an OutputError otherwise.
+ * @example checkFeaturesOut('emb.npy');  // before the inference, so a bad --out costs nothing
  */
 export function checkFeaturesOut(path: string): void {
   checkOutputPath(path, 'features: --out');

@@ -9,7 +9,10 @@ import { adamwStep } from '../tensor/ops/adamw.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkOption, Optimizer, type OptimizerState, type ParamGroup, type ParamState } from './optimizer.js';
 
-/** torch.optim.AdamW's options and defaults. */
+/**
+ * torch.optim.AdamW's options and defaults.
+ * @example const o: AdamwOptions = { lr: 3e-4, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.05, amsgrad: false };
+ */
 export interface AdamwOptions {
   /** Default 1e-3. */
   lr?: number;
@@ -23,8 +26,10 @@ export interface AdamwOptions {
   amsgrad?: boolean;
 }
 
+/** @example const { lr, weightDecay } = ADAMW_DEFAULTS;  // 1e-3, 1e-2 (torch's) */
 export const ADAMW_DEFAULTS = { lr: 1e-3, betas: [0.9, 0.999] as const, eps: 1e-8, weightDecay: 1e-2, amsgrad: false };
 
+/** @example const g: AdamwGroup = new AdamW(model.parameters()).groups[0]; */
 export interface AdamwGroup {
   params: Tensor[];
   lr: number;
@@ -34,9 +39,20 @@ export interface AdamwGroup {
   amsgrad: boolean;
 }
 
-/** AdamW's state dict (kind 'adamw'; buffers 'exp_avg', 'exp_avg_sq', 'max_exp_avg_sq'). */
+/**
+ * AdamW's state dict (kind 'adamw'; buffers 'exp_avg', 'exp_avg_sq', 'max_exp_avg_sq').
+ * @example const state: AdamwState = new AdamW(model.parameters()).stateDict();
+ */
 export type AdamwState = OptimizerState;
 
+/**
+ * torch.optim.AdamW (decoupled weight decay), with parameter groups and exact resume.
+ * @example
+ * const opt = new AdamW(model.parameters(), { lr: 1e-3, weightDecay: 0.05 });
+ * tidy(() => crossEntropy(model.forward(x), y).backward());
+ * opt.step();
+ * opt.zeroGrad();
+ */
 export class AdamW extends Optimizer<AdamwGroup, AdamwOptions> {
   readonly kind = 'adamw';
   protected readonly bufferNames = ['exp_avg', 'exp_avg_sq', 'max_exp_avg_sq'] as const;
@@ -49,7 +65,7 @@ export class AdamW extends Optimizer<AdamwGroup, AdamwOptions> {
    *   { params: params.filter((p) => p.shape.length > 1) },
    *   { params: params.filter((p) => p.shape.length <= 1), weightDecay: 0 },
    * ], { lr: 1e-3, weightDecay: 0.05 });
-   * loss.backward(); opt.step(); opt.zeroGrad();
+   * tidy(() => crossEntropy(model.forward(x), y).backward()); opt.step(); opt.zeroGrad();
    */
   constructor(params: Iterable<Tensor> | ParamGroup<AdamwOptions>[], defaults: AdamwOptions = {}) {
     super('AdamW', params, (g, where) => {

@@ -9,16 +9,25 @@ import { noGrad } from '../tensor/autograd.js';
 import { keep } from '../tensor/scope.js';
 import { Tensor, tensor, zeros } from '../tensor/tensor.js';
 
-/** A parameter group: its parameters and any options that differ from the optimiser's defaults. */
+/**
+ * A parameter group: its parameters and any options that differ from the optimiser's defaults.
+ * @example const g: ParamGroup<AdamwOptions> = { params: model.parameters().filter((p) => p.shape.length <= 1), weightDecay: 0 };
+ */
 export type ParamGroup<O extends object = Record<string, unknown>> = Partial<O> & { params: Iterable<Tensor> };
 
-/** The fields every resolved group has. */
+/**
+ * The fields every resolved group has.
+ * @example const lrs = optimizer.groups.map((g: BaseGroup) => g.lr);
+ */
 export interface BaseGroup {
   params: Tensor[];
   lr: number;
 }
 
-/** One parameter's state as plain arrays (what checkpoints store). */
+/**
+ * One parameter's state as plain arrays (what checkpoints store).
+ * @example const first: ParamStateDict | null = optimizer.stateDict().state[0][0];
+ */
 export interface ParamStateDict {
   /** Steps this parameter has taken. */
   step: number;
@@ -26,7 +35,10 @@ export interface ParamStateDict {
   buffers: Record<string, Float32Array>;
 }
 
-/** An optimiser's state: which optimiser, per group the lr, per group and parameter the state. */
+/**
+ * An optimiser's state: which optimiser, per group the lr, per group and parameter the state.
+ * @example const state: OptimizerState = optimizer.stateDict(); optimizer.loadStateDict(state);
+ */
 export interface OptimizerState {
   kind: string;
   lrs: number[];
@@ -48,6 +60,10 @@ export function checkOption(where: string, v: unknown, min = 0, max = Infinity, 
   return v;
 }
 
+/**
+ * What SGD and AdamW share: parameter groups, per-parameter state, lr per group, state dicts.
+ * @example const opt: Optimizer<BaseGroup> = new AdamW(model.parameters()); opt.setLr(1e-4);
+ */
 export abstract class Optimizer<G extends BaseGroup, O extends object = object> {
   /** 'sgd' | 'adamw': recorded in the state dict; loading another optimiser's state fails. */
   abstract readonly kind: string;

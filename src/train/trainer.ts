@@ -42,7 +42,9 @@ export class TrainingError extends ResnetError {
 
 /** @example SCHEDULES.join(', ')  // 'constant, step, multistep, cosine, plateau' */
 export const SCHEDULES = ['constant', 'step', 'multistep', 'cosine', 'plateau'] as const;
+/** @example OPTIMIZERS.join(', ')  // 'sgd, adamw' */
 export const OPTIMIZERS = ['sgd', 'adamw'] as const;
+/** @example const config: Partial<TrainConfig> = { optimizer: 'adamw' satisfies OptimizerKind, lr: 1e-3 }; */
 export type OptimizerKind = (typeof OPTIMIZERS)[number];
 
 /** @example const config: Partial<TrainConfig> = { arch: 'resnet56', dataset: 'cifar10', data: 'data/cifar', epochs: 164, schedule: 'multistep', out: 'runs/r56' }; */

@@ -7,7 +7,10 @@ import { InvalidArgumentError } from '../../errors.js';
 import type { Tensor } from '../tensor.js';
 import { expectDtype, expectFinite, expectSameShape, sameBackend } from './check.js';
 
-/** The moment buffers of one parameter (zeros before its first step). */
+/**
+ * The moment buffers of one parameter (zeros before its first step).
+ * @example const m: AdamwMoments = { expAvg: zeros(w.shape), expAvgSq: zeros(w.shape) };
+ */
 export interface AdamwMoments {
   expAvg: Tensor;
   expAvgSq: Tensor;
@@ -15,7 +18,12 @@ export interface AdamwMoments {
   maxExpAvgSq?: Tensor | null;
 }
 
-/** One AdamW step of `param` with `grad`; `opts.step` counts this step (1 on the first). */
+/**
+ * One AdamW step of `param` with `grad`; `opts.step` counts this step (1 on the first).
+ * @example
+ * const m: AdamwMoments = { expAvg: zeros(w.shape), expAvgSq: zeros(w.shape) };
+ * adamwStep(w, w.grad!, m, { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-2, step: 1, amsgrad: false });
+ */
 export function adamwStep(param: Tensor, grad: Tensor, moments: AdamwMoments, opts: AdamwParams): void {
   const op = 'adamwStep';
   const { expAvg, expAvgSq } = moments;
