@@ -75,12 +75,21 @@ bool channelView(const memory::desc& md, ChannelView& v) {
 }
 
 // The kernels (batch_norm_kernels.inc) walk the planes (n, cb): S x B contiguous values, with
-// no float sum over more than 32 of them. They are built for the baseline ISA of
-// binding.gyp and for AVX-512 (16 floats a register: 1.5-2x on these loops), picked at run
-// time by what the CPU has.
+// no float sum over more than 32 of them. binding.gyp compiles for the x86-64 baseline (SSE2)
+// so the addon loads on any x86-64; these loops are built three times, for that baseline,
+// for AVX2 + FMA (8 floats a register) and for AVX-512 (16: 1.5-2x over AVX2 on these loops),
+// and the widest set the CPU has is picked at run time. Every other loop in the addon is
+// memory-bound (sgd, axpby, sum) or scalar (losses) and stays on the baseline.
 namespace base {
 #include "batch_norm_kernels.inc"
 }  // namespace base
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+namespace avx2 {
+#include "batch_norm_kernels.inc"
+}  // namespace avx2
+#pragma GCC pop_options
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq")
@@ -89,30 +98,49 @@ namespace avx512 {
 }  // namespace avx512
 #pragma GCC pop_options
 
-bool hasAvx512() {
-  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  return yes;
+enum class KernelSet { baseline, avx2, avx512 };
+
+bool cpuHas(KernelSet s) {
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  static const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  return s == KernelSet::baseline || (s == KernelSet::avx2 && avx2) || (s == KernelSet::avx512 && avx512);
 }
 
-bool gUseAvx512 = hasAvx512();  // kernelIsa() may switch to the baseline set (tests)
+KernelSet widest() {
+  return cpuHas(KernelSet::avx512) ? KernelSet::avx512 : cpuHas(KernelSet::avx2) ? KernelSet::avx2 : KernelSet::baseline;
+}
+
+const char* kernelSetName(KernelSet s) {
+  return s == KernelSet::avx512 ? "avx512" : s == KernelSet::avx2 ? "avx2" : "baseline";
+}
+
+KernelSet gKernelSet = widest();  // kernelIsa() may switch to a narrower set (tests)
 
 template <class T>
 const BnOps<T>& ops() {
-  static const BnOps<T> fast = avx512::makeOps<T>(), baseline = base::makeOps<T>();
-  return gUseAvx512 ? fast : baseline;
+  static const BnOps<T> wide = avx512::makeOps<T>(), mid = avx2::makeOps<T>(), baseline = base::makeOps<T>();
+  return gKernelSet == KernelSet::avx512 ? wide : gKernelSet == KernelSet::avx2 ? mid : baseline;
 }
 
-// kernelIsa(set?: 'avx512' | 'baseline') -> the set our own kernels use (after the change)
+// kernelIsa(set?: 'avx512' | 'avx2' | 'baseline') -> the set our own kernels use (after the change)
 Napi::Value KernelIsa(const Napi::CallbackInfo& info) {
   return guarded(info, "kernelIsa", [&]() -> Napi::Value {
     if (info.Length() > 0 && !info[0].IsUndefined()) {
       const std::string want = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
-      if (want == "avx512" && !hasAvx512()) throw OpError("this CPU has no AVX-512 (avx512f/bw/vl/dq); valid: baseline");
-      if (want != "avx512" && want != "baseline") throw OpError("kernel set must be 'avx512' or 'baseline'");
-      gUseAvx512 = want == "avx512";
+      std::string valid;
+      for (KernelSet s : {KernelSet::avx512, KernelSet::avx2, KernelSet::baseline}) {
+        if (cpuHas(s)) valid += std::string(valid.empty() ? "" : ", ") + kernelSetName(s);
+      }
+      KernelSet s;
+      if (want == "avx512") s = KernelSet::avx512;
+      else if (want == "avx2") s = KernelSet::avx2;
+      else if (want == "baseline") s = KernelSet::baseline;
+      else throw OpError("kernel set must be 'avx512', 'avx2' or 'baseline'; valid on this CPU: " + valid);
+      if (!cpuHas(s)) throw OpError(std::string("this CPU cannot run the '") + want + "' kernel set; valid: " + valid);
+      gKernelSet = s;
     }
-    return Napi::String::New(info.Env(), gUseAvx512 ? "avx512" : "baseline");
+    return Napi::String::New(info.Env(), kernelSetName(gKernelSet));
   });
 }
 

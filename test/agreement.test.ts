@@ -112,10 +112,12 @@ test('batch norm (training, with and without fused ReLU; inference) and its grad
 // that error showed: image-like input (half of it one background value), through a conv, so x
 // is in the conv's layout. The old kernel fails it (variance 5.4e-6 off at N=64).
 test('batch norm training on a conv output at training size: statistics and gradients to float32 rounding', () => {
-  // 16 channels: whole 8- or 16-lane blocks; 17: a padded last block. Both builds of our
-  // kernels where the CPU runs both (AVX-512 and binding.gyp's baseline).
+  // 16 channels: whole 8- or 16-lane blocks; 17: a padded last block. Every build of our
+  // kernels the CPU runs (AVX-512, AVX2 + FMA, binding.gyp's x86-64 baseline): the widest is
+  // the default, and each narrower one runs wherever a wider one does.
   const addon = (nat as NativeBackend).addon;
-  const sets = addon.kernelIsa() === 'avx512' ? (['avx512', 'baseline'] as const) : (['baseline'] as const);
+  const ALL = ['avx512', 'avx2', 'baseline'] as const;
+  const sets = ALL.slice(ALL.indexOf(addon.kernelIsa()));
   try {
     for (const set of sets) {
       addon.kernelIsa(set);

@@ -39,6 +39,9 @@ export type NativeImplKind =
   | 'relu' | 'reluBackward' | 'affineScalar'                        // { shape, format?, precision? }
   | 'maxPool2d' | 'maxPool2dBackward' | 'avgPool2d' | 'avgPool2dBackward'; // Pool2dGeometry & { format?, countIncludePad?, precision? }
 
+/** The builds of our own kernels (native/batch_norm.cc), widest first. */
+export type KernelSet = 'avx512' | 'avx2' | 'baseline';
+
 export type ConvPass = 'forward' | 'backward_data' | 'backward_weights';
 
 /** The addon's JS API (native/addon.cc lists the same functions). */
@@ -102,9 +105,10 @@ export interface NativeAddon {
   sgdUpdate(param: Storage, grad: Storage, buf: Storage | null, p: SgdParams): void;
 
   implInfo(kind: NativeImplKind, params: object): NativeImplInfo;
-  /** The instruction set our own kernels (training batch norm) run with: 'avx512' where the
-   *  CPU has it, else 'baseline' (binding.gyp's); pass one to switch (tests of both). */
-  kernelIsa(set?: 'avx512' | 'baseline'): 'avx512' | 'baseline';
+  /** The instruction set our own kernels (training batch norm) run with: the widest the CPU
+   *  has of 'avx512', 'avx2' (+FMA) and 'baseline' (binding.gyp's x86-64); pass one to switch
+   *  (tests of each). */
+  kernelIsa(set?: KernelSet): KernelSet;
   /** Bare oneDNN timing of one conv pass: per-iteration milliseconds (bench/ops.ts). */
   benchConv(g: Conv2dGeometry, pass: ConvPass, iters: number, warmup?: number): Float64Array;
   benchRelease(): void;
