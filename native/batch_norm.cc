@@ -101,6 +101,8 @@ namespace avx512 {
 enum class KernelSet { baseline, avx2, avx512 };
 
 bool cpuHas(KernelSet s) {
+  // gKernelSet below is set by a static initializer: libgcc's CPU model may not be filled yet
+  __builtin_cpu_init();
   static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   static const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
@@ -117,11 +119,17 @@ const char* kernelSetName(KernelSet s) {
 
 KernelSet gKernelSet = widest();  // kernelIsa() may switch to a narrower set (tests)
 
+// NOTE: the tables are filled here, in baseline code, from the functions' addresses: calling
+// anything in a wider set's namespace, even a function that only returns pointers, may run its
+// instructions (an avx512::makeOps() did, with vmovq, and died on a CPU without AVX).
+#define RN_BN_OPS(ns, T) BnOps<T>{&ns::stats<T>, &ns::normalize<T>, &ns::gradSums<T>, &ns::gradMap<T>}
+
 template <class T>
 const BnOps<T>& ops() {
-  static const BnOps<T> wide = avx512::makeOps<T>(), mid = avx2::makeOps<T>(), baseline = base::makeOps<T>();
+  static const BnOps<T> wide = RN_BN_OPS(avx512, T), mid = RN_BN_OPS(avx2, T), baseline = RN_BN_OPS(base, T);
   return gKernelSet == KernelSet::avx512 ? wide : gKernelSet == KernelSet::avx2 ? mid : baseline;
 }
+#undef RN_BN_OPS
 
 // kernelIsa(set?: 'avx512' | 'avx2' | 'baseline') -> the set our own kernels use (after the change)
 Napi::Value KernelIsa(const Napi::CallbackInfo& info) {
