@@ -122,6 +122,51 @@ describe('install: the package', () => {
     assert.ok([...vex.keys()].some((f) => f.includes('avx512::')), 'no AVX-512 kernels found');
   });
 
+  it('the addon runs on an x86-64 without AVX and one without AVX-512 (qemu), each on its kernel set, with the results of this CPU', (t) => {
+    const addon = join(ROOT, 'build', 'Release', 'resnet_native.node');
+    if (spawnSync('qemu-x86_64', ['-version']).status !== 0) return t.skip('qemu-user (qemu-x86_64) is not installed');
+    if (!existsSync(addon)) return t.skip('the addon is not built');
+    // Training batch norm (+ReLU), forward and backward, on a planar input and on a conv's
+    // blocked output, through the addon alone.
+    const script = `process.env.OMP_WAIT_POLICY = 'PASSIVE';
+      const a = require(${JSON.stringify(addon)});
+      const N = 3, C = 19, H = 7, W = 5, K = 24;
+      const f = (n, s) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * s) * 2);
+      const out = { kernels: a.kernelIsa(), isa: a.info().isa };
+      const x = a.fromArray(f(N * C * H * W, 0.37), [N, C, H, W]);
+      const w = a.fromArray(f(K * C * 9, 0.11), [K, C, 3, 3]);
+      const h = a.conv2d(x, w, null, { N, C, H, W, K, R: 3, S: 3, OH: H, OW: W, strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, groups: 1 });
+      for (const [name, t, ch, shape] of [['planar', x, C, [N, C, H, W]], ['conv', h, K, [N, K, H, W]]]) {
+        const g = a.fromArray(f(ch, 0.7).map((v) => 1 + 0.2 * v), [ch]);
+        const b = a.fromArray(f(ch, 0.3).map((v) => 0.1 * v), [ch]);
+        const r = a.batchNormTrain(t, g, b, 1e-5, true);
+        const dy = a.fromArray(f(shape.reduce((p, q) => p * q), 0.53), shape);
+        const d = a.batchNormBackward(dy, t, g, r.mean, r.variance, r.saved, 1e-5, true);
+        out[name] = [r.y, r.mean, r.variance, d.dx, d.dgamma, d.dbeta].map((s) => Array.from(a.read(s)));
+      }
+      console.log(JSON.stringify(out));`;
+    const runOn = (cpu: string | null) => {
+      const args = ['-e', script];
+      const r = cpu ? spawnSync('qemu-x86_64', ['-cpu', cpu, process.execPath, ...args], { encoding: 'utf8', timeout: 240_000 })
+        : spawnSync(process.execPath, args, { encoding: 'utf8' });
+      assert.equal(r.status, 0, `on ${cpu ?? 'this CPU'}: status ${r.status} signal ${r.signal}\n${r.stderr}`);
+      return JSON.parse(r.stdout) as { kernels: string; isa: string; planar: number[][]; conv: number[][] };
+    };
+    const here = runOn(null);
+    for (const [cpu, kernels, isa] of [['Nehalem', 'baseline', 'sse41'], ['Haswell', 'avx2', 'avx2']] as const) {
+      const there = runOn(cpu);
+      assert.equal(there.kernels, kernels, cpu);
+      assert.equal(there.isa, isa, cpu);
+      for (const layout of ['planar', 'conv'] as const) {
+        here[layout].forEach((want, k) => {
+          const scale = Math.max(...want.map(Math.abs));
+          const err = Math.max(...want.map((v, i) => Math.abs(there[layout][k][i] - v)));
+          assert.ok(err <= 1e-5 * scale, `${cpu} ${layout} output ${k}: max error ${err} (scale ${scale})`);
+        });
+      }
+    }
+  });
+
   it("import 'resnet-ts' loads neither sharp, resvg nor protobufjs; they load on first use", () => {
     const script = "import { createRequire } from 'node:module'; const req = createRequire(import.meta.url);" +
       " const heavy = () => ['sharp', '@resvg/resvg-js', 'protobufjs'].filter((n) => Object.keys(req.cache).some((k) => k.includes(`/node_modules/${n}/`)));" +
