@@ -234,22 +234,30 @@ test('linear and softmax cross-entropy (label smoothing 0 and 0.1)', () => {
   }
 });
 
-test('fused SGD update (momentum, nesterov, weight decay, dampening) over several steps', () => {
-  for (const opts of [
-    { lr: 0.1, momentum: 0.9, dampening: 0, weightDecay: 1e-4, nesterov: false },
-    { lr: 0.05, momentum: 0.9, dampening: 0, weightDecay: 5e-4, nesterov: true },
-    { lr: 0.2, momentum: 0.5, dampening: 0.1, weightDecay: 0, nesterov: false },
-    { lr: 0.3, momentum: 0, dampening: 0, weightDecay: 1e-3, nesterov: false },
-  ]) {
-    const shape = [16, 3, 3, 3];
-    const p0 = randArray(rng, 432);
-    const grads = [0, 1, 2].map(() => randArray(rng, 432));
-    const finals = [ref, nat].map((backend) => tidy(() => {
-      const p = tensor(p0, shape, { backend });
-      const buf = tensor(new Float32Array(432), shape, { backend });
-      grads.forEach((g, step) => sgdStep(p, tensor(g, shape, { backend }), buf, { ...opts, initBuffer: step === 0 }));
-      return p.toArray();
-    }));
-    agree(finals[1], finals[0], `sgd ${JSON.stringify(opts)}`);
-  }
+test('fused SGD update (momentum, nesterov, weight decay, dampening) over several steps, on every kernel set', () => {
+  // every branch-free variant of the loop (native/sgd_kernel.inc); 36864 elements: the
+  // threaded path
+  forEachKernelSet((set) => {
+    for (const opts of [
+      { lr: 0.1, momentum: 0.9, dampening: 0, weightDecay: 1e-4, nesterov: false },
+      { lr: 0.05, momentum: 0.9, dampening: 0, weightDecay: 5e-4, nesterov: true },
+      { lr: 0.2, momentum: 0.5, dampening: 0.1, weightDecay: 0, nesterov: false },
+      { lr: 0.2, momentum: 0.8, dampening: 0, weightDecay: 0, nesterov: true },
+      { lr: 0.3, momentum: 0, dampening: 0, weightDecay: 1e-3, nesterov: false },
+      { lr: 0.3, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false },
+    ]) {
+      for (const shape of [[16, 3, 3, 3], [64, 64, 3, 3]]) {
+        const n = shape.reduce((a, b) => a * b);
+        const p0 = randArray(rng, n);
+        const grads = [0, 1, 2].map(() => randArray(rng, n));
+        const finals = [ref, nat].map((backend) => tidy(() => {
+          const p = tensor(p0, shape, { backend });
+          const buf = tensor(new Float32Array(n), shape, { backend });
+          grads.forEach((g, step) => sgdStep(p, tensor(g, shape, { backend }), buf, { ...opts, initBuffer: step === 0 }));
+          return p.toArray();
+        }));
+        agree(finals[1], finals[0], `sgd [${shape}] ${JSON.stringify(opts)} (${set} kernels)`);
+      }
+    }
+  });
 });

@@ -122,12 +122,12 @@ describe('install: the package', () => {
     assert.ok([...vex.keys()].some((f) => f.includes('avx512::')), 'no AVX-512 kernels found');
   });
 
-  it('the addon runs on an x86-64 without AVX and one without AVX-512 (qemu), each on its kernel set, with the results of this CPU', (t) => {
+  it('the addon runs on an x86-64 without AVX and one without AVX-512 (qemu), each on its kernel set, with the batch-norm and SGD results of this CPU', (t) => {
     const addon = join(ROOT, 'build', 'Release', 'resnet_native.node');
     if (spawnSync('qemu-x86_64', ['-version']).status !== 0) return t.skip('qemu-user (qemu-x86_64) is not installed');
     if (!existsSync(addon)) return t.skip('the addon is not built');
     // Training batch norm (+ReLU), forward and backward, on a planar input and on a conv's
-    // blocked output, through the addon alone.
+    // blocked output, and two SGD steps, through the addon alone.
     const script = `process.env.OMP_WAIT_POLICY = 'PASSIVE';
       const a = require(${JSON.stringify(addon)});
       const N = 3, C = 19, H = 7, W = 5, K = 24;
@@ -144,20 +144,25 @@ describe('install: the package', () => {
         const d = a.batchNormBackward(dy, t, g, r.mean, r.variance, r.saved, 1e-5, true);
         out[name] = [r.y, r.mean, r.variance, d.dx, d.dgamma, d.dbeta].map((s) => Array.from(a.read(s)));
       }
+      const p = a.fromArray(f(40000, 0.19), [40000]), buf = a.fromArray(f(40000, 0.23), [40000]);
+      for (const initBuffer of [true, false]) {
+        a.sgdUpdate(p, a.fromArray(f(40000, 0.29), [40000]), buf, { lr: 0.1, momentum: 0.9, dampening: 0, weightDecay: 1e-4, nesterov: true, initBuffer });
+      }
+      out.sgd = [Array.from(a.read(p)), Array.from(a.read(buf))];
       console.log(JSON.stringify(out));`;
     const runOn = (cpu: string | null) => {
       const args = ['-e', script];
-      const r = cpu ? spawnSync('qemu-x86_64', ['-cpu', cpu, process.execPath, ...args], { encoding: 'utf8', timeout: 240_000 })
-        : spawnSync(process.execPath, args, { encoding: 'utf8' });
+      const opts = { encoding: 'utf8', timeout: 240_000, maxBuffer: 64 << 20 } as const;
+      const r = cpu ? spawnSync('qemu-x86_64', ['-cpu', cpu, process.execPath, ...args], opts) : spawnSync(process.execPath, args, opts);
       assert.equal(r.status, 0, `on ${cpu ?? 'this CPU'}: status ${r.status} signal ${r.signal}\n${r.stderr}`);
-      return JSON.parse(r.stdout) as { kernels: string; isa: string; planar: number[][]; conv: number[][] };
+      return JSON.parse(r.stdout) as { kernels: string; isa: string; planar: number[][]; conv: number[][]; sgd: number[][] };
     };
     const here = runOn(null);
     for (const [cpu, kernels, isa] of [['Nehalem', 'baseline', 'sse41'], ['Haswell', 'avx2', 'avx2']] as const) {
       const there = runOn(cpu);
       assert.equal(there.kernels, kernels, cpu);
       assert.equal(there.isa, isa, cpu);
-      for (const layout of ['planar', 'conv'] as const) {
+      for (const layout of ['planar', 'conv', 'sgd'] as const) {
         here[layout].forEach((want, k) => {
           const scale = Math.max(...want.map(Math.abs));
           const err = Math.max(...want.map((v, i) => Math.abs(there[layout][k][i] - v)));
