@@ -24,7 +24,7 @@ using dnnl::memory;
 using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 
-// ---- batch_norm.cc: the instruction sets our own hot loops are built for -------------
+// ---- batch_norm.cc: the instruction sets our own hot loops are built for ------------
 /// binding.gyp builds for the x86-64 baseline; the few loops of ours that gain from wider
 /// vectors (training batch norm, the SGD step) are also built under `#pragma GCC target`
 /// for AVX2 + FMA and AVX-512, and dispatch on kernelSet() at each call.

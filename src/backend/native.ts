@@ -105,9 +105,10 @@ export interface NativeAddon {
   sgdUpdate(param: Storage, grad: Storage, buf: Storage | null, p: SgdParams): void;
 
   implInfo(kind: NativeImplKind, params: object): NativeImplInfo;
-  /** The instruction set our own kernels (training batch norm) run with: the widest the CPU
-   *  has of 'avx512', 'avx2' (+FMA) and 'baseline' (binding.gyp's x86-64); pass one to switch
-   *  (tests of each). */
+  /** The instruction set our own loops (training batch norm, the SGD step) run with: the
+   *  widest the CPU has of 'avx512', 'avx2' (+FMA) and 'baseline' (binding.gyp's x86-64);
+   *  pass one to switch (tests of each). The SGD step has no AVX-512 build: it runs its AVX2
+   *  one under 'avx512'. */
   kernelIsa(set?: KernelSet): KernelSet;
   /** Bare oneDNN timing of one conv pass: per-iteration milliseconds (bench/ops.ts). */
   benchConv(g: Conv2dGeometry, pass: ConvPass, iters: number, warmup?: number): Float64Array;

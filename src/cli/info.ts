@@ -14,7 +14,7 @@ export interface InfoReport {
   onednn: string | null;
   threads: number;
   isa: string;
-  /** The build of our own kernels (training batch norm) that runs: avx512, avx2 or baseline;
+  /** The build of our own loops (training batch norm, SGD step) that runs: avx512, avx2 or baseline;
    *  null on the reference backend. */
   kernels: string | null;
   /** What --precision auto (the default) runs here, and why. */
