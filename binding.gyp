@@ -1,3 +1,4 @@
+# The oneDNN addon (build/Release/resnet_native.node), built by scripts/build_native.mjs.
 {
   "targets": [
     {
@@ -22,7 +23,9 @@
       "defines": ["NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++14"],
-      "cflags_cc": ["-std=c++17", "-O3", "-march=x86-64-v3", "-fexceptions", "-frtti", "-fopenmp", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      # No -march: the addon must load on any x86-64 (oneDNN picks its own kernels at run time).
+      # Our few hot loops (native/batch_norm.cc) are built per instruction set and dispatched.
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-frtti", "-fopenmp", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "ldflags": ["-fopenmp"],
       "libraries": ["-ldnnl"]
     }

@@ -75,12 +75,22 @@ bool channelView(const memory::desc& md, ChannelView& v) {
 }
 
 // The kernels (batch_norm_kernels.inc) walk the planes (n, cb): S x B contiguous values, with
-// no float sum over more than 32 of them. They are built for the baseline ISA of
-// binding.gyp and for AVX-512 (16 floats a register: 1.5-2x on these loops), picked at run
-// time by what the CPU has.
+// no float sum over more than 32 of them. binding.gyp compiles for the x86-64 baseline (SSE2)
+// so the addon loads on any x86-64; these loops are built three times, for that baseline,
+// for AVX2 + FMA (8 floats a register) and for AVX-512 (16: 1.5-2x over AVX2 on these loops),
+// and the widest set the CPU has is picked at run time (common.h, KernelSet). The SGD step
+// does the same (sgd.cc); every other loop of ours measured the same on the baseline as with
+// -march=x86-64-v3 (axpby, sum: memory-bound) or is scalar (the losses' exp).
 namespace base {
 #include "batch_norm_kernels.inc"
 }  // namespace base
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+namespace avx2 {
+#include "batch_norm_kernels.inc"
+}  // namespace avx2
+#pragma GCC pop_options
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq")
@@ -89,30 +99,55 @@ namespace avx512 {
 }  // namespace avx512
 #pragma GCC pop_options
 
-bool hasAvx512() {
-  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  return yes;
+bool cpuHas(KernelSet s) {
+  // gKernelSet below is set by a static initializer: libgcc's CPU model may not be filled yet
+  __builtin_cpu_init();
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  static const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  return s == KernelSet::baseline || (s == KernelSet::avx2 && avx2) || (s == KernelSet::avx512 && avx512);
 }
 
-bool gUseAvx512 = hasAvx512();  // kernelIsa() may switch to the baseline set (tests)
+KernelSet widest() {
+  return cpuHas(KernelSet::avx512) ? KernelSet::avx512 : cpuHas(KernelSet::avx2) ? KernelSet::avx2 : KernelSet::baseline;
+}
+
+const char* kernelSetName(KernelSet s) {
+  return s == KernelSet::avx512 ? "avx512" : s == KernelSet::avx2 ? "avx2" : "baseline";
+}
+
+KernelSet gKernelSet = widest();  // kernelIsa() may switch to a narrower set (tests)
+
+// NOTE: the tables are filled here, in baseline code, from the functions' addresses: calling
+// anything in a wider set's namespace, even a function that only returns pointers, may run its
+// instructions (an avx512::makeOps() did, with vmovq, and died on a CPU without AVX).
+#define RN_BN_OPS(ns, T) BnOps<T>{&ns::stats<T>, &ns::normalize<T>, &ns::gradSums<T>, &ns::gradMap<T>}
 
 template <class T>
 const BnOps<T>& ops() {
-  static const BnOps<T> fast = avx512::makeOps<T>(), baseline = base::makeOps<T>();
-  return gUseAvx512 ? fast : baseline;
+  static const BnOps<T> wide = RN_BN_OPS(avx512, T), mid = RN_BN_OPS(avx2, T), baseline = RN_BN_OPS(base, T);
+  return gKernelSet == KernelSet::avx512 ? wide : gKernelSet == KernelSet::avx2 ? mid : baseline;
 }
+#undef RN_BN_OPS
 
-// kernelIsa(set?: 'avx512' | 'baseline') -> the set our own kernels use (after the change)
+// kernelIsa(set?: 'avx512' | 'avx2' | 'baseline') -> the set our own kernels use (after the change)
 Napi::Value KernelIsa(const Napi::CallbackInfo& info) {
   return guarded(info, "kernelIsa", [&]() -> Napi::Value {
     if (info.Length() > 0 && !info[0].IsUndefined()) {
       const std::string want = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
-      if (want == "avx512" && !hasAvx512()) throw OpError("this CPU has no AVX-512 (avx512f/bw/vl/dq); valid: baseline");
-      if (want != "avx512" && want != "baseline") throw OpError("kernel set must be 'avx512' or 'baseline'");
-      gUseAvx512 = want == "avx512";
+      std::string valid;
+      for (KernelSet s : {KernelSet::avx512, KernelSet::avx2, KernelSet::baseline}) {
+        if (cpuHas(s)) valid += std::string(valid.empty() ? "" : ", ") + kernelSetName(s);
+      }
+      KernelSet s;
+      if (want == "avx512") s = KernelSet::avx512;
+      else if (want == "avx2") s = KernelSet::avx2;
+      else if (want == "baseline") s = KernelSet::baseline;
+      else throw OpError("kernel set must be 'avx512', 'avx2' or 'baseline'; valid on this CPU: " + valid);
+      if (!cpuHas(s)) throw OpError(std::string("this CPU cannot run the '") + want + "' kernel set; valid: " + valid);
+      gKernelSet = s;
     }
-    return Napi::String::New(info.Env(), gUseAvx512 ? "avx512" : "baseline");
+    return Napi::String::New(info.Env(), kernelSetName(gKernelSet));
   });
 }
 
@@ -328,6 +363,8 @@ Napi::Value batchNormImplInfo(Napi::Env env, const std::string& kind, const Napi
   o.Set(kind == "batchNormTrain" ? "dst" : "diffSrc", formatName(run));
   return o;
 }
+
+KernelSet kernelSet() { return gKernelSet; }
 
 void exportBatchNorm(Napi::Env env, Napi::Object exports) {
   exports.Set("batchNormTrain", Napi::Function::New(env, BatchNormTrain, "batchNormTrain"));

@@ -24,6 +24,14 @@ using dnnl::memory;
 using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 
+// ---- batch_norm.cc: the instruction sets our own hot loops are built for ------------
+/// binding.gyp builds for the x86-64 baseline; the few loops of ours that gain from wider
+/// vectors (training batch norm, the SGD step) are also built under `#pragma GCC target`
+/// for AVX2 + FMA and AVX-512, and dispatch on kernelSet() at each call.
+enum class KernelSet { baseline, avx2, avx512 };
+/// The set our loops use now: the widest the CPU has, unless kernelIsa() chose another.
+KernelSet kernelSet();
+
 // ---- engine.cc ----------------------------------------------------------------------
 dnnl::engine& eng();
 dnnl::stream& strm();

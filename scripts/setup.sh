@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 need=()
 # chromium drives the report tests (playwright-core, never a downloaded browser);
-# fonts-dejavu-core gives the PNG plots stable glyphs.
-for pkg in g++ make libdnnl-dev dataset-fashion-mnist chromium fonts-dejavu-core; do
+# fonts-dejavu-core gives the PNG plots stable glyphs; qemu-user runs the addon on emulated
+# CPUs without AVX and without AVX-512 (test/install.test.ts).
+for pkg in g++ make libdnnl-dev dataset-fashion-mnist chromium fonts-dejavu-core qemu-user; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

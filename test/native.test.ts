@@ -6,6 +6,7 @@
 // Run: node --import tsx --test test/native.test.ts
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
 
@@ -122,6 +123,25 @@ describe('native: sanity', () => {
     assert.equal(i.onednn, '2.6.3');
     assert.ok(i.threads >= 1);
     assert.match(i.isa, /^(avx|avx2|avx2_vnni|avx512_\w+|sse41)$/);
+  });
+
+  it('kernelIsa() starts on the widest kernel set the CPU has, switches, and names the valid ones', () => {
+    const a = native();
+    const flags = new Set((readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1] ?? '').trim().split(/\s+/));
+    const avx2 = flags.has('avx2') && flags.has('fma');
+    const avx512 = avx2 && ['avx512f', 'avx512bw', 'avx512vl', 'avx512dq'].every((f) => flags.has(f));
+    const widest = avx512 ? 'avx512' : avx2 ? 'avx2' : 'baseline';
+    const start = a.kernelIsa();
+    assert.equal(start, widest);
+    try {
+      assert.equal(a.kernelIsa('baseline'), 'baseline');
+      if (avx2) assert.equal(a.kernelIsa('avx2'), 'avx2');
+      assert.throws(() => a.kernelIsa('sse9' as never), 
+        /kernelIsa: kernel set must be 'avx512', 'avx2' or 'baseline'; valid on this CPU: .*baseline$/);
+      if (!avx512) assert.throws(() => a.kernelIsa('avx512'), /cannot run the 'avx512' kernel set/);
+    } finally {
+      a.kernelIsa(start);
+    }
   });
 
   it('read(fromArray(x)) round-trips float32, int32 and scalars', () => {

@@ -1,12 +1,13 @@
 // Backend selection. `native` (oneDNN) is the default; `RESNET_BACKEND=reference|native`
-// chooses. If the native addon cannot load and nobody asked for it explicitly, the
-// reference backend is used and one line on stderr says what to install for the fast one.
+// chooses. If the native addon cannot load and nobody asked for a backend explicitly, the
+// reference backend is used and one line on stderr (once per process) says so, why, and what
+// to install for the fast one. backendChoice() keeps the why for `resnet info`.
 
 import { isMainThread } from 'node:worker_threads';
 
 import type { Backend } from './backend.js';
 import { ReferenceBackend } from './reference/index.js';
-import { NativeBackend } from './native.js';
+import { NativeBackend, nativeLoadFailure } from './native.js';
 import { InvalidArgumentError, NativeLoadError } from '../errors.js';
 import { onOutermostScope } from '../tensor/scope.js';
 
@@ -17,7 +18,18 @@ export const BACKEND_NAMES: readonly BackendName[] = ['native', 'reference'];
 
 const instances = new Map<BackendName, Backend>();
 let selected: Backend | null = null;
+let selectedWhy = '';
 let warned = false;
+
+/** The backend getBackend() runs on and why: 'default', 'RESNET_BACKEND=reference',
+ *  'setBackend()', or why the native addon did not load. */
+export interface BackendChoice { name: BackendName; reason: string }
+
+/** Which backend new tensors use, and why (selects it if nothing has yet). */
+export function backendChoice(): BackendChoice {
+  const b = getBackend();
+  return { name: b.name as BackendName, reason: selectedWhy };
+}
 
 /** The backend instance of that name (created once). Throws NativeLoadError if the addon
  *  cannot be loaded.
@@ -68,17 +80,20 @@ export function getBackend(): Backend {
       throw new InvalidArgumentError(`RESNET_BACKEND: unknown backend '${env}'; valid: ${BACKEND_NAMES.join(', ')}`);
     }
     selected = backendByName(env);
+    selectedWhy = `RESNET_BACKEND=${env}`;
     return selected;
   }
   try {
     selected = backendByName('native');
+    selectedWhy = 'default';
   } catch (e) {
     if (!(e instanceof NativeLoadError)) throw e;
     if (!warned) {
       warned = true;
-      process.stderr.write(`resnet-ts: ${e.message}\nresnet-ts: using the (slow) reference backend.\n`);
+      process.stderr.write(`resnet-ts: running on the TypeScript reference backend (much slower): ${e.message}\n`);
     }
     selected = backendByName('reference');
+    selectedWhy = nativeLoadFailure() ?? e.message;
   }
   return selected;
 }
@@ -89,6 +104,7 @@ export function getBackend(): Backend {
  */
 export function setBackend(name: BackendName): Backend {
   selected = backendByName(name);
+  selectedWhy = 'setBackend()';
   return selected;
 }
 

@@ -4,7 +4,7 @@
 // the op. Storages are the addon's NativeStorage objects; their memory may be in any oneDNN
 // layout between calls, and is plain row-major whenever it crosses this boundary as data.
 
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,6 +38,9 @@ export type NativeImplKind =
   | 'batchNormTrain' | 'batchNormInfer' | 'batchNormBackward'       // { shape, format?, fuseRelu?, precision? }
   | 'relu' | 'reluBackward' | 'affineScalar'                        // { shape, format?, precision? }
   | 'maxPool2d' | 'maxPool2dBackward' | 'avgPool2d' | 'avgPool2dBackward'; // Pool2dGeometry & { format?, countIncludePad?, precision? }
+
+/** The builds of our own kernels (native/batch_norm.cc), widest first. */
+export type KernelSet = 'avx512' | 'avx2' | 'baseline';
 
 export type ConvPass = 'forward' | 'backward_data' | 'backward_weights';
 
@@ -103,18 +106,31 @@ export interface NativeAddon {
   adamwUpdate(param: Storage, grad: Storage, expAvg: Storage, expAvgSq: Storage, maxExpAvgSq: Storage | null, p: AdamwParams): void;
 
   implInfo(kind: NativeImplKind, params: object): NativeImplInfo;
-  /** The instruction set our own kernels (training batch norm) run with: 'avx512' where the
-   *  CPU has it, else 'baseline' (binding.gyp's); pass one to switch (tests of both). */
-  kernelIsa(set?: 'avx512' | 'baseline'): 'avx512' | 'baseline';
+  /** The instruction set our own loops (training batch norm, the SGD step) run with: the
+   *  widest the CPU has of 'avx512', 'avx2' (+FMA) and 'baseline' (binding.gyp's x86-64);
+   *  pass one to switch (tests of each). The SGD step has no AVX-512 build: it runs its AVX2
+   *  one under 'avx512'. */
+  kernelIsa(set?: KernelSet): KernelSet;
   /** Bare oneDNN timing of one conv pass: per-iteration milliseconds (bench/ops.ts). */
   benchConv(g: Conv2dGeometry, pass: ConvPass, iters: number, warmup?: number): Float64Array;
   benchRelease(): void;
 }
 
 const INSTALL_HINT =
-  'Install a C++ toolchain and oneDNN 2.x (Debian/Ubuntu: apt-get install g++ make libdnnl-dev), ' +
-  'then run `npm run build:native` in the resnet-ts package. ' +
-  'Until then RESNET_BACKEND=reference selects the TypeScript backend.';
+  'To build it: install a C++ toolchain and oneDNN 2.x (Debian/Ubuntu: apt-get install g++ make libdnnl-dev), ' +
+  'then `npm rebuild resnet-ts` (in the repository: `npm run build:native`); ' +
+  'RESNET_BACKEND=reference chooses the TypeScript backend without this message.';
+
+/** What scripts/build_native.mjs left in build/native_status.json. */
+interface BuildStatus { built: boolean; reason?: string; optIn?: string }
+
+function readBuildStatus(root: string): BuildStatus | null {
+  try {
+    return JSON.parse(readFileSync(join(root, 'build', 'native_status.json'), 'utf8')) as BuildStatus;
+  } catch {
+    return null;
+  }
+}
 
 let loaded: NativeAddon | null = null;
 
@@ -143,20 +159,37 @@ function preferPassiveOpenMp(): void {
   }
 }
 
-/** Loads build/Release/resnet_native.node once, or throws NativeLoadError saying how to get it. */
+/** Why the addon did not load, in a few words (`resnet info`); null until a load failed. */
+let loadFailure: string | null = null;
+
+/** Why the native addon could not be loaded, e.g. "native addon not built: the C++ compiler
+ *  'g++' was not found; RESNET_ALLOW_REFERENCE=1", or null if it loaded or was not tried. */
+export function nativeLoadFailure(): string | null {
+  return loadFailure;
+}
+
+/** Loads build/Release/resnet_native.node once, or throws NativeLoadError saying why and how
+ *  to get it. */
 export function loadNativeAddon(): NativeAddon {
   if (loaded) return loaded;
-  const path = join(packageRoot(), 'build', 'Release', 'resnet_native.node');
+  const root = packageRoot();
+  const path = join(root, 'build', 'Release', 'resnet_native.node');
   if (!existsSync(path)) {
-    throw new NativeLoadError(`native backend unavailable: ${path} was not built. ${INSTALL_HINT}`);
+    const status = readBuildStatus(root);
+    loadFailure = status && !status.built && status.reason
+      ? `native addon not built: ${status.reason}${status.optIn ? `; ${status.optIn}` : ''}`
+      : `native addon not built: ${path} is missing`;
+    throw new NativeLoadError(`native backend unavailable (${loadFailure}). ${INSTALL_HINT}`);
   }
   preferPassiveOpenMp();
   try {
     loaded = createRequire(import.meta.url)(path) as NativeAddon;
   } catch (cause) {
-    const why = cause instanceof Error ? cause.message : String(cause);
-    throw new NativeLoadError(`native backend unavailable: loading ${path} failed (${why}). ${INSTALL_HINT}`, { cause });
+    const why = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
+    loadFailure = `native addon failed to load: ${path}: ${why}`;
+    throw new NativeLoadError(`native backend unavailable (${loadFailure}). ${INSTALL_HINT}`, { cause });
   }
+  loadFailure = null;
   return loaded;
 }
 

@@ -1,15 +1,22 @@
 // `resnet info`: what this installation will run on.
 
-import { getBackend } from '../backend/index.js';
+import { backendChoice, getBackend } from '../backend/index.js';
+import { loadNativeAddon } from '../backend/native.js';
 import { resolvePrecision } from '../backend/precision.js';
 import { VERSION } from '../version.js';
 
 export interface InfoReport {
   version: string;
   backend: string;
+  /** Why this backend: 'default', 'RESNET_BACKEND=reference', or why the native addon did not
+   *  load (e.g. "native addon not built: ...; RESNET_ALLOW_REFERENCE=1"). */
+  backendReason: string;
   onednn: string | null;
   threads: number;
   isa: string;
+  /** The build of our own loops (training batch norm, SGD step) that runs: avx512, avx2 or baseline;
+   *  null on the reference backend. */
+  kernels: string | null;
   /** What --precision auto (the default) runs here, and why. */
   precision: string;
   precisionReason: string;
@@ -21,9 +28,11 @@ export interface InfoReport {
 export function collectInfo(): InfoReport {
   const be = getBackend();
   const b = be.info();
+  const why = backendChoice().reason;
   const p = resolvePrecision('auto', be);
   return {
-    version: VERSION, backend: b.backend, onednn: b.onednn, threads: b.threads, isa: b.isa,
+    version: VERSION, backend: b.backend, backendReason: why,
+    kernels: b.backend === 'native' ? loadNativeAddon().kernelIsa() : null, onednn: b.onednn, threads: b.threads, isa: b.isa,
     precision: p.precision, precisionReason: p.reason, bf16Conv: b.backend === 'reference' ? 'reference (rounded, float64 sums)' : b.bf16ConvImpl ?? null,
     node: process.version,
   };
@@ -37,10 +46,10 @@ export function infoCommand(opts: { json?: boolean }): void {
   }
   const rows: [string, string][] = [
     ['resnet-ts', r.version],
-    ['backend', r.backend],
+    ['backend', r.backendReason === 'default' ? r.backend : `${r.backend} (${r.backendReason})`],
     ['oneDNN', r.onednn ?? '(not loaded)'],
     ['threads', String(r.threads)],
-    ['isa', r.isa],
+    ['isa', r.kernels ? `${r.isa} (oneDNN); our kernels: ${r.kernels}` : r.isa],
     ['precision', `${r.precision} (${r.precisionReason}); --precision bf16: ${r.bf16Conv ?? 'unavailable (no AVX-512)'}`],
     ['node', r.node],
   ];

@@ -6,7 +6,8 @@
 // functions, sequence / map / optional types (fields left out are skipped when decoding).
 // NOTE: not the npm `onnx-proto` package (stale, IR 4); this descriptor is ours.
 
-import protobuf from 'protobufjs';
+import { createRequire } from 'node:module';
+import type * as protobuf from 'protobufjs';
 
 /** TensorProto.DataType values used here (onnx.proto3). */
 export const DataType = { FLOAT: 1, INT64: 7 } as const;
@@ -109,6 +110,7 @@ let root: protobuf.Root | null = null;
 
 /** The resolved protobufjs type of an ONNX message, e.g. onnxType('ModelProto'). */
 export function onnxType(name: 'ModelProto' | 'GraphProto' | 'NodeProto' | 'AttributeProto' | 'TensorProto' | 'ValueInfoProto' | 'TypeProto' | 'TensorShapeProto' | 'OperatorSetIdProto' | 'StringStringEntryProto'): protobuf.Type {
-  root ??= protobuf.Root.fromJSON(ONNX_DESCRIPTOR as protobuf.INamespace);
+  // protobufjs (CommonJS, 14 modules) is loaded on the first ONNX read or write, not at import.
+  root ??= (createRequire(import.meta.url)('protobufjs') as typeof protobuf).Root.fromJSON(ONNX_DESCRIPTOR as protobuf.INamespace);
   return root.lookupType(`onnx.${name}`);
 }

@@ -2,7 +2,8 @@
 // fonts, so a PNG is the same on every machine. Not here: drawing (svg.ts).
 
 import { existsSync } from 'node:fs';
-import { Resvg } from '@resvg/resvg-js';
+import { createRequire } from 'node:module';
+import type * as resvg from '@resvg/resvg-js';
 import { DataError } from '../errors.js';
 
 /** Debian's fonts-dejavu-core; the PNGs are drawn with these and nothing else. */
@@ -21,6 +22,8 @@ export function checkFonts(): void {
 /** PNG of an SVG at `scale` (2: crisp on high-DPI screens), drawn with DejaVu Sans only. */
 export function svgToPng(svg: string, scale = 2): Buffer {
   checkFonts();
+  // resvg (a native addon) is loaded on the first PNG, not when the library is imported.
+  const { Resvg } = createRequire(import.meta.url)('@resvg/resvg-js') as typeof resvg;
   const r = new Resvg(svg, {
     fitTo: { mode: 'zoom', value: scale },
     background: 'white',
