@@ -214,7 +214,10 @@ test('features on the same folder writes the good rows and lists the bad ones', 
   const res = JSON.parse(r.stdout) as { n: number; failed: string[] };
   assert.equal(res.n, 5);
   assert.deepEqual(res.failed, [join(MIXED, 'e_bomb.png'), join(MIXED, 'f_junk.jpg')]);
-  assert.equal(readFileSync(`${out}.files.txt`, 'utf8').trim().split('\n').length, 5);
+  // five paths, then the line that pairs the list with its .npy (see readFeatures)
+  const lines = readFileSync(`${out}.files.txt`, 'utf8').trim().split('\n');
+  assert.equal(lines.filter((l) => !l.startsWith('# resnet-ts:')).length, 5);
+  assert.match(lines.at(-1)!, /^# resnet-ts: rows of .*f\.npy, sha256 [0-9a-f]{64}, 5 rows$/);
 });
 
 test('predict on a folder with symlink loops lists each image once and finishes', async () => {
