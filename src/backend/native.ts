@@ -178,7 +178,11 @@ export function loadNativeAddon(): NativeAddon {
     const status = readBuildStatus(root);
     loadFailure = status && !status.built && status.reason
       ? `native addon not built: ${status.reason}${status.optIn ? `; ${status.optIn}` : ''}`
-      : `native addon not built: ${path} is missing`;
+      : status === null
+        // No status at all: our install script never ran. npm 11 runs a dependency's install
+        // script only once approved, and --ignore-scripts skips it.
+        ? `native addon not built: ${path} is missing and the install script never ran (npm 11 runs it only once approved: \`npm install-scripts approve resnet-ts\`; or the install used --ignore-scripts)`
+        : `native addon not built: ${path} is missing`;
     throw new NativeLoadError(`native backend unavailable (${loadFailure}). ${INSTALL_HINT}`);
   }
   preferPassiveOpenMp();
