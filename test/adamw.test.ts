@@ -113,6 +113,34 @@ test('AdamW follows torch 1.13 over 6 steps: two groups, weight decay, amsgrad, 
   for (const p of ps) p.dispose();
 });
 
+test('AdamW matches torch.optim.AdamW itself (PyTorch 1.13, float32) on both backends: groups, amsgrad, a skipped step', () => {
+  // test/fixtures/optim/adamw_torch.json: scripts/make_optim_fixtures.py with Debian's python3-torch.
+  const fx = JSON.parse(readFileSync(join(ROOT, 'test/fixtures/optim/adamw_torch.json'), 'utf8')) as {
+    shapes: number[][]; init: number[][]; grads: number[][][]; skip: { step: number; param: number };
+    groups: { params: number[]; lr: number; weightDecay: number; betas?: [number, number]; eps?: number }[];
+    defaults: { lr: number; betas: [number, number]; eps: number; weightDecay: number };
+    cases: { amsgrad: boolean; after: number[][][] }[];
+  };
+  for (const be of [reference, native]) {
+    for (const c of fx.cases) {
+      const ps = fx.shapes.map((s, k) => tensor(fx.init[k], s, { backend: be, requiresGrad: true }));
+      const opt = new AdamW(fx.groups.map((g) => ({ ...g, params: g.params.map((k) => ps[k]) })), { ...fx.defaults, amsgrad: c.amsgrad });
+      c.after.forEach((want, step) => {
+        ps.forEach((p, k) => {
+          if (step === fx.skip.step && k === fx.skip.param) { p.grad?.dispose(); p.grad = null; } else setGrad(p, fx.grads[step][k]);
+        });
+        opt.step();
+        ps.forEach((p, k) => {
+          const err = maxRelErr(p.toArray(), want[k]);
+          assert.ok(err < 1e-5, `${be.name}, amsgrad ${c.amsgrad}, step ${step + 1}, param ${k}: max relative error ${err} against torch`);
+        });
+      });
+      opt.zeroGrad(); opt.dispose();
+      for (const p of ps) p.dispose();
+    }
+  }
+});
+
 test('the reference kernel on float64 arrays is the float64 algorithm; on float32 it rounds each operation', () => {
   const n = 7;
   const h: Hyper = { lr: 0.003, b1: 0.85, b2: 0.995, eps: 1e-7, wd: 0.2, amsgrad: true };
