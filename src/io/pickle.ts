@@ -2,6 +2,8 @@
 // plain containers, storages and tensors and nothing else: GLOBAL resolves only through an
 // exact-name allowlist to inert tags, REDUCE runs only those tags as pure TypeScript, BUILD
 // only on an OrderedDict, persistent ids only ('storage', type, key, location, numel).
+// Python 2's pickles (pre-1.6 legacy checkpoints) are read too: str as (SHORT_)BINSTRING,
+// big ints as decimal INT/LONG text, OrderedDict reduced to a list of pairs.
 // It never executes anything, never falls back to a broader loader, checks every length
 // before slicing and caps bytes, opcodes, stack, memo, nesting, container size and rank.
 // Not here: reading storages' bytes (pth.ts does, against the StorageRefs made here).
@@ -29,13 +31,16 @@ const STORAGE_TYPES: Record<string, TorchDType> = {
  * @example const allowed = ALLOWED_GLOBALS.includes('collections.OrderedDict');  // the only globals unpickle builds
  */
 export class PickleGlobal {
-  constructor(readonly module: string, readonly name: string, readonly kind: 'ordered_dict' | 'rebuild_tensor_v2' | 'rebuild_parameter' | 'storage', readonly dtype?: TorchDType) {}
+  constructor(readonly module: string, readonly name: string, readonly kind: 'ordered_dict' | 'rebuild_tensor' | 'rebuild_tensor_v2' | 'rebuild_parameter' | 'storage', readonly dtype?: TorchDType) {}
   get fullName(): string { return `${this.module}.${this.name}`; }
 }
 
 const ALLOWED = new Map<string, PickleGlobal>([
   ['collections.OrderedDict', new PickleGlobal('collections', 'OrderedDict', 'ordered_dict')],
   ['torch._utils._rebuild_tensor_v2', new PickleGlobal('torch._utils', '_rebuild_tensor_v2', 'rebuild_tensor_v2')],
+  // NOTE: the four-argument form (storage, offset, size, stride) that PyTorch 0.3 wrote (and
+  // the legacy checkpoints of that era still carry): the same tensor, never requiring grad.
+  ['torch._utils._rebuild_tensor', new PickleGlobal('torch._utils', '_rebuild_tensor', 'rebuild_tensor')],
   ['torch._utils._rebuild_parameter', new PickleGlobal('torch._utils', '_rebuild_parameter', 'rebuild_parameter')],
 ]);
 for (const [name, dtype] of Object.entries(STORAGE_TYPES)) {
@@ -341,10 +346,29 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions = {}): Unpickled
         push(v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v);
         break;
       }
+      case 0x49: case 0x4c: { // INT, LONG: decimal text to a newline. Python 2 pickles an int beyond
+        // 32 bits as INT even at protocol 2 (an optimizer state's id()s); 'I00'/'I01' are False/True.
+        const nl = buf.indexOf(0x0a, pos);
+        if (nl < 0 || nl >= end || nl - pos > 80) fail('a decimal integer without its newline within 80 bytes');
+        const text = String.fromCharCode(...buf.subarray(pos, nl));
+        pos = nl + 1;
+        if (op === 0x49 && (text === '00' || text === '01')) { push(text === '01'); break; }
+        const m = (op === 0x49 ? /^[+-]?\d+$/ : /^[+-]?\d+L?$/).exec(text);
+        if (!m) fail(`${JSON.stringify(text.slice(0, 40))} is not a decimal integer`);
+        const v = BigInt(text.replace(/L$/, ''));
+        push(v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v);
+        break;
+      }
       case 0x47: push(dv.getFloat64(need(8), false)); break; // BINFLOAT (big-endian)
       case 0x58: push(str(u32())); break; // BINUNICODE
       case 0x8c: push(str(u8())); break; // SHORT_BINUNICODE
       case 0x55: push(str(u8())); break; // SHORT_BINSTRING (torch.load decodes as UTF-8)
+      case 0x54: { // BINSTRING: a Python 2 str of 256 bytes or more; the length is signed
+        const n = dv.getInt32(need(4), true);
+        if (n < 0) fail(`a string of negative length ${n}`);
+        push(str(n));
+        break;
+      }
       case 0x51: push(persistent(pop())); break; // BINPERSID
       case 0x68: case 0x6a: { // BINGET, LONG_BINGET
         const i = op === 0x68 ? u8() : u32();
@@ -369,10 +393,26 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions = {}): Unpickled
     const a = args as readonly PickleValue[];
     switch (fn.kind) {
       case 'ordered_dict': {
-        if (a.length !== 0) fail(`collections.OrderedDict with ${a.length} arguments, expected none`);
+        // Python 3 reduces an OrderedDict to () and SETITEMS; Python 2.7 to ([[k, v], ...],).
+        if (a.length > 1) fail(`collections.OrderedDict with ${a.length} arguments, expected none or a list of pairs`);
         const d = new Map<PickleKey, PickleValue>();
         orderedDicts.add(d);
+        if (a.length === 1) {
+          const items = a[0];
+          if (!Array.isArray(items)) return fail(`collections.OrderedDict of a ${kindOf(items)}, expected a list of [key, value] pairs`);
+          for (const it of items as PickleValue[]) {
+            if (!Array.isArray(it) || it.length !== 2) return fail(`collections.OrderedDict item ${describe(it)}, expected a [key, value] pair`);
+            setItem(d, it[0], it[1]);
+          }
+        }
         return d;
+      }
+      case 'rebuild_tensor': {
+        // (storage, storage_offset, size, stride): torch/_utils.py, PyTorch 0.3's Tensor.__reduce__
+        if (a.length !== 4) fail(`_rebuild_tensor with ${a.length} arguments, expected 4 (storage, offset, size, stride)`);
+        const [storage, offset, size, stride] = a;
+        if (!(storage instanceof StorageRef)) return fail(`_rebuild_tensor on a ${kindOf(storage)}, expected a storage`);
+        return checkedTensor(storage, offset, size, stride, false);
       }
       case 'rebuild_tensor_v2': {
         // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata]): torch/_utils.py

@@ -1,5 +1,6 @@
 // PyTorch checkpoints (torch.save): read the zip format of PyTorch >= 1.6 and the legacy
-// pre-1.6 stream (torch/serialization.py `_legacy_load`), and write a zip .pth that
+// pre-1.6 stream (torch/serialization.py `_legacy_load`; PyTorch 0.3's `_rebuild_tensor`
+// and Python 2's pickles too, sys_info as torch.load treats it: legacySysInfo), and write a zip .pth that
 // `torch.load(f, weights_only=True)` accepts. Pickles go through the restricted unpickler
 // (pickle.ts); every storage's bytes are length-checked against its persistent id and every
 // zip entry CRC-checked; only the entries the pickle names are inflated, under zip.ts's
@@ -123,32 +124,61 @@ function parseLegacy(buf: Uint8Array, file: string, limits?: Partial<PickleLimit
   if (magic.value !== LEGACY_MAGIC) throw new CheckpointError(`${file}: legacy checkpoint with a wrong magic number (corrupt file?)`);
   const proto = unpickle(buf, { file, start: magic.end, limits: small });
   if (proto.value !== LEGACY_PROTOCOL) throw new CheckpointError(`${file}: legacy checkpoint protocol ${String(proto.value)}; only ${LEGACY_PROTOCOL} is read`);
-  const sys = unpickle(buf, { file, start: proto.end, limits: small });
-  if (!(sys.value instanceof Map)) throw new CheckpointError(`${file}: legacy checkpoint without its sys_info dict`);
-  const le = sys.value.get('little_endian');
-  if (typeof le !== 'boolean') throw new CheckpointError(`${file}: legacy sys_info lacks little_endian`);
-  const main = unpickle(buf, { file, start: sys.end, limits });
+  const sysInfo = unpickle(buf, { file, start: proto.end, limits: small });
+  const sys = legacySysInfo(sysInfo.value, file);
+  const main = unpickle(buf, { file, start: sysInfo.end, limits });
   const keys = unpickle(buf, { file, start: main.end, limits });
   if (!Array.isArray(keys.value) || keys.value.some((k) => typeof k !== 'string')) throw new CheckpointError(`${file}: legacy checkpoint: the storage key list is not a list of strings`);
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const bytes = new Map<StorageRef, Uint8Array>();
+  // A file whose LongStorages held 4-byte ints (a Windows build before PyTorch 0.4) would not
+  // line up below; it is then refused (never misread), and the message says why it may be.
+  const why = sys.long === 4 ? ` (its sys_info says long is 4 bytes, as files saved on Windows do; PyTorch >= 0.4 still wrote 8-byte LongStorage elements, and only such files are read)` : '';
   let pos = keys.end;
   for (const key of keys.value as string[]) {
     const s = main.storages.get(key);
     if (!s) throw new CheckpointError(`${file}: legacy checkpoint lists storage '${key}', which no tensor uses`);
     if (bytes.has(s)) throw new CheckpointError(`${file}: legacy checkpoint lists storage '${key}' twice`);
-    if (pos + 8 > buf.length) throw new CheckpointError(`${file}: truncated: storage '${key}' has no size at byte ${pos} (file has ${buf.length})`);
-    const numel = dv.getBigInt64(pos, le);
-    if (numel !== BigInt(s.numel)) throw new CheckpointError(`${file}: storage '${key}' says ${numel} elements in the data, ${s.numel} in the pickle`);
+    if (pos + 8 > buf.length) throw new CheckpointError(`${file}: truncated: storage '${key}' has no size at byte ${pos} (file has ${buf.length})${why}`);
+    // The element count was written in the saving machine's byte order before PyTorch 1.6
+    // made it little-endian everywhere; the elements themselves were always little-endian.
+    const numel = dv.getBigInt64(pos, true);
+    if (numel !== BigInt(s.numel) && !(sys.big && dv.getBigInt64(pos, false) === BigInt(s.numel))) {
+      throw new CheckpointError(`${file}: storage '${key}' says ${numel} elements in the data, ${s.numel} in the pickle${why}`);
+    }
     const n = s.numel * DTYPE_BYTES[s.dtype];
     pos += 8;
-    if (n > buf.length - pos) throw new CheckpointError(`${file}: truncated: storage '${key}' needs ${n} bytes at ${pos}, ${buf.length - pos} remain`);
+    if (n > buf.length - pos) throw new CheckpointError(`${file}: truncated: storage '${key}' needs ${n} bytes at ${pos}, ${buf.length - pos} remain${why}`);
     bytes.set(s, buf.subarray(pos, pos + n));
     pos += n;
   }
   for (const s of main.storages.values()) if (!bytes.has(s)) throw new CheckpointError(`${file}: storage '${s.key}' has no data (missing from the key list)`);
-  if (pos !== buf.length) throw new CheckpointError(`${file}: ${buf.length - pos} unexpected bytes after the last storage`);
-  return { root: main.value, found: budgetedTensors(main.value, buf.length, file), bytes, little: le };
+  if (pos !== buf.length) throw new CheckpointError(`${file}: ${buf.length - pos} unexpected bytes after the last storage${why}`);
+  return { root: main.value, found: budgetedTensors(main.value, buf.length, file), bytes, little: true };
+}
+
+/**
+ * The legacy format's sys_info dict ({protocol_version, little_endian, type_sizes: {short,
+ * int, long}}), checked. NOTE: torch.load reads it and ignores it (serialization.py
+ * `_legacy_load`: `_sys_info = pickle_module.load(f)`): storages' elements are little-endian
+ * on every machine (the writer converted them) and a LongStorage element is 8 bytes whatever
+ * `long` was. We do the same, except that the one thing a big-endian writer did put in its
+ * own byte order (each storage's element count) is accepted in that order too.
+ */
+function legacySysInfo(v: PickleValue, file: string): { big: boolean; long: number } {
+  const bad = (what: string): never => { throw new CheckpointError(`${file}: legacy checkpoint's sys_info ${what}; expected a dict {protocol_version: ${LEGACY_PROTOCOL}, little_endian: True|False, type_sizes: {short: 2, int: 4, long: 4|8}}`); };
+  if (!(v instanceof Map)) return bad(`is a ${v === null ? 'None' : Array.isArray(v) ? 'list' : typeof v}, not a dict`);
+  const le = v.get('little_endian');
+  if (typeof le !== 'boolean') bad('lacks little_endian');
+  const sizes = v.get('type_sizes');
+  let long = 8;
+  if (sizes !== undefined) {
+    if (!(sizes instanceof Map)) return bad('has a type_sizes that is not a dict');
+    const l = sizes.get('long');
+    if (l !== undefined && l !== 4 && l !== 8) bad(`says long is ${String(l)} bytes`);
+    if (typeof l === 'number') long = l;
+  }
+  return { big: le === false, long };
 }
 
 /** Tensor references (paths) one checkpoint may hold: a state dict has hundreds or
