@@ -8,7 +8,8 @@ torch.save (reducer_override), and a Python 2.7 pickle (str as SHORT_BINSTRING/B
 big ints as INT text, OrderedDict reduced to a list of pairs) is assembled opcode by opcode.
 Every file is read back with PyTorch's own unrestricted torch.load (map_location='cpu');
 what it gives is recorded beside it in NAME.expected.json: the plain values, and each
-tensor's dtype, shape and the sha256 of its contiguous little-endian bytes (bit-exact, small).
+tensor's dtype, shape and the sha256 of its contiguous little-endian bytes as resnet-ts
+returns them (float32 for floats, int64, int32 for other ints): bit-exact, and small.
 Run: /usr/bin/python3 scripts/make_legacy_fixtures.py
 """
 import collections
@@ -234,9 +235,11 @@ def encode(v):
     """torch.load's result as JSON: dicts as [key, value] pairs, tensors as dtype, shape and
     the sha256 of their contiguous little-endian bytes, ints beyond 2^53 as strings."""
     if isinstance(v, torch.Tensor):
+        # hashed as resnet-ts hands tensors out: floats as float32, int64 as is, other ints as int32
         c = v.contiguous()
+        out = c.to(torch.float32) if c.is_floating_point() else c if c.dtype == torch.int64 else c.to(torch.int32)
         return {'tensor': str(c.dtype).replace('torch.', ''), 'shape': list(c.shape),
-                'sha256': hashlib.sha256(c.numpy().tobytes()).hexdigest()}
+                'sha256': hashlib.sha256(out.numpy().tobytes()).hexdigest()}
     if isinstance(v, dict):
         return {'dict': [[encode(k), encode(x)] for k, x in v.items()], 'ordered': isinstance(v, collections.OrderedDict)}
     if isinstance(v, (list, tuple)):
