@@ -6,7 +6,7 @@
 // anything else a pickle names, and any sys_info we cannot honour, is refused by name.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -122,7 +122,7 @@ test("an akamaster resnet20 checkpoint: 'state_dict' unwrapped, 'module.' stripp
   }
 });
 
-test('resnet convert old.th -> .safetensors: the same bits, with the load report', { skip: !existsSync(BIN) && 'run npm run build first' }, () => {
+test('resnet convert old.th -> .safetensors (the same bits) and resnet predict --arch resnet20 --weights old.th', { skip: !existsSync(BIN) && 'run npm run build first' }, () => {
   const st = join(dir, 'r20.safetensors');
   const out = execFileSync(process.execPath, [BIN, 'convert', `${FIX}resnet20_akamaster.th`, st], { encoding: 'utf8' });
   assert.match(out, /stripped the 'module\.' prefix/);
@@ -130,6 +130,11 @@ test('resnet convert old.th -> .safetensors: the same bits, with the load report
   const want = loadWeights(`${FIX}resnet20_akamaster.th`).tensors;
   assert.deepEqual([...got.keys()], [...want.keys()]);
   for (const [k, w] of want) assert.deepEqual(got.get(k)!.data, w.data, k);
+  const img = new URL('./fixtures/predict/images/a_300x200.jpg', import.meta.url).pathname;
+  const p = spawnSync(process.execPath, [BIN, 'predict', '--arch', 'resnet20', '--weights', `${FIX}resnet20_akamaster.th`, '--top', '1', img], { encoding: 'utf8' });
+  assert.equal(p.status, 0, p.stderr);
+  assert.match(p.stderr, /loaded 97 tensors from .*resnet20_akamaster\.th into resnet20 \(10 classes; everything fits\)/);
+  assert.match(p.stdout, /a_300x200\.jpg\n\s+[01]\.\d+\s+class \d/);
 });
 
 // ---- refusals -------------------------------------------------------------------------

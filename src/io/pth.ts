@@ -131,9 +131,9 @@ function parseLegacy(buf: Uint8Array, file: string, limits?: Partial<PickleLimit
   if (!Array.isArray(keys.value) || keys.value.some((k) => typeof k !== 'string')) throw new CheckpointError(`${file}: legacy checkpoint: the storage key list is not a list of strings`);
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const bytes = new Map<StorageRef, Uint8Array>();
-  // A file whose LongStorages held 4-byte ints (a Windows build before PyTorch 0.4) would not
-  // line up below; it is then refused (never misread), and the message says why it may be.
-  const why = sys.long === 4 ? ` (its sys_info says long is 4 bytes, as files saved on Windows do; PyTorch >= 0.4 still wrote 8-byte LongStorage elements, and only such files are read)` : '';
+  // A file whose LongStorages held 4-byte ints (an early Windows build) would not line up
+  // below; it is then refused (never misread), and the message says why it may be.
+  const why = sys.long === 4 ? ` (its sys_info says long is 4 bytes, as files saved on Windows do; LongStorage elements are read as 8 bytes, as torch.load reads them)` : '';
   let pos = keys.end;
   for (const key of keys.value as string[]) {
     const s = main.storages.get(key);
