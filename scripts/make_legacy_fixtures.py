@@ -191,7 +191,11 @@ class Py2:
         self.str(t.key)
         self.str(t.location)
         self.int(t.numel)
-        self.b += b'NtQ'
+        if t.view:  # (view_key, offset, view_size): a storage view, before PyTorch 0.4
+            self.value(t.view)
+        else:
+            self.b += b'N'
+        self.b += b'tQ'
         self.int(t.offset)
         self.value(tuple(t.size))
         self.value(tuple(t.stride))
@@ -206,7 +210,7 @@ class Py2Long(int):
 
 
 class OldTensor:
-    def __init__(self, module, storage_type, key, location, numel, offset, size, stride):
+    def __init__(self, module, storage_type, key, location, numel, offset, size, stride, view=None):
         self.__dict__.update(locals())
 
 
@@ -381,6 +385,21 @@ def main():
     files['py2_cuda.th'] = check_and_record('py2_cuda.th', data2, intended2,
         'Python 2.7 + PyTorch 0.3 pickle (hand-assembled): SHORT_BINSTRING/BINSTRING, INT text, LONG1, '
         'OrderedDict([[k, v], ...]), torch.cuda.FloatStorage at cuda:0, a transposed view and an offset view')
+
+    # 5. Storage views (PyTorch < 0.4): a persistent id whose view_metadata is (view_key,
+    #    offset, size); _legacy_load makes the view `size` elements of the root from `offset`.
+    root = torch.arange(10, dtype=torch.float32) * 1.25 - 3
+    k_r = '94254508351000'
+    view = ('94254508352000', 2, 5)
+    t_a = OldTensor('torch', 'FloatStorage', k_r, 'cpu', 10, 1, (2, 2), (2, 1), view)  # view elements 1..4
+    t_c = OldTensor('torch', 'FloatStorage', k_r, 'cpu', 10, 0, (5,), (1,), view)      # the whole view
+    t_r = OldTensor('torch', 'FloatStorage', k_r, 'cpu', 10, 0, (10,), (1,))           # the root itself
+    sd5 = collections.OrderedDict([('a', t_a), ('c', t_c), ('root', t_r)])
+    data5 = py2_file(sd5, [(k_r, (10, root.numpy().tobytes()))],
+                     {'protocol_version': 1001, 'little_endian': True, 'type_sizes': {'short': 2, 'int': 4, 'long': 8}})
+    intended5 = collections.OrderedDict([('a', root[3:7].view(2, 2)), ('c', root[2:7]), ('root', root)])
+    check_and_record('storage_view.th', data5, intended5,
+        'storage views of PyTorch < 0.4: persistent ids with view_metadata (view_key, offset, size)')
 
     with open(os.path.join(OUT, 'README.json'), 'w') as f:
         json.dump({'torch': torch.__version__, 'made_by': 'scripts/make_legacy_fixtures.py',

@@ -111,10 +111,10 @@ test('fuzz: 2,000 mutations of a PyTorch-made .pth (zip) and 1,000 of a legacy o
   await fuzz('small_legacy.pth', legacy, (b) => parsePth(b, 'fuzz.pth'), 1000, 12);
 });
 
-test('fuzz: 1,000 mutations each of the early-years legacy files (Python 2 pickle, _rebuild_tensor, big-endian sys_info)', async () => {
+test('fuzz: 1,000 mutations each of the early-years legacy files (Python 2 pickle, _rebuild_tensor, big-endian sys_info, storage views)', async () => {
   // The opcodes and paths only they reach: INT/LONG text, BINSTRING, OrderedDict of pairs,
-  // _rebuild_tensor, BINGET of memoised globals, sys_info checks, big-endian element counts.
-  for (const [f, seed] of [['py2_cuda.th', 21], ['big_endian_sizes.th', 22]] as const) {
+  // _rebuild_tensor, BINGET of memoised globals, sys_info checks, big-endian element counts, views.
+  for (const [f, seed] of [['py2_cuda.th', 21], ['big_endian_sizes.th', 22], ['storage_view.th', 23]] as const) {
     const b = new Uint8Array(readFileSync(new URL(`./fixtures/pth/legacy/${f}`, import.meta.url)));
     parsePth(b, f); // the original parses
     await fuzz(f, b, (m) => parsePth(m, 'fuzz.th'), 1000, seed);

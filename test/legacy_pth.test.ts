@@ -43,7 +43,7 @@ function encode(v: PickleValue, c: PthContents): unknown {
 }
 
 const expected = (name: string) => JSON.parse(readFileSync(`${FIX}${name}.expected.json`, 'utf8'));
-const FIXTURES = ['resnet20_akamaster', 'windows_long4', 'big_endian', 'py2_cuda'];
+const FIXTURES = ['resnet20_akamaster', 'windows_long4', 'big_endian', 'py2_cuda', 'storage_view'];
 
 test('each legacy fixture loads to what torch.load gives: tensors bit-exact, plain values (floats, big ints, strings, nested dicts, tuples) equal', () => {
   for (const name of FIXTURES) {
@@ -80,6 +80,17 @@ test('what the fixtures hold, spelled out: best_prec1 as a float, epoch, arch, o
   for (let i = 0; i < 3; i++) for (let j = 0; j < 2; j++) assert.equal(wt.data[j * 3 + i], w.data[i * 2 + j]);
   assert.deepEqual([...py2.tensors.get('state_dict.module.idx')!.data], [5n, -6n, 2n ** 50n]);
   assert.equal((sd.get('module.fc.weight') as TensorRef).storage.location, 'cuda:0');
+});
+
+test('storage views of PyTorch < 0.4 (view_metadata (key, offset, size)) read as ranges of their root', () => {
+  const c = readPth(`${FIX}storage_view.th`);
+  const root = [...c.tensors.get('root')!.data];
+  assert.deepEqual([...c.tensors.get('a')!.data], root.slice(3, 7));
+  assert.deepEqual([...c.tensors.get('c')!.data], root.slice(2, 7));
+  const a = (c.root as Map<string, PickleValue>).get('a') as TensorRef;
+  assert.equal(a.storage.view?.offset, 2);
+  assert.equal(a.storage.view?.root, ((c.root as Map<string, PickleValue>).get('root') as TensorRef).storage);
+  assert.equal((c.root as Map<string, PickleValue>).get('c') instanceof TensorRef && ((c.root as Map<string, PickleValue>).get('c') as TensorRef).storage, a.storage);
 });
 
 test('a Windows save (sys_info long = 4) reads 8-byte LongStorage elements, as torch.load does', () => {

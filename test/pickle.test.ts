@@ -93,7 +93,15 @@ test('persistent ids: only storage tuples with an allowed storage type; views an
   rejects(pk('(', uni('module'), 'NNtQ.'), /persistent id \("module", None, None\)/);
   rejects(pk('K\x01Q.'), /persistent id 1/);
   rejects(pk('(', uni('storage'), 'ccollections\nOrderedDict\n', uni('0'), uni('cpu'), 'K\x01tQ.'), /storage of type collections\.OrderedDict/);
-  rejects(pk('(', uni('storage'), 'ctorch\nFloatStorage\n', uni('0'), uni('cpu'), 'K\x01(', uni('1'), 'K\x00K\x01ttQ.'), /storage view/);
+  // Storage views (legacy, PyTorch < 0.4): (view_key, offset, size) within the root, named consistently.
+  const pid = (view: string) => pk('(', uni('storage'), 'ctorch\nFloatStorage\n', uni('0'), uni('cpu'), 'K\x04', view, 'tQ');
+  const v = load(pk(pid(pk('(', uni('1'), 'K\x01K\x03t')), '.'));
+  assert.ok(v instanceof StorageRef && v.key === '1' && v.numel === 3 && v.view?.offset === 1 && v.view.root.key === '0' && v.view.root.numel === 4);
+  rejects(pk(pid(pk('(', uni('1'), 'K\x02K\x03t')), '.'), /storage view '1' of 3 elements from 2 runs past storage '0', which holds 4/);
+  rejects(pk('(', pid(pk('(', uni('1'), 'K\x00K\x02t')), pid(pk('(', uni('1'), 'K\x01K\x02t')), 't.'), /storage view '1' named twice with different roots, offsets or sizes/);
+  rejects(pk(pid(pk('(', uni('0'), 'K\x00K\x02t')), '.'), /storage '0' named as a view and as a storage/);
+  rejects(pk(pid(pk('(', uni('1'), 'K\x00t')), '.'), /storage view metadata \("1", 0\), expected \(view_key, offset, size\)/);
+  rejects(pk(pid('K\x01'), '.'), /storage view metadata 1, expected/);
   const s = load(pk('(', uni('storage'), 'ctorch.cuda\nHalfStorage\n', uni('7'), uni('cuda:0'), 'K\x05NtQ.'));
   assert.ok(s instanceof StorageRef && s.dtype === 'float16' && s.numel === 5 && s.key === '7');
   rejects(pk('((', uni('storage'), 'ctorch\nFloatStorage\n', uni('0'), uni('cpu'), 'K\x01tQ(', uni('storage'), 'ctorch\nLongStorage\n', uni('0'), uni('cpu'), 'K\x01tQt.'),

@@ -56,11 +56,13 @@ for (const [name, dtype] of Object.entries(STORAGE_TYPES)) {
 export const ALLOWED_GLOBALS: readonly string[] = [...ALLOWED.keys()];
 
 /**
- * A storage named by a persistent id; its bytes live outside the pickle.
+ * A storage named by a persistent id; its bytes live outside the pickle. A view (legacy
+ * files before PyTorch 0.4 could name one) is `numel` elements of `view.root` from `view.offset`.
  * @example const s = new StorageRef('0', 'float32', 'cpu', 10);
  */
 export class StorageRef {
-  constructor(readonly key: string, readonly dtype: TorchDType, readonly location: string, readonly numel: number) {}
+  constructor(readonly key: string, readonly dtype: TorchDType, readonly location: string, readonly numel: number,
+    readonly view?: { readonly root: StorageRef; readonly offset: number }) {}
 }
 
 /**
@@ -138,7 +140,7 @@ export interface Unpickled {
   value: PickleValue;
   /** Byte position just past STOP. */
   end: number;
-  /** Every storage the pickle named, by key. */
+  /** Every storage the pickle named, by key (roots only: a view's bytes are its root's). */
   storages: Map<string, StorageRef>;
 }
 
@@ -171,6 +173,7 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions = {}): Unpickled
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const end = Math.min(buf.length, start + L.maxBytes);
   const storages = opts.storages ?? new Map<string, StorageRef>();
+  const views = new Map<string, StorageRef>();
   const stack: PickleValue[] = [];
   const marks: number[] = [];
   const memo = new Map<number, PickleValue>();
@@ -462,26 +465,42 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions = {}): Unpickled
 
   function persistent(pid: PickleValue): StorageRef {
     // ('storage', storage_type, key, location, numel) as torch/serialization.py writes it;
-    // the legacy format adds view_metadata, None since PyTorch 0.4.
+    // the legacy format adds view_metadata: None, or (view_key, offset, view_size) before
+    // PyTorch 0.4 (_legacy_load reads such a view as view_size elements of the root from offset).
     if (!isTuple(pid) || pid[0] !== 'storage') return fail(`persistent id ${describe(pid)}; only ('storage', type, key, location, numel) is allowed`);
     const p = pid as readonly PickleValue[];
-    if (p.length !== 5 && !(p.length === 6 && p[5] === null)) {
-      return fail(p.length === 6 ? 'a storage view (a pre-0.4 checkpoint); re-save it with a newer PyTorch' : `a storage persistent id of ${p.length} items, expected 5`);
-    }
+    if (p.length !== 5 && p.length !== 6) return fail(`a storage persistent id of ${p.length} items, expected 5 (or 6 in a legacy file)`);
     const [, type, key, location, numel] = p;
     if (!(type instanceof PickleGlobal) || type.kind !== 'storage') return fail(`a storage of type ${kindOf(type)}`);
     if (typeof key !== 'string' || typeof location !== 'string') return fail('a storage key or location that is not a string');
     const n = index(numel, 'a storage size');
     if (n > L.maxElements) fail(`a storage of ${n} elements (limit ${L.maxElements})`);
-    const prev = storages.get(key);
+    let root = storages.get(key);
+    if (root) {
+      if (root.dtype !== type.dtype || root.numel !== n) fail(`storage '${key}' named twice, as ${root.dtype}[${root.numel}] and ${type.dtype}[${n}]`);
+    } else {
+      if (views.has(key)) fail(`storage '${key}' named as a view and as a storage`);
+      if (storages.size >= L.maxMemo) fail(`more than ${L.maxMemo} storages`);
+      root = new StorageRef(key, type.dtype!, location, n);
+      storages.set(key, root);
+    }
+    const meta = p.length === 6 ? p[5] : null;
+    if (meta === null) return root;
+    if (!isTuple(meta) || meta.length !== 3 || typeof meta[0] !== 'string') return fail(`storage view metadata ${describe(meta)}, expected (view_key, offset, size)`);
+    const vkey = meta[0] as string;
+    const off = index(meta[1], 'a storage view offset');
+    const vn = index(meta[2], 'a storage view size');
+    if (off + vn > root.numel) fail(`storage view '${vkey}' of ${vn} elements from ${off} runs past storage '${key}', which holds ${root.numel}`);
+    const prev = views.get(vkey);
     if (prev) {
-      if (prev.dtype !== type.dtype || prev.numel !== n) fail(`storage '${key}' named twice, as ${prev.dtype}[${prev.numel}] and ${type.dtype}[${n}]`);
+      if (prev.view!.root !== root || prev.view!.offset !== off || prev.numel !== vn) fail(`storage view '${vkey}' named twice with different roots, offsets or sizes`);
       return prev;
     }
-    if (storages.size >= L.maxMemo) fail(`more than ${L.maxMemo} storages`);
-    const ref = new StorageRef(key, type.dtype!, location, n);
-    storages.set(key, ref);
-    return ref;
+    if (storages.has(vkey)) fail(`storage '${vkey}' named as a view and as a storage`);
+    if (views.size >= L.maxMemo) fail(`more than ${L.maxMemo} storage views`);
+    const view = new StorageRef(vkey, root.dtype, root.location, vn, { root, offset: off });
+    views.set(vkey, view);
+    return view;
   }
 }
 

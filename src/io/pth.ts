@@ -62,7 +62,7 @@ export function parsePth(buf: Uint8Array, file = '<buffer>', limits?: Partial<Pi
     let arr = arrays.get(ref);
     if (!arr) {
       try {
-        arr = materialize(ref, parsed.bytes.get(ref.storage)!, parsed.little, `${file}: tensor '${path}'`);
+        arr = materialize(ref, storageBytes(ref.storage, parsed.bytes), parsed.little, `${file}: tensor '${path}'`);
       } catch (e) {
         if (!(e instanceof RangeError)) throw e;
         throw new CheckpointError(`${file}: tensor '${path}' of shape [${ref.size.join(', ')}]: cannot allocate its ${outBytes(ref)} bytes (${e.message})`);
@@ -72,6 +72,13 @@ export function parsePth(buf: Uint8Array, file = '<buffer>', limits?: Partial<Pi
     if (!tensors.has(path)) tensors.set(path, arr);
   }
   return { format, root: parsed.root, arrays, tensors };
+}
+
+/** A storage's bytes; a view's are a range of its root's (bounds checked when it was named). */
+function storageBytes(s: StorageRef, bytes: Map<StorageRef, Uint8Array>): Uint8Array {
+  if (!s.view) return bytes.get(s)!;
+  const es = DTYPE_BYTES[s.dtype];
+  return bytes.get(s.view.root)!.subarray(s.view.offset * es, (s.view.offset + s.numel) * es);
 }
 
 /** @example const { tensors } = readPth('model_best.pth.tar');  // keys like 'state_dict.fc.weight' */
@@ -246,7 +253,7 @@ function budgetedTensors(root: PickleValue, fileBytes: number, file: string): [s
   for (const [path, t] of found) {
     if (refs.has(t)) continue;
     refs.add(t);
-    storages.add(t.storage);
+    storages.add(t.storage.view?.root ?? t.storage);
     const sb = t.storage.numel * DTYPE_BYTES[t.storage.dtype];
     const want = outBytes(t);
     const limit = VIEW_BUDGET.factor * sb + VIEW_BUDGET.slack;
