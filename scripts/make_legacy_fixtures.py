@@ -401,6 +401,14 @@ def main():
     check_and_record('storage_view.th', data5, intended5,
         'storage views of PyTorch < 0.4: persistent ids with view_metadata (view_key, offset, size)')
 
+    # 6. torch.save(..., pickle_protocol=4) in the legacy format (PyTorch 1.x): PROTO 4 and
+    #    FRAMEs in each of its pickles, SHORT_BINUNICODE, MEMOIZE; made by torch itself.
+    p4 = collections.OrderedDict([('fc.weight', torch.tensor([[0.5, -1.0]])), ('fc.bias', torch.tensor([2.0]))])
+    buf = io.BytesIO()
+    torch.save({'state_dict': p4, 'best_acc1': 0.75}, buf, _use_new_zipfile_serialization=False, pickle_protocol=4)
+    check_and_record('protocol4.th', buf.getvalue(), {'state_dict': p4, 'best_acc1': 0.75},
+        'torch.save(pickle_protocol=4, _use_new_zipfile_serialization=False): protocol 4 pickles with FRAMEs')
+
     with open(os.path.join(OUT, 'README.json'), 'w') as f:
         json.dump({'torch': torch.__version__, 'made_by': 'scripts/make_legacy_fixtures.py',
                    'big_endian_sizes.th': {'same_tensors_as': 'big_endian.th', 'torch_load_refuses': files['big_endian_sizes.th']},

@@ -43,7 +43,7 @@ function encode(v: PickleValue, c: PthContents): unknown {
 }
 
 const expected = (name: string) => JSON.parse(readFileSync(`${FIX}${name}.expected.json`, 'utf8'));
-const FIXTURES = ['resnet20_akamaster', 'windows_long4', 'big_endian', 'py2_cuda', 'storage_view'];
+const FIXTURES = ['resnet20_akamaster', 'windows_long4', 'big_endian', 'py2_cuda', 'storage_view', 'protocol4'];
 
 test('each legacy fixture loads to what torch.load gives: tensors bit-exact, plain values (floats, big ints, strings, nested dicts, tuples) equal', () => {
   for (const name of FIXTURES) {

@@ -37,8 +37,13 @@ export function isPthBuffer(buf: Uint8Array): boolean {
   return isZip(buf) || isLegacy(buf);
 }
 const isZip = (b: Uint8Array) => b.length >= 4 && b[0] === 0x50 && b[1] === 0x4b && ((b[2] === 3 && b[3] === 4) || (b[2] === 5 && b[3] === 6));
-// PROTO 2, LONG1 of 10 bytes: the pickled magic number.
-const isLegacy = (b: Uint8Array) => b.length >= 4 && b[0] === 0x80 && b[1] === 0x02 && b[2] === 0x8a && b[3] === 0x0a;
+// PROTO 2 (or 3, 4 with torch.save(pickle_protocol=...), then a FRAME), LONG1 of 10 bytes:
+// the pickled magic number.
+const isLegacy = (b: Uint8Array) => {
+  if (b.length < 4 || b[0] !== 0x80 || b[1] < 2 || b[1] > 4) return false;
+  const at = b[2] === 0x95 ? 11 : 2;
+  return b.length >= at + 2 && b[at] === 0x8a && b[at + 1] === 0x0a;
+};
 
 /**
  * Parses a torch.save file's bytes. `file` names it in errors.
