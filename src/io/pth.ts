@@ -1,6 +1,6 @@
 // PyTorch checkpoints (torch.save): read the zip format of PyTorch >= 1.6 and the legacy
-// pre-1.6 stream (torch/serialization.py `_legacy_load`; PyTorch 0.3's `_rebuild_tensor`
-// and Python 2's pickles too, sys_info as torch.load treats it: legacySysInfo), and write a zip .pth that
+// pre-1.6 stream (torch/serialization.py `_legacy_load`, back to PyTorch 0.3 and Python 2;
+// its sys_info as torch.load treats it: legacySysInfo), and write a zip .pth that
 // `torch.load(f, weights_only=True)` accepts. Pickles go through the restricted unpickler
 // (pickle.ts); every storage's bytes are length-checked against its persistent id and every
 // zip entry CRC-checked; only the entries the pickle names are inflated, under zip.ts's
@@ -152,8 +152,9 @@ function parseLegacy(buf: Uint8Array, file: string, limits?: Partial<PickleLimit
     if (!s) throw new CheckpointError(`${file}: legacy checkpoint lists storage '${key}', which no tensor uses`);
     if (bytes.has(s)) throw new CheckpointError(`${file}: legacy checkpoint lists storage '${key}' twice`);
     if (pos + 8 > buf.length) throw new CheckpointError(`${file}: truncated: storage '${key}' has no size at byte ${pos} (file has ${buf.length})${why}`);
-    // The element count was written in the saving machine's byte order before PyTorch 1.6
-    // made it little-endian everywhere; the elements themselves were always little-endian.
+    // Older writers put the element count in the saving machine's byte order
+    // (torch/csrc/generic/serialization.cpp: doWrite(fd, &size, 8)); torch.load reads it
+    // little-endian. The elements were always written little-endian (converted if need be).
     const numel = dv.getBigInt64(pos, true);
     if (numel !== BigInt(s.numel) && !(sys.big && dv.getBigInt64(pos, false) === BigInt(s.numel))) {
       throw new CheckpointError(`${file}: storage '${key}' says ${numel} elements in the data, ${s.numel} in the pickle${why}`);
