@@ -1,5 +1,6 @@
 // Malformed weight files, all formats: a seeded mutation loop (truncations, flipped bytes,
-// huge length fields, spliced ranges) over a real .pth (PyTorch-made fixture), the same
+// huge length fields, spliced ranges) over a real .pth (PyTorch-made fixture; legacy ones of
+// PyTorch's early years too), the same
 // .pth with every entry DEFLATEd, a safetensors file, an ONNX model made here and a gzip'd
 // IDX file; and random tensor geometries (stride 0, overlapping, huge sizes) over small
 // storages. Every input must either parse (a correct result: the format's own checks
@@ -108,6 +109,16 @@ test('fuzz: 2,000 mutations of a PyTorch-made .pth (zip) and 1,000 of a legacy o
   await fuzz('small.pth', zip, (b) => parsePth(b, 'fuzz.pth'), 2000, 11);
   const legacy = new Uint8Array(readFileSync(new URL('./fixtures/pth/small_legacy.pth', import.meta.url)));
   await fuzz('small_legacy.pth', legacy, (b) => parsePth(b, 'fuzz.pth'), 1000, 12);
+});
+
+test('fuzz: 1,000 mutations each of the early-years legacy files (Python 2 pickle, _rebuild_tensor, big-endian sys_info, storage views)', async () => {
+  // The opcodes and paths only they reach: INT/LONG text, BINSTRING, OrderedDict of pairs,
+  // _rebuild_tensor, BINGET of memoised globals, sys_info checks, big-endian element counts, views.
+  for (const [f, seed] of [['py2_cuda.th', 21], ['big_endian_sizes.th', 22], ['storage_view.th', 23]] as const) {
+    const b = new Uint8Array(readFileSync(new URL(`./fixtures/pth/legacy/${f}`, import.meta.url)));
+    parsePth(b, f); // the original parses
+    await fuzz(f, b, (m) => parsePth(m, 'fuzz.th'), 1000, seed);
+  }
 });
 
 test('fuzz: 3,000 mutations of a safetensors file (with a __proto__ key in its metadata)', async () => {

@@ -64,15 +64,15 @@ test('refuses os.system, builtins.eval and torch.storage._load_from_bytes by nam
   rejects(pk('\x80\x02ctorch\nFloatStorage\n)R.'), /REDUCE calls torch\.FloatStorage, which is a type tag/);
 });
 
-test('the allowlist is exactly the state-dict globals (plus torch.cuda.*Storage tags of legacy GPU files)', () => {
+test('the allowlist is exactly the state-dict globals (plus PyTorch 0.3\'s _rebuild_tensor and torch.cuda.*Storage tags of legacy files)', () => {
   const storages = ['Float', 'Double', 'Half', 'BFloat16', 'Long', 'Int', 'Short', 'Char', 'Byte', 'Bool'].map((t) => `${t}Storage`);
-  assert.deepEqual([...ALLOWED_GLOBALS].sort(), ['collections.OrderedDict', 'torch._utils._rebuild_tensor_v2', 'torch._utils._rebuild_parameter',
+  assert.deepEqual([...ALLOWED_GLOBALS].sort(), ['collections.OrderedDict', 'torch._utils._rebuild_tensor_v2', 'torch._utils._rebuild_tensor', 'torch._utils._rebuild_parameter',
     ...storages.map((s) => `torch.${s}`), ...storages.map((s) => `torch.cuda.${s}`)].sort());
 });
 
 test('refuses every opcode a state dict does not use, naming it', () => {
   const cases: [string, string][] = [['i', 'INST'], ['o', 'OBJ'], ['\x81', 'NEWOBJ'], ['\x92', 'NEWOBJ_EX'], ['\x82', 'EXT1'], ['B', 'BINBYTES'],
-    ['C', 'SHORT_BINBYTES'], ['P', 'PERSID'], ['I', 'INT'], ['\x8f', 'EMPTY_SET'], ['2', 'DUP'], ['\x97', 'NEXT_BUFFER'], ['\xff', 'unknown']];
+    ['C', 'SHORT_BINBYTES'], ['P', 'PERSID'], ['F', 'FLOAT'], ['\x8b', 'LONG4'], ['\x8f', 'EMPTY_SET'], ['2', 'DUP'], ['\x97', 'NEXT_BUFFER'], ['\xff', 'unknown']];
   for (const [op, name] of cases) rejects(pk('\x80\x02', op, 'N.'), new RegExp(`\\(${name}\\) is not allowed`));
   rejects(pk('\x80\x05N.'), /protocol 5; only 2 to 4/);
   rejects(pk('\x80\x01N.'), /protocol 1/);
@@ -86,14 +86,22 @@ test('SETITEM only on dicts, APPEND only on lists, BUILD only on an OrderedDict,
   rejects(pk(']])R.'), /REDUCE on a list/);
   rejects(pk('}]K\x01s.'), /a dict key of kind list/);
   assert.ok(isOrderedDict(load(pk('ccollections\nOrderedDict\n)R}b.'))));
-  rejects(pk('ccollections\nOrderedDict\nK\x01\x85R.'), /OrderedDict with 1 arguments/);
+  rejects(pk('ccollections\nOrderedDict\nK\x01\x85R.'), /OrderedDict of a number, expected a list of \[key, value\] pairs/);
 });
 
 test('persistent ids: only storage tuples with an allowed storage type; views and other kinds refused', () => {
   rejects(pk('(', uni('module'), 'NNtQ.'), /persistent id \("module", None, None\)/);
   rejects(pk('K\x01Q.'), /persistent id 1/);
   rejects(pk('(', uni('storage'), 'ccollections\nOrderedDict\n', uni('0'), uni('cpu'), 'K\x01tQ.'), /storage of type collections\.OrderedDict/);
-  rejects(pk('(', uni('storage'), 'ctorch\nFloatStorage\n', uni('0'), uni('cpu'), 'K\x01(', uni('1'), 'K\x00K\x01ttQ.'), /storage view/);
+  // Storage views (legacy, PyTorch < 0.4): (view_key, offset, size) within the root, named consistently.
+  const pid = (view: string) => pk('(', uni('storage'), 'ctorch\nFloatStorage\n', uni('0'), uni('cpu'), 'K\x04', view, 'tQ');
+  const v = load(pk(pid(pk('(', uni('1'), 'K\x01K\x03t')), '.'));
+  assert.ok(v instanceof StorageRef && v.key === '1' && v.numel === 3 && v.view?.offset === 1 && v.view.root.key === '0' && v.view.root.numel === 4);
+  rejects(pk(pid(pk('(', uni('1'), 'K\x02K\x03t')), '.'), /storage view '1' of 3 elements from 2 runs past storage '0', which holds 4/);
+  rejects(pk('(', pid(pk('(', uni('1'), 'K\x00K\x02t')), pid(pk('(', uni('1'), 'K\x01K\x02t')), 't.'), /storage view '1' named twice with different roots, offsets or sizes/);
+  rejects(pk(pid(pk('(', uni('0'), 'K\x00K\x02t')), '.'), /storage '0' named as a view and as a storage/);
+  rejects(pk(pid(pk('(', uni('1'), 'K\x00t')), '.'), /storage view metadata \("1", 0\), expected \(view_key, offset, size\)/);
+  rejects(pk(pid('K\x01'), '.'), /storage view metadata 1, expected/);
   const s = load(pk('(', uni('storage'), 'ctorch.cuda\nHalfStorage\n', uni('7'), uni('cuda:0'), 'K\x05NtQ.'));
   assert.ok(s instanceof StorageRef && s.dtype === 'float16' && s.numel === 5 && s.key === '7');
   rejects(pk('((', uni('storage'), 'ctorch\nFloatStorage\n', uni('0'), uni('cpu'), 'K\x01tQ(', uni('storage'), 'ctorch\nLongStorage\n', uni('0'), uni('cpu'), 'K\x01tQt.'),

@@ -2,6 +2,8 @@
 // plain containers, storages and tensors and nothing else: GLOBAL resolves only through an
 // exact-name allowlist to inert tags, REDUCE runs only those tags as pure TypeScript, BUILD
 // only on an OrderedDict, persistent ids only ('storage', type, key, location, numel).
+// Python 2's pickles (pre-1.6 legacy checkpoints) are read too: str as (SHORT_)BINSTRING,
+// big ints as decimal INT/LONG text, OrderedDict reduced to a list of pairs.
 // It never executes anything, never falls back to a broader loader, checks every length
 // before slicing and caps bytes, opcodes, stack, memo, nesting, container size and rank.
 // Not here: reading storages' bytes (pth.ts does, against the StorageRefs made here).
@@ -29,13 +31,16 @@ const STORAGE_TYPES: Record<string, TorchDType> = {
  * @example const allowed = ALLOWED_GLOBALS.includes('collections.OrderedDict');  // the only globals unpickle builds
  */
 export class PickleGlobal {
-  constructor(readonly module: string, readonly name: string, readonly kind: 'ordered_dict' | 'rebuild_tensor_v2' | 'rebuild_parameter' | 'storage', readonly dtype?: TorchDType) {}
+  constructor(readonly module: string, readonly name: string, readonly kind: 'ordered_dict' | 'rebuild_tensor' | 'rebuild_tensor_v2' | 'rebuild_parameter' | 'storage', readonly dtype?: TorchDType) {}
   get fullName(): string { return `${this.module}.${this.name}`; }
 }
 
 const ALLOWED = new Map<string, PickleGlobal>([
   ['collections.OrderedDict', new PickleGlobal('collections', 'OrderedDict', 'ordered_dict')],
   ['torch._utils._rebuild_tensor_v2', new PickleGlobal('torch._utils', '_rebuild_tensor_v2', 'rebuild_tensor_v2')],
+  // NOTE: the four-argument form (storage, offset, size, stride) that PyTorch 0.3 wrote (and
+  // the legacy checkpoints of that era still carry): the same tensor, never requiring grad.
+  ['torch._utils._rebuild_tensor', new PickleGlobal('torch._utils', '_rebuild_tensor', 'rebuild_tensor')],
   ['torch._utils._rebuild_parameter', new PickleGlobal('torch._utils', '_rebuild_parameter', 'rebuild_parameter')],
 ]);
 for (const [name, dtype] of Object.entries(STORAGE_TYPES)) {
@@ -51,11 +56,13 @@ for (const [name, dtype] of Object.entries(STORAGE_TYPES)) {
 export const ALLOWED_GLOBALS: readonly string[] = [...ALLOWED.keys()];
 
 /**
- * A storage named by a persistent id; its bytes live outside the pickle.
+ * A storage named by a persistent id; its bytes live outside the pickle. A view (legacy
+ * files before PyTorch 0.4 could name one) is `numel` elements of `view.root` from `view.offset`.
  * @example const s = new StorageRef('0', 'float32', 'cpu', 10);
  */
 export class StorageRef {
-  constructor(readonly key: string, readonly dtype: TorchDType, readonly location: string, readonly numel: number) {}
+  constructor(readonly key: string, readonly dtype: TorchDType, readonly location: string, readonly numel: number,
+    readonly view?: { readonly root: StorageRef; readonly offset: number }) {}
 }
 
 /**
@@ -133,7 +140,7 @@ export interface Unpickled {
   value: PickleValue;
   /** Byte position just past STOP. */
   end: number;
-  /** Every storage the pickle named, by key. */
+  /** Every storage the pickle named, by key (roots only: a view's bytes are its root's). */
   storages: Map<string, StorageRef>;
 }
 
@@ -166,6 +173,7 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions = {}): Unpickled
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const end = Math.min(buf.length, start + L.maxBytes);
   const storages = opts.storages ?? new Map<string, StorageRef>();
+  const views = new Map<string, StorageRef>();
   const stack: PickleValue[] = [];
   const marks: number[] = [];
   const memo = new Map<number, PickleValue>();
@@ -341,10 +349,29 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions = {}): Unpickled
         push(v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v);
         break;
       }
+      case 0x49: case 0x4c: { // INT, LONG: decimal text to a newline. Python 2 pickles an int beyond
+        // 32 bits as INT even at protocol 2 (an optimizer state's id()s); 'I00'/'I01' are False/True.
+        const nl = buf.indexOf(0x0a, pos);
+        if (nl < 0 || nl >= end || nl - pos > 80) fail('a decimal integer without its newline within 80 bytes');
+        const text = String.fromCharCode(...buf.subarray(pos, nl));
+        pos = nl + 1;
+        if (op === 0x49 && (text === '00' || text === '01')) { push(text === '01'); break; }
+        const m = (op === 0x49 ? /^[+-]?\d+$/ : /^[+-]?\d+L?$/).exec(text);
+        if (!m) fail(`${JSON.stringify(text.slice(0, 40))} is not a decimal integer`);
+        const v = BigInt(text.replace(/L$/, ''));
+        push(v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v);
+        break;
+      }
       case 0x47: push(dv.getFloat64(need(8), false)); break; // BINFLOAT (big-endian)
       case 0x58: push(str(u32())); break; // BINUNICODE
       case 0x8c: push(str(u8())); break; // SHORT_BINUNICODE
       case 0x55: push(str(u8())); break; // SHORT_BINSTRING (torch.load decodes as UTF-8)
+      case 0x54: { // BINSTRING: a Python 2 str of 256 bytes or more; the length is signed
+        const n = dv.getInt32(need(4), true);
+        if (n < 0) fail(`a string of negative length ${n}`);
+        push(str(n));
+        break;
+      }
       case 0x51: push(persistent(pop())); break; // BINPERSID
       case 0x68: case 0x6a: { // BINGET, LONG_BINGET
         const i = op === 0x68 ? u8() : u32();
@@ -369,10 +396,26 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions = {}): Unpickled
     const a = args as readonly PickleValue[];
     switch (fn.kind) {
       case 'ordered_dict': {
-        if (a.length !== 0) fail(`collections.OrderedDict with ${a.length} arguments, expected none`);
+        // Python 3 reduces an OrderedDict to () and SETITEMS; Python 2.7 to ([[k, v], ...],).
+        if (a.length > 1) fail(`collections.OrderedDict with ${a.length} arguments, expected none or a list of pairs`);
         const d = new Map<PickleKey, PickleValue>();
         orderedDicts.add(d);
+        if (a.length === 1) {
+          const items = a[0];
+          if (!Array.isArray(items)) return fail(`collections.OrderedDict of a ${kindOf(items)}, expected a list of [key, value] pairs`);
+          for (const it of items as PickleValue[]) {
+            if (!Array.isArray(it) || it.length !== 2) return fail(`collections.OrderedDict item ${describe(it)}, expected a [key, value] pair`);
+            setItem(d, it[0], it[1]);
+          }
+        }
         return d;
+      }
+      case 'rebuild_tensor': {
+        // (storage, storage_offset, size, stride): torch/_utils.py, PyTorch 0.3's Tensor.__reduce__
+        if (a.length !== 4) fail(`_rebuild_tensor with ${a.length} arguments, expected 4 (storage, offset, size, stride)`);
+        const [storage, offset, size, stride] = a;
+        if (!(storage instanceof StorageRef)) return fail(`_rebuild_tensor on a ${kindOf(storage)}, expected a storage`);
+        return checkedTensor(storage, offset, size, stride, false);
       }
       case 'rebuild_tensor_v2': {
         // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata]): torch/_utils.py
@@ -422,26 +465,42 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions = {}): Unpickled
 
   function persistent(pid: PickleValue): StorageRef {
     // ('storage', storage_type, key, location, numel) as torch/serialization.py writes it;
-    // the legacy format adds view_metadata, None since PyTorch 0.4.
+    // the legacy format adds view_metadata: None, or (view_key, offset, view_size) before
+    // PyTorch 0.4 (_legacy_load reads such a view as view_size elements of the root from offset).
     if (!isTuple(pid) || pid[0] !== 'storage') return fail(`persistent id ${describe(pid)}; only ('storage', type, key, location, numel) is allowed`);
     const p = pid as readonly PickleValue[];
-    if (p.length !== 5 && !(p.length === 6 && p[5] === null)) {
-      return fail(p.length === 6 ? 'a storage view (a pre-0.4 checkpoint); re-save it with a newer PyTorch' : `a storage persistent id of ${p.length} items, expected 5`);
-    }
+    if (p.length !== 5 && p.length !== 6) return fail(`a storage persistent id of ${p.length} items, expected 5 (or 6 in a legacy file)`);
     const [, type, key, location, numel] = p;
     if (!(type instanceof PickleGlobal) || type.kind !== 'storage') return fail(`a storage of type ${kindOf(type)}`);
     if (typeof key !== 'string' || typeof location !== 'string') return fail('a storage key or location that is not a string');
     const n = index(numel, 'a storage size');
     if (n > L.maxElements) fail(`a storage of ${n} elements (limit ${L.maxElements})`);
-    const prev = storages.get(key);
+    let root = storages.get(key);
+    if (root) {
+      if (root.dtype !== type.dtype || root.numel !== n) fail(`storage '${key}' named twice, as ${root.dtype}[${root.numel}] and ${type.dtype}[${n}]`);
+    } else {
+      if (views.has(key)) fail(`storage '${key}' named as a view and as a storage`);
+      if (storages.size >= L.maxMemo) fail(`more than ${L.maxMemo} storages`);
+      root = new StorageRef(key, type.dtype!, location, n);
+      storages.set(key, root);
+    }
+    const meta = p.length === 6 ? p[5] : null;
+    if (meta === null) return root;
+    if (!isTuple(meta) || meta.length !== 3 || typeof meta[0] !== 'string') return fail(`storage view metadata ${describe(meta)}, expected (view_key, offset, size)`);
+    const vkey = meta[0] as string;
+    const off = index(meta[1], 'a storage view offset');
+    const vn = index(meta[2], 'a storage view size');
+    if (off + vn > root.numel) fail(`storage view '${vkey}' of ${vn} elements from ${off} runs past storage '${key}', which holds ${root.numel}`);
+    const prev = views.get(vkey);
     if (prev) {
-      if (prev.dtype !== type.dtype || prev.numel !== n) fail(`storage '${key}' named twice, as ${prev.dtype}[${prev.numel}] and ${type.dtype}[${n}]`);
+      if (prev.view!.root !== root || prev.view!.offset !== off || prev.numel !== vn) fail(`storage view '${vkey}' named twice with different roots, offsets or sizes`);
       return prev;
     }
-    if (storages.size >= L.maxMemo) fail(`more than ${L.maxMemo} storages`);
-    const ref = new StorageRef(key, type.dtype!, location, n);
-    storages.set(key, ref);
-    return ref;
+    if (storages.has(vkey)) fail(`storage '${vkey}' named as a view and as a storage`);
+    if (views.size >= L.maxMemo) fail(`more than ${L.maxMemo} storage views`);
+    const view = new StorageRef(vkey, root.dtype, root.location, vn, { root, offset: off });
+    views.set(vkey, view);
+    return view;
   }
 }
 

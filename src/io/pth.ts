@@ -1,5 +1,6 @@
 // PyTorch checkpoints (torch.save): read the zip format of PyTorch >= 1.6 and the legacy
-// pre-1.6 stream (torch/serialization.py `_legacy_load`), and write a zip .pth that
+// pre-1.6 stream (torch/serialization.py `_legacy_load`, back to PyTorch 0.3 and Python 2;
+// its sys_info as torch.load treats it: legacySysInfo), and write a zip .pth that
 // `torch.load(f, weights_only=True)` accepts. Pickles go through the restricted unpickler
 // (pickle.ts); every storage's bytes are length-checked against its persistent id and every
 // zip entry CRC-checked; only the entries the pickle names are inflated, under zip.ts's
@@ -36,8 +37,13 @@ export function isPthBuffer(buf: Uint8Array): boolean {
   return isZip(buf) || isLegacy(buf);
 }
 const isZip = (b: Uint8Array) => b.length >= 4 && b[0] === 0x50 && b[1] === 0x4b && ((b[2] === 3 && b[3] === 4) || (b[2] === 5 && b[3] === 6));
-// PROTO 2, LONG1 of 10 bytes: the pickled magic number.
-const isLegacy = (b: Uint8Array) => b.length >= 4 && b[0] === 0x80 && b[1] === 0x02 && b[2] === 0x8a && b[3] === 0x0a;
+// PROTO 2 (or 3, 4 with torch.save(pickle_protocol=...), then a FRAME), LONG1 of 10 bytes:
+// the pickled magic number.
+const isLegacy = (b: Uint8Array) => {
+  if (b.length < 4 || b[0] !== 0x80 || b[1] < 2 || b[1] > 4) return false;
+  const at = b[2] === 0x95 ? 11 : 2;
+  return b.length >= at + 2 && b[at] === 0x8a && b[at + 1] === 0x0a;
+};
 
 /**
  * Parses a torch.save file's bytes. `file` names it in errors.
@@ -61,7 +67,7 @@ export function parsePth(buf: Uint8Array, file = '<buffer>', limits?: Partial<Pi
     let arr = arrays.get(ref);
     if (!arr) {
       try {
-        arr = materialize(ref, parsed.bytes.get(ref.storage)!, parsed.little, `${file}: tensor '${path}'`);
+        arr = materialize(ref, storageBytes(ref.storage, parsed.bytes), parsed.little, `${file}: tensor '${path}'`);
       } catch (e) {
         if (!(e instanceof RangeError)) throw e;
         throw new CheckpointError(`${file}: tensor '${path}' of shape [${ref.size.join(', ')}]: cannot allocate its ${outBytes(ref)} bytes (${e.message})`);
@@ -71,6 +77,13 @@ export function parsePth(buf: Uint8Array, file = '<buffer>', limits?: Partial<Pi
     if (!tensors.has(path)) tensors.set(path, arr);
   }
   return { format, root: parsed.root, arrays, tensors };
+}
+
+/** A storage's bytes; a view's are a range of its root's (bounds checked when it was named). */
+function storageBytes(s: StorageRef, bytes: Map<StorageRef, Uint8Array>): Uint8Array {
+  if (!s.view) return bytes.get(s)!;
+  const es = DTYPE_BYTES[s.dtype];
+  return bytes.get(s.view.root)!.subarray(s.view.offset * es, (s.view.offset + s.numel) * es);
 }
 
 /** @example const { tensors } = readPth('model_best.pth.tar');  // keys like 'state_dict.fc.weight' */
@@ -123,32 +136,62 @@ function parseLegacy(buf: Uint8Array, file: string, limits?: Partial<PickleLimit
   if (magic.value !== LEGACY_MAGIC) throw new CheckpointError(`${file}: legacy checkpoint with a wrong magic number (corrupt file?)`);
   const proto = unpickle(buf, { file, start: magic.end, limits: small });
   if (proto.value !== LEGACY_PROTOCOL) throw new CheckpointError(`${file}: legacy checkpoint protocol ${String(proto.value)}; only ${LEGACY_PROTOCOL} is read`);
-  const sys = unpickle(buf, { file, start: proto.end, limits: small });
-  if (!(sys.value instanceof Map)) throw new CheckpointError(`${file}: legacy checkpoint without its sys_info dict`);
-  const le = sys.value.get('little_endian');
-  if (typeof le !== 'boolean') throw new CheckpointError(`${file}: legacy sys_info lacks little_endian`);
-  const main = unpickle(buf, { file, start: sys.end, limits });
+  const sysInfo = unpickle(buf, { file, start: proto.end, limits: small });
+  const sys = legacySysInfo(sysInfo.value, file);
+  const main = unpickle(buf, { file, start: sysInfo.end, limits });
   const keys = unpickle(buf, { file, start: main.end, limits });
   if (!Array.isArray(keys.value) || keys.value.some((k) => typeof k !== 'string')) throw new CheckpointError(`${file}: legacy checkpoint: the storage key list is not a list of strings`);
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const bytes = new Map<StorageRef, Uint8Array>();
+  // A file whose LongStorages held 4-byte ints (an early Windows build) would not line up
+  // below; it is then refused (never misread), and the message says why it may be.
+  const why = sys.long === 4 ? ` (its sys_info says long is 4 bytes, as files saved on Windows do; LongStorage elements are read as 8 bytes, as torch.load reads them)` : '';
   let pos = keys.end;
   for (const key of keys.value as string[]) {
     const s = main.storages.get(key);
     if (!s) throw new CheckpointError(`${file}: legacy checkpoint lists storage '${key}', which no tensor uses`);
     if (bytes.has(s)) throw new CheckpointError(`${file}: legacy checkpoint lists storage '${key}' twice`);
-    if (pos + 8 > buf.length) throw new CheckpointError(`${file}: truncated: storage '${key}' has no size at byte ${pos} (file has ${buf.length})`);
-    const numel = dv.getBigInt64(pos, le);
-    if (numel !== BigInt(s.numel)) throw new CheckpointError(`${file}: storage '${key}' says ${numel} elements in the data, ${s.numel} in the pickle`);
+    if (pos + 8 > buf.length) throw new CheckpointError(`${file}: truncated: storage '${key}' has no size at byte ${pos} (file has ${buf.length})${why}`);
+    // Older writers put the element count in the saving machine's byte order
+    // (torch/csrc/generic/serialization.cpp: doWrite(fd, &size, 8)); torch.load reads it
+    // little-endian. The elements were always written little-endian (converted if need be).
+    const numel = dv.getBigInt64(pos, true);
+    if (numel !== BigInt(s.numel) && !(sys.big && dv.getBigInt64(pos, false) === BigInt(s.numel))) {
+      throw new CheckpointError(`${file}: storage '${key}' says ${numel} elements in the data, ${s.numel} in the pickle${why}`);
+    }
     const n = s.numel * DTYPE_BYTES[s.dtype];
     pos += 8;
-    if (n > buf.length - pos) throw new CheckpointError(`${file}: truncated: storage '${key}' needs ${n} bytes at ${pos}, ${buf.length - pos} remain`);
+    if (n > buf.length - pos) throw new CheckpointError(`${file}: truncated: storage '${key}' needs ${n} bytes at ${pos}, ${buf.length - pos} remain${why}`);
     bytes.set(s, buf.subarray(pos, pos + n));
     pos += n;
   }
   for (const s of main.storages.values()) if (!bytes.has(s)) throw new CheckpointError(`${file}: storage '${s.key}' has no data (missing from the key list)`);
-  if (pos !== buf.length) throw new CheckpointError(`${file}: ${buf.length - pos} unexpected bytes after the last storage`);
-  return { root: main.value, found: budgetedTensors(main.value, buf.length, file), bytes, little: le };
+  if (pos !== buf.length) throw new CheckpointError(`${file}: ${buf.length - pos} unexpected bytes after the last storage${why}`);
+  return { root: main.value, found: budgetedTensors(main.value, buf.length, file), bytes, little: true };
+}
+
+/**
+ * The legacy format's sys_info dict ({protocol_version, little_endian, type_sizes: {short,
+ * int, long}}), checked. NOTE: torch.load reads it and ignores it (serialization.py
+ * `_legacy_load`: `_sys_info = pickle_module.load(f)`): storages' elements are little-endian
+ * on every machine (the writer converted them) and a LongStorage element is 8 bytes whatever
+ * `long` was. We do the same, except that the one thing a big-endian writer did put in its
+ * own byte order (each storage's element count) is accepted in that order too.
+ */
+function legacySysInfo(v: PickleValue, file: string): { big: boolean; long: number } {
+  const bad = (what: string): never => { throw new CheckpointError(`${file}: legacy checkpoint's sys_info ${what}; expected a dict {protocol_version: ${LEGACY_PROTOCOL}, little_endian: True|False, type_sizes: {short: 2, int: 4, long: 4|8}}`); };
+  if (!(v instanceof Map)) return bad(`is a ${v === null ? 'None' : Array.isArray(v) ? 'list' : typeof v}, not a dict`);
+  const le = v.get('little_endian');
+  if (typeof le !== 'boolean') bad('lacks little_endian');
+  const sizes = v.get('type_sizes');
+  let long = 8;
+  if (sizes !== undefined) {
+    if (!(sizes instanceof Map)) return bad('has a type_sizes that is not a dict');
+    const l = sizes.get('long');
+    if (l !== undefined && l !== 4 && l !== 8) bad(`says long is ${String(l)} bytes`);
+    if (typeof l === 'number') long = l;
+  }
+  return { big: le === false, long };
 }
 
 /** Tensor references (paths) one checkpoint may hold: a state dict has hundreds or
@@ -216,7 +259,7 @@ function budgetedTensors(root: PickleValue, fileBytes: number, file: string): [s
   for (const [path, t] of found) {
     if (refs.has(t)) continue;
     refs.add(t);
-    storages.add(t.storage);
+    storages.add(t.storage.view?.root ?? t.storage);
     const sb = t.storage.numel * DTYPE_BYTES[t.storage.dtype];
     const want = outBytes(t);
     const limit = VIEW_BUDGET.factor * sb + VIEW_BUDGET.slack;
