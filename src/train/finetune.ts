@@ -126,7 +126,7 @@ export async function readWeightsSource(spec: WeightsSpec, arch: string | undefi
 
 /**
  * What fitting weights to a net did, by state-dict name (written to config.json).
- * @example const { loaded, reinitialised, unexpected }: FitReport = fitWeights(model, src);
+ * @example const { loaded, reinitialised, unexpected }: FitReport = fitWeights(model, 'resnet20', await readWeightsSource({ weights: 'runs/default' }, 'resnet20'));
  */
 export interface FitReport {
   loaded: string[];
