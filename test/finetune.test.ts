@@ -116,6 +116,7 @@ describe('fine-tuning from a run directory', () => {
     assert.ok(checked > 40, `${checked} frozen tensors checked`);
     assert.deepEqual(after.model.get('linear.weight')!.shape, [64, 3].reverse(), 'a 3-class classifier');
     const cfg = config(out);
+    assert.equal(cfg.folderPreset, 'whole', 'weights trained on whole small images: the folder images are fitted whole, not RandomResizedCrop-ed');
     const init = cfg.initialWeights as Record<string, unknown>;
     assert.equal(init.source, BASE);
     assert.equal(init.sha256, sha256(join(BASE, 'best.safetensors')));
@@ -200,6 +201,7 @@ describe('pretrained weights from a local HTTP server', () => {
     assert.deepEqual(ck.meta.norm.mean, [0.485, 0.456, 0.406]);
     const init = config(out).initialWeights as Record<string, unknown>;
     assert.equal(init.source, 'pretrained resnet20 TEST');
+    assert.equal(config(out).folderPreset, 'imagenet');
     assert.match(init.sha256 as string, /^[0-9a-f]{64}$/);
     assert.deepEqual(init.reinitialised, ['linear.weight', 'linear.bias']);
   });
@@ -252,6 +254,9 @@ describe('the CLI', () => {
     assert.equal(p.code, 0, p.stderr);
     const labels = CLASSES.map((c) => p.stdout.includes(c));
     assert.ok(labels.some(Boolean), `predict names the new classes: ${p.stdout}`);
+    const ev = await cli(['eval', '--checkpoint', out, '--json']);
+    assert.equal(ev.code, 0, ev.stderr);
+    assert.equal((JSON.parse(ev.stdout) as { n: number }).n, 6, 'evaluated on the --val-data folder');
     const bad = await cli(['train', '--weights', BASE, '--dataset', 'folder', '--data', FOLDER, '--freeze', 'neck', '--out', join(tmp, 'cli_bad')]);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /^resnet: train: unknown --freeze 'neck'; valid: stem, layer1/);

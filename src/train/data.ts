@@ -91,12 +91,23 @@ export function describeInput(ds: LoaderDataset, size = 224): { channels: number
   return { channels: 3, height: size, width: size, classes: [...ds.classes], mean: IMAGENET_MEAN, std: IMAGENET_STD };
 }
 
-/** Transforms of a dataset kind: array datasets use trainTransforms; folders the ImageNet
- *  recipe (RandomResizedCrop + flip; resize H*256/224 + centre crop). When `input.channels`
- *  differs from the data's (fine-tuning grey data on RGB weights, or the reverse), the
- *  images are converted first. */
-export function transformsFor(ds: LoaderDataset, train: boolean, aug: string, input: { channels?: number; height: number; width: number; mean: number[]; std: number[] }): Transform[] {
+/** How an image folder is brought to the net's input: 'imagenet' (torchvision's recipe:
+ *  RandomResizedCrop + flip; resize H*256/224 + centre crop) or 'whole' (the whole image
+ *  resized to fit and centre-cropped to HxW, then the `--aug` transforms: how weights trained
+ *  on whole small images, MNIST or CIFAR, saw them).
+ * @example const p: FolderPreset = 'whole'; */
+export type FolderPreset = 'imagenet' | 'whole';
+
+/** Transforms of a dataset kind: array datasets use trainTransforms; folders their preset.
+ *  When `input.channels` differs from the data's (fine-tuning grey data on RGB weights, or
+ *  the reverse), the images are converted first. */
+export function transformsFor(ds: LoaderDataset, train: boolean, aug: string, input: { channels?: number; height: number; width: number; mean: number[]; std: number[] },
+  preset: FolderPreset = 'imagenet'): Transform[] {
   const convert = input.channels !== undefined && input.channels !== ds.channels ? [toChannels(input.channels)] : [];
+  if (!isArrayDataset(ds) && preset === 'whole') {
+    const fit = [resize(Math.max(input.height, input.width)), centerCrop([input.height, input.width])];
+    return [...convert, ...fit, ...(train ? trainTransforms(aug, input.height, input.width, input.mean, input.std) : evalTransforms(input.mean, input.std))];
+  }
   if (!isArrayDataset(ds)) {
     const { height: H, width: W } = input;
     if (H === W) return [...convert, ...(train ? imagenetTrainTransforms(H, input.mean, input.std) : imagenetEvalTransforms(H, input.mean, input.std))];

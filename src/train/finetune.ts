@@ -71,6 +71,9 @@ export interface WeightsSource {
   inputSize?: [number, number];
   mean?: number[];
   std?: number[];
+  /** How image folders should be prepared for these weights (a resnet-ts run on whole
+   *  small images: 'whole'; ImageNet weights: 'imagenet'). */
+  preset?: 'imagenet' | 'whole';
 }
 
 function sha256(file: string): string {
@@ -97,7 +100,7 @@ export async function readWeightsSource(spec: WeightsSpec, arch: string | undefi
     return {
       source: `pretrained ${entry.arch} ${entry.tag}`, file, sha256: sha256(file), tensors: w.tensors, notes: w.notes, arch: entry.arch,
       modelOptions: cleanOptions(entry.modelOptions as Record<string, unknown> | undefined), inChannels: 3,
-      inputSize: [entry.crop, entry.crop], mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD],
+      inputSize: [entry.crop, entry.crop], mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD], preset: 'imagenet',
     };
   }
   const path = spec.weights;
@@ -113,6 +116,7 @@ export async function readWeightsSource(spec: WeightsSpec, arch: string | undefi
       notes: [`resnet-ts checkpoint after epoch ${m.epoch} (${m.arch}, ${m.input.classes.length} classes)`],
       modelOptions: cleanOptions(m.modelOptions), inChannels: m.input.channels, inputSize: [m.input.height, m.input.width],
       mean: [...m.norm.mean], std: [...m.norm.std],
+      preset: m.config.dataset === 'folder' ? (m.config.folderPreset === 'whole' ? 'whole' : 'imagenet') : 'whole',
     };
   }
   const w = loadWeights(path, { keyMap: parseKeyMap(spec.keyMap ?? []), mapping: spec.mapping });

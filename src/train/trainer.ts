@@ -27,7 +27,7 @@ import { resolvePrecision, type PrecisionChoice } from '../backend/precision.js'
 import { tidy } from '../tensor/scope.js';
 import { tensor } from '../tensor/tensor.js';
 import { BEST, CHECKPOINT_FORMAT, LAST, loadRunCheckpoint, saveCheckpoint, type CheckpointMeta, type LoadedCheckpoint } from './checkpoint.js';
-import { describeInput, isArrayDataset, loadSplits, transformsFor } from './data.js';
+import { describeInput, isArrayDataset, loadSplits, transformsFor, type FolderPreset } from './data.js';
 import { applyFreeze, BN_MODES, describeFit, fineTuneGroups, fitWeights, FREEZE_POINTS, readWeightsSource, type BnMode, type FitReport, type WeightsSource } from './finetune.js';
 import { KEY_MAPPINGS, type KeyMapping } from '../io/weights.js';
 import type { FetchOptions } from '../infer/pretrained.js';
@@ -130,6 +130,9 @@ export interface TrainConfig {
   input?: [number, number];
   /** A separate validation image folder (dataset 'folder'), instead of a 10% split of `data`. */
   valData?: string;
+  /** How image folders are prepared (set by the Trainer from the weights: 'whole' for weights
+   *  trained on whole small images, else 'imagenet'); recorded so predict and eval repeat it. */
+  folderPreset?: FolderPreset;
 }
 
 /**
@@ -424,6 +427,7 @@ export class Trainer {
       }
       if (!this.archGiven) c.arch = src.arch ?? c.arch;
     }
+    if (!resumed && c.dataset === 'folder') c.folderPreset = c.folderPreset ?? src?.preset ?? 'imagenet';
     const input = resumed
       ? { ...resumed.meta.input, ...resumed.meta.norm }
       : runInput(train, c, src);
@@ -492,11 +496,11 @@ export class Trainer {
 
     const trainLoader = new DataLoader(train, {
       batchSize: c.batchSize, seed: c.seed, shuffle: true, subset: c.subset, workers: c.workers,
-      transforms: transformsFor(train, true, c.aug, input),
+      transforms: transformsFor(train, true, c.aug, input, c.folderPreset),
     });
     const testLoader = new DataLoader(test, {
       batchSize: Math.max(c.batchSize, 256), shuffle: false, subset: c.testSubset, workers: c.workers,
-      transforms: transformsFor(test, false, c.aug, input),
+      transforms: transformsFor(test, false, c.aug, input, c.folderPreset),
     });
     const spec = scheduleSpec(c);
     const nb = trainLoader.length;
