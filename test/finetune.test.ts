@@ -205,6 +205,17 @@ describe('pretrained weights from a local HTTP server', () => {
     assert.match(init.sha256 as string, /^[0-9a-f]{64}$/);
     assert.deepEqual(init.reinitialised, ['linear.weight', 'linear.bias']);
   });
+
+  test('grey images expanded to RGB for RGB weights; --in-channels 1 the other way (conv1 must then fit)', async () => {
+    const out = join(tmp, 'ft_grey');
+    await new Trainer({ ...quick, arch: 'resnet20', pretrained: true, pretrainedTag: 'TEST', out },
+      { train: arrayDataset(['x', 'y', 'z'], 4, 7), test: arrayDataset(['x', 'y', 'z'], 2, 70), fetch: { cacheDir, baseUrl: base } }).run();
+    const ck = loadCheckpoint(join(out, 'last.safetensors'));
+    assert.equal(ck.meta.input.channels, 3);
+    assert.deepEqual([ck.meta.input.height, ck.meta.input.width], [16, 16], 'an array dataset keeps its size');
+    await assert.rejects(new Trainer({ ...quick, arch: 'resnet20', pretrained: true, pretrainedTag: 'TEST', inChannels: 1, out, dataset: 'folder', data: FOLDER },
+      { force: true, fetch: { cacheDir, baseUrl: base } }).run(), /'conv1\.weight' is \[16, 3, 3, 3\] in the weights and \[16, 1, 3, 3\] in resnet20.*--in-channels/);
+  });
 });
 
 describe('bad input: one-line errors that name what is valid', () => {

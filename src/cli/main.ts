@@ -70,6 +70,7 @@ addRecipeOptions(program
   .option('--lr-backbone <x>', 'learning rate of everything but the classifier (default --lr)')
   .option('--in-channels <c>', 'input channels of the net, 1 or 3 (default: the weights\', else the data\'s; images are converted)')
   .option('--input <HxW>', 'image-folder input size (default: the weights\' input, else 224x224)')
+  .option('--preset <kind>', 'how image folders are fitted to the input: imagenet (RandomResizedCrop; resize + centre crop) | whole (whole image resized to fit, then --aug); default: what the weights were trained with, else imagenet')
   .option('--val-data <dir>', 'a validation image folder (one subfolder per class) instead of 10% of --data')
   .action((opts: TrainFlags) => trainCommand(opts));
 

@@ -11,7 +11,7 @@ export interface TrainFlags extends RecipeFlags {
   subset?: string; testSubset?: string; out?: string; resume?: boolean; force?: boolean; seed?: string; json?: boolean;
   checkpointEvery?: string;
   weights?: string; keyMap?: string[]; mapping?: string; pretrained?: boolean; pretrainedTag?: string;
-  freeze?: string; freezeBackbone?: boolean; bn?: string; lrBackbone?: string; inChannels?: string; input?: string; valData?: string;
+  freeze?: string; freezeBackbone?: boolean; bn?: string; lrBackbone?: string; inChannels?: string; input?: string; valData?: string; preset?: string;
 }
 
 /** `--input 28x28` or `--input 28`. */
@@ -85,7 +85,7 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
     seed: num(flags.seed, 'seed'), checkpointEvery: num(flags.checkpointEvery, 'checkpoint-every'),
     weights: flags.weights, keyMap: flags.keyMap, mapping: flags.mapping as TrainConfig['mapping'], pretrained: flags.pretrained, pretrainedTag: flags.pretrainedTag,
     freeze: flags.freeze, freezeBackbone: flags.freezeBackbone, bn: flags.bn as TrainConfig['bn'], lrBackbone: num(flags.lrBackbone, 'lr-backbone'),
-    inChannels: num(flags.inChannels, 'in-channels'), input: sizeOf(flags.input), valData: flags.valData,
+    inChannels: num(flags.inChannels, 'in-channels'), input: sizeOf(flags.input), valData: flags.valData, folderPreset: flags.preset as TrainConfig['folderPreset'],
   };
   const ac = new AbortController();
   const onSigint = (): void => {

@@ -130,8 +130,8 @@ export interface TrainConfig {
   input?: [number, number];
   /** A separate validation image folder (dataset 'folder'), instead of a 10% split of `data`. */
   valData?: string;
-  /** How image folders are prepared (set by the Trainer from the weights: 'whole' for weights
-   *  trained on whole small images, else 'imagenet'); recorded so predict and eval repeat it. */
+  /** How image folders are prepared (default: from the weights, 'whole' for weights trained
+   *  on whole small images, else 'imagenet'); recorded so predict and eval repeat it. */
   folderPreset?: FolderPreset;
 }
 
@@ -321,6 +321,10 @@ export function checkConfig(c: TrainConfig): void {
   if (c.freeze !== undefined && c.freezeBackbone) throw new InvalidArgumentError('train: give one of --freeze UPTO and --freeze-backbone');
   if (c.bn !== undefined && !(BN_MODES as readonly string[]).includes(c.bn)) throw new InvalidArgumentError(`train: unknown --bn '${String(c.bn)}'; valid: ${BN_MODES.join(', ')}`);
   if (c.lrBackbone !== undefined) num('lrBackbone', 0);
+  if (c.folderPreset !== undefined && c.folderPreset !== 'imagenet' && c.folderPreset !== 'whole') {
+    throw new InvalidArgumentError(`train: unknown --preset '${String(c.folderPreset)}'; valid: imagenet, whole`);
+  }
+  if (c.folderPreset !== undefined && c.dataset !== 'folder') throw new InvalidArgumentError(`train: --preset is for dataset 'folder' (image folders), not '${c.dataset}'`);
   if (c.inChannels !== undefined && c.inChannels !== 1 && c.inChannels !== 3) throw new InvalidArgumentError(`train: 'inChannels' must be 1 or 3, got ${String(c.inChannels)}`);
   const inp = c.input;
   if (inp !== undefined && (!Array.isArray(inp) || inp.length !== 2 || inp.some((v) => !Number.isInteger(v) || v < 8 || v > 4096))) {
