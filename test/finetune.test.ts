@@ -227,6 +227,8 @@ describe('bad input: one-line errors that name what is valid', () => {
     await assert.rejects(run({ weights: BASE, freeze: 'layer4' }), oneLine(/unknown --freeze 'layer4' for resnet20; valid: stem, layer1, layer2, layer3 \(linear: everything\)/));
     await assert.rejects(run({ weights: BASE, freeze: 'linear' }), oneLine(/nothing left to train with --freeze linear; freeze less \(valid --freeze: stem, layer1, layer2, layer3\)/));
     assert.throws(() => new Trainer({ ...quick, out: join(tmp, 'bad'), bn: 'sometimes' as never }), oneLine(/unknown --bn 'sometimes'; valid: train, frozen/));
+    await assert.rejects(run({ pretrained: true }), oneLine(/--pretrained needs --arch/));
+    await assert.rejects(run({ pretrained: true, weights: BASE }), oneLine(/give one of --weights FILE and --pretrained, not both/));
   });
 
   test('weights for another arch', async () => {

@@ -425,7 +425,7 @@ export class Trainer {
     // written; a resumed run continues from its checkpoint and never reloads them.
     let src: WeightsSource | null = null;
     if (!resumed && (c.weights !== undefined || c.pretrained)) {
-      src = await readWeightsSource(c, this.archGiven || c.pretrained ? c.arch : undefined, this.opts.fetch, (text) => this.emit({ type: 'message', text }));
+      src = await readWeightsSource(c, this.archGiven ? c.arch : undefined, this.opts.fetch, (text) => this.emit({ type: 'message', text }));
       if (this.archGiven && src.arch !== undefined && src.arch !== c.arch) {
         throw new InvalidArgumentError(`${src.source}: holds ${src.arch} weights, but --arch says ${c.arch}; valid: --arch ${src.arch}, or leave --arch out (the weights name their arch)`);
       }
