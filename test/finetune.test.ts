@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import {
-  createModel, fineTuneGroups, loadCheckpoint, registerPretrained, saveWeights, SGD, tensor, Trainer, unregisterPretrained,
+  applyFreeze, createModel, crossEntropy, fineTuneGroups, tidy, loadCheckpoint, registerPretrained, saveWeights, SGD, tensor, Trainer, unregisterPretrained,
   type ArrayDataset, type NamedArray, type ProgressEvent, type TrainConfig,
 } from '../src/index.js';
 
@@ -167,6 +167,22 @@ test('--lr-backbone: two parameter groups step as torch.optim.SGD with two group
   assert.equal(groups[0].lr, undefined, 'the classifier takes the base lr');
   assert.equal(groups[1].lr, 0.001);
   assert.equal(groups[1].params.length, model.parameters().length - 2);
+  model.dispose();
+});
+
+test('applyFreeze: frozen parameters get no gradient, their BN stays in eval mode through model.train()', () => {
+  const model = createModel('resnet20', { numClasses: 3, inChannels: 1, seed: 1 });
+  const setMode = applyFreeze(model, { freeze: 'layer2' });
+  model.train();
+  setMode();
+  const named = new Map(model.namedModules());
+  assert.equal(named.get('layer2.2.bn2')!.training, false);
+  assert.equal(named.get('layer3.0.bn1')!.training, true);
+  tidy(() => crossEntropy(model.forward(tensor(new Float32Array(2 * 16 * 16).map((_, i) => Math.sin(i)), [2, 1, 16, 16])), tensor([0, 2], [2], { dtype: 'int32' })).backward());
+  for (const [k, p] of model.namedParameters()) {
+    if (/^(conv1|bn1|layer1|layer2)\./.test(k)) assert.equal(p.grad, null, `${k} is frozen: no gradient`);
+    else assert.ok(p.grad !== null, `${k} trains`);
+  }
   model.dispose();
 });
 
