@@ -47,7 +47,7 @@ program
 addRecipeOptions(program
   .command('train')
   .description('train a network (default: resnet20 on Fashion-MNIST, under 10 minutes on 2 cores); checkpoints, metrics.jsonl and --resume in --out')
-  .option('--arch <name>', 'a registered arch (see `resnet list`)', 'resnet20')
+  .option('--arch <name>', 'a registered arch (see `resnet list`; default resnet20, or the arch --weights names)')
   .option('--dataset <name>', 'fashion-mnist | mnist | cifar10 | cifar100 | folder', 'fashion-mnist')
   .option('--data <dir>', 'dataset directory (Fashion-MNIST defaults to /usr/share/datasets/fashion-mnist)')
   .option('--epochs <n>', 'epochs'))
@@ -59,6 +59,19 @@ addRecipeOptions(program
   .option('--seed <n>', 'seed of init, data order and augmentation')
   .option('--checkpoint-every <steps>', 'also save last.safetensors every N steps')
   .option('--json', 'last stdout line: {"epochs","top1","top5","seconds","images_per_sec"}')
+  .option('--weights <file>', 'fine-tune: start from a .pth/.safetensors state dict, a resnet train checkpoint or run directory (its best); the classifier is re-created for the new classes')
+  .option('--key-map <FROM=TO>', 'rename a key prefix of --weights before loading, e.g. module.= (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
+  .option('--mapping <names>', 'whose key names --weights uses: auto | torchvision | timm | hf')
+  .option('--pretrained', "fine-tune torchvision's ImageNet weights for --arch (downloaded once, sha256-checked)")
+  .option('--pretrained-tag <tag>', 'DEFAULT, IMAGENET1K_V1 or IMAGENET1K_V2')
+  .option('--freeze <upto>', 'keep the weights and BN statistics of everything up to and including: stem | layer1 | layer2 | layer3 | layer4')
+  .option('--freeze-backbone', 'train only the classifier')
+  .option('--bn <mode>', 'train (batch statistics) | frozen (running statistics used and kept, affine fixed)')
+  .option('--lr-backbone <x>', 'learning rate of everything but the classifier (default --lr)')
+  .option('--in-channels <c>', 'input channels of the net, 1 or 3 (default: the weights\', else the data\'s; images are converted)')
+  .option('--input <HxW>', 'image-folder input size (default: the weights\' input, else 224x224)')
+  .option('--preset <kind>', 'how image folders are fitted to the input: imagenet (RandomResizedCrop; resize + centre crop) | whole (whole image resized to fit, then --aug); default: what the weights were trained with, else imagenet')
+  .option('--val-data <dir>', 'a validation image folder (one subfolder per class) instead of 10% of --data')
   .action((opts: TrainFlags) => trainCommand(opts));
 
 program

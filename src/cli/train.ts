@@ -10,6 +10,16 @@ export interface TrainFlags extends RecipeFlags {
   arch?: string; dataset?: string; data?: string; epochs?: string;
   subset?: string; testSubset?: string; out?: string; resume?: boolean; force?: boolean; seed?: string; json?: boolean;
   checkpointEvery?: string;
+  weights?: string; keyMap?: string[]; mapping?: string; pretrained?: boolean; pretrainedTag?: string;
+  freeze?: string; freezeBackbone?: boolean; bn?: string; lrBackbone?: string; inChannels?: string; input?: string; valData?: string; preset?: string;
+}
+
+/** `--input 28x28` or `--input 28`. */
+function sizeOf(v: string | undefined): [number, number] | undefined {
+  if (v === undefined) return undefined;
+  const m = /^(\d+)(?:x(\d+))?$/.exec(v.trim());
+  if (!m) throw new InvalidArgumentError(`--input must be HxW (e.g. 224x224) or one size, got '${v}'`);
+  return [Number(m[1]), Number(m[2] ?? m[1])];
 }
 
 export interface EvalFlags { checkpoint?: string; data?: string; subset?: string; json?: boolean; precision?: string }
@@ -73,6 +83,9 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
     ...recipeConfig(flags), arch: flags.arch, dataset: flags.dataset, data: flags.data, epochs: num(flags.epochs, 'epochs'),
     subset: num(flags.subset, 'subset'), testSubset: num(flags.testSubset, 'test-subset'), out: flags.out ?? DEFAULT_CONFIG.out,
     seed: num(flags.seed, 'seed'), checkpointEvery: num(flags.checkpointEvery, 'checkpoint-every'),
+    weights: flags.weights, keyMap: flags.keyMap, mapping: flags.mapping as TrainConfig['mapping'], pretrained: flags.pretrained, pretrainedTag: flags.pretrainedTag,
+    freeze: flags.freeze, freezeBackbone: flags.freezeBackbone, bn: flags.bn as TrainConfig['bn'], lrBackbone: num(flags.lrBackbone, 'lr-backbone'),
+    inChannels: num(flags.inChannels, 'in-channels'), input: sizeOf(flags.input), valData: flags.valData, folderPreset: flags.preset as TrainConfig['folderPreset'],
   };
   const ac = new AbortController();
   const onSigint = (): void => {

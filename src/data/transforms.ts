@@ -33,7 +33,8 @@ export type Transform =
   | { kind: 'centerCrop'; size: [number, number] }
   | { kind: 'normalize'; mean: number[]; std: number[] }
   | { kind: 'subtractMeanImage'; mean: Float32Array; channels: number; height: number; width: number }
-  | { kind: 'randomErasing'; p: number; scale: [number, number]; ratio: [number, number]; value: number };
+  | { kind: 'randomErasing'; p: number; scale: [number, number]; ratio: [number, number]; value: number }
+  | { kind: 'toChannels'; channels: 1 | 3 };
 
 type AnyImage = ImageRecord | FloatImage;
 
@@ -298,6 +299,36 @@ function checkPixels(img: AnyImage, h: number, w: number, op: string, maxPixels:
   }
 }
 
+/**
+ * Grey to RGB (the plane repeated) or RGB to grey (PIL's convert('L'): ITU-R 601-2 luma,
+ * L = R * 299/1000 + G * 587/1000 + B * 114/1000, in PIL's fixed point), on uint8 images;
+ * an image that has the channels already is returned as is. Fine-tuning uses it when the
+ * weights want other channels than the data have.
+ * @example toChannels(3)  // grey Fashion-MNIST into an ImageNet net
+ */
+export function toChannels(channels: number): Transform {
+  if (channels !== 1 && channels !== 3) throw new InvalidArgumentError(`toChannels: 'channels' must be 1 or 3, got ${String(channels)}`);
+  return { kind: 'toChannels', channels };
+}
+
+function convertChannels(img: ImageRecord, channels: 1 | 3): ImageRecord {
+  if (img.channels === channels) return img;
+  const plane = img.height * img.width;
+  if (channels === 3 && img.channels === 1) {
+    const out = new Uint8Array(3 * plane);
+    for (let c = 0; c < 3; c++) out.set(img.data.subarray(0, plane), c * plane);
+    return { ...img, data: out, channels: 3 };
+  }
+  if (channels === 1 && img.channels === 3) {
+    const d = img.data;
+    const out = new Uint8Array(plane);
+    // PIL's ImagingConvert RGB -> L: (R*19595 + G*38470 + B*7471 + 0x8000) >> 16.
+    for (let i = 0; i < plane; i++) out[i] = (d[i] * 19595 + d[plane + i] * 38470 + d[2 * plane + i] * 7471 + 0x8000) >>> 16;
+    return { ...img, data: out, channels: 1 };
+  }
+  throw new ShapeError(`toChannels: cannot make ${channels} channel(s) of an image of ${img.channels}`);
+}
+
 /** One transform on one image. */
 function applyOne(img: AnyImage, t: Transform, rng: Random, maxPixels: number): AnyImage {
   if (t.kind === 'randomCrop' || t.kind === 'randomResizedCrop' || t.kind === 'centerCrop') checkPixels(img, t.size[0], t.size[1], t.kind, maxPixels);
@@ -371,6 +402,8 @@ function applyOne(img: AnyImage, t: Transform, rng: Random, maxPixels: number): 
       }
       return { ...f, data: out };
     }
+    case 'toChannels':
+      return convertChannels(needUint8(img, 'toChannels'), t.channels);
     default:
       throw new InvalidArgumentError(`applyTransforms: unknown transform kind '${(t as { kind: unknown }).kind}'`);
   }
@@ -422,9 +455,11 @@ function resizeCenterCrop(img: ImageRecord, size: Size, crop: [number, number], 
 export function transformedShape(transforms: readonly Transform[], channels: number, height: number, width: number): [number, number, number] {
   let h = height;
   let w = width;
+  let c = channels;
   for (const t of transforms) {
-    if (t.kind === 'randomCrop' || t.kind === 'randomResizedCrop' || t.kind === 'centerCrop') [h, w] = t.size;
+    if (t.kind === 'toChannels') c = t.channels;
+    else if (t.kind === 'randomCrop' || t.kind === 'randomResizedCrop' || t.kind === 'centerCrop') [h, w] = t.size;
     else if (t.kind === 'resize') [h, w] = resizeOutputSize(h, w, t.size);
   }
-  return [channels, h, w];
+  return [c, h, w];
 }

@@ -153,7 +153,8 @@ function fromCheckpoint(ck: LoadedCheckpoint, options: LoadModelOptions): Loaded
   if (options.keyMap?.length) throw new InvalidArgumentError(`${ck.file}: a resnet-ts checkpoint already has this library's key names; leave out --key-map`);
   const { model, report } = build(meta.arch, meta.modelOptions as ModelOptions, ck.model, ck.file);
   const { height: H, width: W, channels } = meta.input;
-  const folder = (meta.config as { dataset?: string }).dataset === 'folder';
+  // A fine-tuned folder run on weights of whole small images records folderPreset 'whole'.
+  const folder = (meta.config as { dataset?: string }).dataset === 'folder' && (meta.config as { folderPreset?: string }).folderPreset !== 'whole';
   // Folder runs evaluate as ImageNet does (resize H*256/224, crop H); array datasets (MNIST,
   // CIFAR) were trained on whole HxW images: resize the short side to fit, crop HxW.
   const resize = folder ? Math.floor((H * 256) / 224) : Math.max(H, W);

@@ -2,7 +2,7 @@
 // `folder`), loaded into array datasets, and the transform lists of each `--aug` choice.
 // Loading happens before a run directory is made, so a bad path leaves nothing behind.
 
-import { InvalidArgumentError } from '../errors.js';
+import { DataError, InvalidArgumentError } from '../errors.js';
 import type { ArrayDataset } from '../data/dataset.js';
 import { loadCifar10, loadCifar100 } from '../data/cifar.js';
 import { loadFashionMnist, loadMnist } from '../data/idx.js';
@@ -10,7 +10,7 @@ import { loadImageFolder } from '../data/image_folder.js';
 import type { LoaderDataset } from '../data/loader.js';
 import { IMAGENET_MEAN, IMAGENET_STD, imagenetEvalTransforms, imagenetTrainTransforms } from '../data/presets.js';
 import { computeStats } from '../data/stats.js';
-import { normalize, randomCrop, randomErasing, randomHorizontalFlip, type Transform } from '../data/transforms.js';
+import { centerCrop, normalize, randomCrop, randomErasing, randomHorizontalFlip, randomResizedCrop, resize, toChannels, type Transform } from '../data/transforms.js';
 
 /** @example DATASETS.join(', ')  // 'fashion-mnist, mnist, cifar10, cifar100, folder' */
 export const DATASETS = ['fashion-mnist', 'mnist', 'cifar10', 'cifar100', 'folder'] as const;
@@ -23,7 +23,8 @@ export type Augmentation = (typeof AUGMENTATIONS)[number];
  * Loads the train and test splits. Errors name the file or directory.
  * @example const { train, test } = await loadSplits('fashion-mnist', undefined);
  */
-export async function loadSplits(name: string, dir: string | undefined): Promise<{ train: LoaderDataset; test: LoaderDataset }> {
+export async function loadSplits(name: string, dir: string | undefined, valDir?: string): Promise<{ train: LoaderDataset; test: LoaderDataset }> {
+  if (valDir !== undefined && name !== 'folder') throw new InvalidArgumentError(`train: --val-data is for dataset 'folder' (image folders), not '${name}'`);
   switch (name) {
     case 'fashion-mnist': return { train: await loadFashionMnist({ dir, split: 'train' }), test: await loadFashionMnist({ dir, split: 'test' }) };
     case 'mnist':
@@ -37,6 +38,13 @@ export async function loadSplits(name: string, dir: string | undefined): Promise
     }
     case 'folder': {
       if (!dir) throw new InvalidArgumentError("train: dataset 'folder' needs --data DIR (one subfolder per class)");
+      if (valDir !== undefined) {
+        const [train, test] = [await loadImageFolder(dir), await loadImageFolder(valDir)];
+        if (train.classes.join('\n') !== test.classes.join('\n')) {
+          throw new DataError(`${valDir}: the validation folder's classes (${test.classes.join(', ')}) differ from ${dir}'s (${train.classes.join(', ')})`);
+        }
+        return { train, test };
+      }
       return {
         train: await loadImageFolder(dir, { split: 'train', valFraction: 0.1, seed: 0 }),
         test: await loadImageFolder(dir, { split: 'val', valFraction: 0.1, seed: 0 }),
@@ -83,8 +91,29 @@ export function describeInput(ds: LoaderDataset, size = 224): { channels: number
   return { channels: 3, height: size, width: size, classes: [...ds.classes], mean: IMAGENET_MEAN, std: IMAGENET_STD };
 }
 
-/** Transforms of a dataset kind: array datasets use trainTransforms; folders the ImageNet recipe. */
-export function transformsFor(ds: LoaderDataset, train: boolean, aug: string, input: { height: number; width: number; mean: number[]; std: number[] }): Transform[] {
-  if (!isArrayDataset(ds)) return train ? imagenetTrainTransforms(input.height, input.mean, input.std) : imagenetEvalTransforms(input.height, input.mean, input.std);
-  return train ? trainTransforms(aug, input.height, input.width, input.mean, input.std) : evalTransforms(input.mean, input.std);
+/** How an image folder is brought to the net's input: 'imagenet' (torchvision's recipe:
+ *  RandomResizedCrop + flip; resize H*256/224 + centre crop) or 'whole' (the whole image
+ *  resized to fit and centre-cropped to HxW, then the `--aug` transforms: how weights trained
+ *  on whole small images, MNIST or CIFAR, saw them).
+ * @example const p: FolderPreset = 'whole'; */
+export type FolderPreset = 'imagenet' | 'whole';
+
+/** Transforms of a dataset kind: array datasets use trainTransforms; folders their preset.
+ *  When `input.channels` differs from the data's (fine-tuning grey data on RGB weights, or
+ *  the reverse), the images are converted first. */
+export function transformsFor(ds: LoaderDataset, train: boolean, aug: string, input: { channels?: number; height: number; width: number; mean: number[]; std: number[] },
+  preset: FolderPreset = 'imagenet'): Transform[] {
+  const convert = input.channels !== undefined && input.channels !== ds.channels ? [toChannels(input.channels)] : [];
+  if (!isArrayDataset(ds) && preset === 'whole') {
+    const fit = [resize(Math.max(input.height, input.width)), centerCrop([input.height, input.width])];
+    return [...convert, ...fit, ...(train ? trainTransforms(aug, input.height, input.width, input.mean, input.std) : evalTransforms(input.mean, input.std))];
+  }
+  if (!isArrayDataset(ds)) {
+    const { height: H, width: W } = input;
+    if (H === W) return [...convert, ...(train ? imagenetTrainTransforms(H, input.mean, input.std) : imagenetEvalTransforms(H, input.mean, input.std))];
+    return [...convert, ...(train
+      ? [randomResizedCrop([H, W]), randomHorizontalFlip(), normalize(input.mean, input.std)]
+      : [resize(Math.floor((H * 256) / 224)), centerCrop([H, W]), normalize(input.mean, input.std)])];
+  }
+  return [...convert, ...(train ? trainTransforms(aug, input.height, input.width, input.mean, input.std) : evalTransforms(input.mean, input.std))];
 }

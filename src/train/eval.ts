@@ -33,7 +33,7 @@ export async function evaluateCheckpoint(path: string, options: EvalCheckpointOp
   if (cfg.dataset === 'custom' && options.test === undefined) {
     throw new CheckpointError(`${ck.file}: trained on in-memory data (Trainer's train/test options); give 'test' to evaluate it`);
   }
-  const test = options.test ?? (await loadSplits(cfg.dataset, options.data ?? cfg.data)).test;
+  const test = options.test ?? (await loadSplits(cfg.dataset, options.data ?? cfg.data, options.data === undefined ? cfg.valData : undefined)).test;
   const model = createModel(ck.meta.arch, ck.meta.modelOptions);
   try {
     try {
@@ -43,10 +43,11 @@ export async function evaluateCheckpoint(path: string, options: EvalCheckpointOp
       throw e;
     }
     const input = { ...ck.meta.input, ...ck.meta.norm };
-    const loader = new DataLoader(test, { batchSize: 256, shuffle: false, subset: options.subset, workers: options.workers, transforms: transformsFor(test, false, cfg.aug, input) });
+    const loader = new DataLoader(test, { batchSize: 256, shuffle: false, subset: options.subset, workers: options.workers, transforms: transformsFor(test, false, cfg.aug, input, cfg.folderPreset) });
     try {
       const sample = (test as { channels?: number; height?: number; width?: number });
-      if (sample.channels !== undefined && (sample.channels !== input.channels || sample.height !== input.height || sample.width !== input.width)) {
+      // Channels 1 <-> 3 are converted (fine-tuned runs); the size must match.
+      if (sample.height !== undefined && (sample.height !== input.height || sample.width !== input.width)) {
         throw new CheckpointError(`${ck.file}: trained on ${input.channels}x${input.height}x${input.width} images, the test set holds ${sample.channels}x${sample.height}x${sample.width}`);
       }
       return { ...(await evaluate(model, loader, { precision: options.precision })), file: ck.file };

@@ -6,3 +6,7 @@ export { saveCheckpoint, loadCheckpoint, checkpointInfo, loadRunCheckpoint, CHEC
 export { appendMetrics, readMetrics, truncateMetrics, METRICS, type EpochMetrics } from './metrics.js';
 export { loadSplits, trainTransforms, evalTransforms, DATASETS, AUGMENTATIONS } from './data.js';
 export { errorPlotSvg } from './plot.js';
+export {
+  applyFreeze, fineTuneGroups, fitWeights, frozenModules, readWeightsSource, FREEZE_POINTS, BN_MODES,
+  type BnMode, type FitReport, type FreezeSpec, type WeightsSource, type WeightsSpec,
+} from './finetune.js';

@@ -27,7 +27,11 @@ import { resolvePrecision, type PrecisionChoice } from '../backend/precision.js'
 import { tidy } from '../tensor/scope.js';
 import { tensor } from '../tensor/tensor.js';
 import { BEST, CHECKPOINT_FORMAT, LAST, loadRunCheckpoint, saveCheckpoint, type CheckpointMeta, type LoadedCheckpoint } from './checkpoint.js';
-import { describeInput, loadSplits, transformsFor } from './data.js';
+import { describeInput, isArrayDataset, loadSplits, transformsFor, type FolderPreset } from './data.js';
+import { applyFreeze, BN_MODES, describeFit, fineTuneGroups, fitWeights, FREEZE_POINTS, readWeightsSource, type BnMode, type FitReport, type WeightsSource } from './finetune.js';
+import { KEY_MAPPINGS, type KeyMapping } from '../io/weights.js';
+import type { FetchOptions } from '../infer/pretrained.js';
+import { IMAGENET_MEAN, IMAGENET_STD } from '../data/presets.js';
 import { appendMetrics, METRICS, readMetrics, truncateMetrics, type EpochMetrics } from './metrics.js';
 import { svgToPng } from '../plot/png.js';
 import { errorPlotSvg } from './plot.js';
@@ -98,6 +102,37 @@ export interface TrainConfig {
    *  or 'bf16' (mixed precision: bf16 convolutions and activations; fp32 master weights, SGD,
    *  batch-norm statistics, loss and weight gradients). */
   precision?: PrecisionChoice;
+  /** Fine-tuning: start from this weights file (.pth/.pt/.safetensors), resnet-ts checkpoint
+   *  or run directory (its best): every tensor whose name and shape match is loaded, the
+   *  classifier re-created when the class count differs. The arch defaults to the weights'. */
+  weights?: string;
+  /** Prefix renames FROM=TO of `weights`' keys (as predict's --key-map). */
+  keyMap?: string[];
+  /** Whose key names `weights` uses: auto (default), torchvision, timm, hf. */
+  mapping?: KeyMapping;
+  /** Start from torchvision's ImageNet weights for `arch` (downloaded once, sha256-checked). */
+  pretrained?: boolean;
+  /** DEFAULT, IMAGENET1K_V1 or IMAGENET1K_V2. */
+  pretrainedTag?: string;
+  /** Everything up to and including this stage keeps its weights and BN statistics:
+   *  stem, layer1 .. layer4 (layer3 is the last of CIFAR nets). */
+  freeze?: string;
+  /** Only the classifier trains. */
+  freezeBackbone?: boolean;
+  /** 'train' (default): BN normalises with batch statistics and updates its running ones;
+   *  'frozen': every BN uses and keeps its running statistics, affine fixed (FrozenBatchNorm2d). */
+  bn?: BnMode;
+  /** Learning rate of everything but the classifier (default: `lr`); the schedule scales both. */
+  lrBackbone?: number;
+  /** Input channels of the net (default: the weights', else the data's); images are converted. */
+  inChannels?: number;
+  /** Image-folder input [H, W] (default: the weights' input, else 224x224). */
+  input?: [number, number];
+  /** A separate validation image folder (dataset 'folder'), instead of a 10% split of `data`. */
+  valData?: string;
+  /** How image folders are prepared (default: from the weights, 'whole' for weights trained
+   *  on whole small images, else 'imagenet'); recorded so predict and eval repeat it. */
+  folderPreset?: FolderPreset;
 }
 
 /**
@@ -146,6 +181,8 @@ export interface TrainOptions {
   onProgress?: (e: ProgressEvent) => void;
   /** Aborting stops after the step in flight and saves `last`. */
   signal?: AbortSignal;
+  /** Where `pretrained` weights are downloaded from and cached (default: as predict). */
+  fetch?: FetchOptions;
 }
 
 /** @example const { top1, bestTop1, seconds, imagesPerSec, interrupted }: TrainResult = await new Trainer({ out: 'runs/a' }).run(); */
@@ -276,6 +313,45 @@ export function checkConfig(c: TrainConfig): void {
   }
   if (!(SCHEDULES as readonly string[]).includes(c.schedule)) throw new InvalidArgumentError(`train: unknown schedule '${c.schedule}'; valid: ${SCHEDULES.join(', ')}`);
   if (!c.out) throw new InvalidArgumentError("train: 'out' (the run directory) is required");
+  if (c.weights !== undefined && c.pretrained) throw new InvalidArgumentError('train: give one of --weights FILE and --pretrained, not both');
+  if (c.mapping !== undefined && !KEY_MAPPINGS.includes(c.mapping)) throw new InvalidArgumentError(`train: unknown --mapping '${String(c.mapping)}'; valid: ${KEY_MAPPINGS.join(', ')}`);
+  if (c.freeze !== undefined && !(FREEZE_POINTS as readonly string[]).includes(c.freeze)) {
+    throw new InvalidArgumentError(`train: unknown --freeze '${c.freeze}'; valid: ${FREEZE_POINTS.join(', ')}`);
+  }
+  if (c.freeze !== undefined && c.freezeBackbone) throw new InvalidArgumentError('train: give one of --freeze UPTO and --freeze-backbone');
+  if (c.bn !== undefined && !(BN_MODES as readonly string[]).includes(c.bn)) throw new InvalidArgumentError(`train: unknown --bn '${String(c.bn)}'; valid: ${BN_MODES.join(', ')}`);
+  if (c.lrBackbone !== undefined) num('lrBackbone', 0);
+  if (c.folderPreset !== undefined && c.folderPreset !== 'imagenet' && c.folderPreset !== 'whole') {
+    throw new InvalidArgumentError(`train: unknown --preset '${String(c.folderPreset)}'; valid: imagenet, whole`);
+  }
+  if (c.folderPreset !== undefined && c.dataset !== 'folder') throw new InvalidArgumentError(`train: --preset is for dataset 'folder' (image folders), not '${c.dataset}'`);
+  if (c.inChannels !== undefined && c.inChannels !== 1 && c.inChannels !== 3) throw new InvalidArgumentError(`train: 'inChannels' must be 1 or 3, got ${String(c.inChannels)}`);
+  const inp = c.input;
+  if (inp !== undefined && (!Array.isArray(inp) || inp.length !== 2 || inp.some((v) => !Number.isInteger(v) || v < 8 || v > 4096))) {
+    throw new InvalidArgumentError(`train: 'input' must be [H, W], integers in [8, 4096], got ${JSON.stringify(inp)}`);
+  }
+}
+
+/**
+ * The input of a run: geometry, channels, normalisation. Without weights, the data's
+ * (image folders: ImageNet's statistics at 224x224); with weights, what they were trained
+ * on: their channels, input size (image folders) and normalisation; `inChannels` and `input`
+ * override both.
+ */
+function runInput(ds: LoaderDataset, c: TrainConfig, src: WeightsSource | null): { channels: number; height: number; width: number; classes: string[]; mean: number[]; std: number[] } {
+  const folder = !isArrayDataset(ds);
+  if (c.input !== undefined && !folder) throw new InvalidArgumentError(`train: --input sets an image folder's input size; dataset '${c.dataset}' has fixed-size images`);
+  const d = describeInput(ds);
+  const channels = c.inChannels ?? src?.inChannels ?? d.channels;
+  const [height, width] = folder ? c.input ?? src?.inputSize ?? [224, 224] : [d.height, d.width];
+  const fits = (v: number[] | undefined): v is number[] => v !== undefined && (v.length === 1 || v.length === channels);
+  const avg = (v: number[]): number[] => [v.reduce((a, b) => a + b, 0) / v.length];
+  let mean: number[];
+  let std: number[];
+  if (fits(src?.mean) && fits(src?.std)) [mean, std] = [[...src.mean], [...src.std]];
+  else if (folder) [mean, std] = channels === 1 ? [avg(IMAGENET_MEAN), avg(IMAGENET_STD)] : [[...IMAGENET_MEAN], [...IMAGENET_STD]];
+  else [mean, std] = channels === 1 && d.mean.length !== 1 ? [avg(d.mean), avg(d.std)] : [d.mean, d.std];
+  return { channels, height, width, classes: d.classes, mean, std };
 }
 
 const RUN_FILES = [METRICS, LAST, BEST, 'config.json', 'errors.svg', 'errors.png'];
@@ -294,6 +370,8 @@ export class Trainer {
   readonly config: TrainConfig;
   private readonly opts: TrainOptions;
   private readonly emit: (e: ProgressEvent) => void;
+  /** False when the arch is to come from the weights (`weights` given, `arch` not). */
+  private readonly archGiven: boolean;
 
   /**
    * A run of `config` (unset fields from DEFAULT_CONFIG), on the named dataset or on
@@ -313,6 +391,7 @@ export class Trainer {
       ? { lr: ADAMW_DEFAULTS.lr, weightDecay: ADAMW_DEFAULTS.weightDecay, betas: [...ADAMW_DEFAULTS.betas], eps: ADAMW_DEFAULTS.eps, amsgrad: ADAMW_DEFAULTS.amsgrad }
       : {};
     this.config = { ...DEFAULT_CONFIG, ...adamw, ...given } as TrainConfig;
+    this.archGiven = given.arch !== undefined;
     this.opts = options;
     this.emit = options.onProgress ?? (() => {});
     checkConfig(this.config);
@@ -338,32 +417,69 @@ export class Trainer {
     // Only where the data live and how many workers read them may change.
     const c: TrainConfig = resumed
       ? { ...(resumed.meta.config as unknown as TrainConfig), out: dir, workers: this.config.workers, data: this.config.data ?? (resumed.meta.config.data as string | undefined) }
-      : this.config;
+      : { ...this.config };
 
     // Data first: a bad path fails here, before anything is written.
-    const { train, test } = this.opts.train && this.opts.test ? { train: this.opts.train, test: this.opts.test } : await loadSplits(c.dataset, c.data);
+    const { train, test } = this.opts.train && this.opts.test ? { train: this.opts.train, test: this.opts.test } : await loadSplits(c.dataset, c.data, c.valData);
+    // Fine-tuning: the weights are read (and checked against the arch) before anything is
+    // written; a resumed run continues from its checkpoint and never reloads them.
+    let src: WeightsSource | null = null;
+    if (!resumed && (c.weights !== undefined || c.pretrained)) {
+      src = await readWeightsSource(c, this.archGiven ? c.arch : undefined, this.opts.fetch, (text) => this.emit({ type: 'message', text }));
+      if (this.archGiven && src.arch !== undefined && src.arch !== c.arch) {
+        throw new InvalidArgumentError(`${src.source}: holds ${src.arch} weights, but --arch says ${c.arch}; valid: --arch ${src.arch}, or leave --arch out (the weights name their arch)`);
+      }
+      if (!this.archGiven) c.arch = src.arch ?? c.arch;
+    }
+    if (!resumed && c.dataset === 'folder') c.folderPreset = c.folderPreset ?? src?.preset ?? 'imagenet';
     const input = resumed
       ? { ...resumed.meta.input, ...resumed.meta.norm }
-      : describeInput(train);
+      : runInput(train, c, src);
 
-    if (hasRun && !resumed) for (const f of RUN_FILES) rmSync(join(dir, f), { force: true });
-    mkdirSync(dir, { recursive: true });
     // A resumed run keeps its precision choice; 'auto' resolves on the machine it runs on.
     const precision = resolvePrecision(c.precision, getBackend());
     this.emit({ type: 'message', text: `precision: ${precision.precision} (${precision.reason}; oneDNN ISA ${precision.isa})` });
+
+    const modelOptions: Record<string, unknown> = resumed
+      ? { ...resumed.meta.modelOptions }
+      : { ...src?.modelOptions, inChannels: input.channels, numClasses: input.classes.length, seed: c.seed, ...(c.shortcut ? { shortcut: c.shortcut } : {}) };
+    const model = createModel(c.arch, modelOptions);
+    let fit: FitReport | null = null;
+    let setModes: () => void;
+    try {
+      if (src) {
+        fit = fitWeights(model, c.arch, src);
+        for (const text of src.notes) this.emit({ type: 'message', text });
+        this.emit({ type: 'message', text: describeFit(fit, src) });
+      }
+      setModes = applyFreeze(model, c);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    // Everything is checked: only now is an earlier run replaced.
+    if (hasRun && !resumed) for (const f of RUN_FILES) rmSync(join(dir, f), { force: true });
+    mkdirSync(dir, { recursive: true });
     if (!resumed) {
       const recorded: Record<string, unknown> = { ...c, optimizer: c.optimizer ?? 'sgd', precision: c.precision ?? 'auto', resolvedPrecision: precision.precision, isa: precision.isa };
       if (recorded.optimizer === 'adamw') { delete recorded.momentum; delete recorded.nesterov; }
+      recorded.inputResolved = { channels: input.channels, height: input.height, width: input.width, mean: input.mean, std: input.std, classes: input.classes };
+      if (src && fit) {
+        recorded.initialWeights = {
+          source: src.source, file: src.file, sha256: src.sha256, arch: src.arch ?? null, notes: src.notes,
+          loaded: fit.loaded, reinitialised: fit.reinitialised, unexpected: fit.unexpected,
+        };
+      }
       writeFileAtomic(join(dir, 'config.json'), [new TextEncoder().encode(`${JSON.stringify(recorded, null, 2)}\n`)]);
     }
-
-    const modelOptions = { inChannels: input.channels, numClasses: input.classes.length, seed: c.seed, ...(c.shortcut ? { shortcut: c.shortcut } : {}) };
-    const model = createModel(c.arch, modelOptions);
-    // A run from before AdamW records no optimizer: it was SGD.
-    const groups = trainableGroups(model.parameters(), c.noWdNormBias === true);
+    // A run from before AdamW records no optimizer: it was SGD. Without --lr-backbone one
+    // group (two with noWdNormBias) in the model's parameter order, as before fine-tuning.
+    const groups = c.lrBackbone === undefined ? trainableGroups(model.parameters(), c.noWdNormBias === true) : fineTuneGroups(model, c.lrBackbone, c.noWdNormBias === true);
     const opt = c.optimizer === 'adamw'
       ? new AdamW(groups, { lr: c.lr, betas: c.betas, eps: c.eps, weightDecay: c.weightDecay, amsgrad: c.amsgrad })
       : new SGD(groups, { lr: c.lr, momentum: c.momentum, weightDecay: c.weightDecay, nesterov: c.nesterov });
+    // Each group's own base lr; the schedule scales them all by the same factor.
+    const baseLrs = opt.groups.map((g) => g.lr);
     const plateau = c.schedule === 'plateau' ? new ReduceOnPlateau({ factor: 0.1, patience: 2 }) : null;
     let epoch = 0;
     let batch = 0;
@@ -384,11 +500,11 @@ export class Trainer {
 
     const trainLoader = new DataLoader(train, {
       batchSize: c.batchSize, seed: c.seed, shuffle: true, subset: c.subset, workers: c.workers,
-      transforms: transformsFor(train, true, c.aug, input),
+      transforms: transformsFor(train, true, c.aug, input, c.folderPreset),
     });
     const testLoader = new DataLoader(test, {
       batchSize: Math.max(c.batchSize, 256), shuffle: false, subset: c.testSubset, workers: c.workers,
-      transforms: transformsFor(test, false, c.aug, input),
+      transforms: transformsFor(test, false, c.aug, input, c.folderPreset),
     });
     const spec = scheduleSpec(c);
     const nb = trainLoader.length;
@@ -415,12 +531,14 @@ export class Trainer {
     try {
       for (; epoch < c.epochs && !interrupted; epoch++, batch = 0) {
         model.train();
+        setModes();
         trainLoader.resetStats();
         let tEpoch = performance.now();
         let stepsDone = 0;
         for await (const { x, y, shape } of trainLoader.epoch(epoch, { startBatch: batch })) {
-          const lr = lrAt(spec, c.lr, epoch + batch / nb, c.warmup) * (plateau ? plateau.state().factor : 1);
-          opt.setLr(lr);
+          const factor = plateau ? plateau.state().factor : 1;
+          const lr = lrAt(spec, c.lr, epoch + batch / nb, c.warmup) * factor;
+          opt.setLr(baseLrs.map((b) => lrAt(spec, b, epoch + batch / nb, c.warmup) * factor));
           const r = tidy(() => {
             const logits = autocast(precision.precision, () => model.forward(tensor(x, shape)));
             const loss = crossEntropy(logits, tensor(y, [y.length], { dtype: 'int32' }), { labelSmoothing: c.labelSmoothing });

@@ -54,7 +54,7 @@ export function batchNorm(x: Tensor, weight: Tensor, bias: Tensor, runningMean: 
     const needsGrad = isGradEnabled() && (x.requiresGrad || weight.requiresGrad || bias.requiresGrad);
     if (fuse && needsGrad) return relu(batchNorm(x, weight, bias, runningMean, runningVar, { ...opts, relu: false }));
     const y = fromStorage(be, be.batchNormInfer(x.storage, weight.storage, bias.storage, runningMean.storage, runningVar.storage, shape, eps, fuse), shape);
-    return record(y, op, [x, weight, bias], (dy) => evalBackward(dy, x, weight, runningMean, runningVar, eps));
+    return record(y, op, [x, weight, bias], (dy) => evalBackward(dy, x, weight, runningMean, runningVar, eps, weight.requiresGrad || bias.requiresGrad));
   }
 
   const n = numel(shape) / C;
@@ -79,14 +79,15 @@ export function batchNorm(x: Tensor, weight: Tensor, bias: Tensor, runningMean: 
 // Inference-mode gradients: y = (x - m) / sqrt(v + eps) * gamma + beta with m, v constants.
 // dx is itself an inference batch norm of dy (zero mean, zero shift, the same variance);
 // dgamma, dbeta are per-channel sums, computed on plain arrays (a rare path: fine-tuning
-// with frozen statistics).
-function evalBackward(dy: Tensor, x: Tensor, weight: Tensor, rm: Tensor, rv: Tensor, eps: number): (Tensor | null)[] {
+// with frozen statistics), and skipped when gamma and beta are frozen too (FrozenBatchNorm2d).
+function evalBackward(dy: Tensor, x: Tensor, weight: Tensor, rm: Tensor, rv: Tensor, eps: number, affine: boolean): (Tensor | null)[] {
   return noGrad(() => {
     const be = x.backend;
     const [N, C, H, W] = x.shape;
     const zero = tensor(new Float32Array(C), [C], { backend: be });
     const dx = fromStorage(be, be.batchNormInfer(dy.storage, weight.storage, zero.storage, zero.storage, rv.storage, x.shape, eps, false), x.shape);
     zero.dispose();
+    if (!affine) return [dx, null, null];
     const g = dy.toFloat32Array();
     const xs = x.toFloat32Array();
     const m = rm.toFloat32Array();
