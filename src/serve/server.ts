@@ -108,7 +108,9 @@ function topOf(row: ArrayLike<number>, k: number): number[] {
 const round = (ms: number) => Math.round(ms * 1000) / 1000;
 
 /**
- * Loads the models (in the engine thread) and starts listening.
+ * Loads the models (in the engine thread) and starts listening. NOTE: the native backend
+ * runs on one thread per process: the engine thread. A process that already ran the native
+ * backend on another thread cannot serve with it (use the reference backend elsewhere).
  * @example
  * const server = await startServer({ models: [{ name: 'resnet18', options: { arch: 'resnet18', pretrained: true } }], port: 0 });
  * console.log(server.url);  // http://127.0.0.1:PORT
