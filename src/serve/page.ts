@@ -52,6 +52,8 @@ export const PAGE_HTML = `<!doctype html>
 `;
 
 export const PAGE_JS = `'use strict';
+// In a function: names such as 'top' and 'status' are the window's at the top level.
+(() => {
 const $ = (id) => document.getElementById(id);
 const model = $('model'), file = $('file'), drop = $('drop'), preview = $('preview'), status = $('status'), top = $('top'), token = $('token');
 function headers() { return token.value ? { Authorization: 'Bearer ' + token.value } : {}; }
@@ -96,4 +98,5 @@ drop.addEventListener('drop', (e) => { e.preventDefault(); drop.classList.remove
 document.addEventListener('paste', (e) => { const f = [...e.clipboardData.files].find((x) => x.type.startsWith('image/')); if (f) classify(f); });
 token.addEventListener('change', loadModels);
 loadModels();
+})();
 `;
