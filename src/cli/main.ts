@@ -14,7 +14,7 @@ import { PRECISION_HELP } from './precision.js';
 import { VERSION } from '../version.js';
 import { failAndExit, installLastResort } from './last_resort.js';
 import { featuresCommand, predictCommand, collect, type FeaturesFlags, type PredictFlags } from './predict.js';
-import { serveCommand, type ServeFlags } from './serve.js';
+import type { ServeFlags } from './serve.js';
 
 const program = new Command();
 program
@@ -210,7 +210,8 @@ program
   .option('--formats <list>', FORMATS_HELP)
   .option('--decode-threads <n>', 'threads decoding and preprocessing images (default: half the cores, 1 to 4)')
   .option('--drain-ms <ms>', 'on SIGTERM/SIGINT, how long in-flight requests may take before exiting anyway', '25000')
-  .action((opts: ServeFlags) => serveCommand(opts));
+  // Loaded on use: fastify and prom-client stay out of every other command's start.
+  .action(async (opts: ServeFlags) => (await import('./serve.js')).serveCommand(opts));
 
 installLastResort();
 try {

@@ -181,7 +181,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     metrics.requests.inc({ route, method: req.method, status: String(reply.statusCode) });
     metrics.total.observe({ route }, reply.elapsedTime / 1000);
   });
-  app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, req, reply) => {
+  app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, _req, reply) => {
     let status = statusOf(err);
     let message = err.message;
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || err.code === 'FST_REQ_FILE_TOO_LARGE') {
@@ -193,7 +193,6 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       message = `internal error: ${err.message}`;
     }
     if (err instanceof HttpError) for (const [k, v] of Object.entries(err.headers)) reply.header(k, v);
-    void req;
     reply.code(status).type('application/json; charset=utf-8').send({ error: message.replace(/[\r\n]+/g, ' ') });
   });
   app.setNotFoundHandler((req, reply) => {
