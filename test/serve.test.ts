@@ -231,6 +231,7 @@ describe('protocol (no HTTP)', () => {
     assert.throws(p({ inputs: [{ name: 'x', shape: [1], datatype: 'FP33', data: [1] }] }), /'datatype' must be one of/);
     assert.throws(p({ inputs: [{ name: 'x', shape: [1], datatype: 'FP32', parameters: { binary_data_size: 4 } }] }), /needs the binary extension/);
     assert.throws(p({ inputs: [{ name: 'x', shape: [1], datatype: 'FP32', parameters: { binary_data_size: 8 } }] }, 60), /./);
+    assert.throws(p({ inputs: [{ name: 'x', shape: [100000, 100000], datatype: 'FP32', data: [1] }] }), /more than the \d+-byte JSON can hold/);
     // Deep nesting is walked without recursion.
     const deep = `${'['.repeat(20000)}1${']'.repeat(20000)}`;
     assert.throws(p(`{"inputs":[{"name":"x","shape":[2],"datatype":"FP32","data":${deep}}]}`), /has 1 elements|JSON/);

@@ -63,7 +63,10 @@ export function numel(shape: readonly number[]): number {
 }
 
 /** Numbers of a flat or nested JSON array, row-major, checked against `count`. */
-function flatNumbers(data: unknown, count: number, where: string): Float32Array {
+function flatNumbers(data: unknown, count: number, where: string, jsonBytes: number): Float32Array {
+  // Each JSON number takes at least two bytes with its comma: a shape beyond that cannot be
+  // filled, and is refused before its array is allocated.
+  if (count > jsonBytes / 2 + 1) throw bad(`${where}: shape needs ${count} elements, more than the ${jsonBytes}-byte JSON can hold`);
   const out = new Float32Array(count);
   let n = 0;
   // Iterative, depth-first and in order: a deeply nested array cannot overflow the stack.
@@ -167,7 +170,7 @@ export function parseInferRequest(body: Buffer, headerLength?: number): InferReq
       return { name: t.name, shape, datatype: t.datatype, data };
     }
     if (t.data === undefined) throw bad(`${where}: no 'data' (and no binary_data_size)`);
-    const data = t.datatype === 'FP32' ? flatNumbers(t.data, count, where) : flatStrings(t.data, count, where);
+    const data = t.datatype === 'FP32' ? flatNumbers(t.data, count, where, jsonPart.length) : flatStrings(t.data, count, where);
     return { name: t.name, shape, datatype: t.datatype, data };
   });
   if (binary !== null && offset !== binary.length) throw bad(`the binary part has ${binary.length - offset} bytes that no input's binary_data_size claims`);
