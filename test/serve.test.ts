@@ -386,13 +386,17 @@ describe('server (in process)', () => {
 
   test('concurrent requests are batched (batch-size histogram shows a batch of more than one)', async () => {
     const x = new Float32Array(ROW).fill(0.5);
+    const counts = async () => ({
+      one: Number((await metric(server.url, 'resnet_batch_size_bucket{le="1",model="r20"}'))[0]?.split(' ')[1] ?? 0),
+      all: Number((await metric(server.url, 'resnet_batch_size_count{model="r20"}'))[0]?.split(' ')[1] ?? 0),
+    });
+    const before = await counts();
     const rs = await Promise.all([0, 1, 2, 3].map(() => v2Infer(server.url, 'r20', [{ name: 'input', shape: [1, 3, 32, 32], datatype: 'FP32', data: x }], [{ name: 'logits', binary: true }])));
     for (const r of rs) assert.equal(r.status, 200, r.error);
-    const lines = await metric(server.url, 'resnet_batch_size_bucket{le="1",model="r20"}');
-    const count = await metric(server.url, 'resnet_batch_size_count{model="r20"}');
-    const le1 = Number(lines[0].split(' ')[1]);
-    const total = Number(count[0].split(' ')[1]);
-    assert.ok(total > le1, `some batch held more than one row (${le1} of ${total} batches had one)`);
+    const now = await counts();
+    const batches = now.all - before.all;
+    const single = now.one - before.one;
+    assert.ok(batches < 4 && batches > single, `4 single-row requests (--max-queue 4) ran in ${batches} batches, ${single} of one row`);
     const text = await (await fetch(`${server.url}/metrics`, { headers: auth })).text();
     for (const name of ['resnet_http_requests_total{route="/v2/models/:name/infer",method="POST",status="200"}', 'resnet_queue_wait_seconds_bucket', 'resnet_batch_compute_seconds_bucket',
       'resnet_request_duration_seconds_bucket', 'resnet_decode_seconds_bucket', 'resnet_queue_depth{model="r20"}', 'resnet_images_total{model="r20"}']) {

@@ -56,7 +56,8 @@ export class Engine {
       const p = this.pending.get(r.id);
       if (!p) return;
       this.pending.delete(r.id);
-      if (r.type === 'result') p.resolve(r); else p.reject(rebuild(r.error));
+      // Inputs were checked before they were queued: a failing forward is the server's fault.
+      if (r.type === 'result') p.resolve(r); else p.reject(new HttpError(500, `engine: ${r.error.message}`));
     });
     const fail = (why: string) => {
       this.alive = false;
