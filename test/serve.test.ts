@@ -3,7 +3,7 @@
 // JSON and binary forms (the spec's examples, and a round trip through a small v2 client
 // written here from the spec, checked against the model run directly), bad requests of each
 // kind, batching and a full queue; then the compiled CLI as a child on --port 0 for the URL
-// it prints, no CORS by default, and a SIGTERM drain (a request in flight is answered, exit 0).
+// it prints, two --model flags, no CORS by default, and a SIGTERM drain (a request in flight is answered, exit 0).
 // Model: a random-init resnet20 saved with its metadata (32x32 input, 10 named classes).
 
 import assert from 'node:assert/strict';
@@ -435,15 +435,17 @@ describe('resnet serve (the CLI as a child process)', () => {
   after(() => { if (child && child.exitCode === null) child.kill('SIGKILL'); });
 
   test('--port 0 prints the URL; no CORS headers unless --cors; bad flags say what is valid', async () => {
-    child = spawn(process.execPath, [BIN, 'serve', '--model', `tiny=${weights}`, '--port', '0', '--precision', 'fp32', '--decode-threads', '1'], { env: { ...process.env, RESNET_NUM_THREADS: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(process.execPath, [BIN, 'serve', '--model', `tiny=${weights}`, '--model', `second=${weights}`, '--port', '0', '--precision', 'fp32', '--decode-threads', '1'], { env: { ...process.env, RESNET_NUM_THREADS: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stderr!.on('data', (d) => { stderr += d; });
     url = await new Promise<string>((resolve, reject) => {
       let out = '';
-      child.stdout!.on('data', (d) => { out += d; const m = /serving tiny at (http:\/\/127\.0\.0\.1:\d+)/.exec(out); if (m) resolve(m[1]); });
+      child.stdout!.on('data', (d) => { out += d; const m = /serving tiny, second at (http:\/\/127\.0\.0\.1:\d+)/.exec(out); if (m) resolve(m[1]); });
       child.on('exit', (c) => reject(new Error(`exited ${c}: ${stderr}`)));
     });
     const r = await fetch(`${url}/v2/models`, { headers: { Origin: ORIGIN } });
     assert.equal(r.status, 200, 'no token: open');
+    assert.deepEqual((await r.json()).models.map((m: { name: string }) => m.name), ['tiny', 'second']);
+    assert.equal((await fetch(`${url}/v1/models/second/classify`, { method: 'POST', body: png })).status, 200);
     assert.equal(r.headers.get('access-control-allow-origin'), null);
     assert.equal((await fetch(`${url}/v2/models`, { method: 'OPTIONS', headers: { Origin: ORIGIN } })).status, 404);
     const bad = spawn(process.execPath, [BIN, 'serve', '--model', 'nameonly', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
