@@ -14,6 +14,7 @@ import { PRECISION_HELP } from './precision.js';
 import { VERSION } from '../version.js';
 import { failAndExit, installLastResort } from './last_resort.js';
 import { featuresCommand, predictCommand, collect, type FeaturesFlags, type PredictFlags } from './predict.js';
+import type { ServeFlags } from './serve.js';
 
 const program = new Command();
 program
@@ -198,6 +199,32 @@ program
   .option('--allow-narrowing', 'write float64 values beyond float32\'s range as ±inf instead of refusing (rounding is always allowed and reported in the notes)')
   .option('--json', 'print one JSON object {"in","out","format_in","format_out","tensors","f32","i64","bytes","notes"}')
   .action((input: string, output: string, opts: ConvertFlags) => convertCommand(input, output, opts));
+
+program
+  .command('serve')
+  .description('serve classifiers over HTTP: the Open Inference Protocol (KServe v2, JSON and binary tensors), /v1 classify and embed, /metrics and a page at /; dynamic batching in an engine thread')
+  .option('--arch <name>', 'a registered arch (the model is named after it)')
+  .option('--weights <file>', 'weights for --arch (or naming their arch), a resnet train checkpoint or a run directory')
+  .option('--pretrained', "torchvision's ImageNet weights for --arch (downloaded once, sha256-checked)")
+  .option('--pretrained-tag <tag>', 'DEFAULT, IMAGENET1K_V1 or IMAGENET1K_V2')
+  .option('--model <NAME=WEIGHTS>', 'serve WEIGHTS as NAME (repeatable)', collect)
+  .option('--width <k>', "multiplier of every stage's planes, for reduced nets (default 1)")
+  .option('--host <addr>', 'address to bind (0.0.0.0 for all interfaces)', '127.0.0.1')
+  .option('--port <n>', 'port (0 picks a free one; the URL is printed)', '8080')
+  .option('--max-batch <n>', 'rows per batch', '16')
+  .option('--max-delay-ms <ms>', "longest wait of a batch's oldest request", '5')
+  .option('--max-queue <n>', 'requests queued per model before 503 + Retry-After', '256')
+  .option('--timeout-ms <ms>', 'a request still queued this long gets 503 and is dropped', '10000')
+  .option('--token <t>', 'every route but health and the page needs "Authorization: Bearer T" (or set RESNET_SERVE_TOKEN)')
+  .option('--cors <origin>', 'allow cross-origin requests from ORIGIN (* for any); off by default')
+  .option('--precision <p>', PRECISION_HELP)
+  .option('--max-body <bytes>', 'largest request body (413 above)', String(32 * 1024 * 1024))
+  .option('--max-pixels <n>', 'largest image in pixels (400 above)')
+  .option('--formats <list>', FORMATS_HELP)
+  .option('--decode-threads <n>', 'threads decoding and preprocessing images (default: half the cores, 1 to 4)')
+  .option('--drain-ms <ms>', 'on SIGTERM/SIGINT, how long in-flight requests may take before exiting anyway', '25000')
+  // Loaded on use: fastify and prom-client stay out of every other command's start.
+  .action(async (opts: ServeFlags) => (await import('./serve.js')).serveCommand(opts));
 
 installLastResort();
 try {

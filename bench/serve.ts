@@ -1,0 +1,139 @@
+// Load on `resnet serve` (issue 17): for each arch, the compiled CLI serves random-init
+// weights (speed does not depend on the values) on loopback, and autocannon (closed loop,
+// bounded in time and count) sends v2 binary tensor requests (one preprocessed image, [1, 3, 224, 224] for ImageNet nets)
+// and JPEG requests (/v1 classify, a 640x480 photo-sized JPEG) at each concurrency, with
+// batching (--max-batch B) and without (--max-batch 1). Per row: images/s, p50/p99 latency,
+// non-2xx, and from /metrics the time split between decoding and compute; beside it
+// `resnet bench` at batch B (the served images/s over that ratio is the issue's goal >= 0.9).
+//   npm run -s bench:serve -- [--archs resnet18,resnet50] [--concurrency 1,8,32] [--duration 10]
+//                             [--amount 5000] [--max-batch 16] [--kinds tensor,jpeg] [--out FILE]
+// --out writes FILE under bench/results/ (default serve_<cpu>.json and .txt).
+
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import sharp from 'sharp';
+import { setBackend } from '../src/backend/index.js';
+import { saveWeights } from '../src/io/weights.js';
+import { createModel } from '../src/models/index.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = join(root, 'dist', 'cli', 'main.js');
+const argv = process.argv.slice(2);
+const opt = (name: string, def: string) => { const i = argv.indexOf(`--${name}`); return i < 0 ? def : argv[i + 1]; };
+const list = (name: string, def: string) => opt(name, def).split(',').map((s) => s.trim()).filter(Boolean);
+const archs = list('archs', 'resnet18,resnet50');
+const concurrency = list('concurrency', '1,8,32').map(Number);
+const duration = Number(opt('duration', '10'));
+const amount = Number(opt('amount', '5000'));
+const maxBatch = Number(opt('max-batch', '16'));
+const kinds = list('kinds', 'tensor,jpeg');
+const cpu = cpus()[0]?.model ?? 'unknown cpu';
+const slug = cpu.toLowerCase().replace(/\(r\)|\(tm\)|cpu|processor|@.*$/g, '').trim().replace(/[^a-z0-9]+/g, '_').replace(/^_|_$/g, '');
+const outBase = opt('out', `serve_${slug}`).replace(/\.(json|txt)$/, '');
+
+interface Row {
+  arch: string; kind: string; max_batch: number; concurrency: number; images_per_sec: number; p50_ms: number; p99_ms: number;
+  requests: number; non2xx: number; errors: number; decode_s: number; compute_s: number; mean_batch: number; bench_images_per_sec: number | null;
+}
+
+async function startServe(model: string, file: string, batch: number): Promise<{ url: string; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--model', `${model}=${file}`, '--port', '0', '--max-batch', String(batch), '--max-queue', '1024'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d) => { out += d; const m = /at (http:\/\/\S+)/.exec(out); if (m) resolve(m[1]); });
+    child.on('exit', (c) => reject(new Error(`resnet serve exited with ${c}`)));
+  });
+  return { url, stop: () => new Promise((r) => { child.on('exit', () => r()); child.kill('SIGTERM'); }) };
+}
+
+async function metricSums(url: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const sums: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const m = /^(resnet_(?:decode_seconds|batch_compute_seconds|batch_size)_(?:sum|count))\{[^}]*\} (\S+)$/.exec(line);
+    if (m) sums[m[1]] = (sums[m[1]] ?? 0) + Number(m[2]);
+  }
+  return sums;
+}
+
+function run(opts: autocannon.Options): Promise<autocannon.Result> {
+  return new Promise((resolve, reject) => { autocannon(opts, (err, res) => (err ? reject(err) : resolve(res))); });
+}
+
+function benchIps(arch: string, batch: number): number | null {
+  try {
+    const out = execFileSync(process.execPath, [BIN, 'bench', '--arch', arch, '--batch', String(batch), '--runs', '5', '--json'], { encoding: 'utf8' });
+    return (JSON.parse(out.trim().split('\n').pop()!) as { images_per_sec: number }).images_per_sec;
+  } catch {
+    return null;
+  }
+}
+
+setBackend('reference'); // this process only makes weights; the servers run oneDNN
+const tmp = mkdtempSync(join(tmpdir(), 'resnet-bench-serve-'));
+const rows: Row[] = [];
+try {
+  const px = Buffer.alloc(640 * 480 * 3);
+  for (let i = 0; i < px.length; i++) px[i] = (i * 131 + (i >> 9)) & 255;
+  const jpeg = await sharp(px, { raw: { width: 640, height: 480, channels: 3 } }).jpeg({ quality: 85 }).toBuffer();
+  for (const arch of archs) {
+    const file = join(tmp, `${arch}.safetensors`);
+    const m = createModel(arch, { numClasses: 1000, seed: 0 });
+    saveWeights(file, m.stateDict(), { arch });
+    m.dispose();
+    const ref = benchIps(arch, maxBatch);
+    for (const batch of [maxBatch, 1]) {
+      const server = await startServe(arch, file, batch);
+      try {
+        // One preprocessed image of the model's input shape (from its v2 metadata).
+        const meta = await (await fetch(`${server.url}/v2/models/${arch}`)).json() as { inputs: { shape: number[] }[] };
+        const shape = [1, ...meta.inputs[0].shape.slice(1)];
+        const x = new Float32Array(shape.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i) * 2);
+        const head = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape, datatype: 'FP32', parameters: { binary_data_size: x.byteLength } }], outputs: [{ name: 'logits', parameters: { binary_data: true } }] }));
+        const tensorBody = Buffer.concat([head, Buffer.from(x.buffer)]);
+        for (const kind of kinds) {
+          for (const c of concurrency) {
+            const opts: autocannon.Options = kind === 'tensor'
+              ? { url: `${server.url}/v2/models/${arch}/infer`, method: 'POST', connections: c, duration, amount, body: tensorBody, headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(head.length) } }
+              : { url: `${server.url}/v1/models/${arch}/classify`, method: 'POST', connections: c, duration, amount, body: jpeg, headers: { 'content-type': 'image/jpeg' } };
+            // Untimed first: each new batch size creates its oneDNN primitives once.
+            await run({ ...opts, amount: Math.max(8, 4 * c), duration: 30 });
+            const before = await metricSums(server.url);
+            const res = await run(opts);
+            const after = await metricSums(server.url);
+            const d = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
+            // Closed loop: c requests always outstanding, so throughput = c / mean latency (Little's
+            // law); autocannon's own per-second samples round the run up to whole seconds.
+            const okShare = res.requests.total ? (res.requests.total - res.non2xx) / res.requests.total : 0;
+            rows.push({
+              arch, kind, max_batch: batch, concurrency: c, images_per_sec: res.latency.mean > 0 ? (okShare * c * 1000) / res.latency.mean : 0, p50_ms: res.latency.p50, p99_ms: res.latency.p99,
+              requests: res.requests.total, non2xx: res.non2xx, errors: res.errors, decode_s: d('resnet_decode_seconds_sum'), compute_s: d('resnet_batch_compute_seconds_sum'),
+              mean_batch: d('resnet_batch_size_count') ? d('resnet_batch_size_sum') / d('resnet_batch_size_count') : 0, bench_images_per_sec: batch === maxBatch ? ref : null,
+            });
+            const r = rows[rows.length - 1];
+            process.stderr.write(`${arch} ${kind} max-batch ${batch} c=${c}: ${r.images_per_sec.toFixed(1)} img/s, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, mean batch ${r.mean_batch.toFixed(1)}, non-2xx ${r.non2xx}\n`);
+          }
+        }
+      } finally {
+        await server.stop();
+      }
+    }
+  }
+} finally {
+  rmSync(tmp, { recursive: true, force: true });
+}
+
+const header = ['arch', 'kind', 'max_batch', 'conc', 'img/s', 'p50 ms', 'p99 ms', 'mean batch', 'decode s', 'compute s', 'non2xx', 'vs bench'];
+const lines = rows.map((r) => [r.arch, r.kind, r.max_batch, r.concurrency, r.images_per_sec.toFixed(1), r.p50_ms, r.p99_ms, r.mean_batch.toFixed(1), r.decode_s.toFixed(2), r.compute_s.toFixed(2), r.non2xx,
+  r.bench_images_per_sec ? (r.images_per_sec / r.bench_images_per_sec).toFixed(2) : '-'].join('\t'));
+const text = `resnet serve load, ${cpu}, ${cpus().length} logical CPUs, node ${process.version}, ${new Date().toISOString()}\n` +
+  `autocannon closed loop, ${duration} s or ${amount} requests per row; 'vs bench' = served img/s / resnet bench --batch ${maxBatch} img/s\n${header.join('\t')}\n${lines.join('\n')}\n`;
+process.stdout.write(text);
+const dir = join(root, 'bench', 'results');
+mkdirSync(dir, { recursive: true });
+writeFileSync(join(dir, `${outBase}.txt`), text);
+writeFileSync(join(dir, `${outBase}.json`), `${JSON.stringify({ cpu, cpus: cpus().length, node: process.version, date: new Date().toISOString(), argv, rows }, null, 2)}\n`);

@@ -1,0 +1,155 @@
+// Dynamic batching, as Triton's dynamic batcher: requests wait in a bounded FIFO queue; a
+// batch leaves when it holds `maxBatch` rows or its oldest request has waited `maxDelayMs`,
+// and only one batch per queue runs at a time (the engine runs one forward at a time anyway,
+// so requests arriving during a forward form the next batch). Limits are configuration:
+// a full queue refuses (503 + Retry-After), a request still queued at its deadline is
+// dropped (503) and never computed. Knows nothing of HTTP or models: `run` does the work.
+
+import { HttpError } from './http_error.js';
+
+/** @example const o: BatcherOptions = { maxBatch: 16, maxDelayMs: 5, maxQueue: 256, timeoutMs: 10000 }; */
+export interface BatcherOptions {
+  /** Rows per batch (a request of more rows than this runs alone). */
+  maxBatch: number;
+  /** Longest wait of a batch's oldest request before the batch leaves short. */
+  maxDelayMs: number;
+  /** Requests queued at most; one more is refused. */
+  maxQueue: number;
+  /** A request still queued this long after it came is dropped. */
+  timeoutMs: number;
+  /** Names the queue in messages (the model's name). */
+  name?: string;
+}
+
+/** What a request gets back: its result and where its time went. */
+export interface Done<R> {
+  result: R;
+  queueMs: number;
+  computeMs: number;
+  /** Rows of the batch it ran in. */
+  batchRows: number;
+}
+
+interface Pending<T, R> {
+  payload: T;
+  rows: number;
+  arrived: number;
+  timer: NodeJS.Timeout;
+  resolve: (d: Done<R>) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * A bounded queue that hands `run` batches of payloads (results in the same order).
+ * @example
+ * const b = new Batcher<Float32Array, number>({ maxBatch: 8, maxDelayMs: 5, maxQueue: 64, timeoutMs: 1000 }, async (xs) => xs.map((x) => x[0]));
+ * const { result, queueMs } = await b.submit(new Float32Array([1]));
+ */
+export class Batcher<T, R> {
+  private readonly queue: Pending<T, R>[] = [];
+  private running = false;
+  private timer: NodeJS.Timeout | null = null;
+  private idle: (() => void)[] = [];
+  /** Called after each batch with its rows and compute time (metrics). */
+  onBatch: ((rows: number, computeMs: number) => void) | null = null;
+
+  constructor(readonly options: BatcherOptions, private readonly run: (payloads: T[], rows: number) => Promise<R[]>) {
+    for (const k of ['maxBatch', 'maxQueue'] as const) {
+      if (!Number.isInteger(options[k]) || options[k] < 1) throw new RangeError(`Batcher: '${k}' must be an integer >= 1, got ${options[k]}`);
+    }
+    for (const k of ['maxDelayMs', 'timeoutMs'] as const) {
+      if (!(options[k] >= 0) || !Number.isFinite(options[k])) throw new RangeError(`Batcher: '${k}' must be a number >= 0, got ${options[k]}`);
+    }
+  }
+
+  /** Requests waiting (not yet in a running batch). */
+  get depth(): number {
+    return this.queue.length;
+  }
+
+  /** Whether a batch is running or requests wait. */
+  get busy(): boolean {
+    return this.running || this.queue.length > 0;
+  }
+
+  /** Queues `payload` (of `rows` rows); resolves with its result, or rejects with a 503 HttpError when refused or past its deadline. */
+  submit(payload: T, rows = 1): Promise<Done<R>> {
+    const { maxQueue, timeoutMs } = this.options;
+    const who = this.options.name ? `model '${this.options.name}': ` : '';
+    if (this.queue.length >= maxQueue) {
+      return Promise.reject(new HttpError(503, `${who}queue full (${this.queue.length} requests waiting, --max-queue ${maxQueue}); retry later`, { 'Retry-After': '1' }));
+    }
+    return new Promise<Done<R>>((resolve, reject) => {
+      const p: Pending<T, R> = {
+        payload, rows, arrived: performance.now(), resolve, reject,
+        timer: setTimeout(() => {
+          const i = this.queue.indexOf(p);
+          if (i < 0) return; // already running: it finishes
+          this.queue.splice(i, 1);
+          reject(new HttpError(503, `${who}waited ${timeoutMs} ms in the queue (--timeout-ms ${timeoutMs}) and was dropped uncomputed; retry later`, { 'Retry-After': '1' }));
+          this.settleIdle();
+        }, timeoutMs),
+      };
+      p.timer.unref?.();
+      this.queue.push(p);
+      this.schedule();
+    });
+  }
+
+  /** Resolves once the queue is empty and no batch runs. */
+  drained(): Promise<void> {
+    if (!this.busy) return Promise.resolve();
+    return new Promise((r) => this.idle.push(r));
+  }
+
+  private queuedRows(): number {
+    let n = 0;
+    for (const p of this.queue) n += p.rows;
+    return n;
+  }
+
+  private schedule(): void {
+    if (this.running || this.queue.length === 0) return;
+    const wait = this.options.maxDelayMs - (performance.now() - this.queue[0].arrived);
+    if (this.queuedRows() >= this.options.maxBatch || wait <= 0) {
+      if (this.timer) { clearTimeout(this.timer); this.timer = null; }
+      void this.runBatch();
+      return;
+    }
+    if (!this.timer) {
+      this.timer = setTimeout(() => { this.timer = null; this.schedule(); }, wait);
+    }
+  }
+
+  private async runBatch(): Promise<void> {
+    const batch: Pending<T, R>[] = [];
+    let rows = 0;
+    while (this.queue.length && (batch.length === 0 || rows + this.queue[0].rows <= this.options.maxBatch)) {
+      const p = this.queue.shift()!;
+      clearTimeout(p.timer);
+      batch.push(p);
+      rows += p.rows;
+    }
+    this.running = true;
+    const start = performance.now();
+    try {
+      const results = await this.run(batch.map((p) => p.payload), rows);
+      const computeMs = performance.now() - start;
+      this.onBatch?.(rows, computeMs);
+      batch.forEach((p, i) => p.resolve({ result: results[i], queueMs: start - p.arrived, computeMs, batchRows: rows }));
+    } catch (e) {
+      for (const p of batch) p.reject(e);
+    } finally {
+      this.running = false;
+      this.schedule();
+      this.settleIdle();
+    }
+  }
+
+  private settleIdle(): void {
+    if (this.busy) return;
+    const waiting = this.idle;
+    this.idle = [];
+    for (const r of waiting) r();
+  }
+}

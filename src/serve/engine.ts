@@ -1,0 +1,141 @@
+// The server's side of the engine thread: starts it (every model loaded there), keeps one
+// Batcher per model and kind, and turns a batch into one message: the rows of its requests
+// concatenated into one transferred Float32Array, the outputs split back per request.
+// A crash of the engine thread fails what is in flight and marks the engine not ready.
+
+import type { Worker } from 'node:worker_threads';
+import * as errors from '../errors.js';
+import { Batcher, type BatcherOptions, type Done } from './batcher.js';
+import type { EngineInit, ModelInfo, RunKind, WorkerErrorInfo, WorkerReply, WorkerRequest } from './engine_messages.js';
+import { HttpError } from './http_error.js';
+import { spawnWorker } from './spawn.js';
+
+/** One request's rows through the net: logits [n, K] and, for 'features', embedding [n, D]. */
+export interface EngineOutput {
+  logits: Float32Array;
+  embedding: Float32Array | null;
+}
+
+interface Rows { x: Float32Array; n: number }
+
+/** The error a worker reported, as the ResnetError subclass it was (else a plain Error). */
+function rebuild(info: WorkerErrorInfo): Error {
+  const cls = (errors as Record<string, unknown>)[info.name];
+  if (typeof cls === 'function' && cls.prototype instanceof errors.ResnetError && cls !== errors.ResnetError) {
+    try { return new (cls as new (m: string) => Error)(info.message); } catch { /* fall through */ }
+  }
+  return new Error(info.message);
+}
+
+/**
+ * The engine: models in a worker thread, requests batched per model and kind.
+ * @example
+ * const engine = await Engine.start({ models: [{ name: 'r18', options: { arch: 'resnet18', pretrained: true } }], precision: 'auto' }, limits);
+ * const { result } = await engine.submit('r18', 'logits', x, 1);
+ */
+export class Engine {
+  readonly models = new Map<string, ModelInfo>();
+  private readonly queues = new Map<string, Batcher<Rows, EngineOutput>>();
+  private readonly pending = new Map<number, { resolve: (r: Extract<WorkerReply, { type: 'result' }>) => void; reject: (e: unknown) => void }>();
+  private nextId = 1;
+  private alive = true;
+  /** Called after each batch: model, rows, compute ms (metrics). */
+  onBatch: ((model: string, rows: number, computeMs: number) => void) | null = null;
+
+  private constructor(private readonly worker: Worker, infos: ModelInfo[], limits: Omit<BatcherOptions, 'name'>) {
+    for (const m of infos) {
+      this.models.set(m.name, m);
+      for (const kind of ['logits', 'features'] as RunKind[]) {
+        const b = new Batcher<Rows, EngineOutput>({ ...limits, name: m.name }, (items, rows) => this.runBatch(m, kind, items, rows));
+        b.onBatch = (rows, ms) => this.onBatch?.(m.name, rows, ms);
+        this.queues.set(`${m.name}\0${kind}`, b);
+      }
+    }
+    worker.on('message', (r: WorkerReply) => {
+      if (r.type !== 'result' && r.type !== 'error') return;
+      const p = this.pending.get(r.id);
+      if (!p) return;
+      this.pending.delete(r.id);
+      // Inputs were checked before they were queued: a failing forward is the server's fault.
+      if (r.type === 'result') p.resolve(r); else p.reject(new HttpError(500, `engine: ${r.error.message}`));
+    });
+    const fail = (why: string) => {
+      this.alive = false;
+      for (const p of this.pending.values()) p.reject(new HttpError(500, `engine thread ${why}`));
+      this.pending.clear();
+    };
+    worker.on('error', (e) => fail(`failed: ${e.message}`));
+    worker.on('exit', (code) => { if (this.alive) fail(`exited with code ${code}`); });
+  }
+
+  /** Starts the engine thread and waits until every model is loaded (a load error rejects, as its ResnetError). */
+  static start(init: EngineInit, limits: Omit<BatcherOptions, 'name'>): Promise<Engine> {
+    // Validate the limits before loading anything.
+    new Batcher<Rows, EngineOutput>({ ...limits }, async () => []);
+    const worker = spawnWorker('engine_worker', init);
+    return new Promise<Engine>((resolve, reject) => {
+      const onMessage = (r: WorkerReply) => {
+        if (r.type === 'ready') { cleanup(); resolve(new Engine(worker, r.models, limits)); }
+        if (r.type === 'init-error') { cleanup(); void worker.terminate(); reject(rebuild(r.error)); }
+      };
+      const onError = (e: Error) => { cleanup(); reject(e); };
+      const onExit = (code: number) => { cleanup(); reject(new Error(`engine thread exited with code ${code} while loading`)); };
+      const cleanup = () => { worker.off('message', onMessage); worker.off('error', onError); worker.off('exit', onExit); };
+      worker.on('message', onMessage);
+      worker.on('error', onError);
+      worker.on('exit', onExit);
+    });
+  }
+
+  get ready(): boolean {
+    return this.alive;
+  }
+
+  /** Requests queued for `model` (all kinds). */
+  depth(model: string): number {
+    let n = 0;
+    for (const kind of ['logits', 'features']) n += this.queues.get(`${model}\0${kind}`)?.depth ?? 0;
+    return n;
+  }
+
+  /** Queues n rows of `model`'s input ([n, C, H, W] float32, preprocessed). */
+  submit(model: string, kind: RunKind, x: Float32Array, n: number): Promise<Done<EngineOutput>> {
+    const q = this.queues.get(`${model}\0${kind}`);
+    if (!q) return Promise.reject(new HttpError(404, `unknown model '${model}'; loaded: ${[...this.models.keys()].join(', ')}`));
+    if (!this.alive) return Promise.reject(new HttpError(503, 'engine thread is down; the server is not ready'));
+    return q.submit({ x, n }, n);
+  }
+
+  private async runBatch(m: ModelInfo, kind: RunKind, items: Rows[], rows: number): Promise<EngineOutput[]> {
+    const per = m.channels * m.height * m.width;
+    const x = new Float32Array(rows * per);
+    let at = 0;
+    for (const it of items) { x.set(it.x, at); at += it.x.length; }
+    const id = this.nextId++;
+    const reply = await new Promise<Extract<WorkerReply, { type: 'result' }>>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      const msg: WorkerRequest = { type: 'run', id, model: m.name, kind, x, n: rows, shape: [m.channels, m.height, m.width] };
+      this.worker.postMessage(msg, [x.buffer as ArrayBuffer]);
+    });
+    const K = m.numClasses;
+    const D = m.numFeatures;
+    const out: EngineOutput[] = [];
+    let row = 0;
+    for (const it of items) {
+      out.push({
+        logits: reply.logits.slice(row * K, (row + it.n) * K),
+        embedding: reply.embedding ? reply.embedding.slice(row * D, (row + it.n) * D) : null,
+      });
+      row += it.n;
+    }
+    return out;
+  }
+
+  /** Waits for every queue to empty, then stops the engine thread. */
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.drained()));
+    this.alive = false;
+    this.worker.postMessage({ type: 'close' } satisfies WorkerRequest);
+    await new Promise<void>((r) => { const t = setTimeout(() => { void this.worker.terminate().then(() => r()); }, 2000); this.worker.once('exit', () => { clearTimeout(t); r(); }); });
+  }
+}

@@ -1,0 +1,7 @@
+// `resnet serve` as a library: the server, its batcher and the protocol's reader and writer.
+
+export { startServer, type ServeOptions, type RunningServer } from './server.js';
+export { Batcher, type BatcherOptions, type Done } from './batcher.js';
+export { parseInferRequest, encodeInferResponse, V2_DATATYPES, type InferRequest, type InferInput, type OutputTensor } from './protocol.js';
+export { HttpError } from './http_error.js';
+export type { ModelSpec, ModelInfo } from './engine_messages.js';

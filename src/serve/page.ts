@@ -1,0 +1,102 @@
+// The page of `resnet serve` (GET /), served from memory: pick, drop or paste an image, see
+// it, and the model's top-5 with bars and the time taken. No CDN, no framework: one HTML
+// string and one script (GET /app.js, so the CSP can forbid inline script). Keyboard: the
+// file button and the model select are ordinary controls; the drop zone is a labelled button.
+
+export const PAGE_HTML = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>resnet serve</title>
+<style>
+  :root { color-scheme: light dark; --fg: #1b1f24; --bg: #fafafa; --muted: #5b6470; --bar: #2f6fde; --line: #c9ced6; }
+  @media (prefers-color-scheme: dark) { :root { --fg: #e7e9ec; --bg: #16181c; --muted: #a2a9b3; --bar: #5b93ff; --line: #3a3f47; } }
+  * { box-sizing: border-box; }
+  body { margin: 0; font: 16px/1.45 system-ui, sans-serif; color: var(--fg); background: var(--bg); }
+  main { max-width: 46rem; margin: 0 auto; padding: 1rem; }
+  h1 { font-size: 1.4rem; margin: .2rem 0 1rem; }
+  .row { display: flex; flex-wrap: wrap; gap: .6rem; align-items: center; margin-bottom: .8rem; }
+  label, select, input, button { font: inherit; }
+  select, input[type=password] { padding: .35rem; min-width: 10rem; }
+  #drop { display: block; width: 100%; border: 2px dashed var(--line); border-radius: .6rem; padding: 1.4rem; text-align: center; color: var(--muted); background: transparent; cursor: pointer; }
+  #drop.over, #drop:focus-visible { border-color: var(--bar); outline: none; color: var(--fg); }
+  #preview { display: none; max-width: 100%; max-height: 22rem; margin: .8rem auto; border-radius: .4rem; }
+  ol { list-style: none; padding: 0; margin: .8rem 0; }
+  li { display: grid; grid-template-columns: minmax(6rem, 14rem) 1fr 4.2rem; gap: .5rem; align-items: center; margin: .3rem 0; }
+  .label { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+  .track { height: .9rem; background: var(--line); border-radius: .45rem; overflow: hidden; }
+  .fill { height: 100%; background: var(--bar); }
+  .prob { text-align: right; font-variant-numeric: tabular-nums; }
+  #status { color: var(--muted); min-height: 1.5em; }
+  #status.error { color: #d23; }
+  @media (max-width: 30rem) { li { grid-template-columns: 1fr 3.6rem; } .track { grid-column: 1 / -1; grid-row: 2; } }
+</style>
+</head>
+<body>
+<main>
+  <h1>resnet serve</h1>
+  <div class="row">
+    <label for="model">Model</label> <select id="model"></select>
+    <label for="token">Token</label> <input id="token" type="password" autocomplete="off" placeholder="if the server has --token">
+  </div>
+  <input id="file" type="file" accept="image/*" hidden>
+  <button id="drop" type="button" aria-describedby="status">Choose an image, drop one here, or paste one (Ctrl+V)</button>
+  <img id="preview" alt="the image sent to the model">
+  <p id="status" role="status" aria-live="polite"></p>
+  <ol id="top" aria-label="top-5 classes"></ol>
+</main>
+<script src="/app.js"></script>
+</body>
+</html>
+`;
+
+export const PAGE_JS = `'use strict';
+// In a function: names such as 'top' and 'status' are the window's at the top level.
+(() => {
+const $ = (id) => document.getElementById(id);
+const model = $('model'), file = $('file'), drop = $('drop'), preview = $('preview'), status = $('status'), top = $('top'), token = $('token');
+function headers() { return token.value ? { Authorization: 'Bearer ' + token.value } : {}; }
+function say(text, error) { status.textContent = text; status.className = error ? 'error' : ''; }
+async function loadModels() {
+  try {
+    const r = await fetch('/v2/models', { headers: headers() });
+    const j = await r.json();
+    if (!r.ok) { say(j.error || ('HTTP ' + r.status), true); return; }
+    model.replaceChildren(...j.models.map((m) => { const o = document.createElement('option'); o.value = m.name; o.textContent = m.name + ' (' + m.arch + ')'; return o; }));
+  } catch (e) { say(String(e), true); }
+}
+async function classify(blob) {
+  if (!blob) return;
+  if (preview.src) URL.revokeObjectURL(preview.src);
+  preview.src = URL.createObjectURL(blob);
+  preview.style.display = 'block';
+  top.replaceChildren();
+  say('classifying...');
+  const t0 = performance.now();
+  try {
+    const r = await fetch('/v1/models/' + encodeURIComponent(model.value) + '/classify?top=5', { method: 'POST', headers: { ...headers(), 'Content-Type': 'application/octet-stream' }, body: blob });
+    const j = await r.json();
+    if (!r.ok) { say(j.error || ('HTTP ' + r.status), true); return; }
+    top.replaceChildren(...j.top.map((t) => {
+      const li = document.createElement('li');
+      const label = document.createElement('span'); label.className = 'label'; label.textContent = t.label; label.title = t.label + ' (' + t.index + ')';
+      const track = document.createElement('span'); track.className = 'track'; track.setAttribute('aria-hidden', 'true');
+      const fill = document.createElement('span'); fill.className = 'fill'; fill.style.display = 'block'; fill.style.width = (100 * t.prob).toFixed(1) + '%'; track.append(fill);
+      const prob = document.createElement('span'); prob.className = 'prob'; prob.textContent = (100 * t.prob).toFixed(1) + '%';
+      li.append(label, track, prob);
+      return li;
+    }));
+    say('server ' + j.ms.total.toFixed(1) + ' ms (decode ' + j.ms.decode.toFixed(1) + ', queue ' + j.ms.queue.toFixed(1) + ', compute ' + j.ms.compute.toFixed(1) + '); round trip ' + (performance.now() - t0).toFixed(0) + ' ms');
+  } catch (e) { say(String(e), true); }
+}
+drop.addEventListener('click', () => file.click());
+file.addEventListener('change', () => classify(file.files[0]));
+drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
+drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+drop.addEventListener('drop', (e) => { e.preventDefault(); drop.classList.remove('over'); classify(e.dataTransfer.files[0]); });
+document.addEventListener('paste', (e) => { const f = [...e.clipboardData.files].find((x) => x.type.startsWith('image/')); if (f) classify(f); });
+token.addEventListener('change', loadModels);
+loadModels();
+})();
+`;
