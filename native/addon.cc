@@ -3,6 +3,8 @@
 // would run with, for tests that forbid ref/gemm kernels on hot layers.
 #include "common.h"
 
+#include <dlfcn.h>
+
 namespace rn {
 
 namespace {
@@ -22,7 +24,21 @@ Napi::Value ImplInfo(const Napi::CallbackInfo& info) {
   });
 }
 
+// Pins this library (and with it oneDNN and libgomp) for the life of the process. Node
+// unloads an addon loaded by a worker thread when that worker ends, but OpenMP's pool
+// threads outlive it and would then run unmapped code: `resnet serve`, whose engine thread
+// holds the addon, died of SIGSEGV in about one SIGTERM drain in four (bench/soak.ts; the
+// core showed the faulting thread in a library no longer mapped). RTLD_NODELETE on our own
+// handle makes the dlclose a no-op.
+void pinLibrary() {
+  Dl_info self;
+  if (dladdr(reinterpret_cast<void*>(&pinLibrary), &self) != 0 && self.dli_fname != nullptr) {
+    dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);  // a handle never closed: pinned
+  }
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  pinLibrary();
   exportEngine(env, exports);  // first: engine, threads, FTZ/DAZ
   exportBuffers(env, exports);
   exportStorage(env, exports);

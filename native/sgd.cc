@@ -29,6 +29,13 @@ namespace avx2 {
 }  // namespace avx2
 #pragma GCC pop_options
 
+// The number under key `k` of an options object, or an OpError naming the key.
+static double numberField(const Napi::Object& o, const char* k) {
+  Napi::Value v = o.Get(k);
+  if (!v.IsNumber()) throw OpError(std::string("'") + k + "' must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
 // sgdUpdate(param, grad, buf | null, { lr, momentum, dampening, weightDecay, nesterov, initBuffer })
 Napi::Value SgdUpdate(const Napi::CallbackInfo& info) {
   return guarded(info, "sgdUpdate", [&]() -> Napi::Value {
@@ -36,11 +43,7 @@ Napi::Value SgdUpdate(const Napi::CallbackInfo& info) {
     Storage* grad = Storage::From(info[1], "grad");
     Storage* buf = optionalStorage(info, 2, "buf");
     const Napi::Object o = objArg(info, 3, "params");
-    auto num = [&](const char* k) {
-      Napi::Value v = o.Get(k);
-      if (!v.IsNumber()) throw OpError(std::string("'") + k + "' must be a number");
-      return static_cast<float>(v.As<Napi::Number>().DoubleValue());
-    };
+    auto num = [&](const char* k) { return static_cast<float>(numberField(o, k)); };
     const float lr = num("lr"), momentum = num("momentum"), dampening = num("dampening"), wd = num("weightDecay");
     const bool nesterov = o.Get("nesterov").ToBoolean().Value();
     const bool initBuffer = o.Get("initBuffer").ToBoolean().Value();
@@ -83,11 +86,7 @@ Napi::Value AdamwUpdate(const Napi::CallbackInfo& info) {
     Storage* v = Storage::From(info[3], "expAvgSq");
     Storage* vmax = optionalStorage(info, 4, "maxExpAvgSq");
     const Napi::Object o = objArg(info, 5, "params");
-    auto num = [&](const char* k) {
-      Napi::Value x = o.Get(k);
-      if (!x.IsNumber()) throw OpError(std::string("'") + k + "' must be a number");
-      return x.As<Napi::Number>().DoubleValue();
-    };
+    auto num = [&](const char* k) { return numberField(o, k); };
     const double lr = num("lr"), beta1 = num("beta1"), beta2 = num("beta2"), eps = num("eps"), wd = num("weightDecay");
     const double step = num("step");
     const bool amsgrad = o.Get("amsgrad").ToBoolean().Value();

@@ -2,6 +2,7 @@
 // request to the least busy one. sharp's own work already runs on libuv's pool; the resize,
 // crop and normalise are JS and would otherwise run on the HTTP thread.
 
+import { createRequire } from 'node:module';
 import type { Worker } from 'node:worker_threads';
 import { DataError } from '../errors.js';
 import type { PreprocessOptions } from '../infer/preprocess.js';
@@ -27,6 +28,10 @@ export class DecodePool {
 
   constructor(readonly size: number) {
     if (!Number.isInteger(size) || size < 1) throw new RangeError(`DecodePool: size must be an integer >= 1, got ${size}`);
+    // sharp (libvips) is loaded by the main thread too, before the decode threads, so that
+    // ending those threads never unloads it under libvips' own threads (sharp's docs ask for
+    // this when it is used from worker threads; the addon pins itself the same way).
+    createRequire(import.meta.url)('sharp');
     for (let i = 0; i < size; i++) this.workers.push(this.spawn());
   }
 
