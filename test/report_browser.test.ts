@@ -11,6 +11,7 @@ import { after, before, test } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
 import { tempDir } from './helpers/data_files.js';
 import { makeBandsIdx, tinyOptions } from './helpers/studies.js';
+import { watchPage } from './helpers/browser.js';
 
 process.env.RESNET_NUM_THREADS ??= '1';
 const S = await import('../src/studies/index.js');
@@ -70,15 +71,7 @@ for (const vp of VIEWPORTS) {
   test(`every page renders its plots with axes, series and legends, offline and without errors (${vp.name} ${vp.width}x${vp.height})`, async () => {
     for (const p of pages) {
       const page = await browser.newPage({ viewport: { width: vp.width, height: vp.height } });
-      const errors: string[] = [];
-      const external: string[] = [];
-      page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-      page.on('pageerror', (e) => errors.push(e.message));
-      await page.route('**/*', (route) => {
-        if (route.request().url().startsWith('file://')) return route.continue();
-        external.push(route.request().url());
-        return route.abort();
-      });
+      const { errors, external } = await watchPage(page, 'file://');
       await page.goto(`file://${p.file}`);
       const plots = await page.evaluate(MEASURE) as PlotCheck[];
       assert.equal(plots.length, p.plots, `${p.name}: plots`);

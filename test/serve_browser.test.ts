@@ -15,6 +15,7 @@ import { setBackend } from '../src/backend/index.js';
 import { saveWeights } from '../src/io/weights.js';
 import { createModel } from '../src/models/index.js';
 import { startServer, type RunningServer } from '../src/serve/server.js';
+import { watchPage } from './helpers/browser.js';
 
 const VIEWPORTS = [{ name: 'laptop', width: 1280, height: 800 }, { name: 'phone', width: 390, height: 844 }];
 const LABELS = Array.from({ length: 10 }, (_, i) => `class number ${i}`);
@@ -47,15 +48,7 @@ for (const vp of VIEWPORTS) {
   test(`the page classifies a chosen and a dropped image, offline and without errors (${vp.name})`, async () => {
     const want = await (await fetch(`${server.url}/v1/models/r20/classify?top=5`, { method: 'POST', body: png })).json();
     const page = await browser.newPage({ viewport: { width: vp.width, height: vp.height } });
-    const errors: string[] = [];
-    const external: string[] = [];
-    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.route('**/*', (route) => {
-      if (route.request().url().startsWith(server.url)) return route.continue();
-      external.push(route.request().url());
-      return route.abort();
-    });
+    const { errors, external } = await watchPage(page, server.url);
     // Listening before the page loads: file chooser interception is switched on asynchronously.
     const chooserP = page.waitForEvent('filechooser', { timeout: 60000 });
     await page.goto(`${server.url}/`);
