@@ -35,7 +35,7 @@ before(async () => {
   for (let i = 0; i < px.length; i++) px[i] = (i * 37) % 251;
   png = await sharp(px, { raw: { width: 40, height: 30, channels: 3 } }).png().toBuffer();
   server = await startServer({ models: [{ name: 'r20', options: { weights } }], port: 0, precision: 'fp32', decodeThreads: 1 });
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'] });
 });
 
 after(async () => {
@@ -81,3 +81,24 @@ for (const vp of VIEWPORTS) {
     await page.close();
   });
 }
+
+test('the camera: a frame from it is classified, and the camera stops on the second click', async () => {
+  // Chromium's fake camera (a moving test pattern) stands in for a real one.
+  const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
+  const { errors, external } = await watchPage(page, server.url);
+  await page.goto(`${server.url}/`);
+  await page.locator('#model option').first().waitFor({ state: 'attached' });
+  await page.locator('#camera').click();
+  await page.locator('#capture').waitFor({ state: 'visible' });
+  await page.waitForFunction(() => (document.getElementById('video') as HTMLVideoElement).videoWidth > 0);
+  const [res] = await Promise.all([page.waitForResponse((r) => r.url().includes('/classify')), page.locator('#capture').click()]);
+  assert.equal(res.status(), 200);
+  await page.locator('#top li').nth(4).waitFor();
+  assert.equal(await page.locator('#preview').evaluate((img) => (img as HTMLImageElement).naturalWidth > 0), true, 'the frame sent is shown');
+  await page.locator('#camera').click();
+  await page.locator('#video').waitFor({ state: 'hidden' });
+  assert.equal(await page.locator('#capture').isVisible(), false);
+  assert.deepEqual(errors, []);
+  assert.deepEqual(external, []);
+  await page.close();
+});

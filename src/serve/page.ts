@@ -1,5 +1,7 @@
 // The page of `resnet serve` (GET /), served from memory: pick, drop or paste an image, see
-// it, and the model's top-5 with bars and the time taken. No CDN, no framework: one HTML
+// it, or take a frame from the camera where the browser allows (navigator.mediaDevices on a
+// secure origin: localhost counts), and the model's top-5 with bars and the time taken. The
+// camera starts only on a click and stops on the second. No CDN, no framework: one HTML
 // string and one script (GET /app.js, so the CSP can forbid inline script). Keyboard: the
 // file button and the model select are ordinary controls; the drop zone is a labelled button.
 
@@ -13,6 +15,7 @@ export const PAGE_HTML = `<!doctype html>
   :root { color-scheme: light dark; --fg: #1b1f24; --bg: #fafafa; --muted: #5b6470; --bar: #2f6fde; --line: #c9ced6; }
   @media (prefers-color-scheme: dark) { :root { --fg: #e7e9ec; --bg: #16181c; --muted: #a2a9b3; --bar: #5b93ff; --line: #3a3f47; } }
   * { box-sizing: border-box; }
+  [hidden] { display: none !important; }
   body { margin: 0; font: 16px/1.45 system-ui, sans-serif; color: var(--fg); background: var(--bg); }
   main { max-width: 46rem; margin: 0 auto; padding: 1rem; }
   h1 { font-size: 1.4rem; margin: .2rem 0 1rem; }
@@ -21,6 +24,7 @@ export const PAGE_HTML = `<!doctype html>
   select, input[type=password] { padding: .35rem; min-width: 10rem; }
   #drop { display: block; width: 100%; border: 2px dashed var(--line); border-radius: .6rem; padding: 1.4rem; text-align: center; color: var(--muted); background: transparent; cursor: pointer; }
   #drop.over, #drop:focus-visible { border-color: var(--bar); outline: none; color: var(--fg); }
+  #video { display: block; max-width: 100%; max-height: 22rem; margin: .8rem auto; border-radius: .4rem; }
   #preview { display: none; max-width: 100%; max-height: 22rem; margin: .8rem auto; border-radius: .4rem; }
   ol { list-style: none; padding: 0; margin: .8rem 0; }
   li { display: grid; grid-template-columns: minmax(6rem, 14rem) 1fr 4.2rem; gap: .5rem; align-items: center; margin: .3rem 0; }
@@ -42,6 +46,11 @@ export const PAGE_HTML = `<!doctype html>
   </div>
   <input id="file" type="file" accept="image/*" hidden>
   <button id="drop" type="button" aria-describedby="status">Choose an image, drop one here, or paste one (Ctrl+V)</button>
+  <div class="row" id="camrow" hidden>
+    <button id="camera" type="button">Use the camera</button>
+    <button id="capture" type="button" hidden>Classify this frame</button>
+  </div>
+  <video id="video" playsinline muted hidden aria-label="the camera's picture"></video>
   <img id="preview" alt="the image sent to the model">
   <p id="status" role="status" aria-live="polite"></p>
   <ol id="top" aria-label="top-5 classes"></ol>
@@ -56,6 +65,7 @@ export const PAGE_JS = `'use strict';
 (() => {
 const $ = (id) => document.getElementById(id);
 const model = $('model'), file = $('file'), drop = $('drop'), preview = $('preview'), status = $('status'), top = $('top'), token = $('token');
+const camrow = $('camrow'), camera = $('camera'), capture = $('capture'), video = $('video');
 function headers() { return token.value ? { Authorization: 'Bearer ' + token.value } : {}; }
 function say(text, error) { status.textContent = text; status.className = error ? 'error' : ''; }
 async function loadModels() {
@@ -96,6 +106,28 @@ drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.ad
 drop.addEventListener('dragleave', () => drop.classList.remove('over'));
 drop.addEventListener('drop', (e) => { e.preventDefault(); drop.classList.remove('over'); classify(e.dataTransfer.files[0]); });
 document.addEventListener('paste', (e) => { const f = [...e.clipboardData.files].find((x) => x.type.startsWith('image/')); if (f) classify(f); });
+let stream = null;
+function stopCamera() {
+  for (const t of stream.getTracks()) t.stop();
+  stream = null; video.srcObject = null; video.hidden = true; capture.hidden = true; camera.textContent = 'Use the camera';
+}
+if (navigator.mediaDevices && navigator.mediaDevices.getUserMedia) camrow.hidden = false;
+camera.addEventListener('click', async () => {
+  if (stream) { stopCamera(); say('camera off'); return; }
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: 'environment' }, audio: false });
+    video.srcObject = stream; video.hidden = false; capture.hidden = false; camera.textContent = 'Stop the camera';
+    await video.play();
+    say('camera on: "Classify this frame" sends what it shows');
+  } catch (e) { if (stream) stopCamera(); say('camera: ' + (e.message || e.name), true); }
+});
+capture.addEventListener('click', () => {
+  if (!video.videoWidth) { say('camera: no picture yet', true); return; }
+  const c = document.createElement('canvas');
+  c.width = video.videoWidth; c.height = video.videoHeight;
+  c.getContext('2d').drawImage(video, 0, 0);
+  c.toBlob((b) => classify(b), 'image/png');
+});
 token.addEventListener('change', loadModels);
 loadModels();
 })();

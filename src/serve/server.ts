@@ -200,7 +200,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   });
 
   // --- the page (from memory) ---
-  const csp = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self' blob: data:; connect-src 'self'; base-uri 'none'; form-action 'none'";
+  const csp = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:; connect-src 'self'; base-uri 'none'; form-action 'none'";
   app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').header('Content-Security-Policy', csp).header('X-Content-Type-Options', 'nosniff').send(PAGE_HTML));
   app.get('/app.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').header('X-Content-Type-Options', 'nosniff').send(PAGE_JS));
 
