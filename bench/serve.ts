@@ -7,16 +7,18 @@
 // `resnet bench` at batch B (the served images/s over that ratio is the issue's goal >= 0.9).
 //   npm run -s bench:serve -- [--archs resnet18,resnet50] [--concurrency 1,8,32] [--duration 10]
 //                             [--amount 5000] [--max-batch 16] [--kinds tensor,jpeg] [--out FILE]
-// --out writes FILE under bench/results/ (default serve_<cpu>.json and .txt).
+// --out writes FILE under bench/results/ (default serve_<cpu>.json and .txt), rewritten after
+// every row, so a run stopped early keeps the rows it measured.
 
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import sharp from 'sharp';
 import { setBackend } from '../src/backend/index.js';
+import { writeFilesAtomic } from '../src/io/atomic.js';
 import { saveWeights } from '../src/io/weights.js';
 import { createModel } from '../src/models/index.js';
 
@@ -76,6 +78,22 @@ function benchIps(arch: string, batch: number): number | null {
 setBackend('reference'); // this process only makes weights; the servers run oneDNN
 const tmp = mkdtempSync(join(tmpdir(), 'resnet-bench-serve-'));
 const rows: Row[] = [];
+const dir = join(root, 'bench', 'results');
+mkdirSync(dir, { recursive: true });
+const header = ['arch', 'kind', 'max_batch', 'conc', 'img/s', 'p50 ms', 'p99 ms', 'mean batch', 'decode s', 'compute s', 'non2xx', 'vs bench'];
+/** Writes every row so far (after each row, so a run stopped early keeps what it measured),
+ *  each file replaced atomically. */
+function writeResults(): string {
+  const lines = rows.map((r) => [r.arch, r.kind, r.max_batch, r.concurrency, r.images_per_sec.toFixed(1), r.p50_ms, r.p99_ms, r.mean_batch.toFixed(1), r.decode_s.toFixed(2), r.compute_s.toFixed(2), r.non2xx,
+    r.bench_images_per_sec ? (r.images_per_sec / r.bench_images_per_sec).toFixed(2) : '-'].join('\t'));
+  const text = `resnet serve load, ${cpu}, ${cpus().length} logical CPUs, node ${process.version}, ${new Date().toISOString()}\n` +
+    `autocannon closed loop, ${duration} s or ${amount} requests per row; 'vs bench' = served img/s / resnet bench --batch ${maxBatch} img/s\n${header.join('\t')}\n${lines.join('\n')}\n`;
+  writeFilesAtomic([
+    { path: join(dir, `${outBase}.txt`), chunks: [Buffer.from(text)] },
+    { path: join(dir, `${outBase}.json`), chunks: [Buffer.from(`${JSON.stringify({ cpu, cpus: cpus().length, node: process.version, date: new Date().toISOString(), argv, rows }, null, 2)}\n`)] },
+  ], 'bench:serve');
+  return text;
+}
 try {
   const px = Buffer.alloc(640 * 480 * 3);
   for (let i = 0; i < px.length; i++) px[i] = (i * 131 + (i >> 9)) & 255;
@@ -115,6 +133,7 @@ try {
               mean_batch: d('resnet_batch_size_count') ? d('resnet_batch_size_sum') / d('resnet_batch_size_count') : 0, bench_images_per_sec: batch === maxBatch ? ref : null,
             });
             const r = rows[rows.length - 1];
+            writeResults();
             process.stderr.write(`${arch} ${kind} max-batch ${batch} c=${c}: ${r.images_per_sec.toFixed(1)} img/s, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, mean batch ${r.mean_batch.toFixed(1)}, non-2xx ${r.non2xx}\n`);
           }
         }
@@ -127,13 +146,4 @@ try {
   rmSync(tmp, { recursive: true, force: true });
 }
 
-const header = ['arch', 'kind', 'max_batch', 'conc', 'img/s', 'p50 ms', 'p99 ms', 'mean batch', 'decode s', 'compute s', 'non2xx', 'vs bench'];
-const lines = rows.map((r) => [r.arch, r.kind, r.max_batch, r.concurrency, r.images_per_sec.toFixed(1), r.p50_ms, r.p99_ms, r.mean_batch.toFixed(1), r.decode_s.toFixed(2), r.compute_s.toFixed(2), r.non2xx,
-  r.bench_images_per_sec ? (r.images_per_sec / r.bench_images_per_sec).toFixed(2) : '-'].join('\t'));
-const text = `resnet serve load, ${cpu}, ${cpus().length} logical CPUs, node ${process.version}, ${new Date().toISOString()}\n` +
-  `autocannon closed loop, ${duration} s or ${amount} requests per row; 'vs bench' = served img/s / resnet bench --batch ${maxBatch} img/s\n${header.join('\t')}\n${lines.join('\n')}\n`;
-process.stdout.write(text);
-const dir = join(root, 'bench', 'results');
-mkdirSync(dir, { recursive: true });
-writeFileSync(join(dir, `${outBase}.txt`), text);
-writeFileSync(join(dir, `${outBase}.json`), `${JSON.stringify({ cpu, cpus: cpus().length, node: process.version, date: new Date().toISOString(), argv, rows }, null, 2)}\n`);
+process.stdout.write(writeResults());
