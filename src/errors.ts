@@ -95,3 +95,19 @@ export class OutputError extends ResnetError {
     this.errno = errno;
   }
 }
+
+/** Errno codes in words, for messages. */
+const ERRNO_WORDS: Record<string, string> = {
+  ENOENT: 'does not exist', ENOTDIR: 'is not a directory', EACCES: 'permission denied', EPERM: 'operation not permitted',
+  EROFS: 'read-only file system', ENOSPC: 'no space left on device', EDQUOT: 'disk quota exceeded', EIO: 'I/O error',
+  ELOOP: 'too many levels of symbolic links', ENAMETOOLONG: 'name too long', EISDIR: 'is a directory', EEXIST: 'already exists',
+  EXDEV: 'on another file system', EMFILE: 'too many open files', EFBIG: 'file too large',
+};
+
+/** `ENOSPC (no space left on device)`, or the message of an error without an errno code (first line).
+ *  @example try { loadWeights('w.safetensors'); } catch (e) { console.error(`w.safetensors: ${errnoWords(e)}`); } */
+export function errnoWords(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  if (typeof code === 'string' && code.startsWith('E')) return ERRNO_WORDS[code] ? `${code} (${ERRNO_WORDS[code]})` : code;
+  return (e instanceof Error ? e.message : String(e)).split('\n')[0];
+}

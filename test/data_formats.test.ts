@@ -84,7 +84,7 @@ describe('IDX', () => {
     await rejectsData(loadIdx(w('x.gz', Buffer.from('not gzip at all')), goodLabels), /x\.gz: not valid gzip data/);
     const gz = gzipSync(images);
     await rejectsData(loadIdx(w('cut.gz', gz.subarray(0, gz.length - 8)), goodLabels), /cut\.gz: not valid gzip data/);
-    await rejectsData(loadIdx(join(dir, 'nope'), goodLabels), /nope: file not found/);
+    await rejectsData(loadIdx(join(dir, 'nope'), goodLabels), /nope: cannot read: ENOENT \(does not exist\)/);
     await rejectsData(loadMnist({ dir: join(tmp.dir, 'no-such-dir') }), /no-such-dir: no mnist train images file found, expected one of train-images-idx3-ubyte\.gz/);
   });
 });
@@ -135,7 +135,7 @@ describe('CIFAR', () => {
     writeFileSync(join(dir, 'batches.meta.txt'), 'a\nb\n');
     writeFileSync(join(dir, 'test_batch.bin'), cifar10Bytes(1, 1).bytes);
     await rejectsData(loadCifar10({ dir, split: 'test' }), /batches\.meta\.txt: lists 2 class names, expected 10/);
-    await rejectsData(loadCifar10({ dir: join(tmp.dir, 'nothing-here') }), /data_batch_1\.bin: file not found/);
+    await rejectsData(loadCifar10({ dir: join(tmp.dir, 'nothing-here') }), /data_batch_1\.bin: cannot read: ENOENT \(does not exist\)/);
 
     const c100 = writeCifar100Dir(join(tmp.dir, 'c100-bad'), { names: false });
     const r = cifar100Bytes(3, 2);

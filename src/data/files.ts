@@ -6,7 +6,7 @@
 
 import { readFile, stat } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
-import { DataError } from '../errors.js';
+import { DataError, errnoWords } from '../errors.js';
 
 /** Most bytes a gzip'd dataset file may inflate to (the largest IDX sets in use, EMNIST
  *  ByClass at 0.55 GB, fit). */
@@ -24,9 +24,7 @@ export async function readDataFile(path: string, sizeOf?: SizeOf): Promise<Buffe
   try {
     raw = await readFile(path);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory, expected a file' : (e as Error).message;
-    throw new DataError(`${path}: ${why}`, { cause: e });
+    throw new DataError(`${path}: cannot read: ${errnoWords(e)}`, { cause: e });
   }
   if (!path.toLowerCase().endsWith('.gz')) return raw;
   return gunzipCapped(raw, path, sizeOf);

@@ -12,7 +12,7 @@ import { constants as fsConstants } from 'node:fs';
 import type { BigIntStats, Dirent } from 'node:fs';
 import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DataError, InvalidArgumentError } from '../errors.js';
+import { DataError, errnoWords, InvalidArgumentError } from '../errors.js';
 import { sharedBytes, type ArrayDataset, type ImageRecord } from './dataset.js';
 import { dirExists } from './files.js';
 import { mixSeed, Random } from './random.js';
@@ -69,8 +69,7 @@ async function readDir(d: string): Promise<Dirent[]> {
   try {
     return await readdir(d, { withFileTypes: true });
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new DataError(`${d}: cannot list directory (${code === 'EACCES' ? 'permission denied' : oneLine((e as Error).message)})`, { cause: e });
+    throw new DataError(`${d}: cannot list directory: ${errnoWords(e)}`, { cause: e });
   }
 }
 
@@ -113,7 +112,7 @@ export async function listFiles(dir: string, extensions: string[]): Promise<stri
   try {
     top = await stat(dir, { bigint: true });
   } catch (e) {
-    throw new DataError(`${dir}: cannot list directory (${oneLine((e as Error).message)})`, { cause: e });
+    throw new DataError(`${dir}: cannot list directory: ${errnoWords(e)}`, { cause: e });
   }
   await walk(dir, idOf(top), 0);
   dirs.sort((a, b) => byName(a.path, b.path));
@@ -225,9 +224,7 @@ async function readHead(path: string): Promise<Uint8Array> {
     return buf.subarray(0, bytesRead);
   } catch (e) {
     if (e instanceof DataError) throw e;
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : oneLine((e as Error).message);
-    throw new DataError(`${path}: cannot decode image: ${why}`, { cause: e });
+    throw new DataError(`${path}: cannot decode image: ${errnoWords(e)}`, { cause: e });
   } finally {
     await fh?.close().catch(() => {});
   }

@@ -9,22 +9,9 @@
 
 import { accessSync, closeSync, constants, fsyncSync, lstatSync, openSync, realpathSync, renameSync, rmSync, statSync, writeSync, type Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { OutputError } from '../errors.js';
+import { errnoWords, OutputError } from '../errors.js';
 
-/** Errno codes in words, for messages. */
-const ERRNO_WORDS: Record<string, string> = {
-  ENOENT: 'does not exist', ENOTDIR: 'is not a directory', EACCES: 'permission denied', EPERM: 'operation not permitted',
-  EROFS: 'read-only file system', ENOSPC: 'no space left on device', EDQUOT: 'disk quota exceeded', EIO: 'I/O error',
-  ELOOP: 'too many levels of symbolic links', ENAMETOOLONG: 'name too long', EISDIR: 'is a directory', EEXIST: 'already exists',
-  EXDEV: 'on another file system', EMFILE: 'too many open files', EFBIG: 'file too large',
-};
-
-/** `ENOSPC (no space left on device)`, or the message of an error without an errno code. */
-export function errnoWords(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException)?.code;
-  if (typeof code === 'string' && code.startsWith('E')) return ERRNO_WORDS[code] ? `${code} (${ERRNO_WORDS[code]})` : code;
-  return e instanceof Error ? e.message : String(e);
-}
+export { errnoWords };
 
 /** What a non-regular file is, in words. */
 function kindOf(st: Stats): string {
