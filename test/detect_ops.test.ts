@@ -16,7 +16,10 @@ import {
 import {
   type InterpolateOptions, interpolate, roiAlign, roiPool,
 } from '../src/detect/ops/index.js';
-import { ResnetError } from '../src/errors.js';
+import { backendByName } from '../src/backend/index.js';
+import { loadNativeAddon, type NativeBackend } from '../src/backend/native.js';
+import { NativeError, ResnetError } from '../src/errors.js';
+import { conv2d } from '../src/tensor/ops/index.js';
 import { tensor, type Tensor } from '../src/tensor/tensor.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { assertClose } from './helpers/compare.js';
@@ -189,5 +192,91 @@ describe('reference detection kernels: backward is the adjoint of forward (float
         assert.ok(Math.abs(lhs - rhs) <= 1e-9 * Math.max(1, Math.abs(lhs)), `${mode} ${H}x${W} -> ${OH}x${OW}: ${lhs} != ${rhs}`);
       }
     }
+  });
+});
+
+describe('native detection kernels agree with the reference on larger, blocked and parallel inputs', () => {
+  const nat = backendByName('native') as NativeBackend;
+  const ref = backendByName('reference');
+  const rng = new Rng(2016);
+
+  it('the addon has its own kernels (not the host fallback of an old build)', () => {
+    for (const f of ['roiAlign', 'roiAlignBackward', 'roiPool', 'roiPoolBackward', 'interpolate', 'interpolateBackward'] as const) {
+      assert.equal(typeof loadNativeAddon()[f], 'function', f);
+    }
+  });
+
+  /** x made by a native convolution (oneDNN's blocked layout), and the same values on reference. */
+  function features(N: number, C: number, H: number, W: number): { xn: Tensor; xr: Tensor } {
+    const inp = tensor(rng.array(N * 3 * H * W), [N, 3, H, W], { backend: nat });
+    const w = tensor(rng.array(C * 3 * 9), [C, 3, 3, 3], { backend: nat });
+    const xn = conv2d(inp, w, null, { padding: 1 });
+    xn.requiresGrad = true;
+    const xr = tensor(xn.toFloat32Array(), xn.shape, { backend: ref, requiresGrad: true });
+    inp.dispose();
+    w.dispose();
+    return { xn, xr };
+  }
+
+  function randomRois(K: number, N: number, imgH: number, imgW: number): number[] {
+    const rows: number[] = [];
+    for (let k = 0; k < K; k++) {
+      const x1 = rng.uniform(-20, imgW), y1 = rng.uniform(-20, imgH);
+      rows.push(rng.int(0, N - 1), x1, y1, x1 + rng.uniform(-5, imgW / 2), y1 + rng.uniform(-5, imgH / 2));
+    }
+    return rows;
+  }
+
+  function agree(what: string, f: (x: Tensor, rois: Tensor | null) => Tensor, xn: Tensor, xr: Tensor, rows: number[] | null): void {
+    const rn = rows ? tensor(rows, [rows.length / 5, 5], { backend: nat }) : null;
+    const rr = rows ? tensor(rows, [rows.length / 5, 5], { backend: ref }) : null;
+    const yn = f(xn, rn), yr = f(xr, rr);
+    assert.deepEqual(yn.shape, yr.shape);
+    assertClose(yn.toFloat32Array(), yr.toFloat32Array(), TOL, `${what}: y`, FLOOR);
+    const dy = rng.array(yr.numel);
+    yn.backward(tensor(dy, yn.shape, { backend: nat }));
+    yr.backward(tensor(dy, yr.shape, { backend: ref }));
+    assertClose(xn.grad!.toFloat32Array(), xr.grad!.toFloat32Array(), TOL, `${what}: dx`, FLOOR);
+    for (const x of [xn, xr]) { x.grad!.dispose(); x.grad = null; }
+  }
+
+  it('roiAlign and roiPool: 2 images, 32 channels, 300 rois', () => {
+    const { xn, xr } = features(2, 32, 25, 34);
+    const rows = randomRois(300, 2, 25 * 16, 34 * 16);
+    for (const [sr, aligned] of [[2, false], [0, true], [-1, false]] as const) {
+      agree(`roiAlign(sampling ${sr}, aligned ${aligned})`,
+        (x, r) => roiAlign(x, r!, { outputSize: 7, spatialScale: 1 / 16, samplingRatio: sr, aligned }), xn, xr, rows);
+    }
+    agree('roiPool', (x, r) => roiPool(x, r!, { outputSize: [7, 5], spatialScale: 1 / 16 }), xn, xr, rows);
+  });
+
+  it('interpolate: blocked input, up and down, nearest and bilinear', () => {
+    const { xn, xr } = features(2, 16, 19, 23);
+    for (const opts of [
+      { size: [38, 46], mode: 'nearest' }, { size: [27, 31], mode: 'nearest' }, { scaleFactor: 0.55, mode: 'nearest' },
+      { size: [40, 41], mode: 'bilinear' }, { size: [40, 41], mode: 'bilinear', alignCorners: true },
+      { scaleFactor: 1.37, mode: 'bilinear', recomputeScaleFactor: true }, { scaleFactor: [0.5, 0.7], mode: 'bilinear' },
+    ] as InterpolateOptions[]) {
+      agree(`interpolate(${JSON.stringify(opts)})`, (x) => interpolate(x, opts), xn, xr, null);
+    }
+  });
+
+  it('direct addon calls with bad rois, geometry or storages throw NativeError, never crash', () => {
+    const x = nat.fromArray(new Float32Array(2 * 3 * 4 * 4), [2, 3, 4, 4], 'float32');
+    const rows = (r: number[]) => nat.fromArray(Float32Array.from(r), [r.length / 5, 5], 'float32');
+    const g = { N: 2, C: 3, H: 4, W: 4, K: 1, OH: 2, OW: 2, spatialScale: 1, samplingRatio: 2, aligned: false };
+    assert.throws(() => nat.roiAlign(x, rows([5, 0, 0, 1, 1]), g), (e: unknown) => e instanceof NativeError && /roiAlign: rois row 0 has a batch index outside \[0, 2\)/.test(e.message));
+    assert.throws(() => nat.roiPool(x, rows([0, 0, Infinity, 1, 1]), g), (e: unknown) => e instanceof NativeError && /roiPool: .*non-finite/.test(e.message));
+    assert.throws(() => nat.roiAlign(x, rows([0, 0, 0, 1, 1]), { ...g, C: 4 }), (e: unknown) => e instanceof NativeError && /'x' has other dims/.test(e.message));
+    assert.throws(() => nat.roiAlign(x, rows([0, 0, 0, 1, 1, 0, 0, 0, 1, 1]), g), /'rois' has other dims/);
+    assert.throws(() => nat.roiAlignBackward(x, rows([0, 0, 0, 1, 1]), g), /'dy' has other dims/);
+    assert.throws(() => nat.interpolate(x, { N: 2, C: 3, H: 4, W: 4, OH: 0, OW: 2, mode: 'nearest', alignCorners: false, scaleH: null, scaleW: null }), /OH, OW >= 1/);
+    assert.throws(() => nat.interpolate(x, { N: 2, C: 3, H: 4, W: 4, OH: 2, OW: 2, mode: 'bicubic' as 'nearest', alignCorners: false, scaleH: null, scaleW: null }), /'mode' must be/);
+    const { y, saved } = nat.roiPool(x, rows([0, 0, 0, 1, 1]), g);
+    assert.throws(() => nat.roiPoolBackward(y, rows([0, 0, 0, 1, 1]), y, g), /'saved' is not this geometry's roiPool argmax/);
+    // a scale inconsistent with the sizes cannot make the kernel read outside x
+    const yi = nat.interpolate(x, { N: 2, C: 3, H: 4, W: 4, OH: 6, OW: 6, mode: 'bilinear', alignCorners: false, scaleH: 0.01, scaleW: 0.01 });
+    assert.equal(nat.read(yi, [2, 3, 6, 6], 'float32').length, 216);
+    for (const s of [x, y, saved, yi]) nat.free(s);
   });
 });
