@@ -14,7 +14,8 @@ import {
   roiAlignBackward as refRoiAlignBackward, roiPool as refRoiPool, roiPoolBackward as refRoiPoolBackward,
 } from '../src/backend/reference/detect.js';
 import {
-  type InterpolateOptions, interpolate, roiAlign, roiPool,
+  FrozenBatchNorm2d, type InterpolateOptions, type Reduction, binaryCrossEntropyWithLogits, interpolate, roiAlign, roiPool,
+  smoothL1Loss,
 } from '../src/detect/ops/index.js';
 import { backendByName } from '../src/backend/index.js';
 import { loadNativeAddon, type NativeBackend } from '../src/backend/native.js';
@@ -98,6 +99,65 @@ describeEachBackend('detect ops vs torchvision', (be) => {
       const { y: _y, dx: _dx, outShape, ...opts } = c;
       checkCase(be, `interpolate(${JSON.stringify(opts)})`, x, (t) => interpolate(t, opts), INTERP.dySeed, c, outShape);
       x.dispose();
+    }
+  });
+
+  const LOSS = FIX.inputs.loss;
+  const lossInputs = (scale: number) => {
+    const x = pattern(LOSS.n, LOSS.inputSeed, LOSS.div).map((v) => v * scale);
+    return tensor(x, [LOSS.n], { backend: be, requiresGrad: true });
+  };
+
+  it('smoothL1Loss: beta 1/9 and 1, every reduction', () => {
+    const t = tensor(pattern(LOSS.n, LOSS.targetSeed, LOSS.div), [LOSS.n], { backend: be });
+    for (const c of FIX.cases.smoothL1 as { beta: number; reduction: Reduction; y: number[]; dx: number[] }[]) {
+      const x = lossInputs(1);
+      checkCase(be, `smoothL1Loss(beta ${c.beta}, ${c.reduction})`, x, (v) => smoothL1Loss(v, t, c), LOSS.dySeed, c,
+        c.reduction === 'none' ? [LOSS.n] : []);
+      x.dispose();
+    }
+  });
+
+  it('binaryCrossEntropyWithLogits: every reduction', () => {
+    const t = tensor(pattern(LOSS.n, 7, 1024).map((v) => (v > 0 ? 1 : 0)), [LOSS.n], { backend: be });
+    for (const c of FIX.cases.bce as { reduction: Reduction; y: number[]; dx: number[] }[]) {
+      const x = lossInputs(LOSS.bceLogitScale);
+      checkCase(be, `binaryCrossEntropyWithLogits(${c.reduction})`, x, (v) => binaryCrossEntropyWithLogits(v, t, c),
+        LOSS.dySeed, c, c.reduction === 'none' ? [LOSS.n] : []);
+      x.dispose();
+    }
+  });
+
+  it('the losses give the target a gradient too, and reject bad arguments', () => {
+    const x = tensor([0.05, -2, 3], [3], { backend: be, requiresGrad: true });
+    const t = tensor([0, 0.5, 1], [3], { backend: be, requiresGrad: true });
+    smoothL1Loss(x, t, { beta: 0.1, reduction: 'sum' }).backward();
+    assertClose(t.grad!.toFloat32Array(), [-0.5, 1, -1], 1e-6, 'smoothL1Loss dtarget');
+    assert.throws(() => smoothL1Loss(x, tensor([1, 2], [2], { backend: be })), /smoothL1Loss: shapes must match, got \[3\] and \[2\]/);
+    assert.throws(() => smoothL1Loss(x, t, { beta: -1 }), /smoothL1Loss: 'beta' must be a finite number >= 0/);
+    assert.throws(() => binaryCrossEntropyWithLogits(x, t, { reduction: 'avg' as Reduction }), /'reduction' must be 'sum', 'mean' or 'none'/);
+    const e = binaryCrossEntropyWithLogits(tensor(new Float32Array(0), [0], { backend: be }), tensor(new Float32Array(0), [0], { backend: be }));
+    assert.ok(Number.isNaN(e.item()), 'the mean of nothing is NaN, as torch');
+  });
+
+  it('FrozenBatchNorm2d: eps 0 and 1e-5, gradient wrt x only, torchvision state-dict keys', () => {
+    const FB = FIX.inputs.frozenBn;
+    for (const c of FIX.cases.frozenBn as { eps: number; weight: number[]; bias: number[]; runningMean: number[]; runningVar: number[]; y: number[]; dx: number[] }[]) {
+      const bn = new FrozenBatchNorm2d(3, c.eps, { backend: be });
+      assert.deepEqual(Object.keys(bn.stateDict()), ['weight', 'bias', 'running_mean', 'running_var']);
+      bn.loadStateDict({
+        weight: tensor(c.weight, [3], { backend: be }), bias: tensor(c.bias, [3], { backend: be }),
+        running_mean: tensor(c.runningMean, [3], { backend: be }), running_var: tensor(c.runningVar, [3], { backend: be }),
+      });
+      assert.equal(bn.parameters().length, 0, 'nothing to train');
+      for (const training of [true, false]) {
+        if (training) bn.train(); else bn.eval();
+        const x = pat(be, FB.shape, FB.seed, FB.div, true);
+        checkCase(be, `FrozenBatchNorm2d(eps ${c.eps}, ${training ? 'train' : 'eval'})`, x, (v) => bn.forward(v), FB.dySeed, c, FB.shape);
+        x.dispose();
+      }
+      assert.throws(() => bn.forward(pat(be, [1, 4, 2, 2], 0, 1)), /FrozenBatchNorm2d: input 'x' \[1, 4, 2, 2\] has 4 channels, expected 3/);
+      bn.dispose();
     }
   });
 
