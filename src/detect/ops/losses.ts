@@ -10,7 +10,10 @@ import { record } from '../../tensor/autograd.js';
 import { expectDtype, expectSameShape, sameBackend } from '../../tensor/ops/check.js';
 import { tensor, type Tensor } from '../../tensor/tensor.js';
 
-/** torch's reduction: 'mean' (default) and 'sum' give a scalar (shape []), 'none' the elementwise loss. */
+/**
+ * torch's reduction: 'mean' (default) and 'sum' give a scalar (shape []), 'none' the elementwise loss.
+ * @example const r: Reduction = 'sum';
+ */
 export type Reduction = 'sum' | 'mean' | 'none';
 
 function reductionOf(op: string, r: Reduction | undefined): Reduction {
