@@ -188,6 +188,31 @@ describeEachBackend('detect ops vs torchvision', (be) => {
     assert.ok(Math.abs(s - 8) < 1e-5, `the weights of each bin sum to 1: total ${s}`);
   });
 
+  it('forward and backward leave no storage behind', () => {
+    const before = be.live().count;
+    const x = pat(be, [2, 3, 6, 7], 0, 1024, true);
+    const rois = tensor([0, 1, 1, 20, 12, 1, -3, 2, 9, 30], [2, 5], { backend: be });
+    const t = tensor(new Float32Array(2 * 3 * 4), [2, 3, 2, 2], { backend: be });
+    const bn = new FrozenBatchNorm2d(3, 0, { backend: be });
+    const outs = [
+      roiAlign(x, rois, { outputSize: 2, spatialScale: 0.5, samplingRatio: -1, aligned: false }),
+      roiPool(x, rois, { outputSize: 2, spatialScale: 0.5 }),
+      interpolate(x, { scaleFactor: 1.5, mode: 'bilinear', recomputeScaleFactor: true }),
+      interpolate(x, { size: [3, 3], mode: 'nearest' }),
+      bn.forward(x),
+    ];
+    const flat = outs.slice(0, 2).map((y) => smoothL1Loss(y, t, { reduction: 'sum' }));
+    for (const y of [...outs.slice(2), ...flat]) {
+      const dy = tensor(new Float32Array(y.numel).fill(1), y.shape, { backend: be });
+      y.backward(dy);
+      dy.dispose();
+    }
+    for (const y of [...outs, ...flat]) y.dispose();
+    for (const v of [x, rois, t]) v.dispose();
+    bn.dispose();
+    assert.equal(be.live().count, before);
+  });
+
   it('bad inputs are one-line errors naming the op and argument', () => {
     const x = pat(be, [2, 3, 8, 8], 0, 1024);
     const r = (rows: number[], k: number) => tensor(rows, [k, rows.length / k], { backend: be });
