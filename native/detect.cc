@@ -2,7 +2,9 @@
 // with ATen's index rules): torchvision 0.14's roi_align / roi_pool
 // (torchvision/csrc/ops/cpu/roi_{align,pool}_kernel.cpp) and PyTorch 1.13's
 // upsample_nearest2d / upsample_bilinear2d (aten/src/ATen/native/UpSample.h), forward and
-// backward. Inputs in any layout (or bf16) are read as plain f32 NCHW; outputs are plain.
+// backward. Inputs in any layout (or bf16) are read as f32: RoIAlign's x channels-last (a
+// sample's four corners are then four contiguous C-vectors, and its dx is written so), the
+// rest plain NCHW; the other outputs are plain.
 // Sample positions, bin edges and weights are computed in float in torch's order (a ceil or
 // truncation of them is discontinuous); the judge is src/backend/reference/detect.ts.
 // Every index is checked or clamped here too: a direct caller cannot make us read or write
@@ -124,7 +126,11 @@ void alignSamples(const RoiBox& b, const RoiGeom& g, std::vector<Sample>& out) {
       }
 }
 
-// roiAlign(x, rois, geometry) -> y [K, C, OH, OW]
+/// [N, C, H, W] in channels-last order (oneDNN's acdb): a bilinear sample then reads and
+/// writes four contiguous C-vectors, where NCHW would jump between planes per channel.
+memory::desc channelsLast(const memory::dims& nchw) { return memory::desc(nchw, dt::f32, tag::acdb); }
+
+// roiAlign(x, rois, geometry) -> y [K, C, OH, OW] (plain)
 Napi::Value RoiAlign(const Napi::CallbackInfo& info) {
   return guarded(info, "roiAlign", [&]() -> Napi::Value {
     Storage* xs = Storage::From(info[0], "x");
@@ -132,29 +138,35 @@ Napi::Value RoiAlign(const Napi::CallbackInfo& info) {
     const RoiGeom g = roiGeom(info, 2);
     expectDims(xs, {g.N, g.C, g.H, g.W}, "x");
     const float* rois = checkedRois(rs, g);
-    const float* x = g.K > 0 ? plainF32(xs, {g.N, g.C, g.H, g.W}) : nullptr;
+    const bool work = g.K > 0 && g.C > 0;
+    const float* x = work ? static_cast<const float*>(xs->as(channelsLast({g.N, g.C, g.H, g.W})).get_data_handle()) : nullptr;
     Outputs outs(info.Env());
     auto ys = outs.add(plainDesc({g.K, g.C, g.OH, g.OW}, dt::f32));
     float* y = static_cast<float*>(ys.s->data());
-    const int64_t bins = g.OH * g.OW, plane = g.H * g.W;
-#pragma omp parallel num_threads(numThreads()) if (g.K * g.C * bins > 4096)
+    const int64_t bins = g.OH * g.OW, C = g.C, image = g.H * g.W * C;
+#pragma omp parallel num_threads(numThreads()) if (work && g.K * g.C * bins > 4096)
     {
       std::vector<Sample> s;
+      std::vector<float> acc(static_cast<size_t>(C));
 #pragma omp for schedule(dynamic, 1)
       for (int64_t k = 0; k < g.K; ++k) {
         const RoiBox b = alignBox(rois + k * 5, g);
         alignSamples(b, g, s);
         const int64_t per = b.gridH * b.gridW;
-        const double count = static_cast<double>(std::max<int64_t>(per, 1));
-        for (int64_t c = 0; c < g.C; ++c) {
-          const float* xp = x + (b.batch * g.C + c) * plane;
-          float* yp = y + (k * g.C + c) * bins;
-          for (int64_t o = 0; o < bins; ++o) {
-            double acc = 0;
-            for (const Sample* p = s.data() + o * per, *e = p + per; p < e; ++p)
-              acc += p->w1 * xp[p->p1] + p->w2 * xp[p->p2] + p->w3 * xp[p->p3] + p->w4 * xp[p->p4];
-            yp[o] = static_cast<float>(acc / count);
+        const float count = static_cast<float>(std::max<int64_t>(per, 1));
+        const float* xb = x + b.batch * image;
+        for (int64_t o = 0; o < bins; ++o) {
+          float* a = acc.data();
+          std::fill(a, a + C, 0.f);
+          for (const Sample* p = s.data() + o * per, *e = p + per; p < e; ++p) {
+            // NOTE: a sample outside the map has weights 0 at offset 0, as torchvision's
+            // pre_calc (so a NaN at x[0] spreads there too)
+            const float *x1 = xb + p->p1 * C, *x2 = xb + p->p2 * C, *x3 = xb + p->p3 * C, *x4 = xb + p->p4 * C;
+            const float w1 = p->w1, w2 = p->w2, w3 = p->w3, w4 = p->w4;
+            for (int64_t c = 0; c < C; ++c) a[c] += w1 * x1[c] + w2 * x2[c] + w3 * x3[c] + w4 * x4[c];
           }
+          float* yk = y + k * C * bins + o;
+          for (int64_t c = 0; c < C; ++c) yk[c * bins] = a[c] / count;
         }
       }
     }
@@ -170,7 +182,7 @@ void channelRange(int64_t C, int64_t& c0, int64_t& c1) {
   c1 = C * (t + 1) / T;
 }
 
-// roiAlignBackward(dy, rois, geometry) -> dx [N, C, H, W]
+// roiAlignBackward(dy, rois, geometry) -> dx [N, C, H, W] (channels-last storage)
 Napi::Value RoiAlignBackward(const Napi::CallbackInfo& info) {
   return guarded(info, "roiAlignBackward", [&]() -> Napi::Value {
     Storage* dys = Storage::From(info[0], "dy");
@@ -178,34 +190,40 @@ Napi::Value RoiAlignBackward(const Napi::CallbackInfo& info) {
     const RoiGeom g = roiGeom(info, 2);
     expectDims(dys, {g.K, g.C, g.OH, g.OW}, "dy");
     const float* rois = checkedRois(rs, g);
-    const float* dy = g.K > 0 ? plainF32(dys, {g.K, g.C, g.OH, g.OW}) : nullptr;
+    const bool work = g.K > 0 && g.C > 0;
+    const float* dy = work ? plainF32(dys, {g.K, g.C, g.OH, g.OW}) : nullptr;
     Outputs outs(info.Env());
-    auto dxs = outs.add(plainDesc({g.N, g.C, g.H, g.W}, dt::f32));
+    const memory::dims nchw{g.N, g.C, g.H, g.W};
+    auto dxs = outs.add(work ? channelsLast(nchw) : plainDesc(nchw, dt::f32));
     float* dx = static_cast<float*>(dxs.s->data());
-    const int64_t bins = g.OH * g.OW, plane = g.H * g.W;
-    std::fill(dx, dx + g.N * g.C * plane, 0.f);
-    const int nt = g.K * g.C * bins > 4096 ? static_cast<int>(std::min<int64_t>(numThreads(), std::max<int64_t>(g.C, 1))) : 1;
+    const int64_t bins = g.OH * g.OW, C = g.C, image = g.H * g.W * C;
+    std::fill(dx, dx + g.N * image, 0.f);
+    const int nt = work && g.K * g.C * bins > 4096 ? static_cast<int>(std::min<int64_t>(numThreads(), g.C)) : 1;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
       int64_t c0, c1;
-      channelRange(g.C, c0, c1);
+      channelRange(C, c0, c1);  // this thread's channels: no two threads add into one element
       std::vector<Sample> s;
+      std::vector<float> d(static_cast<size_t>(C));
       for (int64_t k = 0; k < g.K && c0 < c1; ++k) {
         const RoiBox b = alignBox(rois + k * 5, g);
-        alignSamples(b, g, s);
         const int64_t per = b.gridH * b.gridW;
         if (per == 0) continue;  // torchvision's backward divides by the bare count: an empty grid adds nothing
+        alignSamples(b, g, s);
         const float count = static_cast<float>(per);
-        for (int64_t c = c0; c < c1; ++c) {
-          float* dxp = dx + (b.batch * g.C + c) * plane;
-          const float* dyp = dy + (k * g.C + c) * bins;
-          for (int64_t o = 0; o < bins; ++o) {
-            const float d = dyp[o] / count;
-            for (const Sample* p = s.data() + o * per, *e = p + per; p < e; ++p) {
-              dxp[p->p1] += d * p->w1;
-              dxp[p->p2] += d * p->w2;
-              dxp[p->p3] += d * p->w3;
-              dxp[p->p4] += d * p->w4;
+        float* db = dx + b.batch * image;
+        for (int64_t o = 0; o < bins; ++o) {
+          const float* dyk = dy + k * C * bins + o;
+          for (int64_t c = c0; c < c1; ++c) d[c] = dyk[c * bins] / count;
+          for (const Sample* p = s.data() + o * per, *e = p + per; p < e; ++p) {
+            if (p->w1 == 0 && p->w2 == 0 && p->w3 == 0 && p->w4 == 0) continue;  // outside the map
+            float *x1 = db + p->p1 * C, *x2 = db + p->p2 * C, *x3 = db + p->p3 * C, *x4 = db + p->p4 * C;
+            const float w1 = p->w1, w2 = p->w2, w3 = p->w3, w4 = p->w4;
+            for (int64_t c = c0; c < c1; ++c) {
+              x1[c] += d[c] * w1;
+              x2[c] += d[c] * w2;
+              x3[c] += d[c] * w3;
+              x4[c] += d[c] * w4;
             }
           }
         }

@@ -20,7 +20,7 @@ import {
 import { backendByName } from '../src/backend/index.js';
 import { loadNativeAddon, type NativeBackend } from '../src/backend/native.js';
 import { NativeError, ResnetError } from '../src/errors.js';
-import { conv2d } from '../src/tensor/ops/index.js';
+import { add, conv2d, mul, sum } from '../src/tensor/ops/index.js';
 import { tensor, type Tensor } from '../src/tensor/tensor.js';
 import { describeEachBackend } from './helpers/backends.js';
 import { assertClose } from './helpers/compare.js';
@@ -344,6 +344,19 @@ describe('native detection kernels agree with the reference on larger, blocked a
     ] as InterpolateOptions[]) {
       agree(`interpolate(${JSON.stringify(opts)})`, (x) => interpolate(x, opts), xn, xr, null);
     }
+  });
+
+  it('gradients of x from several ops (channels-last, plain and blocked) accumulate', () => {
+    const { xn, xr } = features(1, 16, 12, 10);
+    const rows = randomRois(20, 1, 48, 40);
+    const f = (x: Tensor, r: Tensor | null) => {
+      const a = roiAlign(x, r!, { outputSize: 3, spatialScale: 0.25, samplingRatio: 2, aligned: true });
+      const b = roiAlign(x, r!, { outputSize: 2, spatialScale: 0.25, samplingRatio: -1, aligned: false });
+      const c = interpolate(x, { size: [6, 5], mode: 'bilinear' });
+      const d = roiPool(x, r!, { outputSize: 2, spatialScale: 0.25 });
+      return add(add(sum(mul(a, a)), sum(b)), add(sum(mul(c, c)), sum(d)));
+    };
+    agree('sum of four ops', f, xn, xr, rows);
   });
 
   it('direct addon calls with bad rois, geometry or storages throw NativeError, never crash', () => {
