@@ -285,35 +285,6 @@ describe('native detection kernels agree with the reference on larger, blocked a
   const ref = backendByName('reference');
   const rng = new Rng(2016);
 
-  it('the addon has its own kernels (not the host fallback of an old build)', () => {
-    for (const f of ['roiAlign', 'roiAlignBackward', 'roiPool', 'roiPoolBackward', 'interpolate', 'interpolateBackward'] as const) {
-      assert.equal(typeof loadNativeAddon()[f], 'function', f);
-    }
-  });
-
-  it('an addon built before native/detect.cc falls back to the reference kernels on a host copy', () => {
-    const addon = loadNativeAddon();
-    const old = { ...addon } as Partial<NativeAddon>;
-    for (const f of ['roiAlign', 'roiAlignBackward', 'roiPool', 'roiPoolBackward', 'interpolate', 'interpolateBackward'] as const) delete old[f];
-    const stale = new NativeBackend(old as NativeAddon);
-    const { xn, xr } = features(1, 4, 6, 5);
-    const xs = tensor(xn.toFloat32Array(), xn.shape, { backend: stale, requiresGrad: true });
-    const rows = randomRois(6, 1, 24, 20);
-    const r = tensor(rows, [6, 5], { backend: stale }), rr = tensor(rows, [6, 5], { backend: ref });
-    for (const f of [
-      (x: Tensor, q: Tensor) => roiAlign(x, q, { outputSize: 2, spatialScale: 0.25, samplingRatio: 2, aligned: false }),
-      (x: Tensor, q: Tensor) => roiPool(x, q, { outputSize: 2, spatialScale: 0.25 }),
-      (x: Tensor) => interpolate(x, { size: [9, 7], mode: 'bilinear' }),
-    ]) {
-      const ys = f(xs, r), yr = f(xr, rr);
-      assertClose(ys.toFloat32Array(), yr.toFloat32Array(), 1e-6, 'fallback y');
-      ys.backward(tensor(new Float32Array(ys.numel).fill(1), ys.shape, { backend: stale }));
-      yr.backward(tensor(new Float32Array(yr.numel).fill(1), yr.shape, { backend: ref }));
-      assertClose(xs.grad!.toFloat32Array(), xr.grad!.toFloat32Array(), 1e-6, 'fallback dx');
-      for (const x of [xs, xr]) { x.grad!.dispose(); x.grad = null; }
-    }
-  });
-
   /** x made by a native convolution (oneDNN's blocked layout), and the same values on reference. */
   function features(N: number, C: number, H: number, W: number): { xn: Tensor; xr: Tensor } {
     const inp = tensor(rng.array(N * 3 * H * W), [N, 3, H, W], { backend: nat });
