@@ -1,0 +1,373 @@
+// COCO box mAP exactly as pycocotools computes it: a line-by-line port of COCOeval
+// (PythonAPI/pycocotools/cocoeval.py at cocodataset/cocoapi 8c9bcc3, iouType 'bbox'), of the
+// parts of coco.py it relies on (loadRes: a result's area = w * h, id = index + 1, iscrowd 0;
+// getAnnIds' filtering) and of maskApi.c bbIou (xywh boxes; for a crowd gt the union is the
+// detection's own area). Float64 throughout, NumPy's linspace / mean / searchsorted / mergesort
+// reproduced bit for bit (numpy_compat.ts), so stats equal pycocotools' to the last bit.
+// Not here: segm / keypoints IoU types, file I/O (pass parsed instances.json dicts).
+
+import { DataError, InvalidArgumentError } from '../../errors.js';
+import { argsortDescendingStable, argsortFlagsStable, linspace, npMean, pyFixed, searchsortedLeft } from './numpy_compat.js';
+
+/** A COCO image record (instances.json `images[]`); only `id` is read. */
+export interface CocoImage { id: number; [key: string]: unknown }
+/** A COCO ground-truth annotation (instances.json `annotations[]`); bbox is [x, y, w, h]. */
+export interface CocoAnnotation {
+  id: number; image_id: number; category_id: number; bbox: readonly number[];
+  /** pycocotools reads gt area from here (the segment's area in COCO), never from bbox; absent -> w * h (NOTE: our choice; pycocotools raises). */
+  area?: number;
+  iscrowd?: number | boolean;
+  /** Overwritten by iscrowd in pycocotools (cocoeval.py _prepare, cocoapi issues #123, #466): read only with `honorIgnoreFlag`. */
+  ignore?: number | boolean;
+  [key: string]: unknown;
+}
+/** A COCO category (instances.json `categories[]`); only `id` is read. */
+export interface CocoCategory { id: number; name?: string; [key: string]: unknown }
+/** A COCO-format ground truth, as instances.json. */
+export interface CocoGroundTruth { images: readonly CocoImage[]; annotations: readonly CocoAnnotation[]; categories: readonly CocoCategory[] }
+/** One detection in the COCO results format; bbox is [x, y, w, h] in image pixels. */
+export interface CocoDetection { image_id: number; category_id: number; bbox: readonly number[]; score: number }
+
+/** COCOeval Params (defaults as pycocotools' setDetParams) plus the `honorIgnoreFlag` fix. */
+export interface CocoEvalOptions {
+  /** Images to evaluate (default: every gt image); sorted and de-duplicated as np.unique. */
+  imgIds?: readonly number[];
+  /** Categories to evaluate (default: every gt category); sorted and de-duplicated. */
+  catIds?: readonly number[];
+  /** false: categories are ignored (proposal recall), as Params.useCats = 0. Default true. */
+  useCats?: boolean;
+  /** Default np.linspace(.5, .95, 10). */
+  iouThrs?: readonly number[];
+  /** Default np.linspace(0, 1, 101). */
+  recThrs?: readonly number[];
+  /** Default [1, 10, 100]; sorted. The summary reads maxDets[0..2] (and 100 for AP), as pycocotools. */
+  maxDets?: readonly number[];
+  /** Default all/small/medium/large: [0, 1e10], [0, 1024], [1024, 9216], [9216, 1e10] (both ends inclusive). */
+  areaRng?: readonly (readonly [number, number])[];
+  /** Names of areaRng, default ['all', 'small', 'medium', 'large']; the summary looks these up. */
+  areaRngLbl?: readonly string[];
+  /** Ignore a gt whose `ignore` flag is set (PR cocoapi#322); default false, as pycocotools, which overwrites it with iscrowd. */
+  honorIgnoreFlag?: boolean;
+}
+
+/** The 12 numbers of COCOeval.summarize() for boxes, in its order (fractions; -1 where no gt). */
+export interface CocoStats {
+  AP: number; AP50: number; AP75: number; APs: number; APm: number; APl: number;
+  AR1: number; AR10: number; AR100: number; ARs: number; ARm: number; ARl: number;
+}
+
+/** A float64 array in C order, as a NumPy array: element [i0, i1, ...] sits at ((i0 * s1 + i1) * s2 + ...). */
+export interface NdArray { shape: number[]; data: Float64Array }
+
+/** The resolved parameters an evaluation ran with (COCOeval.params after evaluate()). */
+export interface CocoParams {
+  imgIds: number[]; catIds: number[]; useCats: boolean; iouThrs: number[]; recThrs: number[];
+  maxDets: number[]; areaRng: [number, number][]; areaRngLbl: string[];
+}
+
+/** evaluateCoco's answer: COCOeval.stats by name, and eval['precision'], eval['recall'], eval['scores']. */
+export interface CocoEvalResult {
+  stats: CocoStats;
+  /** [T, R, K, A, M]; -1 where a category has no gt in that area range. */
+  precision: NdArray;
+  /** [T, K, A, M]; -1 likewise. */
+  recall: NdArray;
+  /** [T, R, K, A, M]: the score at each recall threshold (pycocotools' eval['scores']). */
+  scores: NdArray;
+  params: CocoParams;
+}
+
+/** The default COCO area ranges (cocoeval.py Params.setDetParams). */
+export const COCO_AREA_RANGES: readonly (readonly [number, number])[] = [[0 ** 2, 1e5 ** 2], [0 ** 2, 32 ** 2], [32 ** 2, 96 ** 2], [96 ** 2, 1e5 ** 2]];
+const COCO_AREA_LABELS = ['all', 'small', 'medium', 'large'];
+const EPS = 2.220446049250313e-16; // np.spacing(1)
+
+interface Gt { id: number; bbox: readonly number[]; area: number; iscrowd: boolean; ignore: boolean }
+interface Dt { id: number; bbox: readonly number[]; area: number; score: number }
+interface EvalImg { dtScores: number[]; dtMatches: Float64Array[]; dtIgnore: Uint8Array[]; gtIgnore: Uint8Array }
+
+/**
+ * maskApi.c bbIou for xywh boxes: ious[d][g] = inter / union, union = dt area when gt g is a
+ * crowd region (so a detection inside a crowd scores 1), else dt + gt - inter; 0 without overlap.
+ * @example cocoBoxIou([[0, 0, 10, 10]], [[5, 0, 10, 10]], [false]); // [[1/3]]
+ */
+export function cocoBoxIou(dt: readonly (readonly number[])[], gt: readonly (readonly number[])[], iscrowd: readonly boolean[]): number[][] {
+  const out = dt.map(() => new Array<number>(gt.length).fill(0));
+  for (let g = 0; g < gt.length; g++) {
+    const G = gt[g];
+    const ga = G[2] * G[3];
+    const crowd = iscrowd[g];
+    for (let d = 0; d < dt.length; d++) {
+      const D = dt[d];
+      const da = D[2] * D[3];
+      const w = Math.min(D[2] + D[0], G[2] + G[0]) - Math.max(D[0], G[0]);
+      if (w <= 0) continue;
+      const h = Math.min(D[3] + D[1], G[3] + G[1]) - Math.max(D[1], G[1]);
+      if (h <= 0) continue;
+      const i = w * h;
+      out[d][g] = i / (crowd ? da : da + ga - i);
+    }
+  }
+  return out;
+}
+
+function uniqueSorted(ids: readonly number[]): number[] {
+  return [...new Set(ids)].sort((a, b) => a - b);
+}
+
+function checkBox(bbox: unknown, what: string): readonly number[] {
+  if (!Array.isArray(bbox) || bbox.length !== 4 || !bbox.every((v) => typeof v === 'number' && Number.isFinite(v))) {
+    throw new DataError(`evaluateCoco: ${what} bbox must be 4 finite numbers [x, y, w, h], got ${JSON.stringify(bbox)}`);
+  }
+  return bbox as number[];
+}
+
+function resolveParams(gt: CocoGroundTruth, opts: CocoEvalOptions): CocoParams {
+  const areaRng = (opts.areaRng ?? COCO_AREA_RANGES).map((r) => [r[0], r[1]] as [number, number]);
+  const areaRngLbl = [...(opts.areaRngLbl ?? (opts.areaRng ? areaRng.map((_, i) => COCO_AREA_LABELS[i] ?? `range${i}`) : COCO_AREA_LABELS))];
+  if (areaRngLbl.length !== areaRng.length) throw new InvalidArgumentError(`evaluateCoco: areaRngLbl has ${areaRngLbl.length} names for ${areaRng.length} areaRng entries`);
+  const maxDets = [...(opts.maxDets ?? [1, 10, 100])].sort((a, b) => a - b);
+  if (maxDets.length === 0 || !maxDets.every((m) => Number.isInteger(m) && m > 0)) throw new InvalidArgumentError(`evaluateCoco: maxDets must be positive integers, got ${JSON.stringify(opts.maxDets)}`);
+  const iouThrs = [...(opts.iouThrs ?? linspace(0.5, 0.95, Math.round((0.95 - 0.5) / 0.05) + 1))];
+  const recThrs = [...(opts.recThrs ?? linspace(0.0, 1.0, Math.round((1.0 - 0.0) / 0.01) + 1))];
+  if (iouThrs.length === 0 || recThrs.length === 0) throw new InvalidArgumentError('evaluateCoco: iouThrs and recThrs must not be empty');
+  return {
+    imgIds: uniqueSorted(opts.imgIds ?? gt.images.map((im) => im.id)),
+    catIds: uniqueSorted(opts.catIds ?? gt.categories.map((c) => c.id)),
+    useCats: opts.useCats ?? true, iouThrs, recThrs, maxDets, areaRng, areaRngLbl,
+  };
+}
+
+/** cocoeval.py evaluateImg for one (image, category, area range) at maxDet = maxDets[-1]. */
+function evaluateImg(gts: Gt[], dts: Dt[], ious: number[][], aRng: [number, number], maxDet: number, iouThrs: number[]): EvalImg | null {
+  if (gts.length === 0 && dts.length === 0) return null;
+  const gIgn = gts.map((g) => (g.ignore || g.area < aRng[0] || g.area > aRng[1] ? 1 : 0));
+  // sort dt highest score first, sort gt ignore last (both stable)
+  const gtind = argsortFlagsStable(gIgn);
+  const gt = gtind.map((i) => gts[i]);
+  const dt = argsortDescendingStable(dts.map((d) => d.score)).slice(0, maxDet).map((i) => dts[i]);
+  const gtIg = Uint8Array.from(gtind.map((i) => gIgn[i]));
+  const T = iouThrs.length;
+  const G = gt.length;
+  const D = dt.length;
+  const gtm = Array.from({ length: T }, () => new Float64Array(G));
+  const dtm = Array.from({ length: T }, () => new Float64Array(D));
+  const dtIg = Array.from({ length: T }, () => new Uint8Array(D));
+  if (ious.length > 0) {
+    for (let tind = 0; tind < T; tind++) {
+      for (let dind = 0; dind < D; dind++) {
+        // information about best match so far (m = -1 -> unmatched)
+        let iou = Math.min(iouThrs[tind], 1 - 1e-10);
+        let m = -1;
+        for (let gind = 0; gind < G; gind++) {
+          // if this gt already matched, and not a crowd, continue
+          if (gtm[tind][gind] > 0 && !gt[gind].iscrowd) continue;
+          // if dt matched to reg gt, and on ignore gt, stop
+          if (m > -1 && gtIg[m] === 0 && gtIg[gind] === 1) break;
+          // continue to next gt unless better match made
+          const v = ious[dind][gtind[gind]];
+          if (v < iou) continue;
+          // if match successful and best so far, store appropriately
+          iou = v;
+          m = gind;
+        }
+        if (m === -1) continue;
+        dtIg[tind][dind] = gtIg[m];
+        dtm[tind][dind] = gt[m].id;
+        gtm[tind][m] = dt[dind].id;
+      }
+    }
+  }
+  // set unmatched detections outside of area range to ignore
+  for (let dind = 0; dind < D; dind++) {
+    const out = dt[dind].area < aRng[0] || dt[dind].area > aRng[1];
+    if (out) for (let t = 0; t < T; t++) if (dtm[t][dind] === 0) dtIg[t][dind] = 1;
+  }
+  return { dtScores: dt.map((d) => d.score), dtMatches: Array.from(dtm), dtIgnore: dtIg, gtIgnore: gtIg };
+}
+
+/** cocoeval.py accumulate: fills precision / recall / scores at [., k, a, m] from the images' results. */
+function accumulateOne(E: EvalImg[], maxDet: number, p: CocoParams, put: (t: number, rc: number, q: number[] | null, ss: number[] | null) => void): void {
+  const scores: number[] = [];
+  const cols: { e: EvalImg; j: number }[] = [];
+  for (const e of E) for (let j = 0; j < Math.min(maxDet, e.dtScores.length); j++) { scores.push(e.dtScores[j]); cols.push({ e, j }); }
+  // different sorting method generates slightly different results; mergesort as the Matlab code
+  const inds = argsortDescendingStable(scores);
+  let npig = 0;
+  for (const e of E) for (const g of e.gtIgnore) if (g === 0) npig++;
+  if (npig === 0) return;
+  const nd = inds.length;
+  const R = p.recThrs.length;
+  for (let t = 0; t < p.iouThrs.length; t++) {
+    const rc = new Float64Array(nd);
+    const pr = new Array<number>(nd);
+    let tp = 0;
+    let fp = 0;
+    for (let i = 0; i < nd; i++) {
+      const { e, j } = cols[inds[i]];
+      const matched = e.dtMatches[t][j] !== 0;
+      const ignored = e.dtIgnore[t][j] !== 0;
+      if (matched && !ignored) tp++;
+      if (!matched && !ignored) fp++;
+      rc[i] = tp / npig;
+      pr[i] = tp / (fp + tp + EPS);
+    }
+    for (let i = nd - 1; i > 0; i--) if (pr[i] > pr[i - 1]) pr[i - 1] = pr[i];
+    const q = new Array<number>(R).fill(0);
+    const ss = new Array<number>(R).fill(0);
+    for (let ri = 0; ri < R; ri++) {
+      const pi = searchsortedLeft(rc, p.recThrs[ri]);
+      if (pi >= nd) break; // pycocotools: an IndexError ends the loop (try/except), the rest stays 0
+      q[ri] = pr[pi];
+      ss[ri] = scores[inds[pi]];
+    }
+    put(t, nd ? rc[nd - 1] : 0, q, ss);
+  }
+}
+
+function summarize(res: { precision: NdArray; recall: NdArray }, p: CocoParams, ap: boolean, iouThr: number | null, areaRng: string, maxDets: number): number {
+  const [T, R, K, A, M] = res.precision.shape;
+  const aind = p.areaRngLbl.indexOf(areaRng);
+  const mind = p.maxDets.indexOf(maxDets);
+  // np.where(iouThr == p.iouThrs): exact float equality, as pycocotools
+  const ts = iouThr === null ? p.iouThrs.map((_, i) => i) : p.iouThrs.flatMap((v, i) => (v === iouThr ? [i] : []));
+  if (aind < 0 || mind < 0) return -1;
+  const vals: number[] = [];
+  for (const t of ts) {
+    if (ap) {
+      for (let r = 0; r < R; r++) for (let k = 0; k < K; k++) {
+        const v = res.precision.data[(((t * R + r) * K + k) * A + aind) * M + mind];
+        if (v > -1) vals.push(v);
+      }
+    } else {
+      for (let k = 0; k < K; k++) {
+        const v = res.recall.data[((t * K + k) * A + aind) * M + mind];
+        if (v > -1) vals.push(v);
+      }
+    }
+  }
+  return vals.length === 0 ? -1 : npMean(vals);
+}
+
+/**
+ * COCO box evaluation as pycocotools' COCOeval(gt, gt.loadRes(dets), 'bbox'): evaluate(),
+ * accumulate(), summarize(). `gt` is an instances.json dict, `dets` the results list. Returns
+ * the 12 summary numbers by name (AP = mAP@[.5:.95], ...), eval['precision'] [T, R, K, A, M]
+ * and eval['recall'] [T, K, A, M] (-1 where a category has no gt). Throws DataError for a
+ * detection on an image the gt does not list (pycocotools' loadRes assertion), a malformed
+ * bbox or score, or a zero or repeated gt annotation id (pycocotools takes a match to id 0 for
+ * no match and keys annotations by id, so either silently changes its numbers).
+ * NOTE: an empty `dets` is accepted (every AP 0 where gt exists); pycocotools' loadRes raises.
+ * @example
+ * const gt = { images: [{ id: 1 }], categories: [{ id: 1 }], annotations: [{ id: 1, image_id: 1, category_id: 1, bbox: [10, 10, 50, 50], area: 2500, iscrowd: 0 }] };
+ * const { stats } = evaluateCoco(gt, [{ image_id: 1, category_id: 1, bbox: [10, 10, 50, 50], score: 0.9 }]);
+ * console.log(stats.AP); // 1
+ */
+export function evaluateCoco(gt: CocoGroundTruth, dets: readonly CocoDetection[], opts: CocoEvalOptions = {}): CocoEvalResult {
+  if (!gt || !Array.isArray(gt.images) || !Array.isArray(gt.annotations) || !Array.isArray(gt.categories)) {
+    throw new DataError("evaluateCoco: ground truth must be a COCO dict with arrays 'images', 'annotations' and 'categories'");
+  }
+  if (!Array.isArray(dets)) throw new DataError('evaluateCoco: detections must be an array of {image_id, category_id, bbox, score}');
+  const p = resolveParams(gt, opts);
+  const imageSet = new Set(gt.images.map((im) => im.id));
+  const imgSet = new Set(p.imgIds);
+  const catSet = new Set(p.catIds);
+  const key = (img: number, cat: number): string => `${img}/${cat}`;
+  const gtsBy = new Map<string, Gt[]>();
+  const dtsBy = new Map<string, Dt[]>();
+  const seen = new Set<number>();
+  gt.annotations.forEach((a, i) => {
+    if (a.id === 0 || seen.has(a.id)) throw new DataError(`evaluateCoco: annotation ${i} has id ${a.id}, ${a.id === 0 ? 'but pycocotools reads id 0 as "no match"' : 'which an earlier annotation already has'}; gt annotation ids must be unique and nonzero`);
+    seen.add(a.id);
+    const bbox = checkBox(a.bbox, `annotation ${i} (id ${a.id})`);
+    // getAnnIds(imgIds=p.imgIds, catIds=p.catIds if useCats): annotations in dataset order
+    if (!imgSet.has(a.image_id) || !catSet.has(a.category_id)) return;
+    const iscrowd = Boolean(a.iscrowd);
+    const g: Gt = { id: a.id, bbox, area: typeof a.area === 'number' ? a.area : bbox[2] * bbox[3], iscrowd, ignore: iscrowd || (opts.honorIgnoreFlag === true && Boolean(a.ignore)) };
+    const k = key(a.image_id, a.category_id);
+    (gtsBy.get(k) ?? gtsBy.set(k, []).get(k)!).push(g);
+  });
+  dets.forEach((d, i) => {
+    if (!imageSet.has(d.image_id)) throw new DataError(`evaluateCoco: detection ${i} has image_id ${d.image_id}, which is not among the ground truth's ${imageSet.size} images (results do not correspond to this COCO set)`);
+    if (typeof d.score !== 'number' || Number.isNaN(d.score)) throw new DataError(`evaluateCoco: detection ${i} has score ${JSON.stringify(d.score)}, expected a number`);
+    const bbox = checkBox(d.bbox, `detection ${i}`);
+    if (!imgSet.has(d.image_id) || !catSet.has(d.category_id)) return;
+    // loadRes: id = index + 1, area = w * h, iscrowd = 0
+    const k = key(d.image_id, d.category_id);
+    (dtsBy.get(k) ?? dtsBy.set(k, []).get(k)!).push({ id: i + 1, bbox, area: bbox[2] * bbox[3], score: d.score });
+  });
+
+  const catIds = p.useCats ? p.catIds : [-1];
+  const maxDet = p.maxDets[p.maxDets.length - 1];
+  const T = p.iouThrs.length;
+  const R = p.recThrs.length;
+  const K = catIds.length;
+  const A = p.areaRng.length;
+  const M = p.maxDets.length;
+  // evalImgs[k][a][i]
+  const evalImgs: (EvalImg | null)[][][] = catIds.map(() => p.areaRng.map(() => []));
+  for (let k = 0; k < K; k++) {
+    for (const imgId of p.imgIds) {
+      const gts = p.useCats ? gtsBy.get(key(imgId, catIds[k])) ?? [] : p.catIds.flatMap((c) => gtsBy.get(key(imgId, c)) ?? []);
+      const dts = p.useCats ? dtsBy.get(key(imgId, catIds[k])) ?? [] : p.catIds.flatMap((c) => dtsBy.get(key(imgId, c)) ?? []);
+      // computeIoU: dets by score (stable), cut to maxDets[-1]; gts in their own order; [] when either is empty
+      const dtSorted = argsortDescendingStable(dts.map((d) => d.score)).slice(0, maxDet).map((i) => dts[i]);
+      const ious = dtSorted.length === 0 || gts.length === 0 ? [] : cocoBoxIou(dtSorted.map((d) => d.bbox), gts.map((g) => g.bbox), gts.map((g) => g.iscrowd));
+      for (let a = 0; a < A; a++) evalImgs[k][a].push(evaluateImg(gts, dts, ious, p.areaRng[a], maxDet, p.iouThrs));
+    }
+  }
+
+  const precision: NdArray = { shape: [T, R, K, A, M], data: new Float64Array(T * R * K * A * M).fill(-1) };
+  const recall: NdArray = { shape: [T, K, A, M], data: new Float64Array(T * K * A * M).fill(-1) };
+  const scores: NdArray = { shape: [T, R, K, A, M], data: new Float64Array(T * R * K * A * M).fill(-1) };
+  for (let k = 0; k < K; k++) for (let a = 0; a < A; a++) for (let m = 0; m < M; m++) {
+    const E = evalImgs[k][a].filter((e): e is EvalImg => e !== null);
+    if (E.length === 0) continue;
+    accumulateOne(E, p.maxDets[m], p, (t, rc, q, ss) => {
+      recall.data[((t * K + k) * A + a) * M + m] = rc;
+      for (let r = 0; r < R; r++) {
+        const at = (((t * R + r) * K + k) * A + a) * M + m;
+        precision.data[at] = q![r];
+        scores.data[at] = ss![r];
+      }
+    });
+  }
+
+  const res = { precision, recall };
+  const md = p.maxDets;
+  const s = (ap: boolean, iouThr: number | null, area: string, maxDets: number | undefined): number => (maxDets === undefined ? -1 : summarize(res, p, ap, iouThr, area, maxDets));
+  const stats: CocoStats = {
+    AP: s(true, null, 'all', 100), AP50: s(true, 0.5, 'all', md[2]), AP75: s(true, 0.75, 'all', md[2]),
+    APs: s(true, null, 'small', md[2]), APm: s(true, null, 'medium', md[2]), APl: s(true, null, 'large', md[2]),
+    AR1: s(false, null, 'all', md[0]), AR10: s(false, null, 'all', md[1]), AR100: s(false, null, 'all', md[2]),
+    ARs: s(false, null, 'small', md[2]), ARm: s(false, null, 'medium', md[2]), ARl: s(false, null, 'large', md[2]),
+  };
+  return { stats, precision, recall, scores, params: p };
+}
+
+/** The stats keys in pycocotools' order (COCOeval.stats[0..11]). */
+export const COCO_STAT_NAMES: readonly (keyof CocoStats)[] = ['AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'AR1', 'AR10', 'AR100', 'ARs', 'ARm', 'ARl'];
+
+/**
+ * The 12 lines COCOeval.summarize() prints, exactly (Python's format spec
+ * ' {:<18} {} @[ IoU={:<9} | area={:>6s} | maxDets={:>3d} ] = {:0.3f}', half-even rounding).
+ * `params` gives the IoU range and maxDets printed (default pycocotools' defaults).
+ * @example
+ * const { stats, params } = evaluateCoco({ images: [{ id: 1 }], categories: [{ id: 1 }], annotations: [] }, []);
+ * console.log(formatCocoSummary(stats, params)); // " Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ] = -1.000" ...
+ */
+export function formatCocoSummary(stats: CocoStats, params?: Pick<CocoParams, 'iouThrs' | 'maxDets'>): string {
+  const iouThrs = params?.iouThrs ?? linspace(0.5, 0.95, 10);
+  const md = params?.maxDets ?? [1, 10, 100];
+  const rows: [boolean, number | null, string, number][] = [
+    [true, null, 'all', 100], [true, 0.5, 'all', md[2]], [true, 0.75, 'all', md[2]],
+    [true, null, 'small', md[2]], [true, null, 'medium', md[2]], [true, null, 'large', md[2]],
+    [false, null, 'all', md[0]], [false, null, 'all', md[1]], [false, null, 'all', md[2]],
+    [false, null, 'small', md[2]], [false, null, 'medium', md[2]], [false, null, 'large', md[2]],
+  ];
+  return rows.map(([ap, iouThr, area, maxDets], i) => {
+    const title = (ap ? 'Average Precision' : 'Average Recall').padEnd(18);
+    const iouStr = (iouThr === null ? `${pyFixed(iouThrs[0], 2)}:${pyFixed(iouThrs[iouThrs.length - 1], 2)}` : pyFixed(iouThr, 2)).padEnd(9);
+    return ` ${title} ${ap ? '(AP)' : '(AR)'} @[ IoU=${iouStr} | area=${area.padStart(6)} | maxDets=${String(maxDets).padStart(3)} ] = ${pyFixed(stats[COCO_STAT_NAMES[i]], 3)}`;
+  }).join('\n');
+}
