@@ -174,6 +174,83 @@ def check_mean_order():
         assert s == np.sum(x) and s / n == np.mean(x), n
 
 
+def load_voc_eval(frcnn):
+    """py-faster-rcnn's lib/datasets/voc_eval.py (Python 2) made to run on Python 3 by textual
+    substitutions that change no arithmetic: print statements become assignments, cPickle is
+    pickle with binary file modes, and np.bool (removed in NumPy 1.24) is bool."""
+    src = open(os.path.join(frcnn, 'lib', 'datasets', 'voc_eval.py')).read()
+    src = src.replace('import cPickle', 'import pickle as cPickle').replace("print '", "_ = '")
+    src = src.replace("open(cachefile, 'w')", "open(cachefile, 'wb')").replace("open(cachefile, 'r')", "open(cachefile, 'rb')")
+    np.bool = bool
+    ns = {}
+    exec(compile(src, 'voc_eval.py', 'exec'), ns)
+    return ns['voc_eval']
+
+
+def make_voc_case(seed, n_img, classes):
+    rng = random.Random(seed)
+    gts, dets = [], []
+    used = set()
+    for i in range(n_img):
+        name = '%06d' % (i * 7 + 1)
+        objs = []
+        for _ in range(rng.randint(1, 5)):
+            x1, y1 = rng.randint(1, 300), rng.randint(1, 200)
+            b = [x1, y1, x1 + rng.randint(4, 150), y1 + rng.randint(4, 150)]
+            objs.append({'name': rng.choice(classes), 'bbox': b, 'difficult': 1 if rng.random() < 0.15 else 0})
+            for _ in range(rng.randint(0, 3)):
+                s = rng.choice([0.05, 0.1, 0.3])
+                w, h = b[2] - b[0], b[3] - b[1]
+                d = [round(b[0] + rng.uniform(-s, s) * w, 1), round(b[1] + rng.uniform(-s, s) * h, 1), 0, 0]
+                d[2] = round(d[0] + w * (1 + rng.uniform(-s, s)), 1); d[3] = round(d[1] + h * (1 + rng.uniform(-s, s)), 1)
+                score = round(rng.random(), 6)
+                while score in used: score = round(rng.random(), 6)
+                used.add(score)
+                dets.append({'imageId': name, 'name': objs[-1]['name'] if rng.random() < 0.85 else rng.choice(classes), 'score': score, 'bbox': d})
+        gts.append({'imageId': name, 'objects': objs})
+    for c in classes:  # every class has a positive (no 0/0 recall in the fixture)
+        gts[0]['objects'].append({'name': c, 'bbox': [5, 5, 40, 60], 'difficult': 0})
+    rng.shuffle(dets)
+    return gts, dets
+
+
+def run_voc(voc_eval, gts, dets, classes, ovthresh, use07):
+    tmp = tempfile.mkdtemp()
+    os.mkdir(os.path.join(tmp, 'ann'))
+    for g in gts:
+        objs = ''.join('<object><name>%s</name><pose>Unspecified</pose><truncated>0</truncated><difficult>%d</difficult>'
+                       '<bndbox><xmin>%d</xmin><ymin>%d</ymin><xmax>%d</xmax><ymax>%d</ymax></bndbox></object>'
+                       % (o['name'], o['difficult'], *o['bbox']) for o in g['objects'])
+        open(os.path.join(tmp, 'ann', g['imageId'] + '.xml'), 'w').write('<annotation>%s</annotation>' % objs)
+    open(os.path.join(tmp, 'set.txt'), 'w').write(''.join(g['imageId'] + '\n' for g in gts))
+    for c in classes:
+        open(os.path.join(tmp, 'det_%s.txt' % c), 'w').write(''.join(
+            '%s %r %r %r %r %r\n' % (d['imageId'], d['score'], *d['bbox']) for d in dets if d['name'] == c))
+    out = []
+    for c in classes:
+        with contextlib.redirect_stdout(io.StringIO()):
+            rec, prec, ap = voc_eval(os.path.join(tmp, 'det_{:s}.txt'), os.path.join(tmp, 'ann', '{:s}.xml'),
+                                     os.path.join(tmp, 'set.txt'), c, os.path.join(tmp, 'cache'), ovthresh, use07)
+        out.append({'name': c, 'ap': float(ap), 'recall': [float(v) for v in rec], 'precision': [float(v) for v in prec]})
+    return {'classes': out, 'mAP': float(np.mean([o['ap'] for o in out]))}
+
+
+def make_voc_cases(frcnn):
+    voc_eval = load_voc_eval(frcnn)
+    classes = ['cat', 'dog', 'person']
+    cases = []
+    for name, seed, n_img, ovthresh, use07 in [('voc07', 11, 8, 0.5, True), ('voc_area', 11, 8, 0.5, False),
+                                             ('voc07_more', 12, 20, 0.5, True), ('voc07_iou07', 13, 12, 0.7, True)]:
+        gts, dets = make_voc_case(seed, n_img, classes)
+        cases.append({'name': name, 'gts': gts, 'dets': dets, 'opts': {'classes': classes, 'iouThreshold': ovthresh, 'use07Metric': use07},
+                      'expected': run_voc(voc_eval, gts, dets, classes, ovthresh, use07)})
+    doc = {'source': 'rbgirshick/py-faster-rcnn lib/datasets/voc_eval.py (print/cPickle/np.bool substituted)',
+           'numpy': np.__version__, 'cases': cases}
+    with open(os.path.join(OUT, 'voc_cases.json'), 'w') as f:
+        json.dump(doc, f, separators=(',', ':'))
+    print('wrote', len(cases), 'VOC cases')
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--cocoapi', required=True, help='checkout of github.com/cocodataset/cocoapi')
@@ -202,8 +279,7 @@ def main():
         json.dump(doc, f, separators=(',', ':'))
     print('wrote', len(cases), 'COCO cases')
     if args.faster_rcnn:
-        from make_deteval_voc import make_voc_cases  # noqa: E402 (same folder)
-        make_voc_cases(args.faster_rcnn, OUT)
+        make_voc_cases(args.faster_rcnn)
 
 
 if __name__ == '__main__':
