@@ -9,9 +9,15 @@
 import { DataError, InvalidArgumentError } from '../../errors.js';
 import { argsortDescendingStable, argsortFlagsStable, linspace, npMean, pyFixed, searchsortedLeft } from './numpy_compat.js';
 
-/** A COCO image record (instances.json `images[]`); only `id` is read. */
+/**
+ * A COCO image record (instances.json `images[]`); only `id` is read.
+ * @example const im: CocoImage = { id: 397133, file_name: '000000397133.jpg', width: 640, height: 427 };
+ */
 export interface CocoImage { id: number; [key: string]: unknown }
-/** A COCO ground-truth annotation (instances.json `annotations[]`); bbox is [x, y, w, h]. */
+/**
+ * A COCO ground-truth annotation (instances.json `annotations[]`); bbox is [x, y, w, h].
+ * @example const a: CocoAnnotation = { id: 1, image_id: 397133, category_id: 18, bbox: [10, 20, 40, 30], area: 1200, iscrowd: 0 };
+ */
 export interface CocoAnnotation {
   id: number; image_id: number; category_id: number; bbox: readonly number[];
   /** pycocotools reads gt area from here (the segment's area in COCO), never from bbox; absent -> w * h (NOTE: our choice; pycocotools raises). */
@@ -21,14 +27,26 @@ export interface CocoAnnotation {
   ignore?: number | boolean;
   [key: string]: unknown;
 }
-/** A COCO category (instances.json `categories[]`); only `id` is read. */
+/**
+ * A COCO category (instances.json `categories[]`); only `id` is read.
+ * @example const c: CocoCategory = { id: 18, name: 'dog', supercategory: 'animal' };
+ */
 export interface CocoCategory { id: number; name?: string; [key: string]: unknown }
-/** A COCO-format ground truth, as instances.json. */
+/**
+ * A COCO-format ground truth, as instances.json.
+ * @example const gt: CocoGroundTruth = { images: [{ id: 1, width: 640, height: 480 }], categories: [{ id: 1, name: 'dog' }], annotations: [] };
+ */
 export interface CocoGroundTruth { images: readonly CocoImage[]; annotations: readonly CocoAnnotation[]; categories: readonly CocoCategory[] }
-/** One detection in the COCO results format; bbox is [x, y, w, h] in image pixels. */
+/**
+ * One detection in the COCO results format; bbox is [x, y, w, h] in image pixels.
+ * @example const d: CocoDetection = { image_id: 397133, category_id: 18, bbox: [12, 21, 39, 30], score: 0.87 };
+ */
 export interface CocoDetection { image_id: number; category_id: number; bbox: readonly number[]; score: number }
 
-/** COCOeval Params (defaults as pycocotools' setDetParams) plus the `honorIgnoreFlag` fix. */
+/**
+ * COCOeval Params (defaults as pycocotools' setDetParams) plus the `honorIgnoreFlag` fix.
+ * @example const opts: CocoEvalOptions = { catIds: [1, 18], maxDets: [1, 10, 100] };
+ */
 export interface CocoEvalOptions {
   /** Images to evaluate (default: every gt image); sorted and de-duplicated as np.unique. */
   imgIds?: readonly number[];
@@ -50,22 +68,37 @@ export interface CocoEvalOptions {
   honorIgnoreFlag?: boolean;
 }
 
-/** The 12 numbers of COCOeval.summarize() for boxes, in its order (fractions; -1 where no gt). */
+/**
+ * The 12 numbers of COCOeval.summarize() for boxes, in its order (fractions; -1 where no gt).
+ * @example const s: CocoStats = evaluateCoco({ images: [{ id: 1 }], categories: [{ id: 1 }], annotations: [{ id: 1, image_id: 1, category_id: 1, bbox: [0, 0, 40, 30] }] }, [{ image_id: 1, category_id: 1, bbox: [2, 0, 40, 30], score: 0.9 }]).stats; console.log(s.AP, s.AP50);
+ */
 export interface CocoStats {
   AP: number; AP50: number; AP75: number; APs: number; APm: number; APl: number;
   AR1: number; AR10: number; AR100: number; ARs: number; ARm: number; ARl: number;
 }
 
-/** A float64 array in C order, as a NumPy array: element [i0, i1, ...] sits at ((i0 * s1 + i1) * s2 + ...). */
+/**
+ * A float64 array in C order, as a NumPy array: element [i0, i1, ...] sits at ((i0 * s1 + i1) * s2 + ...).
+ * @example
+ * const { recall } = evaluateCoco({ images: [{ id: 1 }], categories: [{ id: 1 }], annotations: [{ id: 1, image_id: 1, category_id: 1, bbox: [0, 0, 40, 30] }] }, [{ image_id: 1, category_id: 1, bbox: [2, 0, 40, 30], score: 0.9 }]);
+ * const [, K, A, M] = recall.shape;
+ * console.log(recall.data[((0 * K + 0) * A + 0) * M + (M - 1)]); // recall of the first category at IoU .5, all areas, maxDets 100
+ */
 export interface NdArray { shape: number[]; data: Float64Array }
 
-/** The resolved parameters an evaluation ran with (COCOeval.params after evaluate()). */
+/**
+ * The resolved parameters an evaluation ran with (COCOeval.params after evaluate()).
+ * @example const p: CocoParams = evaluateCoco({ images: [{ id: 1 }], categories: [{ id: 1 }], annotations: [{ id: 1, image_id: 1, category_id: 1, bbox: [0, 0, 40, 30] }] }, []).params; console.log(p.iouThrs.length, p.catIds);
+ */
 export interface CocoParams {
   imgIds: number[]; catIds: number[]; useCats: boolean; iouThrs: number[]; recThrs: number[];
   maxDets: number[]; areaRng: [number, number][]; areaRngLbl: string[];
 }
 
-/** evaluateCoco's answer: COCOeval.stats by name, and eval['precision'], eval['recall'], eval['scores']. */
+/**
+ * evaluateCoco's answer: COCOeval.stats by name, and eval['precision'], eval['recall'], eval['scores'].
+ * @example const r: CocoEvalResult = evaluateCoco({ images: [{ id: 1 }], categories: [{ id: 1 }], annotations: [{ id: 1, image_id: 1, category_id: 1, bbox: [0, 0, 40, 30] }] }, [{ image_id: 1, category_id: 1, bbox: [2, 0, 40, 30], score: 0.9 }]); console.log(formatCocoSummary(r.stats, r.params));
+ */
 export interface CocoEvalResult {
   stats: CocoStats;
   /** [T, R, K, A, M]; -1 where a category has no gt in that area range. */
@@ -77,7 +110,10 @@ export interface CocoEvalResult {
   params: CocoParams;
 }
 
-/** The default COCO area ranges (cocoeval.py Params.setDetParams). */
+/**
+ * The default COCO area ranges (cocoeval.py Params.setDetParams): all, small, medium, large.
+ * @example const [, small] = COCO_AREA_RANGES; console.log(small); // [0, 1024]
+ */
 export const COCO_AREA_RANGES: readonly (readonly [number, number])[] = [[0 ** 2, 1e5 ** 2], [0 ** 2, 32 ** 2], [32 ** 2, 96 ** 2], [96 ** 2, 1e5 ** 2]];
 const COCO_AREA_LABELS = ['all', 'small', 'medium', 'large'];
 const EPS = 2.220446049250313e-16; // np.spacing(1)
@@ -345,7 +381,12 @@ export function evaluateCoco(gt: CocoGroundTruth, dets: readonly CocoDetection[]
   return { stats, precision, recall, scores, params: p };
 }
 
-/** The stats keys in pycocotools' order (COCOeval.stats[0..11]). */
+/**
+ * The stats keys in pycocotools' order (COCOeval.stats[0..11]).
+ * @example
+ * const r = evaluateCoco({ images: [{ id: 1 }], categories: [{ id: 1 }], annotations: [{ id: 1, image_id: 1, category_id: 1, bbox: [0, 0, 40, 30] }] }, [{ image_id: 1, category_id: 1, bbox: [2, 0, 40, 30], score: 0.9 }]);
+ * const row = COCO_STAT_NAMES.map((k) => r.stats[k]); // COCOeval.stats as an array
+ */
 export const COCO_STAT_NAMES: readonly (keyof CocoStats)[] = ['AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'AR1', 'AR10', 'AR100', 'ARs', 'ARm', 'ARl'];
 
 /**

@@ -9,14 +9,26 @@
 import { DataError, InvalidArgumentError } from '../../errors.js';
 import { arange, argsortDescendingStable, npMean, pairwiseSum } from './numpy_compat.js';
 
-/** One ground-truth object of an image (parse_rec's fields); bbox is [xmin, ymin, xmax, ymax]. */
+/**
+ * One ground-truth object of an image (parse_rec's fields); bbox is [xmin, ymin, xmax, ymax].
+ * @example const o: VocObject = { name: 'dog', bbox: [48, 240, 195, 371], difficult: 0 };
+ */
 export interface VocObject { name: string; bbox: readonly number[]; difficult?: boolean | number }
-/** An image's ground truth: its id and its objects (all classes). */
+/**
+ * An image's ground truth: its id and its objects (all classes).
+ * @example const a: VocImageAnnotation = { imageId: '000001', objects: [{ name: 'dog', bbox: [48, 240, 195, 371] }] };
+ */
 export interface VocImageAnnotation { imageId: string | number; objects: readonly VocObject[] }
-/** One detection (a line of py-faster-rcnn's results file comp4_det_test_{cls}.txt). */
+/**
+ * One detection (a line of py-faster-rcnn's results file comp4_det_test_{cls}.txt).
+ * @example const d: VocDetection = { imageId: '000001', name: 'dog', score: 0.93, bbox: [50, 238, 197, 370] };
+ */
 export interface VocDetection { imageId: string | number; name: string; score: number; bbox: readonly number[] }
 
-/** evaluateVoc options. */
+/**
+ * evaluateVoc options.
+ * @example const opts: VocEvalOptions = { classes: VOC_CLASSES, use07Metric: true, iouThreshold: 0.5 };
+ */
 export interface VocEvalOptions {
   /** Classes to evaluate, in this order (default: the distinct gt object names, sorted). */
   classes?: readonly string[];
@@ -26,13 +38,22 @@ export interface VocEvalOptions {
   use07Metric?: boolean;
 }
 
-/** One class's result: AP, the number of non-difficult gt objects, and the rec / prec curves voc_eval returns. */
+/**
+ * One class's result: AP, the number of non-difficult gt objects, and the rec / prec curves voc_eval returns.
+ * @example for (const c of evaluateVoc([{ imageId: 'a', objects: [{ name: 'dog', bbox: [0, 0, 49, 49] }] }], [{ imageId: 'a', name: 'dog', score: 0.8, bbox: [1, 0, 49, 49] }]).classes satisfies VocClassResult[]) console.log(c.name, c.ap.toFixed(4));
+ */
 export interface VocClassResult { name: string; ap: number; npos: number; recall: Float64Array; precision: Float64Array }
 
-/** evaluateVoc's answer: per-class results and their mean (np.mean(aps), as py-faster-rcnn's _do_python_eval). */
+/**
+ * evaluateVoc's answer: per-class results and their mean (np.mean(aps), as py-faster-rcnn's _do_python_eval).
+ * @example const r: VocEvalResult = evaluateVoc([{ imageId: 'a', objects: [{ name: 'dog', bbox: [0, 0, 49, 49] }] }], [{ imageId: 'a', name: 'dog', score: 0.8, bbox: [1, 0, 49, 49] }]); console.log(`mAP ${r.mAP.toFixed(4)}`);
+ */
 export interface VocEvalResult { mAP: number; classes: VocClassResult[] }
 
-/** The 20 Pascal VOC classes in py-faster-rcnn's order (pascal_voc.py, without '__background__'). */
+/**
+ * The 20 Pascal VOC classes in py-faster-rcnn's order (pascal_voc.py, without '__background__').
+ * @example const labelOf = (k: number) => VOC_CLASSES[k - 1]; // torchvision-style label k >= 1
+ */
 export const VOC_CLASSES: readonly string[] = [
   'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
   'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor',
