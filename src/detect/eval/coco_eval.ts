@@ -120,7 +120,8 @@ const EPS = 2.220446049250313e-16; // np.spacing(1)
 
 interface Gt { id: number; bbox: readonly number[]; area: number; iscrowd: boolean; ignore: boolean }
 interface Dt { id: number; bbox: readonly number[]; area: number; score: number }
-interface EvalImg { dtScores: number[]; dtMatches: Float64Array[]; dtIgnore: Uint8Array[]; gtIgnore: Uint8Array }
+// One evaluateImg result; dtMatches / dtIgnore are [T, D] row-major (gt id matched, or 0).
+interface EvalImg { dtScores: number[]; dtMatches: Float64Array; dtIgnore: Uint8Array; gtIgnore: Uint8Array }
 
 /**
  * maskApi.c bbIou for xywh boxes: ious[d][g] = inter / union, union = dt area when gt g is a
@@ -174,21 +175,20 @@ function resolveParams(gt: CocoGroundTruth, opts: CocoEvalOptions): CocoParams {
   };
 }
 
-/** cocoeval.py evaluateImg for one (image, category, area range) at maxDet = maxDets[-1]. */
-function evaluateImg(gts: Gt[], dts: Dt[], ious: number[][], aRng: [number, number], maxDet: number, iouThrs: number[]): EvalImg | null {
-  if (gts.length === 0 && dts.length === 0) return null;
+/** cocoeval.py evaluateImg for one (image, category, area range) at maxDet = maxDets[-1]. `dt` is
+ * already sorted by score (stable) and cut to maxDet, as computeIoU and evaluateImg both do; ious is [D][G]. */
+function evaluateImg(gts: Gt[], dt: Dt[], ious: number[][], aRng: [number, number], iouThrs: number[]): EvalImg {
   const gIgn = gts.map((g) => (g.ignore || g.area < aRng[0] || g.area > aRng[1] ? 1 : 0));
-  // sort dt highest score first, sort gt ignore last (both stable)
+  // sort gt ignore last (stable)
   const gtind = argsortFlagsStable(gIgn);
   const gt = gtind.map((i) => gts[i]);
-  const dt = argsortDescendingStable(dts.map((d) => d.score)).slice(0, maxDet).map((i) => dts[i]);
-  const gtIg = Uint8Array.from(gtind.map((i) => gIgn[i]));
+  const gtIg = Uint8Array.from(gtind, (i) => gIgn[i]);
   const T = iouThrs.length;
   const G = gt.length;
   const D = dt.length;
-  const gtm = Array.from({ length: T }, () => new Float64Array(G));
-  const dtm = Array.from({ length: T }, () => new Float64Array(D));
-  const dtIg = Array.from({ length: T }, () => new Uint8Array(D));
+  const gtm = new Float64Array(T * G); // [T, G]
+  const dtm = new Float64Array(T * D); // [T, D]
+  const dtIg = new Uint8Array(T * D); // [T, D]
   if (ious.length > 0) {
     for (let tind = 0; tind < T; tind++) {
       for (let dind = 0; dind < D; dind++) {
@@ -197,7 +197,7 @@ function evaluateImg(gts: Gt[], dts: Dt[], ious: number[][], aRng: [number, numb
         let m = -1;
         for (let gind = 0; gind < G; gind++) {
           // if this gt already matched, and not a crowd, continue
-          if (gtm[tind][gind] > 0 && !gt[gind].iscrowd) continue;
+          if (gtm[tind * G + gind] > 0 && !gt[gind].iscrowd) continue;
           // if dt matched to reg gt, and on ignore gt, stop
           if (m > -1 && gtIg[m] === 0 && gtIg[gind] === 1) break;
           // continue to next gt unless better match made
@@ -208,56 +208,70 @@ function evaluateImg(gts: Gt[], dts: Dt[], ious: number[][], aRng: [number, numb
           m = gind;
         }
         if (m === -1) continue;
-        dtIg[tind][dind] = gtIg[m];
-        dtm[tind][dind] = gt[m].id;
-        gtm[tind][m] = dt[dind].id;
+        dtIg[tind * D + dind] = gtIg[m];
+        dtm[tind * D + dind] = gt[m].id;
+        gtm[tind * G + m] = dt[dind].id;
       }
     }
   }
   // set unmatched detections outside of area range to ignore
   for (let dind = 0; dind < D; dind++) {
-    const out = dt[dind].area < aRng[0] || dt[dind].area > aRng[1];
-    if (out) for (let t = 0; t < T; t++) if (dtm[t][dind] === 0) dtIg[t][dind] = 1;
+    if (dt[dind].area < aRng[0] || dt[dind].area > aRng[1]) {
+      for (let t = 0; t < T; t++) if (dtm[t * D + dind] === 0) dtIg[t * D + dind] = 1;
+    }
   }
-  return { dtScores: dt.map((d) => d.score), dtMatches: Array.from(dtm), dtIgnore: dtIg, gtIgnore: gtIg };
+  return { dtScores: dt.map((d) => d.score), dtMatches: dtm, dtIgnore: dtIg, gtIgnore: gtIg };
 }
 
-/** cocoeval.py accumulate: fills precision / recall / scores at [., k, a, m] from the images' results. */
-function accumulateOne(E: EvalImg[], maxDet: number, p: CocoParams, put: (t: number, rc: number, q: number[] | null, ss: number[] | null) => void): void {
-  const scores: number[] = [];
-  const cols: { e: EvalImg; j: number }[] = [];
-  for (const e of E) for (let j = 0; j < Math.min(maxDet, e.dtScores.length); j++) { scores.push(e.dtScores[j]); cols.push({ e, j }); }
-  // different sorting method generates slightly different results; mergesort as the Matlab code
-  const inds = argsortDescendingStable(scores);
+/** cocoeval.py accumulate for one (category, area range, maxDet): calls put(t, recall, q, ss) per IoU threshold; nothing when no gt counts. */
+function accumulateOne(E: EvalImg[], maxDet: number, p: CocoParams, put: (t: number, rc: number, q: Float64Array, ss: Float64Array) => void): void {
   let npig = 0;
   for (const e of E) for (const g of e.gtIgnore) if (g === 0) npig++;
   if (npig === 0) return;
-  const nd = inds.length;
+  const T = p.iouThrs.length;
   const R = p.recThrs.length;
-  for (let t = 0; t < p.iouThrs.length; t++) {
-    const rc = new Float64Array(nd);
-    const pr = new Array<number>(nd);
+  // concatenate the images' first maxDet detections: scores [N], matched / ignored [T, N]
+  let N = 0;
+  for (const e of E) N += Math.min(maxDet, e.dtScores.length);
+  const scores = new Float64Array(N);
+  const matched = new Uint8Array(T * N);
+  const ignored = new Uint8Array(T * N);
+  let off = 0;
+  for (const e of E) {
+    const D = e.dtScores.length;
+    const n = Math.min(maxDet, D);
+    for (let j = 0; j < n; j++) {
+      scores[off + j] = e.dtScores[j];
+      for (let t = 0; t < T; t++) {
+        matched[t * N + off + j] = e.dtMatches[t * D + j] !== 0 ? 1 : 0;
+        ignored[t * N + off + j] = e.dtIgnore[t * D + j];
+      }
+    }
+    off += n;
+  }
+  // different sorting method generates slightly different results; mergesort as the Matlab code
+  const inds = argsortDescendingStable(scores);
+  const rc = new Float64Array(N);
+  const pr = new Float64Array(N);
+  for (let t = 0; t < T; t++) {
     let tp = 0;
     let fp = 0;
-    for (let i = 0; i < nd; i++) {
-      const { e, j } = cols[inds[i]];
-      const matched = e.dtMatches[t][j] !== 0;
-      const ignored = e.dtIgnore[t][j] !== 0;
-      if (matched && !ignored) tp++;
-      if (!matched && !ignored) fp++;
+    for (let i = 0; i < N; i++) {
+      const at = t * N + inds[i];
+      if (!ignored[at]) { if (matched[at]) tp++; else fp++; }
       rc[i] = tp / npig;
       pr[i] = tp / (fp + tp + EPS);
     }
-    for (let i = nd - 1; i > 0; i--) if (pr[i] > pr[i - 1]) pr[i - 1] = pr[i];
-    const q = new Array<number>(R).fill(0);
-    const ss = new Array<number>(R).fill(0);
+    for (let i = N - 1; i > 0; i--) if (pr[i] > pr[i - 1]) pr[i - 1] = pr[i];
+    const q = new Float64Array(R);
+    const ss = new Float64Array(R);
     for (let ri = 0; ri < R; ri++) {
       const pi = searchsortedLeft(rc, p.recThrs[ri]);
-      if (pi >= nd) break; // pycocotools: an IndexError ends the loop (try/except), the rest stays 0
+      if (pi >= N) break; // pycocotools: an IndexError ends the loop (try/except), the rest stays 0
       q[ri] = pr[pi];
       ss[ri] = scores[inds[pi]];
     }
-    put(t, nd ? rc[nd - 1] : 0, q, ss);
+    put(t, N ? rc[N - 1] : 0, q, ss);
   }
 }
 
@@ -308,9 +322,13 @@ export function evaluateCoco(gt: CocoGroundTruth, dets: readonly CocoDetection[]
   const imageSet = new Set(gt.images.map((im) => im.id));
   const imgSet = new Set(p.imgIds);
   const catSet = new Set(p.catIds);
-  const key = (img: number, cat: number): string => `${img}/${cat}`;
-  const gtsBy = new Map<string, Gt[]>();
-  const dtsBy = new Map<string, Dt[]>();
+  // _gts / _dts: by category, then image, each list in dataset / results order
+  const gtsByCat = new Map<number, Map<number, Gt[]>>();
+  const dtsByCat = new Map<number, Map<number, Dt[]>>();
+  const push = <V>(by: Map<number, Map<number, V[]>>, cat: number, img: number, v: V): void => {
+    const byImg = by.get(cat) ?? by.set(cat, new Map()).get(cat)!;
+    (byImg.get(img) ?? byImg.set(img, []).get(img)!).push(v);
+  };
   const seen = new Set<number>();
   gt.annotations.forEach((a, i) => {
     if (a.id === 0 || seen.has(a.id)) throw new DataError(`evaluateCoco: annotation ${i} has id ${a.id}, ${a.id === 0 ? 'but pycocotools reads id 0 as "no match"' : 'which an earlier annotation already has'}; gt annotation ids must be unique and nonzero`);
@@ -320,8 +338,7 @@ export function evaluateCoco(gt: CocoGroundTruth, dets: readonly CocoDetection[]
     if (!imgSet.has(a.image_id) || !catSet.has(a.category_id)) return;
     const iscrowd = Boolean(a.iscrowd);
     const g: Gt = { id: a.id, bbox, area: typeof a.area === 'number' ? a.area : bbox[2] * bbox[3], iscrowd, ignore: iscrowd || (opts.honorIgnoreFlag === true && Boolean(a.ignore)) };
-    const k = key(a.image_id, a.category_id);
-    (gtsBy.get(k) ?? gtsBy.set(k, []).get(k)!).push(g);
+    push(gtsByCat, a.category_id, a.image_id, g);
   });
   dets.forEach((d, i) => {
     if (!imageSet.has(d.image_id)) throw new DataError(`evaluateCoco: detection ${i} has image_id ${d.image_id}, which is not among the ground truth's ${imageSet.size} images (results do not correspond to this COCO set)`);
@@ -329,8 +346,7 @@ export function evaluateCoco(gt: CocoGroundTruth, dets: readonly CocoDetection[]
     const bbox = checkBox(d.bbox, `detection ${i}`);
     if (!imgSet.has(d.image_id) || !catSet.has(d.category_id)) return;
     // loadRes: id = index + 1, area = w * h, iscrowd = 0
-    const k = key(d.image_id, d.category_id);
-    (dtsBy.get(k) ?? dtsBy.set(k, []).get(k)!).push({ id: i + 1, bbox, area: bbox[2] * bbox[3], score: d.score });
+    push(dtsByCat, d.category_id, d.image_id, { id: i + 1, bbox, area: bbox[2] * bbox[3], score: d.score });
   });
 
   const catIds = p.useCats ? p.catIds : [-1];
@@ -340,16 +356,20 @@ export function evaluateCoco(gt: CocoGroundTruth, dets: readonly CocoDetection[]
   const K = catIds.length;
   const A = p.areaRng.length;
   const M = p.maxDets.length;
-  // evalImgs[k][a][i]
-  const evalImgs: (EvalImg | null)[][][] = catIds.map(() => p.areaRng.map(() => []));
+  // evalImgs[k][a]: the non-None evaluateImg results in p.imgIds order (an image with neither
+  // gt nor dt for the category gives None, which accumulate drops, so it is never built).
+  const evalImgs: EvalImg[][][] = catIds.map(() => p.areaRng.map(() => []));
   for (let k = 0; k < K; k++) {
-    for (const imgId of p.imgIds) {
-      const gts = p.useCats ? gtsBy.get(key(imgId, catIds[k])) ?? [] : p.catIds.flatMap((c) => gtsBy.get(key(imgId, c)) ?? []);
-      const dts = p.useCats ? dtsBy.get(key(imgId, catIds[k])) ?? [] : p.catIds.flatMap((c) => dtsBy.get(key(imgId, c)) ?? []);
-      // computeIoU: dets by score (stable), cut to maxDets[-1]; gts in their own order; [] when either is empty
-      const dtSorted = argsortDescendingStable(dts.map((d) => d.score)).slice(0, maxDet).map((i) => dts[i]);
-      const ious = dtSorted.length === 0 || gts.length === 0 ? [] : cocoBoxIou(dtSorted.map((d) => d.bbox), gts.map((g) => g.bbox), gts.map((g) => g.iscrowd));
-      for (let a = 0; a < A; a++) evalImgs[k][a].push(evaluateImg(gts, dts, ious, p.areaRng[a], maxDet, p.iouThrs));
+    const cats = p.useCats ? [catIds[k]] : p.catIds;
+    const imgs = new Set<number>();
+    for (const c of cats) for (const img of [...(gtsByCat.get(c)?.keys() ?? []), ...(dtsByCat.get(c)?.keys() ?? [])]) imgs.add(img);
+    for (const imgId of [...imgs].sort((x, y) => x - y)) {
+      const gts = cats.flatMap((c) => gtsByCat.get(c)?.get(imgId) ?? []);
+      const dts = cats.flatMap((c) => dtsByCat.get(c)?.get(imgId) ?? []);
+      // computeIoU / evaluateImg: dets by score (stable), cut to maxDets[-1]; ious [] when either side is empty
+      const dt = argsortDescendingStable(dts.map((d) => d.score)).slice(0, maxDet).map((i) => dts[i]);
+      const ious = dt.length === 0 || gts.length === 0 ? [] : cocoBoxIou(dt.map((d) => d.bbox), gts.map((g) => g.bbox), gts.map((g) => g.iscrowd));
+      for (let a = 0; a < A; a++) evalImgs[k][a].push(evaluateImg(gts, dt, ious, p.areaRng[a], p.iouThrs));
     }
   }
 
@@ -357,14 +377,14 @@ export function evaluateCoco(gt: CocoGroundTruth, dets: readonly CocoDetection[]
   const recall: NdArray = { shape: [T, K, A, M], data: new Float64Array(T * K * A * M).fill(-1) };
   const scores: NdArray = { shape: [T, R, K, A, M], data: new Float64Array(T * R * K * A * M).fill(-1) };
   for (let k = 0; k < K; k++) for (let a = 0; a < A; a++) for (let m = 0; m < M; m++) {
-    const E = evalImgs[k][a].filter((e): e is EvalImg => e !== null);
+    const E = evalImgs[k][a];
     if (E.length === 0) continue;
     accumulateOne(E, p.maxDets[m], p, (t, rc, q, ss) => {
       recall.data[((t * K + k) * A + a) * M + m] = rc;
       for (let r = 0; r < R; r++) {
         const at = (((t * R + r) * K + k) * A + a) * M + m;
-        precision.data[at] = q![r];
-        scores.data[at] = ss![r];
+        precision.data[at] = q[r];
+        scores.data[at] = ss[r];
       }
     });
   }
