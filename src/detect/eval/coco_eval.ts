@@ -311,7 +311,7 @@ function summarize(res: { precision: NdArray; recall: NdArray }, p: CocoParams, 
  * @example
  * const gt = { images: [{ id: 1 }], categories: [{ id: 1 }], annotations: [{ id: 1, image_id: 1, category_id: 1, bbox: [10, 10, 50, 50], area: 2500, iscrowd: 0 }] };
  * const { stats } = evaluateCoco(gt, [{ image_id: 1, category_id: 1, bbox: [10, 10, 50, 50], score: 0.9 }]);
- * console.log(stats.AP); // 1
+ * console.log(stats.AP); // 0.9999999999999998: one TP has precision 1 / (1 + eps), as in pycocotools (prints 1.000)
  */
 export function evaluateCoco(gt: CocoGroundTruth, dets: readonly CocoDetection[], opts: CocoEvalOptions = {}): CocoEvalResult {
   if (!gt || !Array.isArray(gt.images) || !Array.isArray(gt.annotations) || !Array.isArray(gt.categories)) {
