@@ -330,7 +330,9 @@ test('VOC: +1 pixel areas, IoU must exceed the threshold, VOC07\'s recall points
   assert.equal(r.classes[1].npos, 0);
   assert.equal(r.classes[1].ap, 0);
   assert.equal(r.mAP, 0);
-  assert.ok(Number.isNaN(evaluateVoc(gts, [], { classes: ['dog'], use07Metric: false }).mAP) === false); // no detections: AP 0
+  // ... and with detections, the area metric gives NaN (mrec holds NaN); with none, rec is empty -> AP 0.
+  assert.ok(Number.isNaN(evaluateVoc(gts, [{ imageId: 1, name: 'dog', score: 1, bbox: [0, 0, 9, 9] }], { classes: ['dog'], use07Metric: false }).mAP));
+  assert.equal(evaluateVoc(gts, [], { classes: ['dog'], use07Metric: false }).mAP, 0);
   assert.throws(() => evaluateVoc(gts, [{ imageId: 2, name: 'cat', score: 1, bbox: [0, 0, 9, 9] }]), (e: unknown) => e instanceof DataError && /image 2/.test(e.message));
   assert.throws(() => evaluateVoc(gts, [], { iouThreshold: 2 }), InvalidArgumentError);
 });
