@@ -5,8 +5,9 @@ PythonAPI/pycocotools/cocoeval.py and coco.py from a checkout of github.com/coco
 (commit 8c9bcc3 was used), with the compiled `mask` module replaced by a Python transcription
 of common/maskApi.c bbIou (the only part bbox evaluation calls). matplotlib (imported by coco.py
 for drawing only) is stubbed; np.float (removed in NumPy 1.24) is aliased to float.
-Also runs py-faster-rcnn's lib/datasets/voc_eval.py (Python 2 source, made to parse by three
-textual substitutions) on random VOC cases, when --faster-rcnn is given.
+Also runs py-faster-rcnn's lib/datasets/voc_eval.py (commit 781a917; Python 2 source, made to
+run by textual substitutions that touch no arithmetic) on random VOC cases, when --faster-rcnn
+is given (both fixture files were written with both options, NumPy 1.24.2).
 Writes test/fixtures/deteval/coco_cases.json and voc_cases.json. Inputs are stored; outputs are
 the 12 stats and recall as exact float reprs, precision and scores as sha256 of their float64
 little-endian C-order bytes. Also checks np.mean's summation order (see numpy_compat.ts).
