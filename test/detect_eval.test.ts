@@ -16,7 +16,7 @@ import {
   COCO_STAT_NAMES, cocoBoxIou, evaluateCoco, formatCocoSummary,
   type CocoAnnotation, type CocoDetection, type CocoGroundTruth, type CocoStats,
 } from '../src/detect/eval/coco_eval.js';
-import { arange, linspace, pairwiseSum, pyFixed } from '../src/detect/eval/numpy_compat.js';
+import { arange, linspace, npMean, pairwiseSum, pyFixed } from '../src/detect/eval/numpy_compat.js';
 import { evaluateVoc, vocAp, type VocDetection, type VocImageAnnotation } from '../src/detect/eval/voc_eval.js';
 import { DataError, InvalidArgumentError } from '../src/errors.js';
 
@@ -60,11 +60,15 @@ test('numpy_compat: linspace / arange give NumPy 1.24\'s floats; Python-style ro
   assert.equal(pyFixed(0.0005, 3), '0.001'); // 0.0005 is slightly above the tie in binary
   assert.equal(pyFixed(-1, 3), '-1.000');
   assert.equal(pyFixed(0.95, 2), '0.95');
-  // pairwise (not left-to-right) summation: 0.1 + 0.2 + ... differs from a naive loop beyond 8 terms
+  // np.sum / np.mean are pairwise in blocks of 8192, not left to right. For x = 1 / arange(1, 20001),
+  // NumPy 1.24 prints np.sum(x) = 10.480728217229329 and np.mean(x) = 0.0005240364108614665,
+  // while a left-to-right loop gives 10.48072821722932.
   const xs = Array.from({ length: 20000 }, (_, i) => 1 / (i + 1));
+  assert.equal(pairwiseSum(xs), 10.480728217229329);
+  assert.equal(npMean(xs), 0.0005240364108614665);
   let naive = 0;
   for (const v of xs) naive += v;
-  assert.ok(Math.abs(pairwiseSum(xs) - naive) < 1e-10);
+  assert.equal(naive, 10.48072821722932);
 });
 
 test('cocoBoxIou: xywh boxes; a crowd gt divides by the detection\'s area', () => {
