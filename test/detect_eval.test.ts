@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import {
-  COCO_STAT_NAMES, cocoBoxIou, evaluateCoco, formatCocoSummary,
+  COCO_STAT_NAMES, cocoBoxIou, evaluateCoco, formatCocoSummary, toCocoDetections,
   type CocoAnnotation, type CocoDetection, type CocoGroundTruth, type CocoStats,
 } from '../src/detect/eval/coco_eval.js';
 import { arange, linspace, npMean, pairwiseSum, pyFixed } from '../src/detect/eval/numpy_compat.js';
@@ -265,6 +265,21 @@ test('COCO: bad input is a DataError naming the detection or annotation', () => 
   assert.throws(() => evaluateCoco(gtOf([1], [1], [a, { ...a }]), []), (e: unknown) => e instanceof DataError && /already has/.test(e.message));
   assert.throws(() => evaluateCoco({ images: [] } as unknown as CocoGroundTruth, []), DataError);
   assert.throws(() => evaluateCoco(gt, [], { maxDets: [0] }), InvalidArgumentError);
+});
+
+test('toCocoDetections: x1y1x2y2 predictions to COCO results (float32 widths, as torchvision)', () => {
+  const pred = { boxes: new Float32Array([10, 20, 50, 80, 0.1, 0.2, 0.7, 0.9]), scores: new Float32Array([0.9, 0.3]), labels: new Int32Array([1, 0]) };
+  const dets = toCocoDetections(42, pred, [7, 18]);
+  assert.deepEqual(dets[0], { image_id: 42, category_id: 18, bbox: [10, 20, 40, 60], score: Math.fround(0.9) });
+  // torch: (x2 - x1) of float32 values, rounded to float32: fround(fround(0.7) - fround(0.1))
+  assert.equal(dets[1].bbox[2], Math.fround(Math.fround(0.7) - Math.fround(0.1)));
+  assert.equal(dets[1].category_id, 7);
+  assert.equal(toCocoDetections(1, pred)[0].category_id, 1);
+  assert.throws(() => toCocoDetections(1, { ...pred, labels: new Int32Array([1]) }), InvalidArgumentError);
+  assert.throws(() => toCocoDetections(1, pred, [7]), (e: unknown) => e instanceof InvalidArgumentError && /label 1/.test(e.message));
+  // straight into the evaluation: the gt's own box back -> AP ~1
+  const gt = gtOf([42], [18], [ann(42, 18, [10, 20, 40, 60])]);
+  close(evaluateCoco(gt, toCocoDetections(42, { boxes: [10, 20, 50, 80], scores: [0.5], labels: [18] })).stats.AP, 1, 'AP');
 });
 
 // ---- pycocotools itself, on random cases ---------------------------------------------------

@@ -402,6 +402,36 @@ export function evaluateCoco(gt: CocoGroundTruth, dets: readonly CocoDetection[]
 }
 
 /**
+ * One image's predictions in the COCO results format, as torchvision's detection reference
+ * (references/detection/coco_eval.py prepare_for_coco_detection): boxes x1, y1, x2, y2 (4 per
+ * row, torchvision's layout) become [x1, y1, x2 - x1, y2 - y1], the subtraction in float32 as
+ * torch does it. `categoryIds[label]` maps a label to its COCO category id (default: the label
+ * itself, as torchvision's COCO models, whose labels are COCO category ids).
+ * @example
+ * const dets = toCocoDetections(42, { boxes: new Float32Array([10, 20, 50, 80]), scores: new Float32Array([0.9]), labels: new Int32Array([18]) });
+ * console.log(dets[0].bbox); // [10, 20, 40, 60]
+ */
+export function toCocoDetections(
+  imageId: number,
+  pred: { boxes: ArrayLike<number>; scores: ArrayLike<number>; labels: ArrayLike<number> },
+  categoryIds?: readonly number[],
+): CocoDetection[] {
+  const n = pred.scores.length;
+  if (pred.boxes.length !== 4 * n || pred.labels.length !== n) {
+    throw new InvalidArgumentError(`toCocoDetections: boxes must hold 4 numbers per score and labels one, got ${pred.boxes.length} box numbers, ${n} scores, ${pred.labels.length} labels`);
+  }
+  const out: CocoDetection[] = [];
+  for (let i = 0; i < n; i++) {
+    const [x1, y1, x2, y2] = [0, 1, 2, 3].map((j) => Math.fround(pred.boxes[4 * i + j]));
+    const label = pred.labels[i];
+    const category_id = categoryIds ? categoryIds[label] : label;
+    if (category_id === undefined) throw new InvalidArgumentError(`toCocoDetections: label ${label} has no entry in categoryIds (${categoryIds?.length} entries)`);
+    out.push({ image_id: imageId, category_id, bbox: [x1, y1, Math.fround(x2 - x1), Math.fround(y2 - y1)], score: Math.fround(pred.scores[i]) });
+  }
+  return out;
+}
+
+/**
  * The stats keys in pycocotools' order (COCOeval.stats[0..11]).
  * @example
  * const r = evaluateCoco({ images: [{ id: 1 }], categories: [{ id: 1 }], annotations: [{ id: 1, image_id: 1, category_id: 1, bbox: [0, 0, 40, 30] }] }, [{ image_id: 1, category_id: 1, bbox: [2, 0, 40, 30], score: 0.9 }]);
