@@ -14,20 +14,20 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import {
   COCO_STAT_NAMES, cocoBoxIou, evaluateCoco, formatCocoSummary, toCocoDetections,
-  type CocoAnnotation, type CocoDetection, type CocoGroundTruth, type CocoStats,
+  type CocoGtAnnotation, type CocoDetection, type CocoGroundTruth, type CocoStats,
 } from '../src/detect/eval/coco_eval.js';
 import { arange, linspace, npMean, pairwiseSum, pyFixed } from '../src/detect/eval/numpy_compat.js';
-import { evaluateVoc, vocAp, type VocDetection, type VocImageAnnotation } from '../src/detect/eval/voc_eval.js';
+import { evaluateVoc, toVocDetections, vocAp, type VocDetection, type VocImageAnnotation } from '../src/detect/eval/voc_eval.js';
 import { DataError, InvalidArgumentError } from '../src/errors.js';
 
 const FIXTURES = new URL('./fixtures/deteval/', import.meta.url).pathname;
 
 // ---- small builders ----------------------------------------------------------------------
 let nextId = 1;
-function ann(image_id: number, category_id: number, bbox: number[], extra: Partial<CocoAnnotation> = {}): CocoAnnotation {
+function ann(image_id: number, category_id: number, bbox: number[], extra: Partial<CocoGtAnnotation> = {}): CocoGtAnnotation {
   return { id: nextId++, image_id, category_id, bbox, area: bbox[2] * bbox[3], iscrowd: 0, ...extra };
 }
-function gtOf(images: number[], cats: number[], annotations: CocoAnnotation[]): CocoGroundTruth {
+function gtOf(images: number[], cats: number[], annotations: CocoGtAnnotation[]): CocoGroundTruth {
   return { images: images.map((id) => ({ id })), categories: cats.map((id) => ({ id, name: `c${id}` })), annotations };
 }
 function det(image_id: number, category_id: number, bbox: number[], score: number): CocoDetection {
@@ -354,6 +354,24 @@ test('VOC: +1 pixel areas, IoU must exceed the threshold, VOC07\'s recall points
   assert.equal(evaluateVoc(gts, [], { classes: ['dog'], use07Metric: false }).mAP, 0);
   assert.throws(() => evaluateVoc(gts, [{ imageId: 2, name: 'cat', score: 1, bbox: [0, 0, 9, 9] }]), (e: unknown) => e instanceof DataError && /image 2/.test(e.message));
   assert.throws(() => evaluateVoc(gts, [], { iouThreshold: 2 }), InvalidArgumentError);
+});
+
+test('toVocDetections: continuous boxes back to VOC pixels (Detectron2 or py-faster-rcnn), optional results-file rounding', () => {
+  const names = ['__background__', 'cat', 'dog'];
+  // A loader reading <bndbox> 48 240 195 371 as Detectron2 does gives [47, 239, 195, 371]; a
+  // perfect prediction of it maps back to the bndbox, so voc_eval sees IoU 1.
+  const pred = { boxes: [47, 239, 195, 371], scores: [0.9], labels: [2] };
+  const dets = toVocDetections('000001', pred, names);
+  assert.deepEqual(dets, [{ imageId: '000001', name: 'dog', score: Math.fround(0.9), bbox: [48, 240, 195, 371] }]);
+  const gts: VocImageAnnotation[] = [{ imageId: '000001', objects: [{ name: 'dog', bbox: [48, 240, 195, 371] }] }];
+  close(evaluateVoc(gts, dets).mAP, 1, 'AP');
+  // py-faster-rcnn subtracts 1 from all four on loading, so adds 1 to all four on writing
+  assert.deepEqual(toVocDetections('000001', pred, names, { convention: 'py-faster-rcnn' })[0].bbox, [48, 240, 196, 372]);
+  // '{:.3f}' / '{:.1f}' as the results file: 0.12345 -> 0.123; 10.26 + 1 (float32) -> 11.3
+  const r = toVocDetections(1, { boxes: new Float32Array([10.26, 5, 20.04, 30.96]), scores: new Float32Array([0.12345]), labels: [1] }, names, { roundAsResultsFile: true });
+  assert.deepEqual(r[0], { imageId: 1, name: 'cat', score: 0.123, bbox: [11.3, 6, 20, 31] });
+  assert.throws(() => toVocDetections(1, { ...pred, labels: [3] }, names), (e: unknown) => e instanceof InvalidArgumentError && /label 3/.test(e.message));
+  assert.throws(() => toVocDetections(1, { ...pred, scores: [] }, names), InvalidArgumentError);
 });
 
 interface VocFixture {

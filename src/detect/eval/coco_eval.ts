@@ -10,15 +10,11 @@ import { DataError, InvalidArgumentError } from '../../errors.js';
 import { argsortDescendingStable, argsortFlagsStable, linspace, npMean, pyFixed, searchsortedLeft } from './numpy_compat.js';
 
 /**
- * A COCO image record (instances.json `images[]`); only `id` is read.
- * @example const im: CocoImage = { id: 397133, file_name: '000000397133.jpg', width: 640, height: 427 };
+ * A COCO ground-truth annotation as evaluation reads it (instances.json `annotations[]`; the
+ * data loader's CocoAnnotation fits); bbox is [x, y, w, h].
+ * @example const a: CocoGtAnnotation = { id: 1, image_id: 397133, category_id: 18, bbox: [10, 20, 40, 30], area: 1200, iscrowd: 0 };
  */
-export interface CocoImage { id: number; [key: string]: unknown }
-/**
- * A COCO ground-truth annotation (instances.json `annotations[]`); bbox is [x, y, w, h].
- * @example const a: CocoAnnotation = { id: 1, image_id: 397133, category_id: 18, bbox: [10, 20, 40, 30], area: 1200, iscrowd: 0 };
- */
-export interface CocoAnnotation {
+export interface CocoGtAnnotation {
   id: number; image_id: number; category_id: number; bbox: readonly number[];
   /** pycocotools reads gt area from here (the segment's area in COCO), never from bbox; absent -> w * h (NOTE: our choice; pycocotools raises). */
   area?: number;
@@ -28,15 +24,16 @@ export interface CocoAnnotation {
   [key: string]: unknown;
 }
 /**
- * A COCO category (instances.json `categories[]`); only `id` is read.
- * @example const c: CocoCategory = { id: 18, name: 'dog', supercategory: 'animal' };
- */
-export interface CocoCategory { id: number; name?: string; [key: string]: unknown }
-/**
- * A COCO-format ground truth, as instances.json.
+ * A COCO-format ground truth, as instances.json (a parsed file, or the data loader's CocoJson);
+ * of images and categories only `id` is read.
  * @example const gt: CocoGroundTruth = { images: [{ id: 1, width: 640, height: 480 }], categories: [{ id: 1, name: 'dog' }], annotations: [] };
  */
-export interface CocoGroundTruth { images: readonly CocoImage[]; annotations: readonly CocoAnnotation[]; categories: readonly CocoCategory[] }
+export interface CocoGroundTruth {
+  images: readonly { id: number; [key: string]: unknown }[];
+  annotations: readonly CocoGtAnnotation[];
+  categories: readonly { id: number; [key: string]: unknown }[];
+  [key: string]: unknown;
+}
 /**
  * One detection in the COCO results format; bbox is [x, y, w, h] in image pixels.
  * @example const d: CocoDetection = { image_id: 397133, category_id: 18, bbox: [12, 21, 39, 30], score: 0.87 };
@@ -84,7 +81,7 @@ export interface CocoStats {
  * const [, K, A, M] = recall.shape;
  * console.log(recall.data[((0 * K + 0) * A + 0) * M + (M - 1)]); // recall of the first category at IoU .5, all areas, maxDets 100
  */
-export interface NdArray { shape: number[]; data: Float64Array }
+export interface CocoEvalArray { shape: number[]; data: Float64Array }
 
 /**
  * The resolved parameters an evaluation ran with (COCOeval.params after evaluate()).
@@ -102,11 +99,11 @@ export interface CocoParams {
 export interface CocoEvalResult {
   stats: CocoStats;
   /** [T, R, K, A, M]; -1 where a category has no gt in that area range. */
-  precision: NdArray;
+  precision: CocoEvalArray;
   /** [T, K, A, M]; -1 likewise. */
-  recall: NdArray;
+  recall: CocoEvalArray;
   /** [T, R, K, A, M]: the score at each recall threshold (pycocotools' eval['scores']). */
-  scores: NdArray;
+  scores: CocoEvalArray;
   params: CocoParams;
 }
 
@@ -275,7 +272,7 @@ function accumulateOne(E: EvalImg[], maxDet: number, p: CocoParams, put: (t: num
   }
 }
 
-function summarize(res: { precision: NdArray; recall: NdArray }, p: CocoParams, ap: boolean, iouThr: number | null, areaRng: string, maxDets: number): number {
+function summarize(res: { precision: CocoEvalArray; recall: CocoEvalArray }, p: CocoParams, ap: boolean, iouThr: number | null, areaRng: string, maxDets: number): number {
   const [T, R, K, A, M] = res.precision.shape;
   const aind = p.areaRngLbl.indexOf(areaRng);
   const mind = p.maxDets.indexOf(maxDets);
@@ -373,9 +370,9 @@ export function evaluateCoco(gt: CocoGroundTruth, dets: readonly CocoDetection[]
     }
   }
 
-  const precision: NdArray = { shape: [T, R, K, A, M], data: new Float64Array(T * R * K * A * M).fill(-1) };
-  const recall: NdArray = { shape: [T, K, A, M], data: new Float64Array(T * K * A * M).fill(-1) };
-  const scores: NdArray = { shape: [T, R, K, A, M], data: new Float64Array(T * R * K * A * M).fill(-1) };
+  const precision: CocoEvalArray = { shape: [T, R, K, A, M], data: new Float64Array(T * R * K * A * M).fill(-1) };
+  const recall: CocoEvalArray = { shape: [T, K, A, M], data: new Float64Array(T * K * A * M).fill(-1) };
+  const scores: CocoEvalArray = { shape: [T, R, K, A, M], data: new Float64Array(T * R * K * A * M).fill(-1) };
   for (let k = 0; k < K; k++) for (let a = 0; a < A; a++) for (let m = 0; m < M; m++) {
     const E = evalImgs[k][a];
     if (E.length === 0) continue;

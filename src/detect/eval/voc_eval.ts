@@ -7,18 +7,18 @@
 // envelope (VOC2010+). Parsing VOC XML lives in src/detect/data/voc.ts, not here.
 
 import { DataError, InvalidArgumentError } from '../../errors.js';
-import { arange, argsortDescendingStable, npMean, pairwiseSum } from './numpy_compat.js';
+import { arange, argsortDescendingStable, npMean, pairwiseSum, pyFixed } from './numpy_compat.js';
 
 /**
  * One ground-truth object of an image (parse_rec's fields); bbox is [xmin, ymin, xmax, ymax].
- * @example const o: VocObject = { name: 'dog', bbox: [48, 240, 195, 371], difficult: 0 };
+ * @example const o: VocGtObject = { name: 'dog', bbox: [48, 240, 195, 371], difficult: 0 };
  */
-export interface VocObject { name: string; bbox: readonly number[]; difficult?: boolean | number }
+export interface VocGtObject { name: string; bbox: readonly number[]; difficult?: boolean | number }
 /**
  * An image's ground truth: its id and its objects (all classes).
  * @example const a: VocImageAnnotation = { imageId: '000001', objects: [{ name: 'dog', bbox: [48, 240, 195, 371] }] };
  */
-export interface VocImageAnnotation { imageId: string | number; objects: readonly VocObject[] }
+export interface VocImageAnnotation { imageId: string | number; objects: readonly VocGtObject[] }
 /**
  * One detection (a line of py-faster-rcnn's results file comp4_det_test_{cls}.txt).
  * @example const d: VocDetection = { imageId: '000001', name: 'dog', score: 0.93, bbox: [50, 238, 197, 370] };
@@ -27,7 +27,7 @@ export interface VocDetection { imageId: string | number; name: string; score: n
 
 /**
  * evaluateVoc options.
- * @example const opts: VocEvalOptions = { classes: VOC_CLASSES, use07Metric: true, iouThreshold: 0.5 };
+ * @example const opts: VocEvalOptions = { classes: ['cat', 'dog'], use07Metric: true, iouThreshold: 0.5 };
  */
 export interface VocEvalOptions {
   /** Classes to evaluate, in this order (default: the distinct gt object names, sorted). */
@@ -49,15 +49,6 @@ export interface VocClassResult { name: string; ap: number; npos: number; recall
  * @example const r: VocEvalResult = evaluateVoc([{ imageId: 'a', objects: [{ name: 'dog', bbox: [0, 0, 49, 49] }] }], [{ imageId: 'a', name: 'dog', score: 0.8, bbox: [1, 0, 49, 49] }]); console.log(`mAP ${r.mAP.toFixed(4)}`);
  */
 export interface VocEvalResult { mAP: number; classes: VocClassResult[] }
-
-/**
- * The 20 Pascal VOC classes in py-faster-rcnn's order (pascal_voc.py, without '__background__').
- * @example const labelOf = (k: number) => VOC_CLASSES[k - 1]; // torchvision-style label k >= 1
- */
-export const VOC_CLASSES: readonly string[] = [
-  'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
-  'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor',
-];
 
 const F64_EPS = 2.220446049250313e-16; // np.finfo(np.float64).eps
 
@@ -176,4 +167,54 @@ export function evaluateVoc(gts: readonly VocImageAnnotation[], dets: readonly V
   const classes = opts.classes ?? [...new Set(gts.flatMap((g) => g.objects.map((o) => o.name)))].sort();
   const results = classes.map((name) => evalClass(gts, dets, name, ovthresh, opts.use07Metric ?? true));
   return { mAP: npMean(results.map((r) => r.ap)), classes: results };
+}
+
+/**
+ * toVocDetections options.
+ * @example const opts: ToVocOptions = { convention: 'py-faster-rcnn', roundAsResultsFile: true };
+ */
+export interface ToVocOptions {
+  /**
+   * How the model's continuous boxes map to VOC's 1-based inclusive pixels: 'detectron2'
+   * (default; the inverse of a loader that reads [xmin - 1, ymin - 1, xmax, ymax], as
+   * src/detect/data/voc.ts and Detectron2's pascal_voc.py do) writes [x1 + 1, y1 + 1, x2, y2];
+   * 'py-faster-rcnn' (whose loader subtracts 1 from all four) writes all four + 1.
+   */
+  convention?: 'detectron2' | 'py-faster-rcnn';
+  /** Round as the results file both write ('{:.3f}' score, '{:.1f}' coordinates), to reproduce their numbers exactly. Default false. */
+  roundAsResultsFile?: boolean;
+}
+
+/**
+ * One image's predictions as VOC detections (the lines py-faster-rcnn's
+ * _write_voc_results_file or Detectron2's PascalVOCDetectionEvaluator write): boxes x1, y1, x2,
+ * y2 (4 per row, float32 as torch), `names[label]` the class name of a label (for torchvision-style
+ * labels with 0 = background pass ['__background__', ...classes], as py-faster-rcnn's `classes`).
+ * @example
+ * const dets = toVocDetections('000001', { boxes: [47, 239, 195, 371], scores: [0.9], labels: [1] }, ['__background__', 'dog']);
+ * console.log(dets[0].bbox); // [48, 240, 195, 371]
+ */
+export function toVocDetections(
+  imageId: string | number,
+  pred: { boxes: ArrayLike<number>; scores: ArrayLike<number>; labels: ArrayLike<number> },
+  names: readonly string[],
+  opts: ToVocOptions = {},
+): VocDetection[] {
+  const n = pred.scores.length;
+  if (pred.boxes.length !== 4 * n || pred.labels.length !== n) {
+    throw new InvalidArgumentError(`toVocDetections: boxes must hold 4 numbers per score and labels one, got ${pred.boxes.length} box numbers, ${n} scores, ${pred.labels.length} labels`);
+  }
+  const convention = opts.convention ?? 'detectron2';
+  if (convention !== 'detectron2' && convention !== 'py-faster-rcnn') throw new InvalidArgumentError(`toVocDetections: convention must be 'detectron2' or 'py-faster-rcnn', got ${JSON.stringify(convention)}`);
+  const maxShift = convention === 'detectron2' ? 0 : 1;
+  const round = (x: number, digits: number): number => (opts.roundAsResultsFile ? Number(pyFixed(x, digits)) : x);
+  const out: VocDetection[] = [];
+  for (let i = 0; i < n; i++) {
+    const name = names[pred.labels[i]];
+    if (name === undefined) throw new InvalidArgumentError(`toVocDetections: label ${pred.labels[i]} has no name (${names.length} names)`);
+    const b = [0, 1, 2, 3].map((j) => Math.fround(pred.boxes[4 * i + j]));
+    const bbox = [Math.fround(b[0] + 1), Math.fround(b[1] + 1), Math.fround(b[2] + maxShift), Math.fround(b[3] + maxShift)].map((v) => round(v, 1));
+    out.push({ imageId, name, score: round(Math.fround(pred.scores[i]), 3), bbox });
+  }
+  return out;
 }
