@@ -10,7 +10,8 @@ import { DataError, InvalidArgumentError } from '../../errors.js';
 import { arange, argsortDescendingStable, npMean, pairwiseSum, pyFixed } from './numpy_compat.js';
 
 /**
- * One ground-truth object of an image (parse_rec's fields); bbox is [xmin, ymin, xmax, ymax].
+ * One ground-truth object of an image (parse_rec's fields); bbox is [xmin, ymin, xmax, ymax] as
+ * the XML's <bndbox> writes them (1-based, inclusive; the `bndbox` of src/detect/data/voc.ts's objects).
  * @example const o: VocGtObject = { name: 'dog', bbox: [48, 240, 195, 371], difficult: 0 };
  */
 export interface VocGtObject { name: string; bbox: readonly number[]; difficult?: boolean | number }
