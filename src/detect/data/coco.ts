@@ -217,7 +217,7 @@ const isNum = (v: Json): v is number => typeof v === 'number' && Number.isFinite
 
 /**
  * Validates a parsed COCO dict (no file access); returns it typed. `file` names it in errors.
- * @example const json = checkCocoJson(JSON.parse(text), 'instances.json');
+ * @example const json = checkCocoJson(JSON.parse('{"images": [], "annotations": [], "categories": [{"id": 1, "name": "cat"}]}'), 'instances.json');
  */
 export function checkCocoJson(data: Json, file: string): CocoJson {
   const fail = (what: string): never => { throw new DataError(`${file}: ${what}`); };

@@ -13,7 +13,7 @@ import { mixSeed, Random } from '../../data/random.js';
 import { join } from 'node:path';
 import { clipBox, xywhToXyxy, type CocoDataset, type CocoImage } from './coco.js';
 
-/** @example const s: DetectionSample = await ds.get(0); console.log(s.boxes.length / 4, s.labels); */
+/** @example const s: DetectionSample = await new DetectionDataset(await loadCoco('synth/instances.json')).get(0); console.log(s.boxes.length / 4, s.labels); */
 export interface DetectionSample {
   /** Planar RGB [3, height, width], float32 in [0, 1]. */
   image: Float32Array;
@@ -36,7 +36,7 @@ export interface DetectionSample {
   flipped: boolean;
 }
 
-/** @example const ds = new DetectionDataset(coco, { hflip: 0.5, seed: 0, labels: 'contiguous' } satisfies DetectionDatasetOptions); */
+/** @example const data = new DetectionDataset(await loadCoco('synth/instances.json'), { hflip: 0.5, seed: 0, labels: 'contiguous' } satisfies DetectionDatasetOptions); */
 export interface DetectionDatasetOptions extends DecodeOptions {
   /** Probability of a horizontal flip per sample and epoch (default 0: none). torchvision's reference trains with 0.5. */
   hflip?: number;
@@ -52,7 +52,10 @@ export interface DetectionDatasetOptions extends DecodeOptions {
   skipEmpty?: boolean;
 }
 
-/** @example const { images, targets }: DetectionBatch = collateDetection(await Promise.all([ds.get(0), ds.get(1)])); */
+/** @example
+ * const data = new DetectionDataset(await loadCoco('synth/instances.json'));
+ * const { images, targets }: DetectionBatch = collateDetection(await Promise.all([data.get(0), data.get(1)]));
+ */
 export interface DetectionBatch {
   /** One [3, H, W] image per sample, sizes may differ. */
   images: Float32Array[];
@@ -67,7 +70,8 @@ export interface DetectionBatch {
  * The samples as a batch: lists, not a stacked array (torchvision's detection collate_fn is
  * `tuple(zip(*batch))`); the model's transform pads them to one size.
  * @example
- * const batch = collateDetection(await Promise.all([0, 1, 2, 3].map((i) => ds.get(i, epoch))));
+ * const data = new DetectionDataset(await loadCoco('synth/instances.json'), { hflip: 0.5 });
+ * const batch = collateDetection(await Promise.all([0, 1, 2, 3].map((i) => data.get(i, epoch))));
  * console.log(batch.sizes, batch.targets[0].boxes);
  */
 export function collateDetection(samples: readonly DetectionSample[]): DetectionBatch {
@@ -82,7 +86,7 @@ export function collateDetection(samples: readonly DetectionSample[]): Detection
 /**
  * A sample mirrored left-right: the image, and each box x1' = W - x2, x2' = W - x1
  * (torchvision's references/detection/transforms.py RandomHorizontalFlip).
- * @example const mirrored = hflipSample(await ds.get(0));
+ * @example const mirrored = hflipSample(await new DetectionDataset(await loadCoco('synth/instances.json')).get(0));
  */
 export function hflipSample(s: DetectionSample): DetectionSample {
   const img = flipImage({ data: s.image, channels: 3, height: s.height, width: s.width });

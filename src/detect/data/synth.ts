@@ -39,7 +39,7 @@ export interface SceneOptions {
   scale?: readonly [number, number];
 }
 
-/** @example const o: SynthObject = renderScene(items, opts).objects[0]; console.log(o.bbox, o.categoryId); */
+/** @example const o: SynthObject = renderScene(await loadFashionMnist(), { seed: 0, index: 0, size: 320, maxObjects: 6, split: 'train' }).objects[0]; console.log(o.bbox, o.categoryId); */
 export interface SynthObject {
   /** [x, y, w, h], integers, tight around the visible pixels. */
   bbox: [number, number, number, number];
@@ -49,7 +49,7 @@ export interface SynthObject {
   item: number;
 }
 
-/** @example const scene: Scene = renderScene(items, { seed: 0, index: 0, size: 320, maxObjects: 6, split: 'train' }); */
+/** @example const scene: Scene = renderScene(await loadFashionMnist(), { seed: 0, index: 0, size: 320, maxObjects: 6, split: 'train' }); */
 export interface Scene {
   /** Interleaved RGB [size, size, 3]. */
   rgb: Uint8Array;

@@ -22,7 +22,7 @@ export const VOC_CLASSES = [
   'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor',
 ];
 
-/** @example const o: VocObject = voc.images[0].objects[0]; console.log(o.name, o.box, o.difficult); */
+/** @example const o: VocObject = (await loadVoc('VOC2007')).images[0].objects[0]; console.log(o.name, o.box, o.difficult); */
 export interface VocObject {
   name: string;
   /** As written in the file: 1-based inclusive pixel indices. */
@@ -33,7 +33,7 @@ export interface VocObject {
   truncated: boolean;
 }
 
-/** One parsed annotation file. @example const a: VocAnnotation = parseVocXml(text, 'Annotations/000005.xml'); */
+/** One parsed annotation file. @example const a: VocAnnotation = (await loadVoc('VOC2007')).images[0]; */
 export interface VocAnnotation {
   /** The XML file (for errors). */
   file: string;
@@ -81,7 +81,8 @@ const isNode = (v: unknown): v is Node => typeof v === 'object' && v !== null &&
 /**
  * Parses one VOC annotation XML (`file` names it in errors; nothing is read from disk).
  * @example
- * const a = parseVocXml(await readFile('VOC2007/Annotations/000005.xml', 'utf8'), '000005.xml');
+ * const xml = '<annotation><filename>1.jpg</filename><size><width>9</width><height>9</height></size></annotation>';
+ * const a = parseVocXml(xml, 'Annotations/1.xml');
  * a.objects.filter((o) => !o.difficult).map((o) => o.box);
  */
 export function parseVocXml(text: string, file: string, classes: readonly string[] = VOC_CLASSES): VocAnnotation {
