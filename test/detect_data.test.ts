@@ -215,6 +215,8 @@ describe('COCO reader', () => {
     ['bbox of 3 numbers', (j) => { (j.annotations[0] as { bbox: number[] }).bbox = [1, 2, 3]; return j; }, /annotation id 10: "bbox" must be 4 finite numbers \[x, y, w, h\], got \[1,2,3\]/],
     ['iscrowd 2', (j) => { (j.annotations[0] as { iscrowd: number }).iscrowd = 2; return j; }, /annotation id 10: "iscrowd" must be 0 or 1/],
     ['file_name escaping the folder', (j) => { j.images[1].file_name = '../b.png'; return j; }, /image id 2: "file_name" must be a relative path inside the image folder/],
+    ['file_name with a newline', (j) => { j.images[0].file_name = 'a\n.png'; return j; }, /image id 1: "file_name" must be a relative path .*got "a\\n\.png"/],
+    ['two images, one file', (j) => { j.images[1].file_name = './a.png'; return j; }, /image id 2: file_name "\.\/a\.png" is also image id 1's/],
     ['missing image file', (j) => j, /image id 2: .*b\.png does not exist \(1 of 2 image files missing\)/, { remove: 'b.png' }],
     ['size disagreeing with the file', (j) => { j.images[1].width = 21; return j; }, /image id 2: the annotation says 21x10 \(width x height\) but .*b\.png is 20x10/],
     ['not an image', (j) => j, /image id 2: .*b\.png is not a recognised image; accepted formats: jpeg, png, webp/, { remove: 'b.png>text' }],
@@ -301,6 +303,8 @@ describe('Pascal VOC reader', () => {
     ['bad difficult', VOC_XML('<object><name>cat</name><difficult>yes</difficult><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>2</xmax><ymax>2</ymax></bndbox></object>'), /object 0: <difficult> must be 0 or 1, got 'yes'/],
     ['missing size', VOC_XML('', ''), /missing <size>/],
     ['not VOC', '<html><body/></html>', /expected an <annotation> root element/],
+    ['nested too deep', `<annotation>${'<a>'.repeat(20000)}${'</a>'.repeat(20000)}</annotation>`, /cannot parse the XML: /],
+    ['filename escaping the folder', VOC_XML('').replace('000001.jpg', '../x\n.jpg'), /<filename> must be a file name inside JPEGImages\/, got "\.\.\/x\\n\.jpg"/],
   ];
   for (const [name, xml, pattern] of bad) {
     test(`${name}: a one-line DataError naming the XML file and the object`, () => {

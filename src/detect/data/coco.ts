@@ -98,6 +98,14 @@ const show = (v: Json): string => {
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 };
 
+/**
+ * A message made one printable line: white space runs become one space, other control characters '?'.
+ * @example printable('a\nb\x07')  // 'a b?'
+ */
+export function printable(s: string): string {
+  return s.replace(/\s+/g, ' ').replace(/[\x00-\x1f\x7f]/g, '?');
+}
+
 /** Line and column (1-based) of a character offset, for JSON syntax errors. */
 function lineColumn(text: string, pos: number): string {
   let line = 1;
@@ -177,7 +185,7 @@ export function parseJsonText(text: string, file: string): Json {
   try {
     return JSON.parse(text) as Json;
   } catch (e) {
-    const msg = (e as Error).message.replace(/\s+/g, ' ');
+    const msg = printable((e as Error).message);
     const m = /position (\d+)/.exec(msg);
     const pos = m ? Number(m[1]) : jsonErrorOffset(text);
     const where = text.trim() === '' ? ' (the file is empty)' : pos >= 0 ? ` (at offset ${pos}: ${lineColumn(text, pos)})` : '';
@@ -206,7 +214,7 @@ export function checkBoxInImage(box: readonly number[], width: number, height: n
  * @example safeRelativePath('../etc/passwd')  // null
  */
 export function safeRelativePath(name: string): string | null {
-  if (name === '' || name.includes('\0') || isAbsolute(name)) return null;
+  if (name === '' || /[\x00-\x1f\x7f]/.test(name) || isAbsolute(name)) return null;
   const n = normalize(name);
   if (n === '..' || n.startsWith(`..${sep}`)) return null;
   return n;
@@ -220,7 +228,7 @@ const isNum = (v: Json): v is number => typeof v === 'number' && Number.isFinite
  * @example const json = checkCocoJson(JSON.parse('{"images": [], "annotations": [], "categories": [{"id": 1, "name": "cat"}]}'), 'instances.json');
  */
 export function checkCocoJson(data: Json, file: string): CocoJson {
-  const fail = (what: string): never => { throw new DataError(`${file}: ${what}`); };
+  const fail = (what: string): never => { throw new DataError(`${file}: ${printable(what)}`); };
   if (!isObject(data)) fail(`expected a JSON object with "images", "annotations" and "categories", got ${Array.isArray(data) ? 'an array' : show(data)}`);
   const top = data as Record<string, Json>;
   for (const k of ['images', 'annotations', 'categories']) {

@@ -11,7 +11,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { DataError } from '../../errors.js';
-import { BOX_TOLERANCE, checkBoxInImage, checkImageFiles, safeRelativePath, type CocoAnnotation, type CocoDataset, type CocoImage, type CocoJson } from './coco.js';
+import { BOX_TOLERANCE, checkBoxInImage, checkImageFiles, printable, safeRelativePath, type CocoAnnotation, type CocoDataset, type CocoImage, type CocoJson } from './coco.js';
 
 /**
  * The 20 Pascal VOC classes, in the order of the devkit (category ids 1..20 in vocToCoco).
@@ -86,10 +86,16 @@ const isNode = (v: unknown): v is Node => typeof v === 'object' && v !== null &&
  * a.objects.filter((o) => !o.difficult).map((o) => o.box);
  */
 export function parseVocXml(text: string, file: string, classes: readonly string[] = VOC_CLASSES): VocAnnotation {
-  const fail = (what: string): never => { throw new DataError(`${file}: ${what}`); };
-  const valid = XMLValidator.validate(text);
-  if (valid !== true) fail(`malformed XML: ${valid.err.msg.replace(/\s+/g, ' ')} (line ${valid.err.line}, column ${valid.err.col})`);
-  const doc = parser.parse(text) as Node;
+  const fail = (what: string): never => { throw new DataError(`${file}: ${printable(what)}`); };
+  let doc: Node;
+  try {
+    const valid = XMLValidator.validate(text);
+    if (valid !== true) fail(`malformed XML: ${valid.err.msg} (line ${valid.err.line}, column ${valid.err.col})`);
+    doc = parser.parse(text) as Node;
+  } catch (e) {
+    if (e instanceof DataError) throw e;
+    throw new DataError(`${file}: cannot parse the XML: ${printable((e as Error).message)}`, { cause: e });
+  }
   const ann = doc.annotation;
   if (!isNode(ann)) fail('expected an <annotation> root element (Pascal VOC)');
   const a = ann as Node;
@@ -119,7 +125,7 @@ export function parseVocXml(text: string, file: string, classes: readonly string
     return s === '1';
   };
   const filename = text1(a, 'filename', '<annotation>');
-  if (safeRelativePath(filename) === null) fail(`<filename> must be a file name inside JPEGImages/, got '${filename}'`);
+  if (safeRelativePath(filename) === null) fail(`<filename> must be a file name inside JPEGImages/, got ${JSON.stringify(filename)}`);
   if (!isNode(a.size)) fail('missing <size> with <width>, <height>, <depth>');
   const size = a.size as Node;
   const width = int(size, 'width', '<size>', 1);
@@ -165,7 +171,7 @@ export async function loadVoc(root: string, options: VocOptions = {}): Promise<V
   const listFile = join(root, 'ImageSets', 'Main', `${split}.txt`);
   const ids = (await readText(listFile, `the '${split}' split list`)).split(/\r?\n/).map((l) => l.trim().split(/\s+/)[0]).filter((l) => l !== '');
   ids.forEach((id, k) => {
-    if (safeRelativePath(id) === null || id.includes('/')) throw new DataError(`${listFile}: line ${k + 1}: '${id}' is not an image id (a file name without folders)`);
+    if (safeRelativePath(id) === null || id.includes('/')) throw new DataError(`${listFile}: line ${k + 1}: '${printable(id)}' is not an image id (a file name without folders)`);
   });
   if (ids.length === 0) throw new DataError(`${listFile}: lists no image ids; expected one id a line`);
   const images: VocAnnotation[] = [];
