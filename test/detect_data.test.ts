@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import sharp from 'sharp';
@@ -15,7 +15,7 @@ import { loadCoco, type CocoJson } from '../src/detect/data/coco.js';
 import { loadVoc, parseVocXml, vocToCoco } from '../src/detect/data/voc.js';
 import { renderScene, writeSynthDataset } from '../src/detect/data/synth.js';
 import { collateDetection, DetectionDataset, hflipSample } from '../src/detect/data/dataset.js';
-import { FASHION_MNIST_CLASSES } from '../src/data/idx.js';
+import { FASHION_MNIST_CLASSES, FASHION_MNIST_DIR } from '../src/data/idx.js';
 import { idxBytes, tempDir } from './helpers/data_files.js';
 
 const BIN = new URL('../dist/cli/main.js', import.meta.url).pathname;
@@ -138,6 +138,18 @@ describe('detect synth', () => {
         }
       }
     }
+  });
+
+  test('real Fashion-MNIST test items: a valid COCO folder that reads back', { skip: existsSync(FASHION_MNIST_DIR) ? false : `${FASHION_MNIST_DIR} is absent` }, async () => {
+    const out = join(tmp.dir, 'synth-real');
+    const r = await writeSynthDataset({ out, images: 4, seed: 2, split: 'test' });
+    const coco = await loadCoco(join(out, 'instances.json'));
+    assert.equal(coco.images.length, 4);
+    assert.equal(coco.raw.annotations.length, r.annotations);
+    assert.deepEqual(coco.images.map((im) => [im.width, im.height]), [[320, 320], [320, 320], [320, 320], [320, 320]]);
+    const s = await new DetectionDataset(coco).get(3);
+    assert.equal(s.image.length, 3 * 320 * 320);
+    assert.equal(s.labels.length, coco.annotationsByImage.get(4)!.length);
   });
 
   test('CLI: --help lists the options; a non-empty --out is refused (nothing written) unless --force on an earlier output', () => {
