@@ -176,6 +176,10 @@ describe('detect synth', () => {
     const bad = spawnSync(process.execPath, [BIN, 'detect', 'synth', '--out', join(tmp.dir, 'x'), '--images', '0'], { encoding: 'utf8' });
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /--images must be an integer >= 1, got '0'/);
+    const noData = spawnSync(process.execPath, [BIN, 'detect', 'synth', '--out', join(tmp.dir, 'sub', 'new'), '--images', '2', '--data', join(tmp.dir, 'nowhere')], { encoding: 'utf8' });
+    assert.equal(noData.status, 1);
+    assert.match(noData.stderr, /^resnet: .*fashion-mnist/i);
+    assert.ok(!existsSync(join(tmp.dir, 'sub')), 'nothing created when the items cannot be read');
   });
 });
 

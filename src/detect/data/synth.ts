@@ -250,12 +250,13 @@ export async function writeSynthDataset(options: SynthOptions): Promise<SynthRes
   if (typeof options.out !== 'string' || options.out === '') throw new InvalidArgumentError('detect synth: out (the folder to write) is required');
   const out = resolve(options.out);
   const state = await checkOut(out, options.force === true);
+  // Read before anything is created: a missing dataset leaves no folder behind.
+  const items = await loadFashionMnist({ split, ...(options.data === undefined ? {} : { dir: options.data }) });
+  const sharp = (await import('sharp')).default;
   const parent = dirname(out);
   try { await mkdir(parent, { recursive: true }); } catch (e) {
     throw new OutputError('detect synth: --out', out, `cannot create its parent folder: ${(e as Error).message}`, (e as NodeJS.ErrnoException).code);
   }
-  const items = await loadFashionMnist({ split, ...(options.data === undefined ? {} : { dir: options.data }) });
-  const sharp = (await import('sharp')).default;
 
   let tmp: string;
   try { tmp = await mkdtemp(join(parent, `.${basename(out)}.tmp-`)); } catch (e) {
