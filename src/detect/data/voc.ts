@@ -11,7 +11,8 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { DataError } from '../../errors.js';
-import { BOX_TOLERANCE, checkBoxInImage, checkImageFiles, printable, safeRelativePath, type CocoAnnotation, type CocoDataset, type CocoImage, type CocoJson } from './coco.js';
+import { printable } from './json_text.js';
+import { BOX_TOLERANCE, checkBoxInImage, checkImageFiles, safeRelativePath, type CocoAnnotation, type CocoDataset, type CocoImage, type CocoJson } from './coco.js';
 
 /**
  * The 20 Pascal VOC classes, in the order of the devkit (category ids 1..20 in vocToCoco).
