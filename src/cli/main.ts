@@ -15,6 +15,7 @@ import { VERSION } from '../version.js';
 import { failAndExit, installLastResort } from './last_resort.js';
 import { featuresCommand, predictCommand, collect, type FeaturesFlags, type PredictFlags } from './predict.js';
 import type { ServeFlags } from './serve.js';
+import { detectCommand } from './detect.js';
 
 const program = new Command();
 program
@@ -225,6 +226,8 @@ program
   .option('--drain-ms <ms>', 'on SIGTERM/SIGINT, how long in-flight requests may take before exiting anyway', '25000')
   // Loaded on use: fastify and prom-client stay out of every other command's start.
   .action(async (opts: ServeFlags) => (await import('./serve.js')).serveCommand(opts));
+
+program.addCommand(detectCommand);
 
 installLastResort();
 try {
