@@ -31,6 +31,7 @@ export {
   type LoadWeightsOptions, type LoadedWeights, type KeyMapping, type WeightsInfo, type WeightsInput, type SaveWeightsOptions,
 } from './io/weights.js';
 export * from './train/index.js';
+export * from './detect/index.js';
 export { readPth, parsePth, writePth, serializePth, type PthContents } from './io/pth.js';
 export {
   unpickle, TensorRef, StorageRef, PickleGlobal, isTuple, isOrderedDict, ALLOWED_GLOBALS, DEFAULT_LIMITS as PICKLE_LIMITS,
