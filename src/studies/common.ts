@@ -235,15 +235,21 @@ export async function trainNet(ctx: StudyContext, label: string, arch: string, e
   // Resuming: a net with a checkpoint continues from it (a finished one is only read back); a
   // net killed before its first checkpoint starts over.
   const resume = ctx.opts.resume === true && (existsSync(join(c.out, LAST)) || existsSync(join(c.out, BEST)));
-  ctx.say(`${resume ? 'resuming' : 'training'} ${named} (${c.epochs} epoch(s) on ${c.subset ?? 'all'} ${c.dataset} images)`);
-  const r = await new Trainer(c, {
-    onProgress: (e) => ctx.opts.onTrainProgress?.(named, e),
-    signal: ctx.opts.signal,
-    resume,
-    force: !resume,
-  }).run();
-  if (r.interrupted) {
-    throw new StudyInterrupted(`study: interrupted while training ${named}; earlier results in ${ctx.opts.out} are untouched, and the work so far is kept in ${ctx.dir}: continue it with --resume`);
+  if (resume && finished(c.out, c.epochs)) {
+    // NOTE: a finished net is read back without starting its Trainer (which would rewrite
+    // its metrics and evaluate it again): --resume of a multi-seed study leaves done seeds as they are.
+    ctx.say(`${named}: finished earlier, read back`);
+  } else {
+    ctx.say(`${resume ? 'resuming' : 'training'} ${named} (${c.epochs} epoch(s) on ${c.subset ?? 'all'} ${c.dataset} images)`);
+    const r = await new Trainer(c, {
+      onProgress: (e) => ctx.opts.onTrainProgress?.(named, e),
+      signal: ctx.opts.signal,
+      resume,
+      force: !resume,
+    }).run();
+    if (r.interrupted) {
+      throw new StudyInterrupted(`study: interrupted while training ${named}; earlier results in ${ctx.opts.out} are untouched, and the work so far is kept in ${ctx.dir}: continue it with --resume`);
+    }
   }
   const m: EpochMetrics[] = readMetrics(join(c.out, METRICS));
   const info = archInfo(arch);
@@ -258,6 +264,17 @@ export async function trainNet(ctx: StudyContext, label: string, arch: string, e
     final: { train_err: last.train_err, test_err: last.test_err },
     secondsPerEpoch: m.reduce((s, e) => s + e.seconds, 0) / Math.max(1, m.length),
   };
+}
+
+/** True when a run directory holds a run that finished all `epochs`: its last checkpoint is
+ *  at the end of the last epoch and metrics.jsonl has every epoch. */
+function finished(dir: string, epochs: number): boolean {
+  try {
+    const ck = loadRunCheckpoint(dir, () => {}, 'last');
+    return ck.file.endsWith(LAST) && ck.meta.loader.batch === 0 && ck.meta.loader.epoch >= epochs && readMetrics(join(dir, METRICS)).length >= epochs;
+  } catch {
+    return false;
+  }
 }
 
 /** A trained net ready to study: the model (eval mode) and the test batches in memory. */
