@@ -71,6 +71,8 @@ test('--seeds 0,1: one run per seed, every seed\'s numbers and the aggregate in 
   const before = new Map(seed0.map((f) => [f, { mtime: statSync(join(work, f)).mtimeMs, text: readFileSync(join(work, f)).toString('base64') }]));
   assert.ok(!existsSync(join(work, 'runs/resnet32/seed1')), 'seed 1\'s second net not started');
 
+  await assert.rejects(S.runStudy('degradation', tinyOptions(DATA, MULTI, { ...opts, seeds: [0, 2], resume: true })),
+    (e: Error) => e instanceof InvalidArgumentError && /these differ: seeds \[0,1\] \(now \[0,2\]\)/.test(e.message));
   const trained = new Set<string>();
   const r = await S.runStudy('degradation', tinyOptions(DATA, MULTI, { ...opts, resume: true, onTrainProgress: (label, e) => { if (e.type === 'step') trained.add(label); } }));
   assert.deepEqual([...trained].sort(), ['resnet20 seed 1', 'resnet32 seed 1'], 'only seed 1 trains on --resume');

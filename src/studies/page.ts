@@ -87,7 +87,7 @@ export function sectionHtml(s: Section): string {
     : '';
   return `<section id="${esc(s.id)}">
 <h2>${esc(s.title)}</h2>
-<p><span class="tag">The seeds' claim.</span> ${esc(s.lead)}</p>
+<p><span class="tag">What it shows and what the seeds claim.</span> ${esc(s.lead)}</p>
 <p class="finding"><span class="tag">Measured.</span> ${esc(s.finding)}</p>
 ${verdicts}
 <div class="figs">
