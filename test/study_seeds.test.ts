@@ -126,7 +126,7 @@ test('--seeds 0,1: one run per seed, every seed\'s numbers and the aggregate in 
   assert.match(html, /--seeds 0,1/);
 });
 
-test('a multi-seed net directory as --checkpoint: the study runs once per seed; mixed or with --seeds is refused', async () => {
+test('a multi-seed net directory as --checkpoint: lesion, paths and responses run once per seed; mixed or with --seeds is refused', async () => {
   const out = join(tmp.dir, 'lesion');
   const r = await S.runStudy('lesion', tinyOptions(DATA, out, { seed: undefined, testSubset: 32, draws: 1, checkpoints: [join(MULTI, 'runs/resnet20'), join(MULTI, 'runs/resnet32')] }));
   assert.deepEqual(r.document.seeds, [0, 1]);
@@ -134,6 +134,31 @@ test('a multi-seed net directory as --checkpoint: the study runs once per seed; 
   assert.deepEqual(runs.map((x) => x.results.nets.map((n) => n.file)), [0, 1].map((s) => ['resnet20', 'resnet32'].map((a) => join(MULTI, 'runs', a, `seed${s}`, 'best.safetensors'))));
   const agg = r.document.aggregate as { nets: { label: string; baseline: { values: number[] } }[] };
   assert.deepEqual(agg.nets[0].baseline.values, runs.map((x) => x.results.nets[0].baseline));
+  assert.match(readFileSync(join(out, 'index.html'), 'utf8'), /\(seeds 0, 1\)/);
+
+  // paths and responses over the same two seeds: every seed's numbers, the aggregate, the verdicts.
+  const ck = [join(MULTI, 'runs/resnet20'), join(MULTI, 'runs/resnet32')];
+  const p = await S.runStudy('paths', tinyOptions(DATA, join(tmp.dir, 'paths'), { seed: undefined, testSubset: 32, draws: 1, checkpoints: ck }));
+  const pr = p.document.bySeed as { results: import('../src/studies/index.js').PathsResults }[];
+  for (const x of pr) {
+    for (const n of x.results.nets) {
+      const e = n.effective!;
+      const share = n.lengths.slice(e.from, e.to + 1).reduce((t, l) => t + l.gradShare, 0);
+      assert.ok(Math.abs(share - e.share) < 1e-9 && share >= 0.9 - 1e-9, `${n.label}: the window carries 90%`);
+    }
+  }
+  const pagg = (p.document.aggregate as { nets: { label: string; effectiveTo: { values: number[] } }[] }).nets;
+  assert.deepEqual(pagg[1].effectiveTo.values, pr.map((x) => x.results.nets[1].effective!.to));
+  const pv = p.document.verdicts!.find((v) => v.text.startsWith('resnet32: effective lengths end below 7.5'))!;
+  assert.equal(pv.support, pr.filter((x) => x.results.nets[1].effective!.to < 7.5).length);
+  assert.match(readFileSync(join(tmp.dir, 'paths', 'total.svg'), 'utf8'), /class="band"/);
+  const q = await S.runStudy('responses', tinyOptions(DATA, join(tmp.dir, 'responses'), { seed: undefined, testSubset: 32, checkpoints: ck }));
+  const qr = q.document.bySeed as { results: import('../src/studies/index.js').ResponsesResults }[];
+  const qv = q.document.verdicts!.find((v) => v.text.startsWith('resnet32 below resnet20 in mean response std'))!;
+  assert.deepEqual([qv.support, qv.n], [qr.filter((x) => x.results.nets[1].meanStd < x.results.nets[0].meanStd).length, 2]);
+  const qagg = (q.document.aggregate as { nets: { meanStd: { mean: number } }[] }).nets;
+  assert.ok(Math.abs(qagg[0].meanStd.mean - mean(qr.map((x) => x.results.nets[0].meanStd))) < 1e-15);
+
   await assert.rejects(S.runStudy('lesion', tinyOptions(DATA, join(tmp.dir, 'x'), { seed: undefined, checkpoints: [join(MULTI, 'runs/resnet20'), join(MULTI, 'runs/resnet32/seed0')] })),
     (e: Error) => e instanceof InvalidArgumentError && /holds several seeds \(seed0, seed1\) but .*seed0 is one checkpoint/.test(e.message));
   await assert.rejects(S.runStudy('lesion', tinyOptions(DATA, join(tmp.dir, 'x'), { seed: undefined, seeds: [0, 1], checkpoints: [join(MULTI, 'runs/resnet20')] })), /--seeds trains nets/);
