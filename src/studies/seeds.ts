@@ -106,12 +106,12 @@ export function verdict(claim: string, what: string, perSeed: (boolean | null)[]
   return { claim, support, n, status, text };
 }
 
-/** "within the spread" when |a - b| is smaller than the larger min–max range of the two,
+/** "within the spread" when |a - b| is no larger than the larger min–max range of the two,
  *  else "beyond the spread"; for one seed each, there is no spread to compare with. */
 export function againstSpread(a: Stat, b: Stat): string {
   if (a.n < 2 || b.n < 2) return 'one seed: no spread to compare with';
   const range = Math.max(a.max - a.min, b.max - b.min);
-  return Math.abs(a.mean - b.mean) < range ? 'within the spread' : 'beyond the spread';
+  return Math.abs(a.mean - b.mean) <= range ? 'within the spread' : 'beyond the spread';
 }
 
 /** A trained net over the seeds (degradation, shortcuts): per epoch and at the end. */
