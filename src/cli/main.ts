@@ -187,7 +187,7 @@ program
   .description('gather study directories into one self-contained HTML page; single-seed runs of one study that differ only in the seed become one multi-seed section')
   .argument('<dirs...>', 'study directories (each holds results.json)')
   .requiredOption('--out <file>', 'the page to write, e.g. report.html')
-  .option('--json', 'print {"out","studies"}')
+  .option('--json', 'print {"out","studies","seeds"} (seeds: each section\'s seeds)')
   .action((dirs: string[], opts: ReportFlags) => reportCommand(dirs, opts));
 
 program
