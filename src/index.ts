@@ -38,6 +38,6 @@ export {
   type PickleValue, type PickleKey, type PickleLimits, type UnpickleOptions, type TorchDType,
 } from './io/pickle.js';
 export {
-  runStudy, writeReport, readStudy, getStudy, STUDY_NAMES, pathLengthDistribution,
-  type StudyOptions, type StudyDocument, type Study, type StudyRun,
+  runStudy, writeReport, readStudy, getStudy, STUDY_NAMES, pathLengthDistribution, seedRuns, combineSeeds, seedStat,
+  type StudyOptions, type StudyDocument, type Study, type StudyRun, type SeedRun, type Stat, type Verdict,
 } from './studies/index.js';

@@ -1,11 +1,12 @@
 // The study pages in a real browser: Debian's chromium driven by playwright-core (never a
-// downloaded browser). Every study's index.html and the combined report, at a laptop and a
+// downloaded browser). Every study's index.html and the combined report (its degradation
+// section over two seeds, with bands and verdicts), at a laptop and a
 // phone viewport: every plot renders with non-empty axes, series and legend, nothing
 // overflows the page sideways, no console error, no request leaves file://. Screenshots
 // of the report are kept in test-artifacts/.
 
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
@@ -37,8 +38,22 @@ before(async () => {
     await S.runStudy(name, tiny(join(tmp.dir, name), extra));
     pages.push({ name, file: join(tmp.dir, name, 'index.html'), plots });
   }
+  // A second seed of the degradation run, made up from the first (errors moved a little), so
+  // the report draws a multi-seed section: mean lines, min–max bands, "± (min–max), 2 seeds".
+  const seed2 = join(tmp.dir, 'degradation-seed2');
+  cpSync(deg, seed2, { recursive: true });
+  const doc = JSON.parse(readFileSync(join(seed2, 'results.json'), 'utf8'));
+  doc.setup.seed = 2;
+  doc.seeds = [2];
+  delete doc.aggregate;
+  delete doc.verdicts;
+  for (const n of doc.results.nets) {
+    for (const m of n.metrics) Object.assign(m, { train_err: m.train_err * 0.8, test_err: Math.min(1, m.test_err * 1.1) });
+    n.final = { train_err: n.metrics.at(-1).train_err, test_err: n.metrics.at(-1).test_err };
+  }
+  writeFileSync(join(seed2, 'results.json'), JSON.stringify(doc));
   const report = join(tmp.dir, 'report.html');
-  S.writeReport(pages.map((p) => join(p.file, '..')), report);
+  S.writeReport([...pages.map((p) => join(p.file, '..')), seed2], report);
   pages.push({ name: 'report', file: report, plots: pages.reduce((s, p) => s + p.plots, 0) });
   browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
   mkdirSync(ARTIFACTS, { recursive: true });
@@ -87,6 +102,11 @@ for (const vp of VIEWPORTS) {
       assert.ok(overflow <= 0, `${p.name} at ${vp.name}: the page is ${overflow}px wider than the viewport`);
       assert.ok(await page.$('table'), `${p.name}: a table of the numbers`);
       assert.match(await page.textContent('pre') ?? '', /resnet study /, `${p.name}: the command`);
+      if (p.name === 'report') {
+        assert.match(await page.textContent('#degradation') ?? '', /2 seeds/, 'the two seeds of degradation are one section');
+        assert.ok((await page.$$('#degradation .band')).length >= 2, 'the multi-seed plots draw bands');
+      }
+      assert.ok(await page.$('.verdicts li'), `${p.name}: the verdicts`);
       if (p.name === 'report') await page.screenshot({ path: join(ARTIFACTS, `report-${vp.name}.png`), fullPage: true });
       assert.deepEqual(errors, [], `${p.name}: console errors`);
       assert.deepEqual(external, [], `${p.name}: network requests`);

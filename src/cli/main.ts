@@ -173,8 +173,9 @@ addRecipeOptions(program
   .option('--subset <n>', 'train on the first N images')
   .option('--test-subset <n>', 'evaluate on the first N test images')
   .option('--seed <n>', 'seed of init, data order, augmentation and the random draws')
+  .option('--seeds <s,s,...>', 'train every net once per seed (runs in DIR/runs/<net>/seed<S>); results show the mean and spread, and how many seeds support each claim')
   .option('--archs <a,b,...>', 'the nets to train (each study has its default)')
-  .option('--checkpoint <paths...>', 'trained nets to study instead (lesion, paths, responses): .safetensors files or run directories')
+  .option('--checkpoint <paths...>', 'trained nets to study instead (lesion, paths, responses): .safetensors files or run directories; a multi-seed net directory (DIR/runs/<net>) runs once per seed')
   .option('--draws <n>', 'random draws per point (lesion: sets of deleted blocks; paths: sets of branches)')
   .requiredOption('--out <dir>', 'output directory (earlier results are kept unless --force)')
   .option('--force', 'replace earlier results in --out (and discard an interrupted run of it)')
@@ -184,10 +185,10 @@ addRecipeOptions(program
 
 program
   .command('report')
-  .description('gather study directories into one self-contained HTML page')
+  .description('gather study directories into one self-contained HTML page; single-seed runs of one study that differ only in the seed become one multi-seed section')
   .argument('<dirs...>', 'study directories (each holds results.json)')
   .requiredOption('--out <file>', 'the page to write, e.g. report.html')
-  .option('--json', 'print {"out","studies"}')
+  .option('--json', 'print {"out","studies","seeds"} (seeds: each section\'s seeds)')
   .action((dirs: string[], opts: ReportFlags) => reportCommand(dirs, opts));
 
 program

@@ -3,13 +3,13 @@
 // src/studies/.
 
 import { InvalidArgumentError } from '../errors.js';
-import { getStudy, runStudy, writeReport } from '../studies/index.js';
+import { getStudy, runStudy, seedRuns, writeReport } from '../studies/index.js';
 import { shellJoin } from '../studies/common.js';
 import type { ProgressEvent } from '../train/trainer.js';
 import { recipeConfig, type RecipeFlags } from './recipe.js';
 
 export interface StudyFlags extends RecipeFlags {
-  data?: string; epochs?: string; subset?: string; testSubset?: string; seed?: string; archs?: string; checkpoint?: string[];
+  data?: string; epochs?: string; subset?: string; testSubset?: string; seed?: string; seeds?: string; archs?: string; checkpoint?: string[];
   draws?: string; out?: string; force?: boolean; resume?: boolean; json?: boolean;
 }
 
@@ -20,6 +20,14 @@ function int(v: string | undefined, flag: string, min: number): number | undefin
   const n = Number(v);
   if (v.trim() === '' || !Number.isInteger(n) || n < min) throw new InvalidArgumentError(`--${flag} must be an integer >= ${min}, got '${v}'`);
   return n;
+}
+
+/** `--seeds 0,1,2` (integers >= 0, each once). */
+function seedList(v: string | undefined): number[] | undefined {
+  if (v === undefined) return undefined;
+  const parts = v.split(',').map((x) => x.trim());
+  if (!parts.length || parts.some((x) => !/^\d+$/.test(x))) throw new InvalidArgumentError(`--seeds must list integers >= 0 separated by commas, e.g. 0,1,2; got '${v}'`);
+  return parts.map(Number);
 }
 
 /** The command line as typed (what the page shows), with the thread setting if there is one;
@@ -57,11 +65,11 @@ export async function studyCommand(name: string, flags: StudyFlags): Promise<voi
   try {
     const r = await runStudy(name, {
       out: flags.out, data: flags.data, epochs: int(flags.epochs, 'epochs', 1), subset: int(flags.subset, 'subset', 1),
-      testSubset: int(flags.testSubset, 'test-subset', 1), seed: int(flags.seed, 'seed', 0), archs, checkpoints: flags.checkpoint,
+      testSubset: int(flags.testSubset, 'test-subset', 1), seed: int(flags.seed, 'seed', 0), seeds: seedList(flags.seeds), archs, checkpoints: flags.checkpoint,
       draws: int(flags.draws, 'draws', 1), train: recipeConfig(flags), force: flags.force === true, resume: flags.resume === true, command: commandLine(),
       onMessage: (t) => process.stderr.write(`resnet: ${t}\n`), onTrainProgress: trainPrinter(), signal: ac.signal,
     });
-    const finding = getStudy(name).finding(r.document.results);
+    const finding = [getStudy(name).finding(seedRuns(r.document)), ...(r.document.verdicts ?? []).map((v) => v.text)].join('\n');
     if (flags.json) {
       process.stdout.write(`${JSON.stringify({ study: name, out: r.out, files: r.files, seconds: r.document.seconds, finding, results: r.document.results })}\n`);
     } else {
@@ -75,6 +83,7 @@ export async function studyCommand(name: string, flags: StudyFlags): Promise<voi
 export async function reportCommand(dirs: string[], flags: ReportFlags): Promise<void> {
   if (!flags.out) throw new InvalidArgumentError('report: --out FILE.html is required');
   const r = writeReport(dirs, flags.out);
-  if (flags.json) process.stdout.write(`${JSON.stringify(r)}\n`);
-  else process.stdout.write(`wrote ${r.out}: ${r.studies.join(', ')}\n`);
+  const seeds = r.documents.map((d) => (d.bySeed ? `${d.study} (${d.bySeed.length} seeds)` : d.study));
+  if (flags.json) process.stdout.write(`${JSON.stringify({ out: r.out, studies: r.studies, seeds: r.documents.map((d) => d.seeds ?? []) })}\n`);
+  else process.stdout.write(`wrote ${r.out}: ${seeds.join(', ')}\n`);
 }

@@ -201,6 +201,10 @@ export function linePlotSvg(spec: LinePlotSpec): string {
       const up = band.map((b) => `${X(b[0]).toFixed(1)},${Y(b[2]).toFixed(1)}`);
       const down = band.slice().reverse().map((b) => `${X(b[0]).toFixed(1)},${Y(b[1]).toFixed(1)}`);
       parts.push(`<path class="band" d="M${up.join(' L')} L${down.join(' L')} Z" fill="${s.color}" fill-opacity="0.18" stroke="none"/>`);
+    } else if (band.length === 1 && band[0][2] > band[0][1]) {
+      // One x (a single epoch): the spread as an error bar.
+      const [x, lo, hi] = band[0];
+      parts.push(`<path class="band" d="M${X(x).toFixed(1)},${Y(lo).toFixed(1)} L${X(x).toFixed(1)},${Y(hi).toFixed(1)}" stroke="${s.color}" stroke-opacity="0.5" stroke-width="6" fill="none"/>`);
     }
     let d = '';
     let pen = false;

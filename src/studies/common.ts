@@ -20,6 +20,7 @@ import { loadSplits, transformsFor } from '../train/data.js';
 import { readMetrics, METRICS, type EpochMetrics } from '../train/metrics.js';
 import { DEFAULT_CONFIG, Trainer, type ProgressEvent, type TrainConfig } from '../train/trainer.js';
 import type { Figure, Table } from './page.js';
+import type { Verdict } from './seeds.js';
 
 /** @example const o: StudyOptions = { out: 'studies/lesion', checkpoints: ['runs/r56'], draws: 10 }; */
 export interface StudyOptions {
@@ -33,9 +34,14 @@ export interface StudyOptions {
   subset?: number;
   testSubset?: number;
   seed?: number;
+  /** Train every net once per seed (`--seeds 0,1,2`); runs go to `runs/<label>/seed<S>`. One
+   *  seed (or `seed`) keeps the single-seed layout `runs/<label>`. Not with `seed`. */
+  seeds?: number[];
   /** The nets to train (each study has its default). */
   archs?: string[];
-  /** Trained nets to study instead (lesion, paths, responses): files or run directories. */
+  /** Trained nets to study instead (lesion, paths, responses): files or run directories, or
+   *  a multi-seed study's net directory (`runs/<label>`, holding `seed<S>/`): then the study
+   *  runs once per seed, on that seed's checkpoints. */
   checkpoints?: string[];
   /** Random draws per point (lesion: sets of k deleted blocks; paths: sets of k branches). */
   draws?: number;
@@ -55,7 +61,10 @@ export interface StudyOptions {
 
 /** A study's working context: its options and the temp directory it writes to. */
 export interface StudyContext {
+  /** The options of this seed's run: `seed` is the seed, `checkpoints` this seed's. */
   opts: StudyOptions;
+  /** Several seeds: the nets train into `runs/<label>/seed<S>`. */
+  multi?: boolean;
   /** The directory being filled (renamed to `opts.out` at the end). */
   dir: string;
   say: (text: string) => void;
@@ -68,7 +77,7 @@ export interface TrainedNet {
   depth: number;
   plain: boolean;
   params: number;
-  /** Relative to the study directory: `runs/<label>`. */
+  /** Relative to the study directory: `runs/<label>` (several seeds: `runs/<label>/seed<S>`). */
   runDir: string;
   metrics: { epoch: number; train_err: number; test_err: number; train_loss: number; test_loss: number; seconds: number }[];
   final: { train_err: number; test_err: number };
@@ -110,7 +119,65 @@ export function prepareOutput(out: string, force: boolean, resume = false): { di
 /** True when a study's directory holds a net's checkpoint worth resuming. */
 export function hasResumableWork(dir: string): boolean {
   const runs = join(dir, 'runs');
-  return existsSync(runs) && readdirSync(runs).some((r) => existsSync(join(runs, r, LAST)) || existsSync(join(runs, r, BEST)));
+  const held = (d: string): boolean => existsSync(join(d, LAST)) || existsSync(join(d, BEST));
+  return existsSync(runs) && readdirSync(runs).some((r) => held(join(runs, r)) ||
+    (statSync(join(runs, r)).isDirectory() && readdirSync(join(runs, r)).some((s) => SEED_DIR.test(s) && held(join(runs, r, s)))));
+}
+
+/** A seed's run directory inside a multi-seed net directory. */
+export const SEED_DIR = /^seed(\d+)$/;
+
+/** Where a net of the study trains, relative to the study directory. */
+export function runDirOf(ctx: StudyContext, label: string): string {
+  return ctx.multi ? `runs/${label}/seed${ctx.opts.seed ?? 0}` : `runs/${label}`;
+}
+
+/** The seeds a study trains with: `seeds`, or the one `seed` (default the recipe's). */
+export function seedsOf(opts: StudyOptions): number[] {
+  if (opts.seeds !== undefined) {
+    if (opts.seed !== undefined) throw new InvalidArgumentError('study: give --seed S (one seed) or --seeds S1,S2,... (several), not both');
+    if (!Array.isArray(opts.seeds) || !opts.seeds.length || opts.seeds.some((s) => !Number.isInteger(s) || s < 0)) {
+      throw new InvalidArgumentError(`study: --seeds must list integers >= 0, e.g. 0,1,2; got ${JSON.stringify(opts.seeds)}`);
+    }
+    const dup = opts.seeds.find((s, i) => opts.seeds!.indexOf(s) !== i);
+    if (dup !== undefined) throw new InvalidArgumentError(`study: --seeds names seed ${dup} twice`);
+    return [...opts.seeds];
+  }
+  return [opts.seed ?? DEFAULT_CONFIG.seed];
+}
+
+/** A multi-seed study's net directory (no checkpoint of its own, `seed<S>/` run directories
+ *  inside): its seeds and their run directories; null for anything else. */
+export function seedDirs(path: string): Map<number, string> | null {
+  if (!existsSync(path) || !statSync(path).isDirectory() || existsSync(join(path, LAST)) || existsSync(join(path, BEST))) return null;
+  const out = new Map<number, string>();
+  for (const e of readdirSync(path).sort()) {
+    const m = SEED_DIR.exec(e);
+    if (m && statSync(join(path, e)).isDirectory()) out.set(Number(m[1]), join(path, e));
+  }
+  return out.size ? new Map([...out.entries()].sort((a, b) => a[0] - b[0])) : null;
+}
+
+/** `--checkpoint`s per seed: every path a multi-seed net directory with the same seeds gives
+ *  one list per seed; none gives null (one run on the paths as given); a mix is refused. */
+export function checkpointsBySeed(study: string, paths: string[]): Map<number, string[]> | null {
+  const dirs = paths.map((p) => [p, seedDirs(p)] as const);
+  const multi = dirs.filter(([, d]) => d);
+  if (!multi.length) return null;
+  const single = dirs.find(([, d]) => !d);
+  if (single) throw new InvalidArgumentError(`study ${study}: --checkpoint ${multi[0][0]} holds several seeds (${[...multi[0][1]!.keys()].map((s) => `seed${s}`).join(', ')}) but ${single[0]} is one checkpoint; give all multi-seed net directories or none`);
+  const seeds = [...multi[0][1]!.keys()];
+  for (const [p, d] of multi) {
+    const has = [...d!.keys()];
+    if (JSON.stringify(has) !== JSON.stringify(seeds)) throw new InvalidArgumentError(`study ${study}: --checkpoint ${p} holds seeds ${has.join(', ')}, ${multi[0][0]} holds ${seeds.join(', ')}; the nets must share their seeds`);
+  }
+  return new Map(seeds.map((s) => [s, multi.map(([, d]) => d!.get(s)!)]));
+}
+
+/** The training seed the checkpoints share (null when they differ or do not say). */
+export function trainingSeed(nets: { meta: CheckpointMeta }[]): number | null {
+  const s = [...new Set(nets.map((n) => (n.meta.config as { seed?: unknown } | undefined)?.seed))];
+  return s.length === 1 && typeof s[0] === 'number' ? s[0] : null;
 }
 
 /** Moves the finished work directory into place (the earlier results go only now). */
@@ -162,19 +229,27 @@ export class StudyInterrupted extends ResnetError {
 
 /** Trains one net with the study's recipe into `<dir>/runs/<label>`. */
 export async function trainNet(ctx: StudyContext, label: string, arch: string, extra: Partial<TrainConfig> = {}): Promise<TrainedNet> {
-  const c = { ...recipe(ctx.opts), arch, ...extra, out: join(ctx.dir, 'runs', label) };
+  const runDir = runDirOf(ctx, label);
+  const c = { ...recipe(ctx.opts), arch, ...extra, out: join(ctx.dir, runDir) };
+  const named = ctx.multi ? `${label} seed ${c.seed}` : label;
   // Resuming: a net with a checkpoint continues from it (a finished one is only read back); a
   // net killed before its first checkpoint starts over.
   const resume = ctx.opts.resume === true && (existsSync(join(c.out, LAST)) || existsSync(join(c.out, BEST)));
-  ctx.say(`${resume ? 'resuming' : 'training'} ${label} (${c.epochs} epoch(s) on ${c.subset ?? 'all'} ${c.dataset} images)`);
-  const r = await new Trainer(c, {
-    onProgress: (e) => ctx.opts.onTrainProgress?.(label, e),
-    signal: ctx.opts.signal,
-    resume,
-    force: !resume,
-  }).run();
-  if (r.interrupted) {
-    throw new StudyInterrupted(`study: interrupted while training ${label}; earlier results in ${ctx.opts.out} are untouched, and the work so far is kept in ${ctx.dir}: continue it with --resume`);
+  if (resume && finished(c.out, c.epochs)) {
+    // NOTE: a finished net is read back without starting its Trainer (which would rewrite
+    // its metrics and evaluate it again): --resume of a multi-seed study leaves done seeds as they are.
+    ctx.say(`${named}: finished earlier, read back`);
+  } else {
+    ctx.say(`${resume ? 'resuming' : 'training'} ${named} (${c.epochs} epoch(s) on ${c.subset ?? 'all'} ${c.dataset} images)`);
+    const r = await new Trainer(c, {
+      onProgress: (e) => ctx.opts.onTrainProgress?.(named, e),
+      signal: ctx.opts.signal,
+      resume,
+      force: !resume,
+    }).run();
+    if (r.interrupted) {
+      throw new StudyInterrupted(`study: interrupted while training ${named}; earlier results in ${ctx.opts.out} are untouched, and the work so far is kept in ${ctx.dir}: continue it with --resume`);
+    }
   }
   const m: EpochMetrics[] = readMetrics(join(c.out, METRICS));
   const info = archInfo(arch);
@@ -184,11 +259,22 @@ export async function trainNet(ctx: StudyContext, label: string, arch: string, e
   probe.dispose();
   const last = m[m.length - 1];
   return {
-    label, arch, depth: info.depth, plain: info.plain, params, runDir: `runs/${label}`,
+    label, arch, depth: info.depth, plain: info.plain, params, runDir,
     metrics: m.map((e) => ({ epoch: e.epoch, train_err: e.train_err, test_err: e.test_err, train_loss: e.train_loss, test_loss: e.test_loss, seconds: e.seconds })),
     final: { train_err: last.train_err, test_err: last.test_err },
     secondsPerEpoch: m.reduce((s, e) => s + e.seconds, 0) / Math.max(1, m.length),
   };
+}
+
+/** True when a run directory holds a run that finished all `epochs`: its last checkpoint is
+ *  at the end of the last epoch and metrics.jsonl has every epoch. */
+function finished(dir: string, epochs: number): boolean {
+  try {
+    const ck = loadRunCheckpoint(dir, () => {}, 'last');
+    return ck.file.endsWith(LAST) && ck.meta.loader.batch === 0 && ck.meta.loader.epoch >= epochs && readMetrics(join(dir, METRICS)).length >= epochs;
+  } catch {
+    return false;
+  }
 }
 
 /** A trained net ready to study: the model (eval mode) and the test batches in memory. */
@@ -333,6 +419,7 @@ export function commandOf(study: string, o: StudyOptions): string {
   if (o.subset !== undefined) a.push('--subset', String(o.subset));
   if (o.testSubset !== undefined) a.push('--test-subset', String(o.testSubset));
   if (o.seed !== undefined) a.push('--seed', String(o.seed));
+  if (o.seeds !== undefined) a.push('--seeds', o.seeds.join(','));
   if (o.archs?.length) a.push('--archs', o.archs.join(','));
   for (const c of o.checkpoints ?? []) a.push('--checkpoint', c);
   if (o.draws !== undefined) a.push('--draws', String(o.draws));
@@ -364,8 +451,34 @@ export interface StudyDocument<R = unknown> {
   command: string;
   createdAt: string;
   seconds: number;
+  /** The recipe; `seed` for one seed, `seeds` for several. */
   setup: Record<string, unknown>;
+  /** The first seed's results (all of them for a single-seed study). */
   results: R;
+  /** The seeds, in order (absent in documents older than seeds: `[setup.seed]`). */
+  seeds?: number[];
+  /** Several seeds: every seed's results, in seed order (the first is `results`). */
+  bySeed?: SeedRun<R>[];
+  /** Per net, each number over the seeds (mean, min, max, 95% interval, n): the study's own shape. */
+  aggregate?: unknown;
+  /** The seeds' claims this study tests, counted seed by seed. */
+  verdicts?: Verdict[];
+}
+
+/**
+ * One seed's results of a study.
+ * @example const runs: SeedRun[] = seedRuns(readStudy('studies/degradation'));
+ */
+export interface SeedRun<R = unknown> { seed: number | null; results: R }
+
+/**
+ * A document's results per seed (an older single-seed document: its one run).
+ * @example for (const { seed, results } of seedRuns(readStudy('studies/degradation'))) console.log(seed, results);
+ */
+export function seedRuns<R>(doc: StudyDocument<R>): SeedRun<R>[] {
+  if (doc.bySeed?.length) return doc.bySeed;
+  const s = doc.seeds?.[0] ?? doc.setup?.seed;
+  return [{ seed: typeof s === 'number' ? s : null, results: doc.results }];
 }
 
 /**
@@ -381,11 +494,18 @@ export interface Study<R = unknown> {
   lead: string;
   /** Options checked before any work (a wrong flag fails at once). */
   check(opts: StudyOptions): void;
+  /** One seed's run. */
   run(ctx: StudyContext): Promise<{ setup: Record<string, unknown>; results: R }>;
-  figures(r: R): Figure[];
-  tables(r: R): Table[];
+  /** Plots and tables of one or more seeds' results (several: mean line, min–max band, and
+   *  "mean ± half-interval (min–max), n seeds" in the tables). */
+  figures(rs: SeedRun<R>[]): Figure[];
+  tables(rs: SeedRun<R>[]): Table[];
   /** What came out, measured, in a sentence or two. */
-  finding(r: R): string;
+  finding(rs: SeedRun<R>[]): string;
+  /** Per net, each number over the seeds (results.json's `aggregate`). */
+  aggregate(rs: SeedRun<R>[]): unknown;
+  /** The seeds' claims the study tests, each counted over the seeds. */
+  verdicts(rs: SeedRun<R>[]): Verdict[];
 }
 
 /** Refuses --checkpoint for a study that trains its own nets. */
@@ -395,10 +515,11 @@ export function noCheckpoints(study: string, opts: StudyOptions): void {
 
 /** The setup line under a study's plots. */
 export function setupLine(setup: Record<string, unknown>): string {
-  const s = setup as { dataset?: string; epochs?: number; subset?: number | null; testSubset?: number | null; seed?: number; batchSize?: number; lr?: number; schedule?: string; aug?: string; checkpoints?: string[] };
+  const s = setup as { dataset?: string; epochs?: number; subset?: number | null; testSubset?: number | null; seed?: number | null; seeds?: number[]; batchSize?: number; lr?: number; schedule?: string; aug?: string; checkpoints?: string[] };
   const parts = [`${s.dataset ?? '?'}`];
-  if (s.checkpoints?.length) parts.push(`checkpoints ${s.checkpoints.join(', ')}`);
-  else parts.push(`${s.epochs} epoch(s) on ${s.subset ?? 'all'} training images, batch ${s.batchSize}, lr ${s.lr} (${s.schedule}), aug ${s.aug}, seed ${s.seed}`);
+  const seeds = s.seeds?.length ? `seeds ${s.seeds.join(', ')}` : typeof s.seed === 'number' ? `seed ${s.seed}` : '';
+  if (s.checkpoints?.length) parts.push(`checkpoints ${s.checkpoints.join(', ')}${seeds ? ` (${seeds})` : ''}`);
+  else parts.push(`${s.epochs} epoch(s) on ${s.subset ?? 'all'} training images, batch ${s.batchSize}, lr ${s.lr} (${s.schedule}), aug ${s.aug}, ${seeds}`);
   parts.push(`tested on ${s.testSubset ?? 'all'} test images`);
   return parts.join('; ');
 }

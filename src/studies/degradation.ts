@@ -9,6 +9,7 @@ import { archInfo } from '../models/registry.js';
 import { InvalidArgumentError } from '../errors.js';
 import { checkArchs, noCheckpoints, pct, recipe, recipeSummary, trainNet, type Study, type TrainedNet } from './common.js';
 import { barChartSvg, linePlotSvg, PALETTE, type Series } from './plot.js';
+import { aggregateTrained, fmtStat, perSeed, seedSeries, verdict } from './seeds.js';
 
 export interface DegradationResults {
   nets: TrainedNet[];
@@ -57,67 +58,101 @@ export const degradation: Study<DegradationResults> = {
       },
     };
   },
-  figures(r) {
-    const colors = depthColors(r.nets);
-    const top = Math.max(5, ...r.nets.flatMap((n) => n.metrics.flatMap((m) => [100 * m.train_err, 100 * m.test_err])));
+  figures(rs) {
+    const seeds = rs.map((x) => x.results.nets);
+    const nets = seeds[0];
+    const agg = aggregateTrained(seeds);
+    const colors = depthColors(nets);
+    const top = Math.max(5, ...seeds.flat().flatMap((n) => n.metrics.flatMap((m) => [100 * m.train_err, 100 * m.test_err])));
     const yMax = Math.min(100, Math.ceil(top / 5 - 1e-9) * 5);
-    const epochs = Math.max(1, ...r.nets.flatMap((n) => n.metrics.map((m) => m.epoch)));
+    const epochs = Math.max(1, ...nets.flatMap((n) => n.metrics.map((m) => m.epoch)));
+    const curve = (label: string, k: 'train_err' | 'test_err'): [number, number][][] =>
+      seeds.map((ns) => ns.find((n) => n.label === label)?.metrics.map((m) => [m.epoch, 100 * m[k]] as [number, number]) ?? []);
     const panel = (plain: boolean) => {
       const series: Series[] = [];
-      for (const n of r.nets.filter((x) => x.plain === plain)) {
+      for (const n of nets.filter((x) => x.plain === plain)) {
         const color = colors.get(n.depth) ?? PALETTE[0];
-        series.push({ name: `${n.arch} train`, color, width: 1, points: n.metrics.map((m) => [m.epoch, 100 * m.train_err]), markers: n.metrics.length < 3, hideInLegend: true });
-        series.push({ name: n.arch, color, width: 3, points: n.metrics.map((m) => [m.epoch, 100 * m.test_err]), markers: n.metrics.length < 3 });
+        series.push(seedSeries(curve(n.label, 'train_err'), { name: `${n.arch} train`, color, width: 1, markers: n.metrics.length < 3, hideInLegend: true }));
+        series.push(seedSeries(curve(n.label, 'test_err'), { name: n.arch, color, width: 3, markers: n.metrics.length < 3 }));
       }
       return series;
     };
+    const many = rs.length > 1 ? `; lines = mean of ${rs.length} seeds, bands = min..max` : '';
     const figs = [];
     for (const plain of [true, false]) {
       const series = panel(plain);
       if (!series.length) continue;
       const id = plain ? 'errors-plain' : 'errors-residual';
       const title = plain ? 'Plain nets: error per epoch' : 'Residual nets: error per epoch';
-      figs.push({ id, title, svg: linePlotSvg({ title, xLabel: 'epoch', yLabel: 'error (%)', series, xMin: 0, xMax: epochs, yMin: 0, yMax, integerX: true, note: 'thin = training error, bold = test error' }) });
+      figs.push({ id, title, svg: linePlotSvg({ title, xLabel: 'epoch', yLabel: 'error (%)', series, xMin: 0, xMax: epochs, yMin: 0, yMax, integerX: true, note: `thin = training error, bold = test error${many}` }) });
     }
     figs.push({
       id: 'final', title: 'Error after the last epoch',
       svg: barChartSvg({
-        title: 'Error after the last epoch', xLabel: 'net', yLabel: 'error (%)', categories: r.nets.map((n) => n.arch),
+        title: rs.length > 1 ? `Error after the last epoch (mean of ${rs.length} seeds)` : 'Error after the last epoch', xLabel: 'net', yLabel: 'error (%)', categories: agg.map((n) => n.arch),
         groups: [
-          { name: 'training error', values: r.nets.map((n) => 100 * n.final.train_err), color: PALETTE[5] },
-          { name: 'test error', values: r.nets.map((n) => 100 * n.final.test_err), color: PALETTE[0] },
+          { name: 'training error', values: agg.map((n) => 100 * n.final.train_err.mean), color: PALETTE[5] },
+          { name: 'test error', values: agg.map((n) => 100 * n.final.test_err.mean), color: PALETTE[0] },
         ],
       }),
     });
     return figs;
   },
-  tables(r) {
+  tables(rs) {
+    const nets = rs[0].results.nets;
+    const agg = aggregateTrained(rs.map((x) => x.results.nets));
+    const p = (v: number): string => pct(v);
+    const many = rs.length > 1 ? ` (${rs.length} seeds: mean ± half of the 95% interval, (min–max))` : '';
     return [{
-      caption: 'Final errors (last epoch), parameters and time',
+      caption: `Final errors (last epoch), parameters and time${many}`,
       head: ['net', 'layers', 'shortcuts', 'parameters', 'training error', 'test error', 'best test error', 's / epoch'],
-      rows: r.nets.map((n) => [n.arch, String(n.depth), n.plain ? 'none' : archInfo(n.arch).shortcut, n.params.toLocaleString('en-US'),
-        pct(n.final.train_err), pct(n.final.test_err), pct(Math.min(...n.metrics.map((m) => m.test_err))), n.secondsPerEpoch.toFixed(1)]),
+      rows: agg.map((a, i) => [a.arch, String(nets[i].depth), nets[i].plain ? 'none' : archInfo(a.arch).shortcut, a.params.toLocaleString('en-US'),
+        fmtStat(a.final.train_err, p), fmtStat(a.final.test_err, p), fmtStat(a.final.best_test_err, p), fmtStat(a.secondsPerEpoch, (v) => v.toFixed(1))]),
     }, {
-      caption: 'Error per epoch (training / test)',
-      head: ['epoch', ...r.nets.map((n) => n.arch)],
-      rows: Array.from({ length: Math.max(0, ...r.nets.map((n) => n.metrics.length)) }, (_, i) => [String(i + 1),
-        ...r.nets.map((n) => (n.metrics[i] ? `${pct(n.metrics[i].train_err, 1)} / ${pct(n.metrics[i].test_err, 1)}` : '–'))]),
+      caption: `Error per epoch (training / test)${rs.length > 1 ? `, mean of ${rs.length} seeds` : ''}`,
+      head: ['epoch', ...agg.map((n) => n.arch)],
+      rows: Array.from({ length: Math.max(0, ...agg.map((n) => n.epochs.length)) }, (_, i) => [String(i + 1),
+        ...agg.map((n) => (n.epochs[i] ? `${pct(n.epochs[i].train_err.mean, 1)} / ${pct(n.epochs[i].test_err.mean, 1)}` : '–'))]),
     }];
   },
-  finding(r) {
-    const by = new Map(r.nets.map((n) => [n.arch, n]));
+  finding(rs) {
+    const agg = aggregateTrained(rs.map((x) => x.results.nets));
+    const r = rs[0].results;
+    const by = new Map(agg.map((n) => [n.arch, n]));
+    const p = (v: number): string => pct(v);
+    const of = rs.length > 1 ? ` (mean of ${rs.length} seeds)` : '';
     const parts: string[] = [];
     if (r.plain) {
       const s = by.get(r.plain.shallow)!;
       const d = by.get(r.plain.deep)!;
-      parts.push(`${d.arch} ends with ${pct(d.final.train_err)} training error against ${pct(s.final.train_err)} for ${s.arch}: ${r.plain.deepTrainsWorse ? 'the deeper plain net trains worse (degradation)' : 'no degradation in this run'}.`);
+      parts.push(`${d.arch} ends with ${fmtStat(d.final.train_err, p)} training error against ${fmtStat(s.final.train_err, p)} for ${s.arch}${of}.`);
     }
     if (r.residual) {
       const s = by.get(r.residual.shallow)!;
       const d = by.get(r.residual.deep)!;
-      parts.push(`${d.arch} ends at ${pct(d.final.train_err)} against ${pct(s.final.train_err)} for ${s.arch}: ${r.residual.deepTrainsBetter ? 'the deeper residual net trains better' : 'the deeper residual net does not train better in this run'}.`);
+      parts.push(`${d.arch} ends at ${fmtStat(d.final.train_err, p)} against ${fmtStat(s.final.train_err, p)} for ${s.arch}${of}.`);
     }
-    if (!parts.length) parts.push('Each family has one depth here, so the plot compares plain against residual nets only.');
+    if (!parts.length) parts.push(`Each family has one depth here, so the plot compares plain against residual nets only: ${agg.map((n) => `${n.arch} ${fmtStat(n.final.train_err, p)}`).join(', ')} final training error${of}.`);
     return parts.join(' ');
+  },
+  aggregate(rs) {
+    return { nets: aggregateTrained(rs.map((x) => x.results.nets)) };
+  },
+  verdicts(rs) {
+    const r = rs[0].results;
+    const out = [];
+    if (r.plain) {
+      out.push(verdict('A deeper plain net ends with higher training error than a shallower one (degradation)',
+        `${r.plain.deep} above ${r.plain.shallow} in final training error`, perSeed(rs, (x) => x.plain?.deepTrainsWorse ?? null)));
+    } else {
+      out.push(verdict('A deeper plain net ends with higher training error than a shallower one (degradation)', '', [], 'needs two depths of plain nets in --archs'));
+    }
+    if (r.residual) {
+      out.push(verdict('The deeper residual net ends with lower training error than the shallower one',
+        `${r.residual.deep} below ${r.residual.shallow} in final training error`, perSeed(rs, (x) => x.residual?.deepTrainsBetter ?? null)));
+    } else {
+      out.push(verdict('The deeper residual net ends with lower training error than the shallower one', '', [], 'needs two depths of residual nets in --archs'));
+    }
+    return out;
   },
 };

@@ -3,15 +3,19 @@
 // PNG per plot and index.html into `.<out>.partial`, which replaces `out` only at the end. An
 // interrupted or killed study leaves its nets' checkpoints there; `resume` continues them,
 // provided the study and its recipe are the same (`study.json` there records them).
+// With several seeds the study runs once per seed (seed-major: seed 0's nets, then seed
+// 1's), and results.json adds every seed's results, the aggregate per net and the verdicts.
 // `writeReport` gathers several study directories into one page, redrawn from their
-// results.json. Nothing here prints: messages go through the options' callbacks.
+// results.json; single-seed directories of one study that differ only in the seed become
+// one multi-seed section. Nothing here prints: messages go through the options' callbacks.
 
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidArgumentError, DataError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import {
-  commandOf, commitOutput, hasResumableWork, prepareOutput, recipe, recipeSummary, setupLine, type Study, type StudyContext, type StudyDocument, type StudyOptions,
+  checkpointsBySeed, commandOf, commitOutput, hasResumableWork, prepareOutput, recipe, recipeSummary, seedRuns, seedsOf, setupLine,
+  type SeedRun, type Study, type StudyContext, type StudyDocument, type StudyOptions,
 } from './common.js';
 import { degradation } from './degradation.js';
 import { lesion } from './lesion.js';
@@ -21,7 +25,8 @@ import { shortcuts } from './shortcuts.js';
 import { pageHtml, type Section } from './page.js';
 import { checkFonts, svgToPng } from './plot.js';
 
-export { partialDir, StudyInterrupted, type StudyOptions, type StudyDocument, type Study } from './common.js';
+export { partialDir, seedRuns, StudyInterrupted, type SeedRun, type StudyOptions, type StudyDocument, type Study } from './common.js';
+export { seedStat, type Stat, type Verdict } from './seeds.js';
 export { degradation, type DegradationResults } from './degradation.js';
 export { lesion, type LesionResults, type LesionNet } from './lesion.js';
 export { paths, pathLengthDistribution, type PathsResults, type PathsNet } from './paths.js';
@@ -51,9 +56,25 @@ export function getStudy(name: string): Study<unknown> {
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 
 function section(study: Study<unknown>, doc: StudyDocument, id: string, files?: string[]): Section {
+  const rs = seedRuns(doc);
   return {
-    id, title: study.title, lead: study.lead, finding: study.finding(doc.results), figures: study.figures(doc.results),
-    tables: study.tables(doc.results), command: doc.command, setup: setupLine(doc.setup), createdAt: doc.createdAt, files,
+    id, title: study.title, lead: study.lead, finding: study.finding(rs), verdicts: doc.verdicts ?? study.verdicts(rs), figures: study.figures(rs),
+    tables: study.tables(rs), command: doc.command, setup: setupLine(doc.setup), createdAt: doc.createdAt, files,
+  };
+}
+
+/** The document of a study's seeds: `results` the first seed's, `bySeed` all of them (several
+ *  seeds), the aggregate and the verdicts; `setup` says `seeds` when there are several. */
+function seedDocument(study: Study<unknown>, base: Omit<StudyDocument, 'results' | 'seeds' | 'bySeed' | 'aggregate' | 'verdicts'>, runs: SeedRun[]): StudyDocument {
+  const seeds = runs.map((r) => r.seed).filter((s): s is number => typeof s === 'number');
+  const setup = { ...base.setup };
+  if (runs.length > 1) {
+    delete setup.seed;
+    setup.seeds = seeds;
+  }
+  return {
+    ...base, setup, results: runs[0].results, seeds, ...(runs.length > 1 ? { bySeed: runs } : {}),
+    aggregate: study.aggregate(runs), verdicts: study.verdicts(runs),
   };
 }
 
@@ -73,11 +94,17 @@ export async function runStudy(name: string, opts: StudyOptions): Promise<StudyR
   if (!opts || typeof opts.out !== 'string' || !opts.out) throw new InvalidArgumentError(`study ${name}: --out DIR (the output directory) is required`);
   if (opts.draws !== undefined && (!Number.isInteger(opts.draws) || opts.draws < 1)) throw new InvalidArgumentError(`study ${name}: --draws must be an integer >= 1, got ${String(opts.draws)}`);
   study.check(opts);
+  // One run per seed: the seeds of --seeds, or of multi-seed net directories given as
+  // --checkpoint, or the one seed.
+  if (opts.checkpoints?.length && opts.seeds !== undefined) throw new InvalidArgumentError(`study ${name}: --seeds trains nets; with --checkpoint the seeds are the checkpoints' (a multi-seed net directory such as DIR/runs/resnet56 gives all of its seeds)`);
+  const bySeed = opts.checkpoints?.length ? checkpointsBySeed(name, opts.checkpoints) : null;
+  const plan: StudyOptions[] = bySeed ? [...bySeed].map(([seed, checkpoints]) => ({ ...opts, seed, checkpoints }))
+    : opts.checkpoints?.length ? [opts] : seedsOf(opts).map((seed) => ({ ...opts, seed, seeds: undefined }));
+  const multi = plan.length > 1 && !bySeed;
   checkFonts();
   const t0 = performance.now();
   const { dir, resumed } = prepareOutput(opts.out, opts.force === true, opts.resume === true);
   const say = (text: string): void => opts.onMessage?.(text);
-  const ctx: StudyContext = { opts, dir, say };
   let command = opts.command ?? commandOf(name, opts);
   const identity = studyIdentity(name, opts);
   try {
@@ -95,11 +122,21 @@ export async function runStudy(name: string, opts: StudyOptions): Promise<StudyR
     } else {
       writeFileAtomic(file, [enc(`${JSON.stringify({ identity, command }, null, 1)}\n`)]);
     }
-    const { setup, results } = await study.run(ctx);
-    const doc: StudyDocument = {
+    const runs: SeedRun[] = [];
+    let setup: Record<string, unknown> = {};
+    for (const p of plan) {
+      if (plan.length > 1) say(`seed ${p.seed} (${runs.length + 1} of ${plan.length})`);
+      const ctx: StudyContext = { opts: p, dir, say, multi };
+      const r = await study.run(ctx);
+      if (!runs.length) setup = r.setup;
+      const seed = bySeed || !opts.checkpoints?.length ? p.seed : r.setup.seed;
+      runs.push({ seed: typeof seed === 'number' ? seed : null, results: r.results });
+    }
+    if (bySeed) setup = { ...setup, checkpoints: opts.checkpoints };
+    const doc = seedDocument(study, {
       format: 1, study: name, title: study.title, command, createdAt: new Date().toISOString(),
-      seconds: (performance.now() - t0) / 1000, setup, results,
-    };
+      seconds: (performance.now() - t0) / 1000, setup,
+    }, runs);
     const files = ['results.json'];
     writeFileAtomic(join(dir, 'results.json'), [enc(`${JSON.stringify(doc, null, 1)}\n`)]);
     const sec = section(study, doc, name);
@@ -130,7 +167,7 @@ const STUDY_JSON = 'study.json';
 /** What must match for `resume`: the study, its nets and draws, and the training recipe. */
 function studyIdentity(name: string, o: StudyOptions): Record<string, unknown> {
   const { data: _data, ...r } = recipeSummary(recipe(o));
-  return { study: name, archs: o.archs ?? null, checkpoints: o.checkpoints ?? null, draws: o.draws ?? null, ...r };
+  return { study: name, archs: o.archs ?? null, checkpoints: o.checkpoints ?? null, draws: o.draws ?? null, ...r, ...(o.seeds ? { seeds: o.seeds } : {}) };
 }
 
 /**
@@ -155,11 +192,11 @@ export function readStudy(dir: string): StudyDocument {
  * One page from several study directories (each redrawn from its results.json).
  * @example writeReport(['studies/degradation', 'studies/lesion'], 'report.html');
  */
-export function writeReport(dirs: string[], outFile: string): { out: string; studies: string[] } {
+export function writeReport(dirs: string[], outFile: string): { out: string; studies: string[]; documents: StudyDocument[] } {
   if (!dirs.length) throw new InvalidArgumentError('report: name at least one study directory');
   if (!outFile) throw new InvalidArgumentError('report: --out FILE.html is required');
   if (existsSync(outFile) && statSync(outFile).isDirectory()) throw new InvalidArgumentError(`report: --out ${outFile} is a directory; give a file name such as report.html`);
-  const docs = dirs.map(readStudy);
+  const docs = combineSeeds(dirs, dirs.map(readStudy));
   const count = new Map<string, number>();
   const sections = docs.map((d) => {
     const k = (count.get(d.study) ?? 0) + 1;
@@ -167,7 +204,59 @@ export function writeReport(dirs: string[], outFile: string): { out: string; stu
     return section(getStudy(d.study), d, k > 1 ? `${d.study}-${k}` : d.study);
   });
   const intro = 'Why residual learning works, as experiments run with resnet-ts: the degradation problem of deep plain nets, identity vs projection shortcuts (He et al. 2015), ' +
-    'and the unrolled view of a ResNet as an ensemble of paths (Veit et al. 2016). Each section says which argument it tests and shows the command that made it.';
+    'and the unrolled view of a ResNet as an ensemble of paths (Veit et al. 2016). Each section says what the seeds claim, what we measured, whether the claim holds here and on how many seeds, and shows the command that made it.';
   writeFileAtomic(outFile, [enc(pageHtml('resnet-ts studies', sections, intro))]);
-  return { out: outFile, studies: docs.map((d) => d.study) };
+  return { out: outFile, studies: docs.map((d) => d.study), documents: docs };
+}
+
+/** Fields of a setup that may differ between runs of one study combined over seeds. */
+const PER_RUN = new Set(['seed', 'seeds', 'data', 'checkpoints']);
+
+/** The seeds of a document (none known: []). */
+function docSeeds(d: StudyDocument): number[] {
+  return seedRuns(d).map((r) => r.seed).filter((s): s is number => typeof s === 'number');
+}
+
+/**
+ * Documents of one study whose seeds are all different are combined into one multi-seed
+ * document (every seed's results, the aggregate and the verdicts recomputed), provided
+ * their recipes differ only in the seed (else a one-line error naming the field); documents
+ * that share a seed, or say none, stay separate sections. Order: where each study first comes.
+ * @example const docs = combineSeeds(['a', 'b'], [readStudy('a'), readStudy('b')]);  // one document with seeds 0 and 1
+ */
+export function combineSeeds(dirs: string[], docs: StudyDocument[]): StudyDocument[] {
+  const out: StudyDocument[] = [];
+  const groups = new Map<string, number[]>();
+  docs.forEach((d, i) => groups.set(d.study, [...(groups.get(d.study) ?? []), i]));
+  const done = new Set<number>();
+  docs.forEach((d, i) => {
+    if (done.has(i)) return;
+    const g = groups.get(d.study)!;
+    const seeds = g.map((j) => docSeeds(docs[j]));
+    const all = seeds.flat();
+    const distinct = g.length > 1 && seeds.every((s) => s.length > 0) && new Set(all).size === all.length;
+    if (!distinct) {
+      done.add(i);
+      out.push(d);
+      return;
+    }
+    for (const j of g.slice(1)) {
+      const a = docs[g[0]].setup;
+      const b = docs[j].setup;
+      const field = [...new Set([...Object.keys(a), ...Object.keys(b)])].find((k) => !PER_RUN.has(k) && JSON.stringify(a[k]) !== JSON.stringify(b[k]));
+      if (field) {
+        throw new InvalidArgumentError(`report: ${dirs[g[0]]} and ${dirs[j]} hold ${d.study} with different seeds but also a different ${field} ` +
+          `(${JSON.stringify(a[field] ?? null)} vs ${JSON.stringify(b[field] ?? null)}); seeds combine only when the rest of the recipe is the same`);
+      }
+    }
+    for (const j of g) done.add(j);
+    const runs = g.flatMap((j) => seedRuns(docs[j])).sort((x, y) => (x.seed as number) - (y.seed as number));
+    const first = docs[g[0]];
+    out.push(seedDocument(getStudy(d.study), {
+      format: 1, study: d.study, title: first.title, command: [...new Set(g.map((j) => docs[j].command))].join('\n'),
+      createdAt: g.map((j) => docs[j].createdAt).sort().pop() as string, seconds: g.reduce((s, j) => s + docs[j].seconds, 0),
+      setup: { ...first.setup, ...(first.setup.checkpoints ? { checkpoints: g.flatMap((j) => (docs[j].setup.checkpoints as string[] | undefined) ?? []) } : {}) },
+    }, runs));
+  });
+  return out;
 }

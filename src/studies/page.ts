@@ -6,6 +6,7 @@
 
 import { escapeXml } from '../plot/svg.js';
 import { inlineSvg } from './plot.js';
+import type { Verdict } from './seeds.js';
 
 export interface Figure {
   /** File stem: <id>.svg and <id>.png in the study directory. */
@@ -28,6 +29,8 @@ export interface Section {
   lead: string;
   /** What came out this time, measured (one or two sentences). */
   finding: string;
+  /** The seeds' claims, each counted over the seeds. */
+  verdicts?: Verdict[];
   figures: Figure[];
   tables: Table[];
   command: string;
@@ -62,6 +65,12 @@ thead th{background:#f3f3f3}
 pre{background:#f1f1f1;padding:8px 10px;border-radius:6px;white-space:pre-wrap;word-break:break-all;font-size:.85rem;margin:.4em 0}
 .meta{font-size:.85rem;color:#555}
 .finding{background:#eef6ff;border-left:4px solid #0072b2;padding:6px 10px;border-radius:4px}
+.verdicts{list-style:none;padding:0;margin:.5em 0;max-width:75ch}
+.verdicts li{margin:.3em 0;padding:6px 10px;border-radius:4px;border-left:4px solid #999;background:#f3f3f3;overflow-wrap:anywhere}
+.verdicts .holds{border-color:#009e73;background:#eaf7f2}
+.verdicts .fails{border-color:#d55e00;background:#fcefe8}
+.verdicts .mixed{border-color:#e69f00;background:#fdf5e6}
+.tag{font-weight:600}
 `;
 
 function tableHtml(t: Table): string {
@@ -72,10 +81,15 @@ function tableHtml(t: Table): string {
 export function sectionHtml(s: Section): string {
   const figs = s.figures.map((f) => `<figure id="${esc(`${s.id}-${f.id}`)}">${inlineSvg(f.svg)}<figcaption>${esc(f.title)}</figcaption></figure>`).join('\n');
   const files = s.files?.length ? `<p class="meta">Files: ${s.files.map((f) => `<a href="${esc(f)}">${esc(f)}</a>`).join(', ')}</p>` : '';
+  const tag = { holds: 'Holds', mixed: 'Mixed', fails: 'Does not hold', open: 'Open' };
+  const verdicts = s.verdicts?.length
+    ? `<ul class="verdicts">${s.verdicts.map((v) => `<li class="${esc(v.status)}"><span class="tag">${esc(tag[v.status] ?? v.status)}:</span> ${esc(v.text)}</li>`).join('')}</ul>`
+    : '';
   return `<section id="${esc(s.id)}">
 <h2>${esc(s.title)}</h2>
-<p>${esc(s.lead)}</p>
-<p class="finding">${esc(s.finding)}</p>
+<p><span class="tag">What it shows and what the seeds claim.</span> ${esc(s.lead)}</p>
+<p class="finding"><span class="tag">Measured.</span> ${esc(s.finding)}</p>
+${verdicts}
 <div class="figs">
 ${figs}
 </div>

@@ -10,8 +10,16 @@ import { Conv2d } from '../nn/conv.js';
 import { noGrad } from '../tensor/autograd.js';
 import { tidy } from '../tensor/scope.js';
 import { tensor } from '../tensor/tensor.js';
-import { netsFor, recipe, recipeSummary, type Study, type StudyNet, type TrainedNet } from './common.js';
+import { netsFor, trainingSeed, recipe, recipeSummary, type Study, type StudyNet, type TrainedNet } from './common.js';
 import { linePlotSvg, PALETTE } from './plot.js';
+import { fmtStat, over, perSeed, seedSeries, verdict, type Stat } from './seeds.js';
+
+function aggregateResponses(rs: ResponsesResults[]): { label: string; n: number; meanStd: Stat; layers: { index: number; name: string; std: Stat }[] }[] {
+  return rs[0].nets.map((n0) => {
+    const ns = rs.map((r) => r.nets.find((n) => n.label === n0.label)).filter((n): n is ResponsesNet => !!n);
+    return { label: n0.label, n: ns.length, meanStd: over(ns, (n) => n.meanStd), layers: n0.layers.map((l, i) => ({ index: l.index, name: l.name, std: over(ns, (n) => n.layers[i]?.std) })) };
+  });
+}
 
 export interface ResponsesNet {
   label: string;
@@ -99,42 +107,84 @@ export const responses: Study<ResponsesResults> = {
       if (p) pairs.push({ depth: r.depth, residual: r.label, plain: p.label, residualMean: r.meanStd, plainMean: p.meanStd });
     }
     const setup = ctx.opts.checkpoints?.length
-      ? { dataset: (nets[0].meta.config as { dataset?: string }).dataset, checkpoints: ctx.opts.checkpoints, testSubset: out[0]?.images ?? null }
+      ? { dataset: (nets[0].meta.config as { dataset?: string }).dataset, checkpoints: ctx.opts.checkpoints, archs: nets.map((n) => n.arch), seed: trainingSeed(nets), testSubset: out[0]?.images ?? null }
       : { ...recipeSummary(recipe(ctx.opts)), archs: nets.map((n) => n.arch) };
     return { setup, results: { nets: out, trained, pairs } };
   },
-  figures(r) {
+  figures(rs) {
+    const r = rs[0].results;
     const depths = [...new Set(r.nets.map((n) => n.depth))].sort((a, b) => a - b);
     const style = (n: ResponsesNet) => ({ color: PALETTE[depths.indexOf(n.depth) % PALETTE.length], dash: n.plain ? '6 3' : undefined, width: 2 });
+    const per = (label: string, sorted: boolean): [number, number][][] => rs.map((x) => {
+      const n = x.results.nets.find((q) => q.label === label);
+      if (!n) return [];
+      return sorted ? [...n.layers].sort((a, b) => b.std - a.std).map((l, i) => [i + 1, l.std] as [number, number]) : n.layers.map((l) => [l.index, l.std] as [number, number]);
+    });
+    const note = `dashed = plain, solid = residual${rs.length > 1 ? `; lines = mean of ${rs.length} seeds, bands = min..max` : ''}`;
     const order = linePlotSvg({
       title: 'Response std by layer', xLabel: '3x3 layer index (forward order)', yLabel: 'std of the response', xMin: 0, yMin: 0, integerX: true,
-      series: r.nets.map((n) => ({ name: n.label, ...style(n), points: n.layers.map((l) => [l.index, l.std] as [number, number]) })),
-      note: 'dashed = plain, solid = residual',
+      series: r.nets.map((n) => seedSeries(per(n.label, false), { name: n.label, ...style(n) })), note,
     });
     const sorted = linePlotSvg({
       title: 'Response std, sorted', xLabel: 'layer rank (largest response first)', yLabel: 'std of the response', xMin: 0, yMin: 0, integerX: true,
-      series: r.nets.map((n) => ({ name: n.label, ...style(n), points: [...n.layers].sort((a, b) => b.std - a.std).map((l, i) => [i + 1, l.std] as [number, number]) })),
-      note: 'dashed = plain, solid = residual',
+      series: r.nets.map((n) => seedSeries(per(n.label, true), { name: n.label, ...style(n) })), note,
     });
     return [{ id: 'std-by-layer', title: 'In layer order', svg: order }, { id: 'std-sorted', title: 'Sorted by size', svg: sorted }];
   },
-  tables(r) {
-    const t = [{
-      caption: 'Mean response std per net',
+  tables(rs) {
+    const r = rs[0].results;
+    const many = rs.length > 1;
+    const agg = aggregateResponses(rs.map((x) => x.results));
+    const f3 = (v: number): string => v.toFixed(3);
+    return [{
+      caption: `Mean response std per net${many ? ` (${rs.length} seeds: mean ± half of the 95% interval, (min–max))` : ''}`,
       head: ['net', 'checkpoint', '3x3 layers', 'test images', 'mean std', 'largest', 'smallest'],
-      rows: r.nets.map((n) => [n.label, n.file, String(n.layers.length), String(n.images), n.meanStd.toFixed(3),
-        Math.max(...n.layers.map((l) => l.std)).toFixed(3), Math.min(...n.layers.map((l) => l.std)).toFixed(3)]),
+      rows: r.nets.map((n, i) => [n.label, many ? rs.map((x) => x.results.nets[i]?.file).join(', ') : n.file, String(n.layers.length), String(n.images), fmtStat(agg[i].meanStd, f3),
+        Math.max(...agg[i].layers.map((l) => l.std.mean)).toFixed(3), Math.min(...agg[i].layers.map((l) => l.std.mean)).toFixed(3)]),
     }, {
-      caption: 'Response std by layer',
+      caption: `Response std by layer${many ? `, mean of ${rs.length} seeds` : ''}`,
       head: ['layer', ...r.nets.map((n) => n.label)],
       rows: Array.from({ length: Math.max(0, ...r.nets.map((n) => n.layers.length)) }, (_, i) => [String(i + 1),
-        ...r.nets.map((n) => (n.layers[i] ? `${n.layers[i].std.toFixed(3)} (${n.layers[i].name})` : '–'))]),
+        ...agg.map((n) => (n.layers[i] ? `${n.layers[i].std.mean.toFixed(3)} (${n.layers[i].name})` : '–'))]),
     }];
-    return t;
   },
-  finding(r) {
-    if (!r.pairs.length) return r.nets.map((n) => `${n.label}: mean response std ${n.meanStd.toFixed(3)}.`).join(' ');
-    return r.pairs.map((p) => `At ${p.depth} layers the mean response std is ${p.residualMean.toFixed(3)} for ${p.residual} against ${p.plainMean.toFixed(3)} for ${p.plain}` +
-      ` (${p.residualMean < p.plainMean ? 'smaller, as the paper found' : 'not smaller in this run'}).`).join(' ');
+  finding(rs) {
+    const r = rs[0].results;
+    const agg = new Map(aggregateResponses(rs.map((x) => x.results)).map((a) => [a.label, a]));
+    const f3 = (v: number): string => v.toFixed(3);
+    const of = rs.length > 1 ? ` (${rs.length} seeds)` : '';
+    if (!r.pairs.length) return r.nets.map((n) => `${n.label}: mean response std ${fmtStat(agg.get(n.label)!.meanStd, f3)}${of}.`).join(' ');
+    return r.pairs.map((p) => {
+      const a = agg.get(p.residual)!.meanStd;
+      const b = agg.get(p.plain)!.meanStd;
+      return `At ${p.depth} layers the mean response std is ${fmtStat(a, f3)} for ${p.residual} against ${fmtStat(b, f3)} for ${p.plain}${of}` +
+        ` (${a.mean < b.mean ? 'smaller, as the paper found' : 'not smaller here'}).`;
+    }).join(' ');
+  },
+  aggregate(rs) {
+    return { nets: aggregateResponses(rs.map((x) => x.results)) };
+  },
+  verdicts(rs) {
+    const r = rs[0].results;
+    const out = [];
+    const claim = 'Residual functions respond less than plain layers: mean std of the 3x3 responses, residual < plain (He et al. 2015, Fig. 7)';
+    if (!r.pairs.length) out.push(verdict(claim, '', [], 'needs a plain and a residual net of one depth'));
+    for (const p of r.pairs) {
+      out.push(verdict(claim, `${p.residual} below ${p.plain} in mean response std`,
+        perSeed(rs, (x) => { const q = x.pairs.find((y) => y.depth === p.depth); return q ? q.residualMean < q.plainMean : null; })));
+    }
+    const res = r.nets.filter((n) => !n.plain).sort((a, b) => a.depth - b.depth);
+    const claim2 = 'Deeper ResNets respond less than shallower ones (He et al. 2015, Fig. 7)';
+    if (res.length < 2 || res[0].depth === res[res.length - 1].depth) {
+      out.push(verdict(claim2, '', [], 'needs residual nets of two depths'));
+    } else {
+      const [lo, hi] = [res[0].label, res[res.length - 1].label];
+      out.push(verdict(claim2, `${hi} below ${lo} in mean response std`, perSeed(rs, (x) => {
+        const a = x.nets.find((n) => n.label === hi);
+        const b = x.nets.find((n) => n.label === lo);
+        return a && b ? a.meanStd < b.meanStd : null;
+      })));
+    }
+    return out;
   },
 };
