@@ -35,7 +35,7 @@ class FoldedConv {
   readonly bias: Tensor | null;
   readonly opts: Conv2dOptions;
 
-  constructor(conv: Conv2d, bn: BatchNorm2d | null, backend: Backend) {
+  constructor(conv: Conv2d, bn: BatchNorm2d | null, backend: Backend, eps = bn?.eps ?? 0) {
     const w = conv.weight.toArray() as Float32Array;
     const K = conv.outChannels;
     const per = w.length / K;
@@ -51,7 +51,7 @@ class FoldedConv {
     const fw = new Float32Array(w.length);
     const fb = new Float32Array(K);
     for (let k = 0; k < K; k++) {
-      const scale = gamma[k] / Math.sqrt(variance[k] + bn.eps);
+      const scale = gamma[k] / Math.sqrt(variance[k] + eps);
       for (let i = 0; i < per; i++) fw[k * per + i] = w[k * per + i] * scale;
       fb[k] = beta[k] + ((convBias ? convBias[k] : 0) - mean[k]) * scale;
     }
@@ -81,6 +81,9 @@ function bnReluInfer(bn: BatchNorm2d, x: Tensor): Tensor {
 export interface FuseOptions {
   /** Convolution precision (default 'fp32'); resolve 'auto' with backend/precision.ts first. */
   precision?: Precision;
+  /** The eps of every folded BatchNorm instead of each module's own (torchvision's
+   *  FrozenBatchNorm2d with overwrite_eps: 0 for its v1 COCO detection weights). */
+  bnEps?: number;
 }
 
 /**
@@ -95,15 +98,19 @@ export interface FuseOptions {
 export class FusedResNet {
   private readonly folded: FoldedConv[] = [];
   private readonly steps: Step[] = [];
+  /** Index in `steps` after which each stage's output is ready. */
+  private readonly stageEnds: number[] = [];
   private disposed = false;
   readonly precision: Precision;
 
   constructor(readonly model: ResNet, opts: FuseOptions = {}) {
     this.precision = opts.precision ?? 'fp32';
     expectPrecision('fuseForInference', this.precision);
+    const bnEps = opts.bnEps;
+    if (bnEps !== undefined && !(bnEps >= 0)) throw new InvalidArgumentError(`fuseForInference: 'bnEps' must be a number >= 0, got ${String(bnEps)}`);
     const backend = model.conv1.weight.backend;
     const fold = (conv: Conv2d, bn: BatchNorm2d | null): FoldedConv => {
-      const f = new FoldedConv(conv, bn, backend);
+      const f = new FoldedConv(conv, bn, backend, bn ? bnEps ?? bn.eps : 0);
       this.folded.push(f);
       return f;
     };
@@ -111,7 +118,12 @@ export class FusedResNet {
       const stem = fold(model.conv1, model.bn1);
       this.steps.push((x) => stem.run(x, model.bn1 !== null));
       if (model.maxpool) { const mp = model.maxpool; this.steps.push((x) => mp.forward(x)); }
-      for (const { name, block } of model.blocks()) this.steps.push(this.blockStep(name, block, fold));
+      let stage = 0;
+      for (const { name, block, stage: s } of model.blocks()) {
+        if (s !== stage) { this.stageEnds.push(this.steps.length); stage = s; }
+        this.steps.push(this.blockStep(name, block, fold));
+      }
+      this.stageEnds.push(this.steps.length);
       if (model.bn) { const bn = model.bn; this.steps.push((x) => bnReluInfer(bn, x)); }
     } catch (e) {
       this.dispose();
@@ -173,6 +185,30 @@ export class FusedResNet {
       let h = x;
       autocast(this.precision, () => { for (const step of this.steps) h = step(h); });
       return this.model.head.forward(flatten(this.model.avgpool.forward(h)));
+    });
+  }
+
+  /** Each stage's output (layer1, layer2, ...), as ResNet.features(x).maps minus the stem,
+   *  without the pooling and the classifier (a pre-activation net's final BN-ReLU is not
+   *  applied). Runs without autograd.
+   * @example const [c2, c3, c4, c5] = tidy(() => fast.features(x));
+   */
+  features(x: Tensor): Tensor[] {
+    if (this.disposed) throw new InvalidArgumentError('FusedResNet: used after dispose()');
+    const c = this.model.inChannels;
+    if (x.shape.length !== 4 || x.shape[1] !== c) {
+      throw new ShapeError(`${this.model.name} (fused): input must be [N, ${c}, H, W], got ${fmt(x.shape)}`);
+    }
+    return noGrad(() => {
+      const out: Tensor[] = [];
+      let h = x;
+      autocast(this.precision, () => {
+        this.steps.forEach((step, i) => {
+          h = step(h);
+          if (this.stageEnds.includes(i + 1)) out.push(h);
+        });
+      });
+      return out;
     });
   }
 

@@ -1,0 +1,165 @@
+#!/usr/bin/python3
+"""Fixtures of test/detect_model.test.ts, from Debian's python3-torch 1.13 / torchvision 0.14
+(never a runtime dependency). Writes test/fixtures/detect/fasterrcnn_resnet50_fpn.json.
+
+Weights: torchvision's fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None) (v1, the
+backbone with nn.BatchNorm2d, eps 1e-5, eval mode) holds 41 M parameters, 167 MB in float32:
+too large to commit, and the TS test cannot replay torch's RNG. So neither side stores them:
+every state-dict entry is a formula of its key and element index, computed identically here
+(numpy, float64 then one rounding to float32) and in test/helpers/synthetic_weights.ts:
+  seed = FNV-1a 32-bit of the key (ASCII); x = (i * 0x9E3779B1 + seed) mod 2^32, then
+  murmur3's fmix32; u = (x >> 8) / 2^24 in [0, 1).
+  running_mean: (2u - 1) * 0.1     running_var: 0.5 + u       (BN not a no-op)
+  1-D weight (BN gamma): 0.5 + 0.5u   other 1-D (BN beta, biases): (2u - 1) * 0.1
+  N-D weight: (2u - 1) * sqrt(6 / fan_in), times CLS_SCALE for the predictor's cls_score so
+  that tens of detections pass the default 0.05 threshold on random weights.
+num_batches_tracked is left as it is. The fixture lists every key with its shape, so the test
+also checks the TS model's state dict names against torchvision's.
+
+Images: test/fixtures/predict/images/b_517x389.jpg and c_1024x683.jpg at their own sizes,
+decoded by PIL (sharp decodes the same bytes to the same pixels: checked by md5 when this was
+written), to_tensor (x / 255 in float32), run through the whole model in eval mode.
+Recorded per image: original, resized and padded sizes; a few anchors per level; the first 50
+proposals with their objectness; MultiScaleRoIAlign's output for a few rois (4 channels);
+every detection; and per FPN level a checksum (sum, sum of squares) of the features.
+Run: /usr/bin/python3 scripts/make_detect_fixtures.py
+"""
+import json
+import math
+import os
+
+import numpy as np
+import torch
+import torchvision
+import torchvision.transforms.functional as TF
+from PIL import Image
+from torchvision.models.detection import fasterrcnn_resnet50_fpn
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
+IMAGES = os.path.join(ROOT, 'test', 'fixtures', 'predict', 'images')
+OUT = os.path.join(ROOT, 'test', 'fixtures', 'detect')
+FILES = ['b_517x389.jpg', 'c_1024x683.jpg']
+CLS_SCALE = float(os.environ.get('CLS_SCALE', '0.035'))
+CLS_KEY = 'roi_heads.box_predictor.cls_score.weight'
+
+
+def fnv1a(s):
+    h = 0x811C9DC5
+    for ch in s.encode('ascii'):
+        h ^= ch
+        h = (h * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def uniform(key, n):
+    seed = fnv1a(key)
+    x = (np.arange(n, dtype=np.uint64) * np.uint64(0x9E3779B1) + np.uint64(seed)) & np.uint64(0xFFFFFFFF)
+    x ^= x >> np.uint64(16)
+    x = (x * np.uint64(0x85EBCA6B)) & np.uint64(0xFFFFFFFF)
+    x ^= x >> np.uint64(13)
+    x = (x * np.uint64(0xC2B2AE35)) & np.uint64(0xFFFFFFFF)
+    x ^= x >> np.uint64(16)
+    return (x >> np.uint64(8)).astype(np.float64) / 16777216.0
+
+
+def synthetic(key, shape, cls_scale):
+    n = int(np.prod(shape)) if len(shape) else 1
+    u = uniform(key, n)
+    if key.endswith('running_mean'):
+        v = (2 * u - 1) * 0.1
+    elif key.endswith('running_var'):
+        v = 0.5 + u
+    elif len(shape) == 1 and key.endswith('weight'):
+        v = 0.5 + 0.5 * u
+    elif len(shape) == 1:
+        v = (2 * u - 1) * 0.1
+    else:
+        fan_in = int(np.prod(shape[1:]))
+        v = (2 * u - 1) * math.sqrt(6 / fan_in)
+        if key == CLS_KEY:
+            v = v * cls_scale
+    return torch.from_numpy(v.astype(np.float32).reshape(shape))
+
+
+def r(t, nd=6):
+    return [round(float(v), nd) for v in t.reshape(-1).tolist()]
+
+
+def main():
+    torch.set_num_threads(2)
+    model = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None)
+    sd = model.state_dict()
+    keys = []
+    for k, v in sd.items():
+        keys.append([k, list(v.shape)])
+        if k.endswith('num_batches_tracked'):
+            continue
+        sd[k] = synthetic(k, list(v.shape), CLS_SCALE)
+    model.load_state_dict(sd)
+    model.eval()
+
+    rec = {}
+    orig_filter = model.rpn.filter_proposals
+
+    def filter_proposals(*a, **kw):
+        boxes, scores = orig_filter(*a, **kw)
+        rec['proposals'] = boxes
+        rec['proposal_scores'] = scores
+        return boxes, scores
+    model.rpn.filter_proposals = filter_proposals
+    model.rpn.anchor_generator.register_forward_hook(lambda m, i, o: rec.__setitem__('anchors', o))
+    model.backbone.register_forward_hook(lambda m, i, o: rec.__setitem__('features', o))
+    model.transform.register_forward_hook(lambda m, i, o: rec.__setitem__('images', o[0]))
+    model.roi_heads.box_roi_pool.register_forward_hook(lambda m, i, o: rec.__setitem__('roi', (i[1], o)))
+    model.roi_heads.box_predictor.register_forward_hook(lambda m, i, o: rec.__setitem__('logits', o[0]))
+
+    out = {
+        'torch': torch.__version__, 'torchvision': torchvision.__version__,
+        'arch': 'fasterrcnn_resnet50_fpn', 'cls_scale': CLS_SCALE,
+        'keys': keys, 'images': [],
+    }
+    for f in FILES:
+        img = TF.to_tensor(Image.open(os.path.join(IMAGES, f)).convert('RGB'))
+        with torch.no_grad():
+            det = model([img])[0]
+        il = rec['images']
+        anchors = rec['anchors'][0]
+        feats = rec['features']
+        levels = []
+        off = 0
+        for name, fm in feats.items():
+            n = fm.shape[-2] * fm.shape[-1] * 3
+            a = anchors[off:off + n]
+            levels.append({
+                'name': name, 'shape': list(fm.shape), 'count': n, 'offset': off,
+                'first': r(a[:9]), 'last': r(a[-3:]),
+                'sum': float(fm.double().sum()), 'sumsq': float((fm.double() ** 2).sum()),
+                'head': r(fm[0, 0, 0, :8]),
+            })
+            off += n
+        props = rec['proposals'][0]
+        pscores = rec['proposal_scores'][0]
+        rois, pooled = rec['roi']
+        K = pooled.shape[0]
+        pick = sorted(set([0, 1, 2, K // 3, K // 2, K - 1]))
+        logits = rec['logits']
+        print(f, 'resized', il.image_sizes[0], 'padded', list(il.tensors.shape[-2:]), 'proposals', props.shape[0],
+              'detections', det['boxes'].shape[0], 'max prob', float(torch.softmax(logits, -1)[:, 1:].max()))
+        out['images'].append({
+            'file': f, 'size': list(img.shape[-2:]), 'resized': list(il.image_sizes[0]),
+            'padded': list(il.tensors.shape[-2:]),
+            'levels': levels,
+            'numProposals': int(props.shape[0]),
+            'proposals': r(props[:50], 4), 'proposalScores': r(pscores[:50], 7),
+            'roi': {'index': pick, 'boxes': r(rois[0][pick], 4), 'channels': 4,
+                    'values': r(pooled[pick, :4], 6)},
+            'detections': {'boxes': r(det['boxes'], 4), 'scores': r(det['scores'], 7),
+                           'labels': [int(v) for v in det['labels'].tolist()]},
+        })
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, 'fasterrcnn_resnet50_fpn.json'), 'w') as fh:
+        json.dump(out, fh, separators=(',', ':'))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,89 @@
+// Feature Pyramid Network (Lin et al. 2017), as torchvision.ops.FeaturePyramidNetwork with
+// LastLevelMaxPool (v0.14): a 1x1 lateral conv per input level (inner_blocks.i.0), a
+// top-down path adding the coarser level upsampled by nearest-neighbour interpolation to
+// its size, a 3x3 output conv per level (layer_blocks.i.0), and one extra level 'pool':
+// max_pool2d(kernel 1, stride 2) of the coarsest output. Keys as torchvision's since 0.13
+// (weights.ts maps the older `inner_blocks.i.weight`). Inference only (no autograd needed).
+
+import type { Backend } from '../backend/backend.js';
+import { InvalidArgumentError } from '../errors.js';
+import { Conv2d } from '../nn/conv.js';
+import { Module } from '../nn/module.js';
+import { Sequential } from '../nn/sequential.js';
+import { constant } from '../nn/init.js';
+import { noGrad } from '../tensor/autograd.js';
+import { add } from '../tensor/ops/elementwise.js';
+import { maxPool2d } from '../tensor/ops/pool.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { interpolate } from './ops/interpolate.js';
+
+/** @example const o: FpnOptions = { inChannelsList: [256, 512, 1024, 2048], outChannels: 256 }; */
+export interface FpnOptions {
+  inChannelsList: readonly number[];
+  outChannels: number;
+  /** Add the 'pool' level (LastLevelMaxPool; default true). */
+  lastLevelMaxPool?: boolean;
+  backend?: Backend;
+}
+
+/** One level of the pyramid. @example for (const { name, tensor } of fpn.forward(maps)) console.log(name, tensor.shape); */
+export interface NamedMap {
+  /** '0', '1', ... then 'pool'. */
+  name: string;
+  tensor: Tensor;
+}
+
+/**
+ * @example
+ * const fpn = new FeaturePyramidNetwork({ inChannelsList: [256, 512, 1024, 2048], outChannels: 256 });
+ * const levels = fpn.forward([c2, c3, c4, c5]);  // '0'..'3' and 'pool', 256 channels each
+ */
+export class FeaturePyramidNetwork extends Module {
+  readonly innerBlocks: Sequential<Sequential<Conv2d>>;
+  readonly layerBlocks: Sequential<Sequential<Conv2d>>;
+  readonly outChannels: number;
+  readonly lastLevelMaxPool: boolean;
+
+  constructor(opts: FpnOptions) {
+    super();
+    const { inChannelsList, outChannels, backend } = opts;
+    if (!Array.isArray(inChannelsList) || inChannelsList.length === 0) throw new InvalidArgumentError('FeaturePyramidNetwork: inChannelsList must list the channels of each input level');
+    this.outChannels = outChannels;
+    this.lastLevelMaxPool = opts.lastLevelMaxPool ?? true;
+    const init = constant(0);  // weights are loaded (torchvision: kaiming_uniform a=1, bias 0)
+    this.innerBlocks = this.registerModule('inner_blocks', new Sequential<Sequential<Conv2d>>());
+    this.layerBlocks = this.registerModule('layer_blocks', new Sequential<Sequential<Conv2d>>());
+    for (const c of inChannelsList) {
+      this.innerBlocks.append(new Sequential(new Conv2d(c, outChannels, 1, { init, backend })));
+      this.layerBlocks.append(new Sequential(new Conv2d(outChannels, outChannels, 3, { padding: 1, init, backend })));
+    }
+  }
+
+  /** The pyramid of `maps` (finest first, as the backbone's layer1..layer4). */
+  override forward(maps: Tensor[] | Tensor): Tensor {
+    void maps;
+    throw new InvalidArgumentError('FeaturePyramidNetwork: use levels(maps), which returns every level');
+  }
+
+  levels(maps: readonly Tensor[]): NamedMap[] {
+    const n = this.innerBlocks.length;
+    if (maps.length !== n) throw new InvalidArgumentError(`FeaturePyramidNetwork: expected ${n} feature maps, got ${maps.length}`);
+    return noGrad(() => {
+      const inner = (i: number, x: Tensor) => this.innerBlocks.at(i).at(0).forward(x);
+      const layer = (i: number, x: Tensor) => this.layerBlocks.at(i).at(0).forward(x);
+      let last = inner(n - 1, maps[n - 1]);
+      const results: Tensor[] = [layer(n - 1, last)];
+      for (let i = n - 2; i >= 0; i--) {
+        const lateral = inner(i, maps[i]);
+        const topDown = interpolate(last, { size: [lateral.shape[2], lateral.shape[3]], mode: 'nearest' });
+        last = add(lateral, topDown);
+        results.unshift(layer(i, last));
+      }
+      const out = results.map((t, i) => ({ name: String(i), tensor: t }));
+      if (this.lastLevelMaxPool) {
+        out.push({ name: 'pool', tensor: maxPool2d(results[n - 1], { kernelSize: 1, stride: 2, padding: 0 }) });
+      }
+      return out;
+    });
+  }
+}
