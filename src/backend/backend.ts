@@ -55,6 +55,35 @@ export interface Pool2dGeometry {
   readonly padH: number; readonly padW: number;
 }
 
+/** RoIAlign / RoIPool geometry, resolved by src/detect/ops. x: [N, C, H, W], rois: [K, 5]
+ *  float32 rows (batchIndex, x1, y1, x2, y2) with every batch index already checked to be in
+ *  [0, N), y: [K, C, OH, OW]. roiPool ignores samplingRatio and aligned.
+ * @example const g: RoiGeometry = { N: 1, C: 256, H: 50, W: 68, K: 512, OH: 7, OW: 7, spatialScale: 0.25, samplingRatio: 2, aligned: false };
+ */
+export interface RoiGeometry {
+  readonly N: number; readonly C: number; readonly H: number; readonly W: number;
+  readonly K: number; readonly OH: number; readonly OW: number;
+  readonly spatialScale: number;
+  /** Sampling points per bin side; <= 0 is adaptive (ceil(roi size / output size)). */
+  readonly samplingRatio: number;
+  /** torchvision's aligned=True: pixel centres shift by -0.5. */
+  readonly aligned: boolean;
+}
+
+/** Resize geometry (torch.nn.functional.interpolate on [N, C, H, W] -> [N, C, OH, OW]).
+ *  scaleH / scaleW are the user's scale factors when they reach ATen (scale_factor given and
+ *  recompute_scale_factor not set), else null (ATen then uses H / OH).
+ * @example const g: InterpolateGeometry = { N: 1, C: 3, H: 10, W: 10, OH: 20, OW: 20, mode: 'bilinear', alignCorners: false, scaleH: null, scaleW: null };
+ */
+export interface InterpolateGeometry {
+  readonly N: number; readonly C: number; readonly H: number; readonly W: number;
+  readonly OH: number; readonly OW: number;
+  readonly mode: 'nearest' | 'bilinear';
+  readonly alignCorners: boolean;
+  readonly scaleH: number | null;
+  readonly scaleW: number | null;
+}
+
 /** PyTorch's torch.optim.SGD semantics (the update happens in place on param and buffer):
  *  d = g + weightDecay * p
  *  buf = initBuffer ? d : momentum * buf + (1 - dampening) * d
@@ -192,6 +221,20 @@ export interface Backend {
   // ---- reductions ---------------------------------------------------------------------
   /** Sum of all elements (float64 accumulation where the backend can), as a scalar storage. */
   sum(x: Storage, shape: Shape): Storage;
+
+  // ---- detection (torchvision.ops, F.interpolate; geometry resolved in src/detect/ops) ------
+  /** torchvision roi_align: y [K, C, OH, OW] from x [N, C, H, W] and rois [K, 5]. */
+  roiAlign(x: Storage, rois: Storage, g: RoiGeometry): Storage;
+  /** dx [N, C, H, W] from dy [K, C, OH, OW] (same rois and geometry). */
+  roiAlignBackward(dy: Storage, rois: Storage, g: RoiGeometry): Storage;
+  /** torchvision roi_pool: y [K, C, OH, OW]; `saved` is the int32 argmax (index into the H * W
+   *  plane, -1 for an empty bin). */
+  roiPool(x: Storage, rois: Storage, g: RoiGeometry): { y: Storage; saved: Storage };
+  roiPoolBackward(dy: Storage, rois: Storage, saved: Storage, g: RoiGeometry): Storage;
+  /** y [N, C, OH, OW] as ATen's upsample_nearest2d / upsample_bilinear2d. */
+  interpolate(x: Storage, g: InterpolateGeometry): Storage;
+  /** dx [N, C, H, W] from dy [N, C, OH, OW]. */
+  interpolateBackward(dy: Storage, g: InterpolateGeometry): Storage;
 
   // ---- optimiser ----------------------------------------------------------------------
   /** Fused SGD step, in place on `param` and `buf` (buf is null when momentum == 0). */

@@ -10,8 +10,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { NativeError, NativeLoadError } from '../errors.js';
+import * as ref from './reference/detect.js';
 import type {
-  AdamwParams, Backend, BackendInfo, Conv2dGeometry, DType, Pool2dGeometry, Precision, SgdParams, Shape, Storage,
+  AdamwParams, Backend, BackendInfo, Conv2dGeometry, DType, InterpolateGeometry, Pool2dGeometry, Precision, RoiGeometry,
+  SgdParams, Shape, Storage,
 } from './backend.js';
 
 /** Where a storage's memory is and how it is laid out (tests and debugging). */
@@ -102,6 +104,15 @@ export interface NativeAddon {
     dloss: number): Storage;
 
   sum(x: Storage): Storage;
+
+  // native/detect.cc
+  roiAlign(x: Storage, rois: Storage, g: RoiGeometry): Storage;
+  roiAlignBackward(dy: Storage, rois: Storage, g: RoiGeometry): Storage;
+  roiPool(x: Storage, rois: Storage, g: RoiGeometry): { y: Storage; saved: Storage };
+  roiPoolBackward(dy: Storage, rois: Storage, saved: Storage, g: RoiGeometry): Storage;
+  interpolate(x: Storage, g: InterpolateGeometry): Storage;
+  interpolateBackward(dy: Storage, g: InterpolateGeometry): Storage;
+
   sgdUpdate(param: Storage, grad: Storage, buf: Storage | null, p: SgdParams): void;
   adamwUpdate(param: Storage, grad: Storage, expAvg: Storage, expAvgSq: Storage, maxExpAvgSq: Storage | null, p: AdamwParams): void;
 
@@ -377,6 +388,54 @@ export class NativeBackend implements Backend {
     dloss: number): Storage {
     return this.call('softmaxCrossEntropyBackward',
       () => this.addon.softmaxCrossEntropyBackward(probs, labels, N, K, smoothing, dloss));
+  }
+
+  // ---- detection ------------------------------------------------------------------------
+  // NOTE: an addon built before native/detect.cc existed lacks these; they then run the
+  // reference kernels on a host copy (same results, slower) instead of failing.
+  private hostFloat(s: Storage): Float32Array {
+    return this.addon.read(s) as Float32Array;
+  }
+  private hostOut(a: Float32Array | Float64Array, shape: Shape): Storage {
+    return this.fromArray(a instanceof Float32Array ? a : Float32Array.from(a), shape, 'float32');
+  }
+  roiAlign(x: Storage, rois: Storage, g: RoiGeometry): Storage {
+    if (typeof this.addon.roiAlign !== 'function') {
+      return this.hostOut(ref.roiAlign(this.hostFloat(x), this.hostFloat(rois), g), [g.K, g.C, g.OH, g.OW]);
+    }
+    return this.call('roiAlign', () => this.addon.roiAlign(x, rois, g));
+  }
+  roiAlignBackward(dy: Storage, rois: Storage, g: RoiGeometry): Storage {
+    if (typeof this.addon.roiAlignBackward !== 'function') {
+      return this.hostOut(ref.roiAlignBackward(this.hostFloat(dy), this.hostFloat(rois), g), [g.N, g.C, g.H, g.W]);
+    }
+    return this.call('roiAlignBackward', () => this.addon.roiAlignBackward(dy, rois, g));
+  }
+  roiPool(x: Storage, rois: Storage, g: RoiGeometry): { y: Storage; saved: Storage } {
+    if (typeof this.addon.roiPool !== 'function') {
+      const r = ref.roiPool(this.hostFloat(x), this.hostFloat(rois), g);
+      return { y: this.hostOut(r.y, [g.K, g.C, g.OH, g.OW]), saved: this.fromArray(r.argmax, [g.K, g.C, g.OH, g.OW], 'int32') };
+    }
+    return this.call('roiPool', () => this.addon.roiPool(x, rois, g));
+  }
+  roiPoolBackward(dy: Storage, rois: Storage, saved: Storage, g: RoiGeometry): Storage {
+    if (typeof this.addon.roiPoolBackward !== 'function') {
+      const argmax = this.addon.read(saved) as Int32Array;
+      return this.hostOut(ref.roiPoolBackward(this.hostFloat(dy), this.hostFloat(rois), argmax, g), [g.N, g.C, g.H, g.W]);
+    }
+    return this.call('roiPoolBackward', () => this.addon.roiPoolBackward(dy, rois, saved, g));
+  }
+  interpolate(x: Storage, g: InterpolateGeometry): Storage {
+    if (typeof this.addon.interpolate !== 'function') {
+      return this.hostOut(ref.interpolate(this.hostFloat(x), g), [g.N, g.C, g.OH, g.OW]);
+    }
+    return this.call('interpolate', () => this.addon.interpolate(x, g));
+  }
+  interpolateBackward(dy: Storage, g: InterpolateGeometry): Storage {
+    if (typeof this.addon.interpolateBackward !== 'function') {
+      return this.hostOut(ref.interpolateBackward(this.hostFloat(dy), g), [g.N, g.C, g.H, g.W]);
+    }
+    return this.call('interpolateBackward', () => this.addon.interpolateBackward(dy, g));
   }
 
   // ---- reductions and optimiser -----------------------------------------------------------

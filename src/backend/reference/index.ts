@@ -6,13 +6,15 @@
 // given beta and needs it to recompute the ReLU mask.
 
 import type {
-  AdamwParams, Backend, BackendInfo, Conv2dGeometry, DType, Pool2dGeometry, Precision, SgdParams, Shape, Storage,
+  AdamwParams, Backend, BackendInfo, Conv2dGeometry, DType, InterpolateGeometry, Pool2dGeometry, Precision, RoiGeometry,
+  SgdParams, Shape, Storage,
 } from '../backend.js';
 import { numel } from '../backend.js';
 import { DisposedError, DTypeError, InvalidArgumentError } from '../../errors.js';
 import { batchNormBackward, batchNormInfer, batchNormTrain } from './batch_norm.js';
 import { atPrecision } from './bf16.js';
 import { conv2d, conv2dBackwardData, conv2dBackwardWeights } from './conv.js';
+import { interpolate, interpolateBackward, roiAlign, roiAlignBackward, roiPool, roiPoolBackward } from './detect.js';
 import { add, affineScalar, axpbyInPlace, mul, relu, reluBackward } from './eltwise.js';
 import { linear, linearBackwardData, linearBackwardWeights } from './linear.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from './loss.js';
@@ -252,6 +254,35 @@ export class ReferenceBackend implements Backend {
 
   sum(x: Storage, _shape: Shape): Storage {
     return this.out(sum(this.f32(x, 'sum')));
+  }
+
+  // ---- detection ----------------------------------------------------------------------
+
+  roiAlign(x: Storage, rois: Storage, g: RoiGeometry): Storage {
+    return this.out(roiAlign(this.f32(x, 'roiAlign'), this.f32(rois, 'roiAlign'), g));
+  }
+
+  roiAlignBackward(dy: Storage, rois: Storage, g: RoiGeometry): Storage {
+    const op = 'roiAlignBackward';
+    return this.out(roiAlignBackward(this.f32(dy, op), this.f32(rois, op), g));
+  }
+
+  roiPool(x: Storage, rois: Storage, g: RoiGeometry): { y: Storage; saved: Storage } {
+    const { y, argmax } = roiPool(this.f32(x, 'roiPool'), this.f32(rois, 'roiPool'), g);
+    return { y: this.out(y), saved: this.wrap(argmax) };
+  }
+
+  roiPoolBackward(dy: Storage, rois: Storage, saved: Storage, g: RoiGeometry): Storage {
+    const op = 'roiPoolBackward';
+    return this.out(roiPoolBackward(this.f32(dy, op), this.f32(rois, op), this.i32(saved, op), g));
+  }
+
+  interpolate(x: Storage, g: InterpolateGeometry): Storage {
+    return this.out(interpolate(this.f32(x, 'interpolate'), g));
+  }
+
+  interpolateBackward(dy: Storage, g: InterpolateGeometry): Storage {
+    return this.out(interpolateBackward(this.f32(dy, 'interpolateBackward'), g));
   }
 
   // ---- optimiser --------------------------------------------------------------------------
