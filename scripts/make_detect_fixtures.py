@@ -11,8 +11,12 @@ every state-dict entry is a formula of its key and element index, computed ident
   murmur3's fmix32; u = (x >> 8) / 2^24 in [0, 1).
   running_mean: (2u - 1) * 0.1     running_var: 0.5 + u       (BN not a no-op)
   1-D weight (BN gamma): 0.5 + 0.5u   other 1-D (BN beta, biases): (2u - 1) * 0.1
-  N-D weight: (2u - 1) * sqrt(6 / fan_in), times CLS_SCALE for the predictor's cls_score so
-  that tens of detections pass the default 0.05 threshold on random weights.
+  N-D weight: (2u - 1) * sqrt(6 / fan_in), times SCALES[key] where listed: the predictor's
+  cls_score (so that tens of detections pass the default 0.05 threshold on random weights)
+  the RPN's cls_logits (so that objectness stays small: sigmoid must not saturate to 1.0,
+  whose ties torch's large sorts order in no documented way), and both box regressors (so
+  that deltas stay realistic: exp(dw) of a large random delta turns 1e-6 of float noise into
+  tenths of a pixel).
 num_batches_tracked is left as it is. The fixture lists every key with its shape, so the test
 also checks the TS model's state dict names against torchvision's.
 
@@ -39,8 +43,8 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 IMAGES = os.path.join(ROOT, 'test', 'fixtures', 'predict', 'images')
 OUT = os.path.join(ROOT, 'test', 'fixtures', 'detect')
 FILES = ['b_517x389.jpg', 'c_1024x683.jpg']
-CLS_SCALE = float(os.environ.get('CLS_SCALE', '0.035'))
-CLS_KEY = 'roi_heads.box_predictor.cls_score.weight'
+SCALES = {'roi_heads.box_predictor.cls_score.weight': 0.02, 'rpn.head.cls_logits.weight': 0.03,
+          'rpn.head.bbox_pred.weight': 0.02, 'roi_heads.box_predictor.bbox_pred.weight': 0.05}
 
 
 def fnv1a(s):
@@ -62,7 +66,7 @@ def uniform(key, n):
     return (x >> np.uint64(8)).astype(np.float64) / 16777216.0
 
 
-def synthetic(key, shape, cls_scale):
+def synthetic(key, shape, scales):
     n = int(np.prod(shape)) if len(shape) else 1
     u = uniform(key, n)
     if key.endswith('running_mean'):
@@ -76,8 +80,8 @@ def synthetic(key, shape, cls_scale):
     else:
         fan_in = int(np.prod(shape[1:]))
         v = (2 * u - 1) * math.sqrt(6 / fan_in)
-        if key == CLS_KEY:
-            v = v * cls_scale
+        if key in scales:
+            v = v * scales[key]
     return torch.from_numpy(v.astype(np.float32).reshape(shape))
 
 
@@ -94,7 +98,7 @@ def main():
         keys.append([k, list(v.shape)])
         if k.endswith('num_batches_tracked'):
             continue
-        sd[k] = synthetic(k, list(v.shape), CLS_SCALE)
+        sd[k] = synthetic(k, list(v.shape), SCALES)
     model.load_state_dict(sd)
     model.eval()
 
@@ -115,7 +119,7 @@ def main():
 
     out = {
         'torch': torch.__version__, 'torchvision': torchvision.__version__,
-        'arch': 'fasterrcnn_resnet50_fpn', 'cls_scale': CLS_SCALE,
+        'arch': 'fasterrcnn_resnet50_fpn', 'scales': SCALES,
         'keys': keys, 'images': [],
     }
     for f in FILES:

@@ -24,6 +24,7 @@ import { batchNorm } from '../tensor/ops/batch_norm.js';
 import { conv2dFused } from '../tensor/ops/conv2d.js';
 import { flatten } from '../tensor/ops/reshape.js';
 import { fmt, type Conv2dOptions } from '../tensor/geometry.js';
+import { keep } from '../tensor/scope.js';
 import { tensor, type Tensor } from '../tensor/tensor.js';
 import { BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck, type Block } from './blocks.js';
 import type { ResNet } from './resnet.js';
@@ -42,8 +43,8 @@ class FoldedConv {
     const convBias = conv.bias ? (conv.bias.toArray() as Float32Array) : null;
     this.opts = { stride: conv.stride, padding: conv.padding, dilation: conv.dilation, groups: conv.groups };
     if (!bn) {
-      this.weight = tensor(w.slice(), conv.weight.shape, { backend });
-      this.bias = convBias ? tensor(convBias.slice(), [K], { backend }) : null;
+      this.weight = keep(tensor(w.slice(), conv.weight.shape, { backend }));
+      this.bias = convBias ? keep(tensor(convBias.slice(), [K], { backend })) : null;
       return;
     }
     const gamma = bn.weight.toArray(), beta = bn.bias.toArray();
@@ -55,8 +56,8 @@ class FoldedConv {
       for (let i = 0; i < per; i++) fw[k * per + i] = w[k * per + i] * scale;
       fb[k] = beta[k] + ((convBias ? convBias[k] : 0) - mean[k]) * scale;
     }
-    this.weight = tensor(fw, conv.weight.shape, { backend });
-    this.bias = tensor(fb, [K], { backend });
+    this.weight = keep(tensor(fw, conv.weight.shape, { backend }));
+    this.bias = keep(tensor(fb, [K], { backend }));
   }
 
   /** `residual` is the block's own intermediate: the output is summed into its memory. */

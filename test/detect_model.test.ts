@@ -1,0 +1,236 @@
+// Faster R-CNN inference against torchvision 0.14: fasterrcnn_resnet50_fpn (v1) with weights
+// from a formula both sides compute (test/helpers/synthetic_weights.ts, see
+// scripts/make_detect_fixtures.py), run on two photos at their own sizes: resized and padded
+// sizes, anchors, FPN checksums, proposals, RoIAlign of a few rois, detections. Then weights
+// files (both key namings, a missing key, a classification checkpoint) and the reference
+// backend against the native one on a small net and image.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { backendByName } from '../src/backend/index.js';
+import { decodeImage } from '../src/data/image_folder.js';
+import { CheckpointError } from '../src/errors.js';
+import { saveWeights } from '../src/io/weights.js';
+import { createModel } from '../src/models/registry.js';
+import { tidy } from '../src/tensor/scope.js';
+import { FasterRCNN, type FasterRCNNConfig } from '../src/detect/faster_rcnn.js';
+import { createDetector } from '../src/detect/models.js';
+import { detect, toFloatImage } from '../src/detect/predict.js';
+import { loadDetectionWeights, renameLegacyDetectionKeys } from '../src/detect/weights.js';
+import { syntheticStateDict } from './helpers/synthetic_weights.js';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const IMAGES = join(ROOT, 'test/fixtures/predict/images');
+const FX = JSON.parse(readFileSync(join(ROOT, 'test/fixtures/detect/fasterrcnn_resnet50_fpn.json'), 'utf8'));
+
+interface Expected { boxes: number[]; scores: number[]; labels?: number[] }
+
+/** Each expected box i matches a box j within `window` places of i (near-tied scores may swap)
+ *  with the same label, a score within scoreTol and every coordinate within boxTol. */
+function assertMatched(what: string, got: { boxes: Float32Array; scores: Float32Array; labels?: Int32Array }, want: Expected, count: number, boxTol: number, scoreTol: number, window = 4): void {
+  const used = new Set<number>();
+  for (let i = 0; i < count; i++) {
+    let found = -1;
+    let worst = '';
+    for (let j = Math.max(0, i - window); j < Math.min(got.scores.length, i + window + 1); j++) {
+      if (used.has(j)) continue;
+      if (want.labels && got.labels && got.labels[j] !== want.labels[i]) continue;
+      const ds = Math.abs(got.scores[j] - want.scores[i]);
+      let db = 0;
+      for (let c = 0; c < 4; c++) db = Math.max(db, Math.abs(got.boxes[4 * j + c] - want.boxes[4 * i + c]));
+      if (ds <= scoreTol && db <= boxTol) { found = j; break; }
+      if (j === i) worst = `at ${i}: score ${got.scores[j]} vs ${want.scores[i]}, box [${Array.from(got.boxes.subarray(4 * j, 4 * j + 4)).join(', ')}] vs [${want.boxes.slice(4 * i, 4 * i + 4).join(', ')}]`;
+    }
+    assert.ok(found >= 0, `${what}: expected #${i} has no match within ${window} places; ${worst}`);
+    used.add(found);
+  }
+}
+
+describe('fasterrcnn_resnet50_fpn vs torchvision 0.14 (native backend)', () => {
+  const model = createDetector('fasterrcnn_resnet50_fpn', { backend: backendByName('native') });
+  after(() => model.dispose());
+
+  test('state dict keys and shapes are torchvision\'s, in its order', () => {
+    const mine = Object.entries(model.stateDict()).map(([k, v]) => [k, v.shape]);
+    assert.deepEqual(mine, FX.keys);
+    model.loadStateDict(syntheticStateDict(FX.keys, FX.scales));
+  });
+
+  for (const im of FX.images) {
+    test(`${im.file}: sizes, anchors, features, proposals, RoIAlign, detections`, async () => {
+      const img = toFloatImage(await decodeImage(join(IMAGES, im.file)));
+      tidy(() => {
+        const s = model.stages([img]);
+        assert.deepEqual(s.list.imageSizes[0], im.resized);
+        assert.deepEqual(s.list.images.shape.slice(2), im.padded);
+        const anchors = model.rpn.anchors([s.list.images.shape[2], s.list.images.shape[3]], s.levels);
+        im.levels.forEach((lv: { name: string; shape: number[]; count: number; offset: number; first: number[]; last: number[]; sum: number; sumsq: number }, i: number) => {
+          const l = s.levels[i];
+          assert.equal(l.name, lv.name);
+          assert.deepEqual(l.tensor.shape, lv.shape);
+          assert.deepEqual(Array.from(anchors.subarray(4 * lv.offset, 4 * lv.offset + 36)), lv.first, `anchors of level ${lv.name}`);
+          const end = 4 * (lv.offset + lv.count);
+          assert.deepEqual(Array.from(anchors.subarray(end - 12, end)), lv.last, `last anchors of level ${lv.name}`);
+          const a = l.tensor.toArray();
+          let sum = 0, sq = 0;
+          for (const v of a) { sum += v; sq += v * v; }
+          assert.ok(Math.abs(sq - lv.sumsq) <= 1e-5 * lv.sumsq, `level ${lv.name}: sum of squares ${sq} vs ${lv.sumsq}`);
+          assert.ok(Math.abs(sum - lv.sum) <= 1e-5 * Math.sqrt(lv.sumsq * a.length), `level ${lv.name}: sum ${sum} vs ${lv.sum}`);
+        });
+        assert.equal(anchors.length / 4, im.levels.reduce((t: number, l: { count: number }) => t + l.count, 0));
+
+        const p = s.proposals[0];
+        assert.equal(p.boxes.length / 4, im.numProposals, 'proposal count');
+        assertMatched('proposals', p, { boxes: im.proposals, scores: im.proposalScores }, 50, 0.05, 1e-4);
+
+        // RoIAlign of torchvision's own rois on our features: level choice and pooling.
+        const roiBoxes = Float32Array.from(im.roi.boxes);
+        const groups = model.roiHeads.boxRoiPool.forward(s.levels, [roiBoxes], s.list.imageSizes);
+        const S = 7, C = im.roi.channels;
+        let rows = 0;
+        for (const g of groups) {
+          const v = g.pooled.toArray();
+          const per = g.pooled.shape[1] * S * S;
+          g.index.forEach((r, k) => {
+            rows++;
+            const want = im.roi.values.slice(r * C * S * S, (r + 1) * C * S * S);
+            for (let e = 0; e < C * S * S; e++) {
+              const got = v[k * per + e];
+              assert.ok(Math.abs(got - want[e]) <= 1e-3 * Math.max(1, Math.abs(want[e])), `RoIAlign roi ${im.roi.index[r]} element ${e}: ${got} vs ${want[e]}`);
+            }
+          });
+        }
+        assert.equal(rows, im.roi.index.length);
+      });
+
+      const [d] = model.detect([img]);
+      const want = im.detections;
+      assert.equal(d.scores.length, want.scores.length, 'detection count');
+      assert.deepEqual([...d.labels].sort((x, y) => x - y), [...want.labels].sort((x: number, y: number) => x - y), 'labels');
+      assertMatched('detections', d, want, want.scores.length, 0.05, 1e-4);
+    });
+  }
+});
+
+// A small net: resnet18 trunk at width 1/8, 8 FPN channels, a 16-wide box head, 3 classes.
+function smallConfig(extra: Partial<FasterRCNNConfig> = {}): FasterRCNNConfig {
+  return {
+    name: 'fasterrcnn_small', backbone: 'resnet18', backboneOptions: { width: 0.125 }, numClasses: 3,
+    fpnOutChannels: 8, representationSize: 16, transform: { minSize: 96, maxSize: 160 },
+    roiHeads: { scoreThresh: 0.3 }, categories: ['__background__', 'a', 'b'], ...extra,
+  };
+}
+
+function smallWeights(model: FasterRCNN): Map<string, { data: Float32Array; shape: number[] }> {
+  const keys = Object.entries(model.stateDict()).map(([k, v]) => [k, v.shape] as [string, number[]]);
+  return syntheticStateDict(keys, { 'roi_heads.box_predictor.cls_score.weight': 4 });
+}
+
+describe('detection weights files', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'detect-weights-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('today\'s names (.safetensors) and the pre-0.13 names (.pth) load; a missing key is one line', () => {
+    const src = new FasterRCNN(smallConfig());
+    const sd = smallWeights(src);
+    src.loadStateDict(sd);
+    const modern = join(dir, 'modern.safetensors');
+    saveWeights(modern, sd);
+    const legacyMap = new Map([...sd].map(([k, v]) => [k.replace(/^(backbone\.fpn\.(?:inner|layer)_blocks\.\d+)\.0\.(weight|bias)$/, '$1.$2').replace(/^rpn\.head\.conv\.0\.0\./, 'rpn.head.conv.'), v]));
+    assert.ok(legacyMap.has('rpn.head.conv.weight') && legacyMap.has('backbone.fpn.inner_blocks.0.weight'));
+    assert.equal(renameLegacyDetectionKeys(legacyMap).renamed, 18);
+    const legacy = join(dir, 'legacy.pth');
+    saveWeights(legacy, legacyMap);
+
+    const a = new FasterRCNN(smallConfig());
+    const ra = loadDetectionWeights(a, modern);
+    assert.equal(ra.backboneOnly, false);
+    assert.equal(a.bnEps, 1e-5);
+    const b = new FasterRCNN(smallConfig());
+    const rb = loadDetectionWeights(b, legacy);
+    assert.ok(rb.notes.some((n) => /renamed 18 key/.test(n)), rb.notes.join(' | '));
+    assert.equal(b.bnEps, 0, 'torchvision v1 COCO files use FrozenBatchNorm2d eps 0');
+    const want = src.stateDict(), ga = a.stateDict(), gb = b.stateDict();
+    for (const k of Object.keys(want)) {
+      assert.deepEqual(ga[k].data, want[k].data, k);
+      assert.deepEqual(gb[k].data, want[k].data, k);
+    }
+
+    const missing = new Map(sd);
+    missing.delete('rpn.head.cls_logits.bias');
+    missing.set('roi_heads.extra.weight', { data: new Float32Array(2), shape: [2] });
+    const bad = join(dir, 'missing.safetensors');
+    saveWeights(bad, missing);
+    assert.throws(() => loadDetectionWeights(new FasterRCNN(smallConfig()), bad), (e: Error) => {
+      assert.ok(e instanceof CheckpointError);
+      assert.match(e.message, /missing\.safetensors: does not fit fasterrcnn_small: 1 missing key\(s\): rpn\.head\.cls_logits\.bias; 1 unexpected key\(s\): roi_heads\.extra\.weight/);
+      assert.doesNotMatch(e.message, /\n/);
+      return true;
+    });
+    for (const m of [src, a, b]) m.dispose();
+  });
+
+  test('a classification checkpoint initialises the backbone only', () => {
+    const cls = createModel('resnet18', { width: 0.125, numClasses: 5, seed: 3 });
+    const file = join(dir, 'cls.safetensors');
+    saveWeights(file, cls.stateDict());
+    const det = new FasterRCNN(smallConfig());
+    const r = loadDetectionWeights(det, file);
+    assert.equal(r.backboneOnly, true);
+    const body = det.backbone.body.stateDict(), want = cls.stateDict();
+    for (const k of Object.keys(body)) assert.deepEqual(body[k].data, want[k].data, k);
+    const wrong = join(dir, 'wrong.safetensors');
+    saveWeights(wrong, createModel('resnet34', { width: 0.125 }).stateDict());
+    assert.throws(() => loadDetectionWeights(new FasterRCNN(smallConfig()), wrong), /wrong\.safetensors: a classification checkpoint that does not fit the backbone of fasterrcnn_small.*unexpected key\(s\): backbone\.body\.layer1\.2/);
+    cls.dispose();
+    det.dispose();
+  });
+});
+
+test('reference backend equals native on a small net and image', async () => {
+  const img = toFloatImage(await decodeImage(join(IMAGES, 'f_150x100.jpg')));
+  const run = (name: 'native' | 'reference') => {
+    const m = new FasterRCNN(smallConfig({ backend: backendByName(name) }));
+    m.loadStateDict(smallWeights(m));
+    const out = tidy(() => {
+      const s = m.stages([img]);
+      return {
+        levels: s.levels.map((l) => l.tensor.toArray()),
+        proposals: s.proposals[0],
+        logits: m.roiHeads.predict(s.levels, s.proposals, s.list.imageSizes).logits,
+        detections: s.detections[0],
+      };
+    });
+    m.dispose();
+    return out;
+  };
+  const n = run('native'), r = run('reference');
+  n.levels.forEach((a, i) => {
+    let worst = 0;
+    for (let e = 0; e < a.length; e++) worst = Math.max(worst, Math.abs(a[e] - r.levels[i][e]) / Math.max(1, Math.abs(a[e])));
+    assert.ok(worst < 1e-4, `level ${i}: worst relative difference ${worst}`);
+  });
+  assert.ok(n.proposals.scores.length > 10);
+  assert.equal(r.proposals.scores.length, n.proposals.scores.length);
+  assertMatched('proposals', r.proposals, { boxes: Array.from(n.proposals.boxes), scores: Array.from(n.proposals.scores) }, n.proposals.scores.length, 0.01, 1e-5);
+  assert.ok(n.detections.scores.length > 0, 'the small net should detect something');
+  assert.equal(r.detections.scores.length, n.detections.scores.length);
+  assertMatched('detections', r.detections, { boxes: Array.from(n.detections.boxes), scores: Array.from(n.detections.scores), labels: Array.from(n.detections.labels) }, n.detections.scores.length, 0.01, 1e-5);
+});
+
+test('detect(): files in, named boxes in the image\'s pixels, scoreThresh filters', async () => {
+  const m = new FasterRCNN(smallConfig());
+  m.loadStateDict(smallWeights(m));
+  const [all] = await detect(m, [join(IMAGES, 'f_150x100.jpg')]);
+  assert.ok(all.scores.length > 0);
+  for (const [x1, y1, x2, y2] of all.boxes) assert.ok(x1 >= 0 && y1 >= 0 && x2 <= 150 && y2 <= 100 && x1 <= x2 && y1 <= y2);
+  assert.ok(all.names.every((nm, i) => nm === ['__background__', 'a', 'b'][all.labels[i]]));
+  const t = (all.scores[0] + all.scores[all.scores.length - 1]) / 2;
+  const [some] = await detect(m, [join(IMAGES, 'f_150x100.jpg')], { scoreThresh: t });
+  assert.deepEqual(some.scores, all.scores.filter((s) => s >= t));
+  await assert.rejects(detect(m, [join(IMAGES, 'nope.jpg')]), /nope\.jpg/);
+  m.dispose();
+});
