@@ -45,8 +45,10 @@ export function boxIou(a: Float32Array, b: Float32Array): Float32Array {
   return out;
 }
 
-/** Indices of `scores` sorted descending, ties in index order (a stable sort, as
- *  torchvision's CPU nms kernel and torch.sort on the CPU). */
+/** Indices of `scores` (or of the listed `indices`) sorted by decreasing score, ties in
+ *  index order. NOTE: torch's CPU sort is stable for small inputs only; ties are rare with
+ *  real-valued scores and the parity tests avoid saturated ones.
+ * @example argsortDescending(new Float32Array([0.2, 0.9, 0.5]))  // Int32Array [1, 2, 0] */
 export function argsortDescending(scores: ArrayLike<number>, indices?: ArrayLike<number>): Int32Array {
   const idx = indices ? Array.from(indices) : Array.from({ length: scores.length }, (_, i) => i);
   idx.sort((p, q) => scores[q] - scores[p]);
