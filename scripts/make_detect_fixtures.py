@@ -26,18 +26,32 @@ written), to_tensor (x / 255 in float32), run through the whole model in eval mo
 Recorded per image: original, resized and padded sizes; a few anchors per level; the first 50
 proposals with their objectness; MultiScaleRoIAlign's output for a few rois (4 channels);
 every detection; and per FPN level a checksum (sum, sum of squares) of the features.
+Also writes fasterrcnn_resnet50_c4.json: the paper's C4 detector composed from torchvision's
+own parts (FasterRCNN over a conv1..layer3 trunk, AnchorGenerator with sizes 32..512 x ratios
+0.5, 1, 2 on that one map, MultiScaleRoIAlign(['0'], 14, 2), layer4 + global average pooling
+as the box head, FastRCNNPredictor(2048, 91)), smaller test settings (min_size 320,
+max_size 512, 64 proposals) so its per-region layer4 stays fast, same weight formula; and
+fpn_keys.json: the state-dict keys of resnet_fpn_backbone('resnet18' / 'resnet34') detectors.
 Run: /usr/bin/python3 scripts/make_detect_fixtures.py
 """
 import json
 import math
 import os
+import sys
 
 import numpy as np
 import torch
 import torchvision
 import torchvision.transforms.functional as TF
+from collections import OrderedDict
 from PIL import Image
-from torchvision.models.detection import fasterrcnn_resnet50_fpn
+from torch import nn
+from torchvision.models import resnet50
+from torchvision.models.detection import FasterRCNN, fasterrcnn_resnet50_fpn
+from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+from torchvision.models.detection.rpn import AnchorGenerator
+from torchvision.ops import MultiScaleRoIAlign
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 IMAGES = os.path.join(ROOT, 'test', 'fixtures', 'predict', 'images')
@@ -83,6 +97,77 @@ def synthetic(key, shape, scales):
         if key in scales:
             v = v * scales[key]
     return torch.from_numpy(v.astype(np.float32).reshape(shape))
+
+
+SCALES_C4 = {'roi_heads.box_predictor.cls_score.weight': float(os.environ.get('C4_CLS', '0.1')), 'rpn.head.cls_logits.weight': 0.03,
+             'rpn.head.bbox_pred.weight': 0.02, 'roi_heads.box_predictor.bbox_pred.weight': 0.05}
+
+
+class C4Head(nn.Module):
+    def __init__(self, layer4):
+        super().__init__()
+        self.layer4 = layer4
+
+    def forward(self, x):
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(self.layer4(x), 1), 1)
+
+
+def c4_model():
+    r50 = resnet50()
+    trunk = nn.Sequential(OrderedDict([(n, getattr(r50, n)) for n in ['conv1', 'bn1', 'relu', 'maxpool', 'layer1', 'layer2', 'layer3']]))
+    trunk.out_channels = 1024
+    return FasterRCNN(
+        trunk, num_classes=None, min_size=320, max_size=512, rpn_post_nms_top_n_test=64,
+        rpn_anchor_generator=AnchorGenerator(sizes=((32, 64, 128, 256, 512),), aspect_ratios=((0.5, 1.0, 2.0),)),
+        box_roi_pool=MultiScaleRoIAlign(['0'], output_size=14, sampling_ratio=2),
+        box_head=C4Head(r50.layer4), box_predictor=FastRCNNPredictor(2048, 91))
+
+
+def make_c4():
+    model = c4_model()
+    sd = model.state_dict()
+    keys = []
+    for k, v in sd.items():
+        keys.append([k, list(v.shape)])
+        if not k.endswith('num_batches_tracked'):
+            sd[k] = synthetic(k, list(v.shape), SCALES_C4)
+    model.load_state_dict(sd)
+    model.eval()
+    rec = {}
+    orig_filter = model.rpn.filter_proposals
+
+    def filter_proposals(*a, **kw):
+        boxes, scores = orig_filter(*a, **kw)
+        rec['proposals'], rec['proposal_scores'] = boxes, scores
+        return boxes, scores
+    model.rpn.filter_proposals = filter_proposals
+    model.transform.register_forward_hook(lambda m, i, o: rec.__setitem__('images', o[0]))
+    out = {'torch': torch.__version__, 'torchvision': torchvision.__version__, 'arch': 'fasterrcnn_resnet50_c4',
+           'settings': {'minSize': 320, 'maxSize': 512, 'postNmsTopN': 64}, 'scales': SCALES_C4, 'keys': keys, 'images': []}
+    f = FILES[0]
+    img = TF.to_tensor(Image.open(os.path.join(IMAGES, f)).convert('RGB'))
+    with torch.no_grad():
+        det = model([img])[0]
+    il = rec['images']
+    print('c4', f, 'resized', il.image_sizes[0], 'proposals', rec['proposals'][0].shape[0], 'detections', det['boxes'].shape[0])
+    out['images'].append({
+        'file': f, 'resized': list(il.image_sizes[0]), 'padded': list(il.tensors.shape[-2:]),
+        'numProposals': int(rec['proposals'][0].shape[0]),
+        'proposals': r(rec['proposals'][0][:50], 4), 'proposalScores': r(rec['proposal_scores'][0][:50], 7),
+        'detections': {'boxes': r(det['boxes'], 4), 'scores': r(det['scores'], 7),
+                       'labels': [int(v) for v in det['labels'].tolist()]},
+    })
+    with open(os.path.join(OUT, 'fasterrcnn_resnet50_c4.json'), 'w') as fh:
+        json.dump(out, fh, separators=(',', ':'))
+
+
+def make_fpn_keys():
+    out = {}
+    for name in ['resnet18', 'resnet34']:
+        m = FasterRCNN(resnet_fpn_backbone(backbone_name=name, weights=None), num_classes=91)
+        out[f'fasterrcnn_{name}_fpn'] = [[k, list(v.shape)] for k, v in m.state_dict().items()]
+    with open(os.path.join(OUT, 'fpn_keys.json'), 'w') as fh:
+        json.dump(out, fh, separators=(',', ':'))
 
 
 def r(t, nd=6):
@@ -166,4 +251,11 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    torch.set_num_threads(2)
+    what = sys.argv[1:] or ['fpn', 'c4', 'keys']
+    if 'keys' in what:
+        make_fpn_keys()
+    if 'c4' in what:
+        make_c4()
+    if 'fpn' in what:
+        main()

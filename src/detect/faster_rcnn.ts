@@ -1,7 +1,10 @@
 // Faster R-CNN (Ren et al. 2015) with a ResNet + FPN backbone, inference, as torchvision's
 // FasterRCNN / GeneralizedRCNN (v0.14): transform -> backbone (the registry's ResNet, its
 // layer1..layer4 maps, then the FPN) -> RPN -> RoI heads -> boxes mapped back to each
-// image's size. Modules and state-dict keys as torchvision's (`backbone.body.*`,
+// image's size. The paper's C4 form (He et al. 2015, section A, "ResNet-C4") instead shares
+// conv1..layer3 (stride 16), runs the RPN on that one map and uses layer4 + global average
+// pooling on 14x14 RoIAlign regions as the per-region head (keys `backbone.conv1..layer3`,
+// `roi_heads.box_head.layer4`, as torchvision's FasterRCNN over such modules). Modules and state-dict keys as torchvision's (`backbone.body.*`,
 // `backbone.fpn.*`, `rpn.head.*`, `roi_heads.box_head.*`, `roi_heads.box_predictor.*`), so its
 // checkpoints load key for key (weights.ts). The backbone runs BN-folded (fused.ts) with the
 // configured BatchNorm eps (1e-5: nn.BatchNorm2d in eval mode or FrozenBatchNorm2d; 0 for
@@ -15,7 +18,10 @@ import type { LoadReport, LoadStateDictOptions, StateDictInput } from '../nn/sta
 import { fuseForInference, type FusedResNet } from '../models/fused.js';
 import { createModel } from '../models/registry.js';
 import type { ResNet } from '../models/resnet.js';
+import { globalAvgPool2d } from '../tensor/ops/pool.js';
+import { flatten } from '../tensor/ops/reshape.js';
 import { tidy } from '../tensor/scope.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { AnchorGenerator } from './anchors.js';
 import { FeaturePyramidNetwork, type NamedMap } from './fpn.js';
 import { FastRCNNPredictor, MultiScaleRoIAlign, RoIHeads, TwoMLPHead, type RawDetections, type RoiHeadsOptions } from './roi_heads.js';
@@ -26,6 +32,8 @@ import { GeneralizedRCNNTransform, type ImageList, type TransformOptions } from 
 export interface FasterRCNNConfig {
   /** The detector's name (messages, the CLI). */
   name?: string;
+  /** 'fpn' (default) or 'c4' (RPN on layer3, layer4 as the box head). */
+  head?: 'fpn' | 'c4';
   /** A registered ImageNet-family ResNet arch ('resnet50', 'resnet18', ...). */
   backbone: string;
   /** Extra options of the backbone's ResNet (e.g. width, for small test nets). */
@@ -55,17 +63,42 @@ export interface FasterRCNNConfig {
  * @example const body = new ResNetBody(createModel('resnet50', { init: 'none' }));
  */
 export class ResNetBody extends Module {
-  constructor(readonly resnet: ResNet) {
+  readonly numStages: number;
+
+  /** `numStages` first stages (all by default; 3 for a C4 detector's trunk). */
+  constructor(readonly resnet: ResNet, numStages = resnet.stages.length) {
     super();
     if (resnet.family !== 'imagenet') throw new InvalidArgumentError(`ResNetBody: the backbone must be an ImageNet-family ResNet, got ${resnet.name} (${resnet.family})`);
+    this.numStages = numStages;
     this.registerModule('conv1', resnet.conv1);
     if (resnet.bn1) this.registerModule('bn1', resnet.bn1);
-    resnet.stages.forEach((s, i) => this.registerModule(`layer${i + 1}`, s));
+    resnet.stages.slice(0, numStages).forEach((s, i) => this.registerModule(`layer${i + 1}`, s));
   }
 
   /** Output channels of each stage. */
   stageChannels(): number[] {
-    return this.resnet.stages.map((s) => s.at(-1).outChannels);
+    return this.resnet.stages.slice(0, this.numStages).map((s) => s.at(-1).outChannels);
+  }
+}
+
+/**
+ * The C4 per-region head: the ResNet's last stage on pooled regions, then global average
+ * pooling ([K, C, 14, 14] -> [K, 2048] for resnet50). Key `layer4.*`.
+ * @example const head = new ResNetC4Head(resnet, () => fused);
+ */
+export class ResNetC4Head extends Module {
+  readonly outChannels: number;
+
+  constructor(readonly resnet: ResNet, private readonly fused: () => FusedResNet) {
+    super();
+    const last = resnet.stages.length;
+    this.registerModule(`layer${last}`, resnet.stages[last - 1]);
+    this.outChannels = resnet.numFeatures;
+  }
+
+  override forward(x: Tensor): Tensor {
+    const y = this.fused().runStage(x, this.resnet.stages.length - 1);
+    return flatten(globalAvgPool2d(y));
   }
 }
 
@@ -111,7 +144,10 @@ export interface Detections {
 export class FasterRCNN extends Module {
   readonly name: string;
   readonly transform: GeneralizedRCNNTransform;
-  readonly backbone: BackboneWithFPN;
+  /** BackboneWithFPN (body + fpn), or for 'c4' the trunk conv1..layer3 itself. */
+  readonly backbone: BackboneWithFPN | ResNetBody;
+  readonly head: 'fpn' | 'c4';
+  readonly resnet: ResNet;
   readonly rpn: RegionProposalNetwork;
   readonly roiHeads: RoIHeads;
   readonly categories: string[] | null;
@@ -120,7 +156,9 @@ export class FasterRCNN extends Module {
 
   constructor(config: FasterRCNNConfig) {
     super();
-    this.name = config.name ?? `fasterrcnn_${config.backbone}_fpn`;
+    const head = this.head = config.head ?? 'fpn';
+    if (head !== 'fpn' && head !== 'c4') throw new InvalidArgumentError(`FasterRCNN: unknown head '${String(head)}'; valid: fpn, c4`);
+    this.name = config.name ?? `fasterrcnn_${config.backbone}_${head}`;
     const backend = config.backend;
     const numClasses = config.numClasses ?? 91;
     if (!Number.isInteger(numClasses) || numClasses < 2) throw new InvalidArgumentError(`${this.name}: numClasses must be an integer >= 2 (background included), got ${String(numClasses)}`);
@@ -128,19 +166,35 @@ export class FasterRCNN extends Module {
     if (!(this._bnEps >= 0)) throw new InvalidArgumentError(`${this.name}: bnEps must be >= 0, got ${String(config.bnEps)}`);
     const resnet = createModel(config.backbone, { ...config.backboneOptions, numClasses: 1, init: 'none', backend });
     if (resnet.family !== 'imagenet') throw new InvalidArgumentError(`${this.name}: backbone '${config.backbone}' is a CIFAR net; use an ImageNet-family arch (resnet18, resnet34, resnet50, resnet101, ...)`);
+    this.resnet = resnet;
     this.transform = new GeneralizedRCNNTransform(config.transform);
-    const C = config.fpnOutChannels ?? 256;
-    this.backbone = this.registerModule('backbone', new BackboneWithFPN(resnet, C, backend));
+    const c4 = head === 'c4';
+    let C: number;
+    if (c4) {
+      if (resnet.stages.length !== 4) throw new InvalidArgumentError(`${this.name}: a C4 detector needs a 4-stage ResNet, got ${resnet.stages.length} stages`);
+      const body = this.registerModule('backbone', new ResNetBody(resnet, 3));
+      this.backbone = body;
+      C = body.stageChannels()[2];
+    } else {
+      C = config.fpnOutChannels ?? 256;
+      this.backbone = this.registerModule('backbone', new BackboneWithFPN(resnet, C, backend));
+    }
     const anchorGenerator = new AnchorGenerator({
-      sizes: config.anchorSizes ?? [[32], [64], [128], [256], [512]],
+      sizes: config.anchorSizes ?? (c4 ? [[32, 64, 128, 256, 512]] : [[32], [64], [128], [256], [512]]),
       aspectRatios: config.aspectRatios ?? [[0.5, 1.0, 2.0]],
     });
     const A = anchorGenerator.numAnchorsPerLocation();
     if (!A.every((a) => a === A[0])) throw new InvalidArgumentError(`${this.name}: every level needs the same number of anchors per location (the RPN head is shared), got ${A.join(', ')}`);
     this.rpn = this.registerModule('rpn', new RegionProposalNetwork(anchorGenerator, new RPNHead(C, A[0], { backend }), config.rpn));
-    const pool = new MultiScaleRoIAlign({ featmapNames: ['0', '1', '2', '3'], outputSize: 7, samplingRatio: 2 });
-    const R = config.representationSize ?? 1024;
-    this.roiHeads = this.registerModule('roi_heads', new RoIHeads(pool, new TwoMLPHead(C * 49, R, { backend }), new FastRCNNPredictor(R, numClasses, { backend }), config.roiHeads));
+    if (c4) {
+      const pool = new MultiScaleRoIAlign({ featmapNames: ['0'], outputSize: 14, samplingRatio: 2 });
+      const boxHead = new ResNetC4Head(resnet, () => this.fusedResNet());
+      this.roiHeads = this.registerModule('roi_heads', new RoIHeads(pool, boxHead, new FastRCNNPredictor(boxHead.outChannels, numClasses, { backend }), config.roiHeads));
+    } else {
+      const pool = new MultiScaleRoIAlign({ featmapNames: ['0', '1', '2', '3'], outputSize: 7, samplingRatio: 2 });
+      const R = config.representationSize ?? 1024;
+      this.roiHeads = this.registerModule('roi_heads', new RoIHeads(pool, new TwoMLPHead(C * 49, R, { backend }), new FastRCNNPredictor(R, numClasses, { backend }), config.roiHeads));
+    }
     if (config.categories && config.categories.length !== numClasses) {
       throw new InvalidArgumentError(`${this.name}: ${config.categories.length} category names for ${numClasses} classes`);
     }
@@ -149,7 +203,7 @@ export class FasterRCNN extends Module {
   }
 
   get numClasses(): number { return this.roiHeads.boxPredictor.numClasses; }
-  get backend(): Backend { return this.backbone.body.resnet.conv1.weight.backend; }
+  get backend(): Backend { return this.resnet.conv1.weight.backend; }
 
   /** The backbone's BatchNorm eps (folded into the convolutions at inference). */
   get bnEps(): number { return this._bnEps; }
@@ -179,11 +233,28 @@ export class FasterRCNN extends Module {
     super.dispose();
   }
 
-  /** The FPN levels ('0'..'3', 'pool') of a batch [N, 3, H, W]. */
+  /** The BN-folded ResNet the forward runs (built on first use, rebuilt after weights or
+   *  bnEps change). */
+  fusedResNet(): FusedResNet {
+    this.fused ??= fuseForInference(this.resnet, { bnEps: this._bnEps });
+    return this.fused;
+  }
+
+  /** Where a classification checkpoint's key goes in this detector (null: nowhere, the
+   *  classifier `fc.*`).
+   * @example model.classifierKey('layer4.0.conv1.weight')  // 'backbone.body.layer4.0.conv1.weight' (FPN)
+   */
+  classifierKey(key: string): string | null {
+    if (key.startsWith('fc.')) return null;
+    if (this.head === 'c4' && key.startsWith(`layer${this.resnet.stages.length}.`)) return `roi_heads.box_head.${key}`;
+    return this.backbone instanceof BackboneWithFPN ? `backbone.body.${key}` : `backbone.${key}`;
+  }
+
+  /** The feature levels of a batch [N, 3, H, W]: FPN '0'..'3' and 'pool', or C4's '0'. */
   features(images: ImageList): NamedMap[] {
-    this.fused ??= fuseForInference(this.backbone.body.resnet, { bnEps: this._bnEps });
-    const maps = this.fused.features(images.images);
-    return this.backbone.fpn.levels(maps);
+    const fused = this.fusedResNet();
+    if (this.backbone instanceof BackboneWithFPN) return this.backbone.fpn.levels(fused.features(images.images));
+    return [{ name: '0', tensor: fused.features(images.images, 3)[2] }];
   }
 
   /** Every stage of a forward, in the resized images' coordinates (for tests and tools).

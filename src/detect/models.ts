@@ -3,6 +3,8 @@
 // ImageNet, anchors (32..512) x (0.5, 1, 2), RPN 2000/2000 train and 1000/1000 test, NMS
 // 0.7, box score 0.05, box NMS 0.5, 100 detections, 91 COCO classes. resnet18/34 FPN nets
 // are torchvision's resnet_fpn_backbone over those trunks (FPN inputs 64..512 channels).
+// The C4 archs (He et al. 2015's detector) take the same RPN / box settings with one map at
+// stride 16, 15 anchors per location (sizes 32..512 x ratios 0.5, 1, 2) and 14x14 RoIAlign.
 
 import { InvalidArgumentError } from '../errors.js';
 import { FasterRCNN, type FasterRCNNConfig } from './faster_rcnn.js';
@@ -11,11 +13,13 @@ import { COCO_CATEGORIES } from './predict.js';
 /** @example const o: DetectorOptions = { numClasses: 3, categories: ['__background__', 'cat', 'dog'] }; */
 export type DetectorOptions = Partial<Omit<FasterRCNNConfig, 'backbone'>>;
 
-const ARCHS: Record<string, string> = {
-  fasterrcnn_resnet18_fpn: 'resnet18',
-  fasterrcnn_resnet34_fpn: 'resnet34',
-  fasterrcnn_resnet50_fpn: 'resnet50',
-  fasterrcnn_resnet101_fpn: 'resnet101',
+const ARCHS: Record<string, { backbone: string; head: 'fpn' | 'c4' }> = {
+  fasterrcnn_resnet18_fpn: { backbone: 'resnet18', head: 'fpn' },
+  fasterrcnn_resnet34_fpn: { backbone: 'resnet34', head: 'fpn' },
+  fasterrcnn_resnet50_fpn: { backbone: 'resnet50', head: 'fpn' },
+  fasterrcnn_resnet101_fpn: { backbone: 'resnet101', head: 'fpn' },
+  fasterrcnn_resnet50_c4: { backbone: 'resnet50', head: 'c4' },
+  fasterrcnn_resnet101_c4: { backbone: 'resnet101', head: 'c4' },
 };
 
 /** @example DETECTION_ARCHS.includes('fasterrcnn_resnet50_fpn')  // true */
@@ -26,17 +30,18 @@ export const DETECTION_ARCHS: readonly string[] = Object.keys(ARCHS);
  * @example const c = detectorConfig('fasterrcnn_resnet50_fpn');  // { backbone: 'resnet50', numClasses: 91, ... }
  */
 export function detectorConfig(arch: string, opts: DetectorOptions = {}): FasterRCNNConfig {
-  const backbone = ARCHS[arch];
-  if (!backbone) throw new InvalidArgumentError(`unknown detection arch '${arch}'; valid: ${DETECTION_ARCHS.join(', ')}`);
+  const a = ARCHS[arch];
+  if (!a) throw new InvalidArgumentError(`unknown detection arch '${arch}'; valid: ${DETECTION_ARCHS.join(', ')}`);
   const numClasses = opts.numClasses ?? 91;
   return {
     name: arch,
-    backbone,
+    backbone: a.backbone,
+    head: a.head,
     numClasses,
     fpnOutChannels: 256,
     representationSize: 1024,
     bnEps: 1e-5,
-    anchorSizes: [[32], [64], [128], [256], [512]],
+    anchorSizes: a.head === 'c4' ? [[32, 64, 128, 256, 512]] : [[32], [64], [128], [256], [512]],
     aspectRatios: [[0.5, 1.0, 2.0]],
     transform: { minSize: 800, maxSize: 1333, imageMean: [0.485, 0.456, 0.406], imageStd: [0.229, 0.224, 0.225], sizeDivisible: 32 },
     rpn: { preNmsTopN: 1000, postNmsTopN: 1000, nmsThresh: 0.7, scoreThresh: 0, minSize: 1e-3 },

@@ -171,14 +171,15 @@ export interface RawDetections {
  */
 export class RoIHeads extends Module {
   readonly boxRoiPool: MultiScaleRoIAlign;
-  readonly boxHead: TwoMLPHead;
+  /** TwoMLPHead (FPN) or the C4 head: [K, C, S, S] -> [K, R]. */
+  readonly boxHead: Module;
   readonly boxPredictor: FastRCNNPredictor;
   readonly boxCoder: BoxCoder;
   scoreThresh: number;
   nmsThresh: number;
   detectionsPerImg: number;
 
-  constructor(pool: MultiScaleRoIAlign, head: TwoMLPHead, predictor: FastRCNNPredictor, opts: RoiHeadsOptions = {}) {
+  constructor(pool: MultiScaleRoIAlign, head: Module, predictor: FastRCNNPredictor, opts: RoiHeadsOptions = {}) {
     super();
     this.boxRoiPool = pool;
     this.boxHead = this.registerModule('box_head', head);

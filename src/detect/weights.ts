@@ -57,10 +57,10 @@ function few(keys: string[]): string {
 }
 
 /** What does not fit, from the model's parameter and buffer shapes (nothing is copied);
- *  `only` limits the model's side to keys with that prefix. Empty when everything fits. */
-function misfit(model: FasterRCNN, tensors: ReadonlyMap<string, NamedArray>, only = ''): string {
+ *  `only` limits the model's side to the keys it accepts. Empty when everything fits. */
+function misfit(model: FasterRCNN, tensors: ReadonlyMap<string, NamedArray>, only: (key: string) => boolean = () => true): string {
   const shapes = new Map<string, readonly number[]>();
-  for (const [k, t] of [...model.namedParameters(), ...model.namedBuffers()]) if (k.startsWith(only)) shapes.set(k, t.shape);
+  for (const [k, t] of [...model.namedParameters(), ...model.namedBuffers()]) if (only(k)) shapes.set(k, t.shape);
   const missing = [...shapes.keys()].filter((k) => !tensors.has(k));
   const unexpected: string[] = [], mismatched: string[] = [];
   for (const [k, v] of tensors) {
@@ -90,9 +90,17 @@ export function loadDetectionWeights(model: FasterRCNN, path: string, opts: Dete
   const isClassifier = !keys.some((k) => k.startsWith('backbone.')) && keys.includes('conv1.weight');
   if (isClassifier) {
     const body = new Map<string, NamedArray>();
-    for (const [k, v] of loaded.tensors) if (!k.startsWith('fc.')) body.set(`backbone.body.${k}`, v);
-    const bad = misfit(model, body, 'backbone.body.');
-    if (bad) throw new CheckpointError(`${path}: a classification checkpoint that does not fit the backbone of ${model.name} (${model.backbone.body.resnet.name}): ${bad}`);
+    for (const [k, v] of loaded.tensors) {
+      const to = model.classifierKey(k);
+      if (to !== null) body.set(to, v);
+    }
+    const trunk = new Set<string>();
+    for (const [k] of [...model.resnet.namedParameters(), ...model.resnet.namedBuffers()]) {
+      const to = model.classifierKey(k);
+      if (to !== null) trunk.add(to);
+    }
+    const bad = misfit(model, body, (k) => trunk.has(k));
+    if (bad) throw new CheckpointError(`${path}: a classification checkpoint that does not fit the backbone of ${model.name} (${model.resnet.name}): ${bad}`);
     const report = model.loadStateDict(body, { strict: false });
     notes.push(`initialised the backbone (${report.loaded.length} tensors) from a classification checkpoint; the FPN, RPN and box heads keep their weights`);
     if (opts.bnEps !== undefined) model.bnEps = opts.bnEps;

@@ -101,6 +101,7 @@ export class FusedResNet {
   private readonly steps: Step[] = [];
   /** Index in `steps` after which each stage's output is ready. */
   private readonly stageEnds: number[] = [];
+  private stemEnd = 0;
   private disposed = false;
   readonly precision: Precision;
 
@@ -120,6 +121,7 @@ export class FusedResNet {
       this.steps.push((x) => stem.run(x, model.bn1 !== null));
       if (model.maxpool) { const mp = model.maxpool; this.steps.push((x) => mp.forward(x)); }
       let stage = 0;
+      this.stemEnd = this.steps.length;
       for (const { name, block, stage: s } of model.blocks()) {
         if (s !== stage) { this.stageEnds.push(this.steps.length); stage = s; }
         this.steps.push(this.blockStep(name, block, fold));
@@ -189,28 +191,52 @@ export class FusedResNet {
     });
   }
 
-  /** Each stage's output (layer1, layer2, ...), as ResNet.features(x).maps minus the stem,
-   *  without the pooling and the classifier (a pre-activation net's final BN-ReLU is not
-   *  applied). Runs without autograd.
-   * @example const [c2, c3, c4, c5] = tidy(() => fast.features(x));
-   */
-  features(x: Tensor): Tensor[] {
+  private checkLive(x: Tensor, c: number): void {
     if (this.disposed) throw new InvalidArgumentError('FusedResNet: used after dispose()');
-    const c = this.model.inChannels;
     if (x.shape.length !== 4 || x.shape[1] !== c) {
       throw new ShapeError(`${this.model.name} (fused): input must be [N, ${c}, H, W], got ${fmt(x.shape)}`);
     }
+  }
+
+  private runSteps(x: Tensor, from: number, to: number, ends: readonly number[]): Tensor[] {
     return noGrad(() => {
       const out: Tensor[] = [];
       let h = x;
       autocast(this.precision, () => {
-        this.steps.forEach((step, i) => {
-          h = step(h);
-          if (this.stageEnds.includes(i + 1)) out.push(h);
-        });
+        for (let i = from; i < to; i++) {
+          h = this.steps[i](h);
+          if (ends.includes(i + 1)) out.push(h);
+        }
       });
       return out;
     });
+  }
+
+  /** Each stage's output (layer1, layer2, ...), as ResNet.features(x).maps minus the stem,
+   *  without the pooling and the classifier (a pre-activation net's final BN-ReLU is not
+   *  applied); `stages` stops after that many (a C4 detector's trunk: 3). Runs without
+   *  autograd.
+   * @example const [c2, c3, c4, c5] = tidy(() => fast.features(x));
+   */
+  features(x: Tensor, stages = this.stageEnds.length): Tensor[] {
+    this.checkLive(x, this.model.inChannels);
+    if (!Number.isInteger(stages) || stages < 1 || stages > this.stageEnds.length) {
+      throw new InvalidArgumentError(`FusedResNet.features: 'stages' must be 1..${this.stageEnds.length}, got ${String(stages)}`);
+    }
+    return this.runSteps(x, 0, this.stageEnds[stages - 1], this.stageEnds);
+  }
+
+  /** Stage `index` (0 = layer1) alone on its input (a C4 detector's per-region head runs
+   *  layer4 on pooled regions).
+   * @example const c5 = tidy(() => fast.runStage(pooled, 3));
+   */
+  runStage(x: Tensor, index: number): Tensor {
+    const n = this.stageEnds.length;
+    if (!Number.isInteger(index) || index < 0 || index >= n) throw new InvalidArgumentError(`FusedResNet.runStage: index must be 0..${n - 1}, got ${String(index)}`);
+    const inC = index === 0 ? this.model.stages[0].at(0).inChannels : this.model.stages[index - 1].at(-1).outChannels;
+    this.checkLive(x, inC);
+    const from = index === 0 ? this.stemEnd : this.stageEnds[index - 1];
+    return this.runSteps(x, from, this.stageEnds[index], [this.stageEnds[index]])[0];
   }
 
   dispose(): void {
