@@ -31,6 +31,7 @@ own parts (FasterRCNN over a conv1..layer3 trunk, AnchorGenerator with sizes 32.
 0.5, 1, 2 on that one map, MultiScaleRoIAlign(['0'], 14, 2), layer4 + global average pooling
 as the box head, FastRCNNPredictor(2048, 91)), smaller test settings (min_size 320,
 max_size 512, 64 proposals) so its per-region layer4 stays fast, same weight formula; and
+fasterrcnn_resnet50_fpn_v2.json: torchvision's v2 builder at the same test settings; and
 fpn_keys.json: the state-dict keys of resnet_fpn_backbone('resnet18' / 'resnet34') detectors.
 Run: /usr/bin/python3 scripts/make_detect_fixtures.py
 """
@@ -123,14 +124,22 @@ def c4_model():
         box_head=C4Head(r50.layer4), box_predictor=FastRCNNPredictor(2048, 91))
 
 
-def make_c4():
-    model = c4_model()
+SCALES_V2 = {'roi_heads.box_predictor.cls_score.weight': float(os.environ.get('V2_CLS', '0.2')), 'rpn.head.cls_logits.weight': 0.03,
+             'rpn.head.bbox_pred.weight': 0.02, 'roi_heads.box_predictor.bbox_pred.weight': 0.05}
+
+
+def v2_model():
+    from torchvision.models.detection import fasterrcnn_resnet50_fpn_v2
+    return fasterrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None, min_size=320, max_size=512, rpn_post_nms_top_n_test=64)
+
+
+def make_small(arch, model, scales):
     sd = model.state_dict()
     keys = []
     for k, v in sd.items():
         keys.append([k, list(v.shape)])
         if not k.endswith('num_batches_tracked'):
-            sd[k] = synthetic(k, list(v.shape), SCALES_C4)
+            sd[k] = synthetic(k, list(v.shape), scales)
     model.load_state_dict(sd)
     model.eval()
     rec = {}
@@ -142,14 +151,14 @@ def make_c4():
         return boxes, scores
     model.rpn.filter_proposals = filter_proposals
     model.transform.register_forward_hook(lambda m, i, o: rec.__setitem__('images', o[0]))
-    out = {'torch': torch.__version__, 'torchvision': torchvision.__version__, 'arch': 'fasterrcnn_resnet50_c4',
-           'settings': {'minSize': 320, 'maxSize': 512, 'postNmsTopN': 64}, 'scales': SCALES_C4, 'keys': keys, 'images': []}
+    out = {'torch': torch.__version__, 'torchvision': torchvision.__version__, 'arch': arch,
+           'settings': {'minSize': 320, 'maxSize': 512, 'postNmsTopN': 64}, 'scales': scales, 'keys': keys, 'images': []}
     f = FILES[0]
     img = TF.to_tensor(Image.open(os.path.join(IMAGES, f)).convert('RGB'))
     with torch.no_grad():
         det = model([img])[0]
     il = rec['images']
-    print('c4', f, 'resized', il.image_sizes[0], 'proposals', rec['proposals'][0].shape[0], 'detections', det['boxes'].shape[0])
+    print(arch, f, 'resized', il.image_sizes[0], 'proposals', rec['proposals'][0].shape[0], 'detections', det['boxes'].shape[0])
     out['images'].append({
         'file': f, 'resized': list(il.image_sizes[0]), 'padded': list(il.tensors.shape[-2:]),
         'numProposals': int(rec['proposals'][0].shape[0]),
@@ -157,7 +166,7 @@ def make_c4():
         'detections': {'boxes': r(det['boxes'], 4), 'scores': r(det['scores'], 7),
                        'labels': [int(v) for v in det['labels'].tolist()]},
     })
-    with open(os.path.join(OUT, 'fasterrcnn_resnet50_c4.json'), 'w') as fh:
+    with open(os.path.join(OUT, arch + '.json'), 'w') as fh:
         json.dump(out, fh, separators=(',', ':'))
 
 
@@ -252,10 +261,12 @@ def main():
 
 if __name__ == '__main__':
     torch.set_num_threads(2)
-    what = sys.argv[1:] or ['fpn', 'c4', 'keys']
+    what = sys.argv[1:] or ['fpn', 'c4', 'v2', 'keys']
     if 'keys' in what:
         make_fpn_keys()
     if 'c4' in what:
-        make_c4()
+        make_small('fasterrcnn_resnet50_c4', c4_model(), SCALES_C4)
+    if 'v2' in what:
+        make_small('fasterrcnn_resnet50_fpn_v2', v2_model(), SCALES_V2)
     if 'fpn' in what:
         main()

@@ -24,7 +24,7 @@ import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { AnchorGenerator } from './anchors.js';
 import { FeaturePyramidNetwork, type NamedMap } from './fpn.js';
-import { FastRCNNPredictor, MultiScaleRoIAlign, RoIHeads, TwoMLPHead, type RawDetections, type RoiHeadsOptions } from './roi_heads.js';
+import { FastRCNNConvFCHead, FastRCNNPredictor, MultiScaleRoIAlign, RoIHeads, TwoMLPHead, type RawDetections, type RoiHeadsOptions } from './roi_heads.js';
 import { RegionProposalNetwork, RPNHead, type Proposals, type RpnOptions } from './rpn.js';
 import { GeneralizedRCNNTransform, type ImageList, type TransformOptions } from './transform.js';
 
@@ -44,6 +44,9 @@ export interface FasterRCNNConfig {
   fpnOutChannels?: number;
   /** TwoMLPHead width (1024). */
   representationSize?: number;
+  /** The v2 detector's parts (Li et al. 2021, torchvision's fasterrcnn_resnet50_fpn_v2):
+   *  BatchNorm in the FPN, a 2-conv RPN head, a 4-conv + 1-fc box head with BatchNorm. */
+  v2?: boolean;
   /** BatchNorm eps of the backbone (1e-5; torchvision's v1 COCO weights use 0). */
   bnEps?: number;
   /** Anchor sizes per FPN level, ((32,), (64,), (128,), (256,), (512,)) */
@@ -111,10 +114,10 @@ export class BackboneWithFPN extends Module {
   readonly fpn: FeaturePyramidNetwork;
   readonly outChannels: number;
 
-  constructor(resnet: ResNet, outChannels: number, backend?: Backend) {
+  constructor(resnet: ResNet, outChannels: number, backend?: Backend, norm = false) {
     super();
     this.body = this.registerModule('body', new ResNetBody(resnet));
-    this.fpn = this.registerModule('fpn', new FeaturePyramidNetwork({ inChannelsList: this.body.stageChannels(), outChannels, backend }));
+    this.fpn = this.registerModule('fpn', new FeaturePyramidNetwork({ inChannelsList: this.body.stageChannels(), outChannels, norm, backend }));
     this.outChannels = outChannels;
   }
 }
@@ -177,7 +180,7 @@ export class FasterRCNN extends Module {
       C = body.stageChannels()[2];
     } else {
       C = config.fpnOutChannels ?? 256;
-      this.backbone = this.registerModule('backbone', new BackboneWithFPN(resnet, C, backend));
+      this.backbone = this.registerModule('backbone', new BackboneWithFPN(resnet, C, backend, config.v2 ?? false));
     }
     const anchorGenerator = new AnchorGenerator({
       sizes: config.anchorSizes ?? (c4 ? [[32, 64, 128, 256, 512]] : [[32], [64], [128], [256], [512]]),
@@ -185,7 +188,7 @@ export class FasterRCNN extends Module {
     });
     const A = anchorGenerator.numAnchorsPerLocation();
     if (!A.every((a) => a === A[0])) throw new InvalidArgumentError(`${this.name}: every level needs the same number of anchors per location (the RPN head is shared), got ${A.join(', ')}`);
-    this.rpn = this.registerModule('rpn', new RegionProposalNetwork(anchorGenerator, new RPNHead(C, A[0], { backend }), config.rpn));
+    this.rpn = this.registerModule('rpn', new RegionProposalNetwork(anchorGenerator, new RPNHead(C, A[0], { backend, convDepth: config.v2 ? 2 : 1 }), config.rpn));
     if (c4) {
       const pool = new MultiScaleRoIAlign({ featmapNames: ['0'], outputSize: 14, samplingRatio: 2 });
       const boxHead = new ResNetC4Head(resnet, () => this.fusedResNet());
@@ -193,7 +196,8 @@ export class FasterRCNN extends Module {
     } else {
       const pool = new MultiScaleRoIAlign({ featmapNames: ['0', '1', '2', '3'], outputSize: 7, samplingRatio: 2 });
       const R = config.representationSize ?? 1024;
-      this.roiHeads = this.registerModule('roi_heads', new RoIHeads(pool, new TwoMLPHead(C * 49, R, { backend }), new FastRCNNPredictor(R, numClasses, { backend }), config.roiHeads));
+      const boxHead = config.v2 ? new FastRCNNConvFCHead([C, 7, 7], [256, 256, 256, 256], [R], { backend }) : new TwoMLPHead(C * 49, R, { backend });
+      this.roiHeads = this.registerModule('roi_heads', new RoIHeads(pool, boxHead, new FastRCNNPredictor(R, numClasses, { backend }), config.roiHeads));
     }
     if (config.categories && config.categories.length !== numClasses) {
       throw new InvalidArgumentError(`${this.name}: ${config.categories.length} category names for ${numClasses} classes`);

@@ -3,10 +3,13 @@
 // top-down path adding the coarser level upsampled by nearest-neighbour interpolation to
 // its size, a 3x3 output conv per level (layer_blocks.i.0), and one extra level 'pool':
 // max_pool2d(kernel 1, stride 2) of the coarsest output. Keys as torchvision's since 0.13
-// (weights.ts maps the older `inner_blocks.i.weight`). Inference only (no autograd needed).
+// (weights.ts maps the older `inner_blocks.i.weight`). With `norm` (the v2 detector), each
+// conv has no bias and a BatchNorm2d follows it (`inner_blocks.i.1.*`), in eval mode.
+// Inference only (no autograd needed).
 
 import type { Backend } from '../backend/backend.js';
 import { InvalidArgumentError } from '../errors.js';
+import { BatchNorm2d } from '../nn/batch_norm.js';
 import { Conv2d } from '../nn/conv.js';
 import { Module } from '../nn/module.js';
 import { Sequential } from '../nn/sequential.js';
@@ -23,6 +26,8 @@ export interface FpnOptions {
   outChannels: number;
   /** Add the 'pool' level (LastLevelMaxPool; default true). */
   lastLevelMaxPool?: boolean;
+  /** BatchNorm after each conv (torchvision's norm_layer=nn.BatchNorm2d; default false). */
+  norm?: boolean;
   backend?: Backend;
 }
 
@@ -39,8 +44,8 @@ export interface NamedMap {
  * const levels = fpn.forward([c2, c3, c4, c5]);  // '0'..'3' and 'pool', 256 channels each
  */
 export class FeaturePyramidNetwork extends Module {
-  readonly innerBlocks: Sequential<Sequential<Conv2d>>;
-  readonly layerBlocks: Sequential<Sequential<Conv2d>>;
+  readonly innerBlocks: Sequential<Sequential>;
+  readonly layerBlocks: Sequential<Sequential>;
   readonly outChannels: number;
   readonly lastLevelMaxPool: boolean;
 
@@ -51,11 +56,15 @@ export class FeaturePyramidNetwork extends Module {
     this.outChannels = outChannels;
     this.lastLevelMaxPool = opts.lastLevelMaxPool ?? true;
     const init = constant(0);  // weights are loaded (torchvision: kaiming_uniform a=1, bias 0)
-    this.innerBlocks = this.registerModule('inner_blocks', new Sequential<Sequential<Conv2d>>());
-    this.layerBlocks = this.registerModule('layer_blocks', new Sequential<Sequential<Conv2d>>());
+    this.innerBlocks = this.registerModule('inner_blocks', new Sequential<Sequential>());
+    this.layerBlocks = this.registerModule('layer_blocks', new Sequential<Sequential>());
+    const norm = opts.norm ?? false;
+    const block = (inC: number, k: number, padding: number): Sequential => norm
+      ? new Sequential<Module>(new Conv2d(inC, outChannels, k, { padding, bias: false, init, backend }), new BatchNorm2d(outChannels, { backend }))
+      : new Sequential<Module>(new Conv2d(inC, outChannels, k, { padding, init, backend }));
     for (const c of inChannelsList) {
-      this.innerBlocks.append(new Sequential(new Conv2d(c, outChannels, 1, { init, backend })));
-      this.layerBlocks.append(new Sequential(new Conv2d(outChannels, outChannels, 3, { padding: 1, init, backend })));
+      this.innerBlocks.append(block(c, 1, 0));
+      this.layerBlocks.append(block(outChannels, 3, 1));
     }
   }
 
@@ -69,8 +78,9 @@ export class FeaturePyramidNetwork extends Module {
     const n = this.innerBlocks.length;
     if (maps.length !== n) throw new InvalidArgumentError(`FeaturePyramidNetwork: expected ${n} feature maps, got ${maps.length}`);
     return noGrad(() => {
-      const inner = (i: number, x: Tensor) => this.innerBlocks.at(i).at(0).forward(x);
-      const layer = (i: number, x: Tensor) => this.layerBlocks.at(i).at(0).forward(x);
+      const run = (b: Sequential, x: Tensor) => { let h = x; for (const m of b) h = m.forward(h); return h; };
+      const inner = (i: number, x: Tensor) => run(this.innerBlocks.at(i), x);
+      const layer = (i: number, x: Tensor) => run(this.layerBlocks.at(i), x);
       let last = inner(n - 1, maps[n - 1]);
       const results: Tensor[] = [layer(n - 1, last)];
       for (let i = n - 2; i >= 0; i--) {

@@ -3,6 +3,8 @@
 // ImageNet, anchors (32..512) x (0.5, 1, 2), RPN 2000/2000 train and 1000/1000 test, NMS
 // 0.7, box score 0.05, box NMS 0.5, 100 detections, 91 COCO classes. resnet18/34 FPN nets
 // are torchvision's resnet_fpn_backbone over those trunks (FPN inputs 64..512 channels).
+// fasterrcnn_resnet50_fpn_v2 (Li et al. 2021's recipe, torchvision's v2 builder) adds
+// BatchNorm to the FPN and the 4-conv + 1-fc box head and a second RPN conv.
 // The C4 archs (He et al. 2015's detector) take the same RPN / box settings with one map at
 // stride 16, 15 anchors per location (sizes 32..512 x ratios 0.5, 1, 2) and 14x14 RoIAlign.
 
@@ -13,11 +15,12 @@ import { COCO_CATEGORIES } from './predict.js';
 /** @example const o: DetectorOptions = { numClasses: 3, categories: ['__background__', 'cat', 'dog'] }; */
 export type DetectorOptions = Partial<Omit<FasterRCNNConfig, 'backbone'>>;
 
-const ARCHS: Record<string, { backbone: string; head: 'fpn' | 'c4' }> = {
+const ARCHS: Record<string, { backbone: string; head: 'fpn' | 'c4'; v2?: boolean }> = {
   fasterrcnn_resnet18_fpn: { backbone: 'resnet18', head: 'fpn' },
   fasterrcnn_resnet34_fpn: { backbone: 'resnet34', head: 'fpn' },
   fasterrcnn_resnet50_fpn: { backbone: 'resnet50', head: 'fpn' },
   fasterrcnn_resnet101_fpn: { backbone: 'resnet101', head: 'fpn' },
+  fasterrcnn_resnet50_fpn_v2: { backbone: 'resnet50', head: 'fpn', v2: true },
   fasterrcnn_resnet50_c4: { backbone: 'resnet50', head: 'c4' },
   fasterrcnn_resnet101_c4: { backbone: 'resnet101', head: 'c4' },
 };
@@ -37,6 +40,7 @@ export function detectorConfig(arch: string, opts: DetectorOptions = {}): Faster
     name: arch,
     backbone: a.backbone,
     head: a.head,
+    v2: a.v2 ?? false,
     numClasses,
     fpnOutChannels: 256,
     representationSize: 1024,

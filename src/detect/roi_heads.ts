@@ -10,8 +10,12 @@
 import type { Backend } from '../backend/backend.js';
 import { InvalidArgumentError } from '../errors.js';
 import { constant } from '../nn/init.js';
+import { Identity, ReLU } from '../nn/activation.js';
+import { BatchNorm2d } from '../nn/batch_norm.js';
+import { Conv2d } from '../nn/conv.js';
 import { Linear } from '../nn/linear.js';
 import { Module } from '../nn/module.js';
+import { Sequential } from '../nn/sequential.js';
 import { noGrad } from '../tensor/autograd.js';
 import { relu } from '../tensor/ops/relu.js';
 import { reshape } from '../tensor/ops/reshape.js';
@@ -124,6 +128,50 @@ export class TwoMLPHead extends Module {
   override forward(x: Tensor): Tensor {
     const flat = reshape(x, [x.shape[0], x.numel / x.shape[0]]);
     return relu(this.fc7.forward(relu(this.fc6.forward(flat))));
+  }
+}
+
+/**
+ * torchvision's FastRCNNConvFCHead (the v2 detector's box head): 3x3 conv + BatchNorm + ReLU
+ * layers (`N.0` conv without bias, `N.1` BN), a flatten, then Linear + ReLU layers, all in
+ * one Sequential whose indices are the state-dict keys (`box_head.5.weight` for v2's fc).
+ * @example const head = new FastRCNNConvFCHead([256, 7, 7], [256, 256, 256, 256], [1024]);
+ */
+export class FastRCNNConvFCHead extends Sequential {
+  readonly outFeatures: number;
+
+  constructor(inputSize: readonly [number, number, number], convLayers: readonly number[], fcLayers: readonly number[], opts: { backend?: Backend } = {}) {
+    super();
+    const init = constant(0);
+    const backend = opts.backend;
+    let c = inputSize[0];
+    for (const k of convLayers) {
+      this.append(new Sequential(new Conv2d(c, k, 3, { padding: 1, bias: false, init, backend }), new BatchNorm2d(k, { backend }), new ReLU()));
+      c = k;
+    }
+    this.append(new Identity());  // nn.Flatten
+    let n = c * inputSize[1] * inputSize[2];
+    for (const k of fcLayers) {
+      this.append(new Linear(n, k, { init, backend }));
+      this.append(new ReLU());
+      n = k;
+    }
+    this.outFeatures = n;
+  }
+
+  override forward(x: Tensor): Tensor {
+    let h = x;
+    for (const m of this) {
+      if (m instanceof Sequential) {
+        const [conv, bn] = [m.at(0) as Conv2d, m.at(1) as BatchNorm2d];
+        h = bn.forward(conv.forward(h), { relu: true });
+      } else if (m instanceof Identity) {
+        h = reshape(h, [h.shape[0], h.numel / h.shape[0]]);
+      } else {
+        h = m.forward(h);
+      }
+    }
+    return h;
   }
 }
 

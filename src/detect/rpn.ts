@@ -31,11 +31,15 @@ export class RPNHead extends Module {
   readonly clsLogits: Conv2d;
   readonly bboxPred: Conv2d;
 
-  constructor(inChannels: number, numAnchors: number, opts: { backend?: Backend } = {}) {
+  /** convDepth: 3x3 conv + ReLU layers before the 1x1 convs (1; 2 for the v2 detector). */
+  constructor(inChannels: number, numAnchors: number, opts: { backend?: Backend; convDepth?: number } = {}) {
     super();
     const init = constant(0);
     const backend = opts.backend;
-    this.conv = this.registerModule('conv', new Sequential(new Sequential(new Conv2d(inChannels, inChannels, 3, { padding: 1, init, backend }))));
+    const depth = opts.convDepth ?? 1;
+    if (!Number.isInteger(depth) || depth < 1) throw new InvalidArgumentError(`RPNHead: convDepth must be an integer >= 1, got ${String(depth)}`);
+    this.conv = this.registerModule('conv', new Sequential<Sequential<Conv2d>>());
+    for (let i = 0; i < depth; i++) this.conv.append(new Sequential(new Conv2d(inChannels, inChannels, 3, { padding: 1, init, backend })));
     this.clsLogits = this.registerModule('cls_logits', new Conv2d(inChannels, numAnchors, 1, { init, backend }));
     this.bboxPred = this.registerModule('bbox_pred', new Conv2d(inChannels, numAnchors * 4, 1, { init, backend }));
   }
@@ -43,10 +47,13 @@ export class RPNHead extends Module {
   /** Per level: objectness logits [N, A, H, W] and deltas [N, 4A, H, W]. */
   run(features: readonly Tensor[]): { objectness: Tensor[]; deltas: Tensor[] } {
     return noGrad(() => {
-      const conv = this.conv.at(0).at(0);
       const objectness: Tensor[] = [], deltas: Tensor[] = [];
       for (const x of features) {
-        const t = conv2dFused(x, conv.weight, conv.bias, { padding: 1, relu: true });
+        let t = x;
+        for (const block of this.conv) {
+          const conv = block.at(0);
+          t = conv2dFused(t, conv.weight, conv.bias, { padding: 1, relu: true });
+        }
         objectness.push(this.clsLogits.forward(t));
         deltas.push(this.bboxPred.forward(t));
       }
