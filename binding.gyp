@@ -17,6 +17,7 @@
         "native/loss.cc",
         "native/sgd.cc",
         "native/reduce.cc",
+        "native/detect.cc",
         "native/bench.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

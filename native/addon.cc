@@ -51,6 +51,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exportLoss(env, exports);
   exportSgd(env, exports);
   exportReduce(env, exports);
+  exportDetect(env, exports);
   exportBench(env, exports);
   exports.Set("implInfo", Napi::Function::New(env, ImplInfo, "implInfo"));
   return exports;

@@ -306,6 +306,7 @@ void exportInnerProduct(Napi::Env env, Napi::Object exports);
 void exportLoss(Napi::Env env, Napi::Object exports);
 void exportSgd(Napi::Env env, Napi::Object exports);
 void exportReduce(Napi::Env env, Napi::Object exports);
+void exportDetect(Napi::Env env, Napi::Object exports);
 void exportBench(Napi::Env env, Napi::Object exports);
 
 /// implInfo(kind, params) per family: nullptr result means "not my kind".

@@ -53,6 +53,8 @@ function corners(H: number, W: number, y: number, x: number):
   };
 }
 
+const OUTSIDE = { p1: 0, p2: 0, p3: 0, p4: 0, w1: 0, w2: 0, w3: 0, w4: 0 };
+
 /** y: [K, C, OH, OW], the mean of gridH x gridW bilinear samples per bin. */
 export function roiAlign(
   x: FloatArray,    // x: [N, C, H, W]
@@ -79,8 +81,8 @@ export function roiAlign(
       for (let o = 0; o < OH * OW; o++) {
         let acc = 0;
         for (let s = 0; s < b.gridH * b.gridW; s++) {
-          const p = pre[at++];
-          if (p) acc += p.w1 * x[xBase + p.p1] + p.w2 * x[xBase + p.p2] + p.w3 * x[xBase + p.p3] + p.w4 * x[xBase + p.p4];
+          const p = pre[at++] ?? OUTSIDE; // torchvision adds 0 * x[0] for a sample outside the map
+          acc += p.w1 * x[xBase + p.p1] + p.w2 * x[xBase + p.p2] + p.w3 * x[xBase + p.p3] + p.w4 * x[xBase + p.p4];
         }
         y[(k * C + c) * OH * OW + o] = acc / count;
       }

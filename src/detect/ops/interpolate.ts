@@ -38,7 +38,10 @@ function pairOf(name: string, v: number | readonly [number, number]): [number, n
   throw new InvalidArgumentError(`${OP}: '${name}' must be a number or a pair of numbers, got ${String(v)}`);
 }
 
-/** Checks x and the options and resolves the output size and the kernel's scales. */
+/**
+ * Checks a shape and the options and resolves the output size and the scales the kernel uses.
+ * @example const { OH, OW } = interpolateGeometry([1, 3, 480, 640], { scaleFactor: 800 / 480, mode: 'bilinear', recomputeScaleFactor: true });  // 800, 1066
+ */
 export function interpolateGeometry(shape: readonly number[], opts: InterpolateOptions): InterpolateGeometry {
   expectRank(OP, 'x', shape, 4, 'N, C, H, W');
   const [N, C, H, W] = shape;

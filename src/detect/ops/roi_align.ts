@@ -34,7 +34,7 @@ export function roiAlign(x: Tensor, rois: Tensor, opts: RoiAlignOptions): Tensor
   const g = roiGeometry('roiAlign', x, rois, opts.outputSize, opts.spatialScale, opts.samplingRatio, opts.aligned === true);
   const be = x.backend;
   const y = fromStorage(be, be.roiAlign(x.storage, rois.storage, g), [g.K, g.C, g.OH, g.OW]);
-  const r = roisForBackward(rois);
+  const owned = roisForBackward(x, rois);
   return record(y, 'roiAlign', [x],
-    (dy) => [fromStorage(be, be.roiAlignBackward(dy.storage, r.storage, g), x.shape)], [r]);
+    (dy) => [fromStorage(be, be.roiAlignBackward(dy.storage, owned[0].storage, g), x.shape)], owned);
 }

@@ -29,7 +29,8 @@ export function roiPool(x: Tensor, rois: Tensor, opts: RoiPoolOptions): Tensor {
   const r = be.roiPool(x.storage, rois.storage, g);
   const y = fromStorage(be, r.y, [g.K, g.C, g.OH, g.OW]);
   const saved = fromStorage(be, r.saved, [g.K, g.C, g.OH, g.OW], 'int32');
-  const rs = roisForBackward(rois);
+  const owned = roisForBackward(x, rois);
   return record(y, 'roiPool', [x],
-    (dy) => [fromStorage(be, be.roiPoolBackward(dy.storage, rs.storage, saved.storage, g), x.shape)], [saved, rs]);
+    (dy) => [fromStorage(be, be.roiPoolBackward(dy.storage, owned[0].storage, saved.storage, g), x.shape)],
+    [saved, ...owned]);
 }

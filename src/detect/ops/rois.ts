@@ -5,6 +5,7 @@
 
 import type { RoiGeometry } from '../../backend/backend.js';
 import { InvalidArgumentError, ShapeError } from '../../errors.js';
+import { isGradEnabled } from '../../tensor/autograd.js';
 import { expectRank, fmt } from '../../tensor/geometry.js';
 import { expectDtype, sameBackend } from '../../tensor/ops/check.js';
 import { fromStorage, type Tensor } from '../../tensor/tensor.js';
@@ -59,7 +60,9 @@ export function roiGeometry(op: string, x: Tensor, rois: Tensor, outputSize: num
   return { N, C, H, W, K, OH, OW, spatialScale, samplingRatio, aligned };
 }
 
-/** A copy of the rois for a backward to own: the caller may dispose its tensor before then. */
-export function roisForBackward(rois: Tensor): Tensor {
-  return fromStorage(rois.backend, rois.backend.reshape(rois.storage, rois.shape, rois.shape), rois.shape);
+/** A copy of the rois for the backward to own when one will be recorded for x (the caller
+ *  may dispose its tensor before then); none otherwise. */
+export function roisForBackward(x: Tensor, rois: Tensor): Tensor[] {
+  if (!(isGradEnabled() && x.requiresGrad)) return [];
+  return [fromStorage(rois.backend, rois.backend.reshape(rois.storage, rois.shape, rois.shape), rois.shape)];
 }
