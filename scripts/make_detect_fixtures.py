@@ -32,7 +32,8 @@ own parts (FasterRCNN over a conv1..layer3 trunk, AnchorGenerator with sizes 32.
 as the box head, FastRCNNPredictor(2048, 91)), smaller test settings (min_size 320,
 max_size 512, 64 proposals) so its per-region layer4 stays fast, same weight formula; and
 fasterrcnn_resnet50_fpn_v2.json: torchvision's v2 builder at the same test settings; and
-fpn_keys.json: the state-dict keys of resnet_fpn_backbone('resnet18' / 'resnet34') detectors.
+fpn_keys.json: the state-dict keys of resnet_fpn_backbone('resnet18' / 'resnet34') detectors;
+boxes.json: torchvision.ops.boxes, BoxCoder and cell anchors on seeded random inputs.
 Run: /usr/bin/python3 scripts/make_detect_fixtures.py
 """
 import json
@@ -170,6 +171,43 @@ def make_small(arch, model, scales):
         json.dump(out, fh, separators=(',', ':'))
 
 
+def make_boxes():
+    """Box utilities on seeded random inputs: nms, batched_nms (both CPU paths: 300 boxes take
+    the coordinate trick, 1100 the per-class loop), box_iou, BoxCoder decode / encode, cell
+    anchors, remove_small_boxes, clip_boxes_to_image."""
+    from torchvision.ops import boxes as box_ops
+    from torchvision.models.detection._utils import BoxCoder
+    g = torch.Generator().manual_seed(0)
+
+    def rand_boxes(n, size=200.0):
+        xy = torch.rand(n, 2, generator=g) * size
+        wh = torch.rand(n, 2, generator=g) * 60 + 0.001
+        return torch.cat([xy, xy + wh], 1)
+    out = {}
+    for n in [300, 1100]:
+        b = rand_boxes(n)
+        sc = torch.rand(n, generator=g)
+        idx = torch.randint(0, 5, (n,), generator=g)
+        out[f'nms{n}'] = {'boxes': b.reshape(-1).tolist(), 'scores': sc.tolist(), 'idxs': idx.tolist(),
+                          'keep': box_ops.nms(b, sc, 0.5).tolist(), 'batched': box_ops.batched_nms(b, sc, idx, 0.5).tolist()}
+    a, b = rand_boxes(6), rand_boxes(7)
+    out['iou'] = {'a': a.reshape(-1).tolist(), 'b': b.reshape(-1).tolist(), 'iou': box_ops.box_iou(a, b).reshape(-1).tolist()}
+    ref = rand_boxes(20)
+    codes = torch.randn(20, 8, generator=g) * 2
+    coder = BoxCoder((10.0, 10.0, 5.0, 5.0))
+    dec = coder.decode_single(codes, ref)
+    out['coder'] = {'boxes': ref.reshape(-1).tolist(), 'codes': codes.reshape(-1).tolist(), 'decoded': dec.reshape(-1).tolist(),
+                    'encoded': coder.encode_single(dec[:, :4], ref).reshape(-1).tolist()}
+    ag = AnchorGenerator(sizes=((32, 64, 128, 256, 512), (20, 45.5)), aspect_ratios=((0.5, 1.0, 2.0), (0.3, 1.7)))
+    out['cellAnchors'] = [c.reshape(-1).tolist() for c in ag.cell_anchors]
+    small = rand_boxes(50, 20.0) - 10
+    small[::3, 2] = small[::3, 0] + 0.005
+    out['small'] = {'boxes': small.reshape(-1).tolist(), 'keep': box_ops.remove_small_boxes(small, 1e-2).tolist(),
+                    'clipped': box_ops.clip_boxes_to_image(small, (7, 9)).reshape(-1).tolist()}
+    with open(os.path.join(OUT, 'boxes.json'), 'w') as fh:
+        json.dump(out, fh, separators=(',', ':'))
+
+
 def make_fpn_keys():
     out = {}
     for name in ['resnet18', 'resnet34']:
@@ -261,9 +299,11 @@ def main():
 
 if __name__ == '__main__':
     torch.set_num_threads(2)
-    what = sys.argv[1:] or ['fpn', 'c4', 'v2', 'keys']
+    what = sys.argv[1:] or ['fpn', 'c4', 'v2', 'keys', 'boxes']
     if 'keys' in what:
         make_fpn_keys()
+    if 'boxes' in what:
+        make_boxes()
     if 'c4' in what:
         make_small('fasterrcnn_resnet50_c4', c4_model(), SCALES_C4)
     if 'v2' in what:

@@ -56,6 +56,31 @@ export function argsortDescending(scores: ArrayLike<number>, indices?: ArrayLike
 }
 
 /**
+ * Indices of the k largest values, by decreasing value, ties in index order (what
+ * argsortDescending(values).subarray(0, k) gives, without sorting everything: the RPN takes
+ * the top 1000 of ~160,000 logits per level).
+ * @example topkIndices(new Float32Array([0.2, 0.9, 0.5, 0.7]), 2)  // Int32Array [1, 3]
+ */
+export function topkIndices(values: Float32Array, k: number): Int32Array {
+  const n = values.length;
+  if (k >= n) return argsortDescending(values);
+  if (k <= 0) return new Int32Array(0);
+  const sorted = Float32Array.from(values).sort();  // ascending, numeric (NaN last)
+  const kth = sorted[n - k];
+  const above: number[] = [], equal: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const v = values[i];
+    if (v > kth) above.push(i);
+    else if (v === kth) equal.push(i);
+  }
+  const pick = argsortDescending(values, above);
+  const out = new Int32Array(k);
+  out.set(pick.subarray(0, k));
+  for (let j = pick.length, e = 0; j < k; j++, e++) out[j] = equal[e];
+  return out;
+}
+
+/**
  * Non-maximum suppression, torchvision.ops.nms (its CPU kernel): the indices kept, by
  * decreasing score; a box is dropped when its IoU with a kept box exceeds `iouThreshold`.
  * @example nms(new Float32Array([0, 0, 10, 10, 1, 1, 10, 10]), new Float32Array([0.9, 0.8]), 0.5)  // Int32Array [0]

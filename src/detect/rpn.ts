@@ -16,7 +16,7 @@ import { noGrad } from '../tensor/autograd.js';
 import { conv2dFused } from '../tensor/ops/conv2d.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { AnchorGenerator } from './anchors.js';
-import { argsortDescending, batchedNms, BoxCoder, clipBoxesToImage, removeSmallBoxes, takeRows } from './boxes.js';
+import { batchedNms, BoxCoder, clipBoxesToImage, removeSmallBoxes, takeRows, topkIndices } from './boxes.js';
 import type { NamedMap } from './fpn.js';
 
 const f = Math.fround;
@@ -120,6 +120,7 @@ export class RegionProposalNetwork extends Module {
   propose(paddedSize: readonly [number, number], imageSizes: readonly (readonly [number, number])[], levels: readonly NamedMap[]): Proposals[] {
     const anchors = this.anchors(paddedSize, levels);
     const { objectness, deltas } = this.head.run(levels.map((l) => l.tensor));
+    const shapes = objectness.map((t) => t.shape);
     const obj = objectness.map((t) => t.toArray() as Float32Array);
     const del = deltas.map((t) => t.toArray() as Float32Array);
     for (const t of [...objectness, ...deltas]) t.dispose();
@@ -131,7 +132,7 @@ export class RegionProposalNetwork extends Module {
       const selBoxes: number[] = [];
       let anchorOffset = 0;
       levels.forEach((l, li) => {
-        const [, A, H, W] = objectness[li].shape;
+        const [, A, H, W] = shapes[li];
         const HW = H * W;
         const count = HW * A;
         // Level-local anchor index k = (y * W + x) * A + a; objectness channel a at (y, x).
@@ -141,7 +142,7 @@ export class RegionProposalNetwork extends Module {
           const base = (n * A + a) * HW;
           for (let p = 0; p < HW; p++) logits[p * A + a] = o[base + p];
         }
-        const order = argsortDescending(logits).subarray(0, Math.min(this.preNmsTopN, count));
+        const order = topkIndices(logits, Math.min(this.preNmsTopN, count));
         const codes = new Float32Array(order.length * 4);
         const d = del[li];
         order.forEach((k, j) => {
