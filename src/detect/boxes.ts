@@ -122,7 +122,7 @@ function gather(boxes: Float32Array, idx: ArrayLike<number>): Float32Array {
  * (`_batched_nms_vanilla`); fewer shift each category's boxes apart by
  * idx * (max coordinate + 1) and run one NMS (`_batched_nms_coordinate_trick`): the two
  * differ only in float rounding, and matching torchvision's choice matches its output.
- * @example batchedNms(boxes, scores, Int32Array.from(labels), 0.5)
+ * @example batchedNms(new Float32Array([0, 0, 10, 10, 1, 1, 10, 10]), new Float32Array([0.9, 0.8]), Int32Array.from([1, 2]), 0.5)  // [0, 1]: different classes
  */
 export function batchedNms(boxes: Float32Array, scores: Float32Array, idxs: ArrayLike<number>, iouThreshold: number): Int32Array {
   const n = count('batchedNms', boxes);
@@ -205,7 +205,7 @@ export const BBOX_XFORM_CLIP = Math.log(1000 / 16);
  * (10, 10, 5, 5) in the box head.
  * @example
  * const coder = new BoxCoder([10, 10, 5, 5]);
- * const boxes = coder.decode(deltas, proposals);  // 4 * numClasses numbers per proposal
+ * const boxes = coder.decode(new Float32Array([0, 0, 0, 0]), new Float32Array([10, 10, 50, 30]));  // [10, 10, 50, 30]
  */
 export class BoxCoder {
   readonly weights: readonly [number, number, number, number];

@@ -87,7 +87,10 @@ export class ResNetBody extends Module {
 /**
  * The C4 per-region head: the ResNet's last stage on pooled regions, then global average
  * pooling ([K, C, 14, 14] -> [K, 2048] for resnet50). Key `layer4.*`.
- * @example const head = new ResNetC4Head(resnet, () => fused);
+ * @example
+ * const resnet = createModel('resnet50', { init: 'none' });
+ * const fused = fuseForInference(resnet.eval());
+ * const head = new ResNetC4Head(resnet, () => fused);
  */
 export class ResNetC4Head extends Module {
   readonly outChannels: number;
@@ -122,7 +125,9 @@ export class BackboneWithFPN extends Module {
   }
 }
 
-/** What one forward gives per image, before the boxes are mapped back. @example const s: DetectionStages = model.stages(images); */
+/** What one forward gives per image, before the boxes are mapped back.
+ * @example const s: DetectionStages = createDetector('fasterrcnn_resnet50_fpn').stages([toFloatImage(img)]);
+ */
 export interface DetectionStages {
   list: ImageList;
   levels: NamedMap[];
@@ -130,7 +135,9 @@ export interface DetectionStages {
   detections: RawDetections[];
 }
 
-/** Detections of one image, boxes in its original pixel coordinates. @example const { boxes, scores, labels }: Detections = model.detect([img])[0]; */
+/** Detections of one image, boxes in its original pixel coordinates.
+ * @example const { boxes, scores, labels }: Detections = createDetector('fasterrcnn_resnet50_fpn').detect([toFloatImage(img)])[0];
+ */
 export interface Detections {
   /** [K, 4] x1, y1, x2, y2. */
   boxes: Float32Array;
@@ -142,7 +149,7 @@ export interface Detections {
  * @example
  * const model = createDetector('fasterrcnn_resnet50_fpn');
  * loadDetectionWeights(model, 'fasterrcnn_resnet50_fpn_coco.pth');
- * const [dets] = model.detect([img]);  // img: FloatImage, RGB in [0, 1]
+ * const [dets] = model.detect([toFloatImage(img)]);  // RGB in [0, 1]
  */
 export class FasterRCNN extends Module {
   readonly name: string;
@@ -246,7 +253,7 @@ export class FasterRCNN extends Module {
 
   /** Where a classification checkpoint's key goes in this detector (null: nowhere, the
    *  classifier `fc.*`).
-   * @example model.classifierKey('layer4.0.conv1.weight')  // 'backbone.body.layer4.0.conv1.weight' (FPN)
+   * @example createDetector('fasterrcnn_resnet50_c4').classifierKey('layer4.0.conv1.weight')  // 'roi_heads.box_head.layer4.0.conv1.weight'
    */
   classifierKey(key: string): string | null {
     if (key.startsWith('fc.')) return null;

@@ -31,7 +31,11 @@ export interface FpnOptions {
   backend?: Backend;
 }
 
-/** One level of the pyramid. @example for (const { name, tensor } of fpn.forward(maps)) console.log(name, tensor.shape); */
+/** One level of the pyramid.
+ * @example
+ * const fpn = new FeaturePyramidNetwork({ inChannelsList: [64, 128], outChannels: 32 });
+ * const levels: NamedMap[] = fpn.levels([x, y]);  // '0', '1', 'pool'
+ */
 export interface NamedMap {
   /** '0', '1', ... then 'pool'. */
   name: string;
@@ -41,7 +45,7 @@ export interface NamedMap {
 /**
  * @example
  * const fpn = new FeaturePyramidNetwork({ inChannelsList: [256, 512, 1024, 2048], outChannels: 256 });
- * const levels = fpn.forward([c2, c3, c4, c5]);  // '0'..'3' and 'pool', 256 channels each
+ * const levels = fpn.levels(fuseForInference(model.eval()).features(x));  // '0'..'3' and 'pool', 256 channels each
  */
 export class FeaturePyramidNetwork extends Module {
   readonly innerBlocks: Sequential<Sequential>;

@@ -30,7 +30,9 @@ export interface DetectOptions {
   scoreThresh?: number;
 }
 
-/** One image's detections. @example const { boxes, scores, labels, names }: ImageDetections = (await detect(model, ['cat.jpg']))[0]; */
+/** One image's detections.
+ * @example const { boxes, scores, labels, names }: ImageDetections = (await detect(createDetector('fasterrcnn_resnet50_fpn'), ['cat.jpg']))[0];
+ */
 export interface ImageDetections {
   boxes: [number, number, number, number][];
   scores: number[];

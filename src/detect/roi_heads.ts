@@ -36,7 +36,11 @@ export interface RoiAlignPoolOptions {
   canonicalLevel?: number;
 }
 
-/** Pooled rois of one level: rows `index` of the input, [k, C, S, S]. @example for (const g of pooler.forward(levels, [boxes], sizes)) console.log(g.level, g.index.length); */
+/** Pooled rois of one level: rows `index` of the input, [k, C, S, S].
+ * @example
+ * const pooler = new MultiScaleRoIAlign({ featmapNames: ['0'], outputSize: 7, samplingRatio: 2 });
+ * const groups: PooledGroup[] = pooler.forward([{ name: '0', tensor: x }], [new Float32Array([0, 0, 32, 32])], [[128, 128]]);
+ */
 export interface PooledGroup {
   level: number;
   /** Positions in the concatenation of every image's boxes. */
@@ -48,7 +52,7 @@ export interface PooledGroup {
  * torchvision.ops.MultiScaleRoIAlign.
  * @example
  * const pooler = new MultiScaleRoIAlign({ featmapNames: ['0', '1', '2', '3'], outputSize: 7, samplingRatio: 2 });
- * const groups = pooler.forward(levels, [proposals.boxes], [[800, 1063]]);
+ * const groups = pooler.forward([{ name: '0', tensor: x }], [new Float32Array([0, 0, 32, 32])], [[800, 1063]]);
  */
 export class MultiScaleRoIAlign {
   readonly featmapNames: string[];
@@ -205,7 +209,11 @@ export interface RoiHeadsOptions {
   bboxRegWeights?: readonly [number, number, number, number];
 }
 
-/** Detections of one image, in the resized image's coordinates. @example const { boxes, scores, labels }: RawDetections = heads.run(levels, proposals, sizes)[0]; */
+/** Detections of one image, in the resized image's coordinates.
+ * @example
+ * const detector = createDetector('fasterrcnn_resnet50_fpn');
+ * const { boxes, scores, labels }: RawDetections = tidy(() => detector.stages([toFloatImage(img)]).detections[0]);
+ */
 export interface RawDetections {
   boxes: Float32Array;
   scores: Float32Array;
@@ -214,8 +222,13 @@ export interface RawDetections {
 
 /**
  * @example
+ * const pooler = new MultiScaleRoIAlign({ featmapNames: ['0', '1', '2', '3'], outputSize: 7, samplingRatio: 2 });
  * const heads = new RoIHeads(pooler, new TwoMLPHead(256 * 49, 1024), new FastRCNNPredictor(1024, 91));
- * const dets = heads.run(levels, proposals, imageSizes);
+ * const detector = createDetector('fasterrcnn_resnet50_fpn');
+ * const dets = tidy(() => {
+ *   const s = detector.stages([toFloatImage(img)]);
+ *   return heads.run(s.levels, s.proposals, s.list.imageSizes);
+ * });
  */
 export class RoIHeads extends Module {
   readonly boxRoiPool: MultiScaleRoIAlign;

@@ -24,7 +24,7 @@ const f = Math.fround;
 /**
  * @example
  * const head = new RPNHead(256, 3);
- * const { objectness, deltas } = head.run(levels.map((l) => l.tensor));
+ * const { objectness, deltas } = head.run([x]);  // x: [N, 256, H, W]
  */
 export class RPNHead extends Module {
   readonly conv: Sequential<Sequential<Conv2d>>;
@@ -74,7 +74,10 @@ export interface RpnOptions {
   minSize?: number;
 }
 
-/** @example const { boxes, scores }: Proposals = rpn.propose(padded, sizes, levels)[0]; */
+/** @example
+ * const detector = createDetector('fasterrcnn_resnet50_fpn');
+ * const { boxes, scores }: Proposals = tidy(() => detector.stages([toFloatImage(img)]).proposals[0]);
+ */
 export interface Proposals {
   /** [K, 4] in the resized image's coordinates, by decreasing score. */
   boxes: Float32Array;
@@ -84,6 +87,7 @@ export interface Proposals {
 /**
  * @example
  * const rpn = new RegionProposalNetwork(new AnchorGenerator({ sizes: [[32], [64], [128], [256], [512]], aspectRatios: [[0.5, 1, 2]] }), new RPNHead(256, 3));
+ * const levels: NamedMap[] = [{ name: '0', tensor: x }];  // x: [1, 256, 200, 272]
  * const proposals = rpn.propose([800, 1088], [[800, 1063]], levels);
  */
 export class RegionProposalNetwork extends Module {

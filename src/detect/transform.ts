@@ -29,7 +29,7 @@ export interface TransformOptions {
   sizeDivisible?: number;
 }
 
-/** @example const { images, imageSizes }: ImageList = transform.forward([img]); */
+/** @example const { images, imageSizes }: ImageList = new GeneralizedRCNNTransform().forward([toFloatImage(img)]); */
 export interface ImageList {
   /** The padded batch [N, 3, H, W]. */
   images: Tensor;
@@ -42,7 +42,7 @@ export interface ImageList {
 /**
  * @example
  * const t = new GeneralizedRCNNTransform({ minSize: 800, maxSize: 1333 });
- * const list = t.forward([img]);  // img: FloatImage in [0, 1], planar RGB
+ * const list = t.forward([toFloatImage(img)]);  // planar RGB in [0, 1]
  */
 export class GeneralizedRCNNTransform {
   readonly minSize: number;

@@ -44,7 +44,7 @@ export interface DetectionWeightsOptions extends LoadWeightsOptions {
   bnEps?: number;
 }
 
-/** @example const { report, notes, backboneOnly }: DetectionWeightsReport = loadDetectionWeights(model, 'coco.pth'); */
+/** @example const { report, notes, backboneOnly }: DetectionWeightsReport = loadDetectionWeights(createDetector('fasterrcnn_resnet50_fpn'), 'coco.pth'); */
 export interface DetectionWeightsReport {
   report: LoadReport;
   notes: string[];

@@ -216,7 +216,9 @@ export class FusedResNet {
    *  without the pooling and the classifier (a pre-activation net's final BN-ReLU is not
    *  applied); `stages` stops after that many (a C4 detector's trunk: 3). Runs without
    *  autograd.
-   * @example const [c2, c3, c4, c5] = tidy(() => fast.features(x));
+   * @example
+   * const fast = fuseForInference(model.eval());
+   * const [c2, c3, c4, c5] = tidy(() => fast.features(x));
    */
   features(x: Tensor, stages = this.stageEnds.length): Tensor[] {
     this.checkLive(x, this.model.inChannels);
@@ -228,7 +230,9 @@ export class FusedResNet {
 
   /** Stage `index` (0 = layer1) alone on its input (a C4 detector's per-region head runs
    *  layer4 on pooled regions).
-   * @example const c5 = tidy(() => fast.runStage(pooled, 3));
+   * @example
+   * const fast = fuseForInference(model.eval());
+   * const c5 = tidy(() => fast.runStage(x, 3));  // x: layer3's output, or 14x14 regions of it
    */
   runStage(x: Tensor, index: number): Tensor {
     const n = this.stageEnds.length;
