@@ -212,3 +212,11 @@ test('detect(): files in, named boxes in the image\'s pixels, scoreThresh filter
   await assert.rejects(detect(m, [join(IMAGES, 'nope.jpg')]), /nope\.jpg/);
   m.dispose();
 });
+
+test('detectPredict (the CLI action): one-line errors for a bad arch, no weights, a bad threshold', async () => {
+  const { detectPredict } = await import('../src/cli/detect_predict.js');
+  const img = [join(IMAGES, 'f_150x100.jpg')];
+  await assert.rejects(detectPredict(img, { arch: 'yolo' }), /--arch: unknown detection arch 'yolo'; valid: fasterrcnn_resnet18_fpn, .*fasterrcnn_resnet50_c4/);
+  await assert.rejects(detectPredict(img, {}), /--weights is required/);
+  await assert.rejects(detectPredict(img, { weights: 'w.pth', scoreThresh: '2' }), /--score-thresh must be a number in \[0, 1\], got '2'/);
+});
