@@ -271,6 +271,7 @@ export class FasterRCNN extends Module {
   /** Every stage of a forward, in the resized images' coordinates (for tests and tools).
    *  Call inside tidy(). */
   stages(images: readonly FloatImage[]): DetectionStages {
+    if (this.training) throw new InvalidArgumentError(`${this.name}: inference only (training is not implemented here); call eval() first`);
     const list = this.transform.forward(images, this.backend);
     const levels = this.features(list);
     const padded: [number, number] = [list.images.shape[2], list.images.shape[3]];
