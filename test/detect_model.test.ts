@@ -15,7 +15,9 @@ import { decodeImage } from '../src/data/image_folder.js';
 import { CheckpointError } from '../src/errors.js';
 import { saveWeights } from '../src/io/weights.js';
 import { createModel } from '../src/models/registry.js';
+import { fuseForInference } from '../src/models/fused.js';
 import { tidy } from '../src/tensor/scope.js';
+import { tensor } from '../src/tensor/tensor.js';
 import { FasterRCNN, type FasterRCNNConfig } from '../src/detect/faster_rcnn.js';
 import { createDetector } from '../src/detect/models.js';
 import { detect, toFloatImage } from '../src/detect/predict.js';
@@ -219,4 +221,36 @@ test('detectPredict (the CLI action): one-line errors for a bad arch, no weights
   await assert.rejects(detectPredict(img, { arch: 'yolo' }), /--arch: unknown detection arch 'yolo'; valid: fasterrcnn_resnet18_fpn, .*fasterrcnn_resnet50_c4/);
   await assert.rejects(detectPredict(img, {}), /--weights is required/);
   await assert.rejects(detectPredict(img, { weights: 'w.pth', scoreThresh: '2' }), /--score-thresh must be a number in \[0, 1\], got '2'/);
+});
+
+test('fused backbone: features() and runStage() equal ResNet.features; bnEps overrides; folded weights survive a tidy', () => {
+  const net = createModel('resnet18', { width: 0.125, seed: 5 }).eval();
+  for (const [k, v] of net.namedBuffers()) {
+    if (k.endsWith('running_var')) net.loadStateDict({ [k]: { data: Float32Array.from(v.toArray(), (_, i) => 0.5 + (i % 7) / 7), shape: v.shape } }, { strict: false });
+  }
+  const x = tensor(Float32Array.from({ length: 2 * 3 * 64 * 48 }, (_, i) => Math.sin(i * 0.37)), [2, 3, 64, 48]);
+  const fast = tidy(() => fuseForInference(net));  // built inside a scope, used outside it
+  const want = tidy(() => net.features(x).maps.slice(1).map((m) => m.tensor.toArray()));
+  const got = tidy(() => fast.features(x).map((t) => t.toArray()));
+  const close = (a: ArrayLike<number>, b: ArrayLike<number>, what: string) => {
+    let worst = 0;
+    for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / Math.max(1, Math.abs(b[i])));
+    assert.ok(worst < 1e-4, `${what}: worst relative difference ${worst}`);
+  };
+  want.forEach((w, i) => close(got[i], w, `layer${i + 1}`));
+  assert.equal(tidy(() => fast.features(x, 3).length), 3);
+  const l4 = tidy(() => {
+    const c4 = fast.features(x, 3)[2];
+    return fast.runStage(c4, 3).toArray();
+  });
+  close(l4, want[3], 'runStage(layer4)');
+  const same = fuseForInference(net, { bnEps: 1e-5 }), other = fuseForInference(net, { bnEps: 0.5 });
+  close(tidy(() => same.features(x)[0].toArray()), want[0], 'bnEps 1e-5');
+  const diff = tidy(() => other.features(x)[0].toArray());
+  assert.ok(diff.some((v, i) => Math.abs(v - want[0][i]) > 1e-3), 'bnEps 0.5 must change the output');
+  assert.throws(() => fuseForInference(net, { bnEps: -1 }), /'bnEps' must be a number >= 0/);
+  assert.throws(() => fast.runStage(x, 3), /input must be \[N, 32, H, W\]/);
+  for (const f of [fast, same, other]) f.dispose();
+  x.dispose();
+  net.dispose();
 });
