@@ -25,7 +25,8 @@ decoded by PIL (sharp decodes the same bytes to the same pixels: checked by md5 
 written), to_tensor (x / 255 in float32), run through the whole model in eval mode.
 Recorded per image: original, resized and padded sizes; a few anchors per level; the first 50
 proposals with their objectness; MultiScaleRoIAlign's output for a few rois (4 channels);
-every detection; and per FPN level a checksum (sum, sum of squares) of the features.
+every detection; and per FPN level a checksum (sum, sum of squares) of the features. Then
+both images in one batch (padded together): proposal counts and detections per image.
 Also writes fasterrcnn_resnet50_c4.json: the paper's C4 detector composed from torchvision's
 own parts (FasterRCNN over a conv1..layer3 trunk, AnchorGenerator with sizes 32..512 x ratios
 0.5, 1, 2 on that one map, MultiScaleRoIAlign(['0'], 14, 2), layer4 + global average pooling
@@ -292,6 +293,14 @@ def main():
             'detections': {'boxes': r(det['boxes'], 4), 'scores': r(det['scores'], 7),
                            'labels': [int(v) for v in det['labels'].tolist()]},
         })
+    # Both images in one batch: padded together to the larger size (800 x 1216), which moves
+    # the smaller image's anchors' strides and borders, so its detections differ from its own run.
+    imgs = [TF.to_tensor(Image.open(os.path.join(IMAGES, f)).convert('RGB')) for f in FILES]
+    with torch.no_grad():
+        dets = model(imgs)
+    out['batch'] = {'padded': list(rec['images'].tensors.shape[-2:]), 'numProposals': [int(p.shape[0]) for p in rec['proposals']],
+                    'detections': [{'boxes': r(d['boxes'], 4), 'scores': r(d['scores'], 7), 'labels': [int(v) for v in d['labels'].tolist()]} for d in dets]}
+    print('batch', out['batch']['padded'], out['batch']['numProposals'], [len(d['scores']) for d in dets])
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, 'fasterrcnn_resnet50_fpn.json'), 'w') as fh:
         json.dump(out, fh, separators=(',', ':'))

@@ -95,6 +95,27 @@ describe('fasterrcnn_resnet50_fpn vs torchvision 0.14 (native backend)', () => {
   }
 });
 
+describe('fasterrcnn_resnet50_fpn, both photos in one batch (padded together) vs torchvision', () => {
+  test('proposal counts and detections per image', async () => {
+    const model = createDetector('fasterrcnn_resnet50_fpn', { backend: backendByName('native') });
+    model.loadStateDict(syntheticStateDict(FX.keys, FX.scales));
+    const imgs = await Promise.all(FX.images.map(async (im: { file: string }) => toFloatImage(await decodeImage(join(IMAGES, im.file)))));
+    const s = tidy(() => {
+      const st = model.stages(imgs);
+      return { padded: st.list.images.shape.slice(2), counts: st.proposals.map((p) => p.scores.length) };
+    });
+    assert.deepEqual(s.padded, FX.batch.padded);
+    assert.deepEqual(s.counts, FX.batch.numProposals);
+    const dets = model.detect(imgs);
+    dets.forEach((d, n) => {
+      const want = FX.batch.detections[n];
+      assert.equal(d.scores.length, want.scores.length, `image ${n}: detection count`);
+      assertMatched(`image ${n} detections`, d, want, want.scores.length, 0.05, 1e-4);
+    });
+    model.dispose();
+  });
+});
+
 // A small net: resnet18 trunk at width 1/8, 8 FPN channels, a 16-wide box head, 3 classes.
 function smallConfig(extra: Partial<FasterRCNNConfig> = {}): FasterRCNNConfig {
   return {
