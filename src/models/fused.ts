@@ -24,6 +24,7 @@ import { batchNorm } from '../tensor/ops/batch_norm.js';
 import { conv2dFused } from '../tensor/ops/conv2d.js';
 import { flatten } from '../tensor/ops/reshape.js';
 import { fmt, type Conv2dOptions } from '../tensor/geometry.js';
+import { keep } from '../tensor/scope.js';
 import { tensor, type Tensor } from '../tensor/tensor.js';
 import { BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck, type Block } from './blocks.js';
 import type { ResNet } from './resnet.js';
@@ -35,15 +36,15 @@ class FoldedConv {
   readonly bias: Tensor | null;
   readonly opts: Conv2dOptions;
 
-  constructor(conv: Conv2d, bn: BatchNorm2d | null, backend: Backend) {
+  constructor(conv: Conv2d, bn: BatchNorm2d | null, backend: Backend, eps = bn?.eps ?? 0) {
     const w = conv.weight.toArray() as Float32Array;
     const K = conv.outChannels;
     const per = w.length / K;
     const convBias = conv.bias ? (conv.bias.toArray() as Float32Array) : null;
     this.opts = { stride: conv.stride, padding: conv.padding, dilation: conv.dilation, groups: conv.groups };
     if (!bn) {
-      this.weight = tensor(w.slice(), conv.weight.shape, { backend });
-      this.bias = convBias ? tensor(convBias.slice(), [K], { backend }) : null;
+      this.weight = keep(tensor(w.slice(), conv.weight.shape, { backend }));
+      this.bias = convBias ? keep(tensor(convBias.slice(), [K], { backend })) : null;
       return;
     }
     const gamma = bn.weight.toArray(), beta = bn.bias.toArray();
@@ -51,12 +52,12 @@ class FoldedConv {
     const fw = new Float32Array(w.length);
     const fb = new Float32Array(K);
     for (let k = 0; k < K; k++) {
-      const scale = gamma[k] / Math.sqrt(variance[k] + bn.eps);
+      const scale = gamma[k] / Math.sqrt(variance[k] + eps);
       for (let i = 0; i < per; i++) fw[k * per + i] = w[k * per + i] * scale;
       fb[k] = beta[k] + ((convBias ? convBias[k] : 0) - mean[k]) * scale;
     }
-    this.weight = tensor(fw, conv.weight.shape, { backend });
-    this.bias = tensor(fb, [K], { backend });
+    this.weight = keep(tensor(fw, conv.weight.shape, { backend }));
+    this.bias = keep(tensor(fb, [K], { backend }));
   }
 
   /** `residual` is the block's own intermediate: the output is summed into its memory. */
@@ -81,6 +82,9 @@ function bnReluInfer(bn: BatchNorm2d, x: Tensor): Tensor {
 export interface FuseOptions {
   /** Convolution precision (default 'fp32'); resolve 'auto' with backend/precision.ts first. */
   precision?: Precision;
+  /** The eps of every folded BatchNorm instead of each module's own (torchvision's
+   *  FrozenBatchNorm2d with overwrite_eps: 0 for its v1 COCO detection weights). */
+  bnEps?: number;
 }
 
 /**
@@ -95,15 +99,20 @@ export interface FuseOptions {
 export class FusedResNet {
   private readonly folded: FoldedConv[] = [];
   private readonly steps: Step[] = [];
+  /** Index in `steps` after which each stage's output is ready. */
+  private readonly stageEnds: number[] = [];
+  private stemEnd = 0;
   private disposed = false;
   readonly precision: Precision;
 
   constructor(readonly model: ResNet, opts: FuseOptions = {}) {
     this.precision = opts.precision ?? 'fp32';
     expectPrecision('fuseForInference', this.precision);
+    const bnEps = opts.bnEps;
+    if (bnEps !== undefined && !(bnEps >= 0)) throw new InvalidArgumentError(`fuseForInference: 'bnEps' must be a number >= 0, got ${String(bnEps)}`);
     const backend = model.conv1.weight.backend;
     const fold = (conv: Conv2d, bn: BatchNorm2d | null): FoldedConv => {
-      const f = new FoldedConv(conv, bn, backend);
+      const f = new FoldedConv(conv, bn, backend, bn ? bnEps ?? bn.eps : 0);
       this.folded.push(f);
       return f;
     };
@@ -111,7 +120,13 @@ export class FusedResNet {
       const stem = fold(model.conv1, model.bn1);
       this.steps.push((x) => stem.run(x, model.bn1 !== null));
       if (model.maxpool) { const mp = model.maxpool; this.steps.push((x) => mp.forward(x)); }
-      for (const { name, block } of model.blocks()) this.steps.push(this.blockStep(name, block, fold));
+      let stage = 0;
+      this.stemEnd = this.steps.length;
+      for (const { name, block, stage: s } of model.blocks()) {
+        if (s !== stage) { this.stageEnds.push(this.steps.length); stage = s; }
+        this.steps.push(this.blockStep(name, block, fold));
+      }
+      this.stageEnds.push(this.steps.length);
       if (model.bn) { const bn = model.bn; this.steps.push((x) => bnReluInfer(bn, x)); }
     } catch (e) {
       this.dispose();
@@ -174,6 +189,58 @@ export class FusedResNet {
       autocast(this.precision, () => { for (const step of this.steps) h = step(h); });
       return this.model.head.forward(flatten(this.model.avgpool.forward(h)));
     });
+  }
+
+  private checkLive(x: Tensor, c: number): void {
+    if (this.disposed) throw new InvalidArgumentError('FusedResNet: used after dispose()');
+    if (x.shape.length !== 4 || x.shape[1] !== c) {
+      throw new ShapeError(`${this.model.name} (fused): input must be [N, ${c}, H, W], got ${fmt(x.shape)}`);
+    }
+  }
+
+  private runSteps(x: Tensor, from: number, to: number, ends: readonly number[]): Tensor[] {
+    return noGrad(() => {
+      const out: Tensor[] = [];
+      let h = x;
+      autocast(this.precision, () => {
+        for (let i = from; i < to; i++) {
+          h = this.steps[i](h);
+          if (ends.includes(i + 1)) out.push(h);
+        }
+      });
+      return out;
+    });
+  }
+
+  /** Each stage's output (layer1, layer2, ...), as ResNet.features(x).maps minus the stem,
+   *  without the pooling and the classifier (a pre-activation net's final BN-ReLU is not
+   *  applied); `stages` stops after that many (a C4 detector's trunk: 3). Runs without
+   *  autograd.
+   * @example
+   * const fast = fuseForInference(model.eval());
+   * const [c2, c3, c4, c5] = tidy(() => fast.features(x));
+   */
+  features(x: Tensor, stages = this.stageEnds.length): Tensor[] {
+    this.checkLive(x, this.model.inChannels);
+    if (!Number.isInteger(stages) || stages < 1 || stages > this.stageEnds.length) {
+      throw new InvalidArgumentError(`FusedResNet.features: 'stages' must be 1..${this.stageEnds.length}, got ${String(stages)}`);
+    }
+    return this.runSteps(x, 0, this.stageEnds[stages - 1], this.stageEnds);
+  }
+
+  /** Stage `index` (0 = layer1) alone on its input (a C4 detector's per-region head runs
+   *  layer4 on pooled regions).
+   * @example
+   * const fast = fuseForInference(model.eval());
+   * const c5 = tidy(() => fast.runStage(x, 3));  // x: layer3's output, or 14x14 regions of it
+   */
+  runStage(x: Tensor, index: number): Tensor {
+    const n = this.stageEnds.length;
+    if (!Number.isInteger(index) || index < 0 || index >= n) throw new InvalidArgumentError(`FusedResNet.runStage: index must be 0..${n - 1}, got ${String(index)}`);
+    const inC = index === 0 ? this.model.stages[0].at(0).inChannels : this.model.stages[index - 1].at(-1).outChannels;
+    this.checkLive(x, inC);
+    const from = index === 0 ? this.stemEnd : this.stageEnds[index - 1];
+    return this.runSteps(x, from, this.stageEnds[index], [this.stageEnds[index]])[0];
   }
 
   dispose(): void {
