@@ -1,10 +1,12 @@
-// `resnet detect`: the detection command group (issue 16). This file declares the group and
-// its `synth` subcommand; `predict`, `eval` and `train` are added to the same group by their
-// own files. Commands parse and print; the work is in src/detect/.
+// `resnet detect`: the detection command group (issue 16): `synth` (here), `predict`
+// (detect_predict.ts) and `eval` (detect_eval.ts). Commands parse and print; the work is in src/detect/.
 
 import { Command } from 'commander';
 import { InvalidArgumentError } from '../errors.js';
 import { writeSynthDataset, type SynthResult } from '../detect/data/synth.js';
+import { DETECTION_ARCHS } from '../detect/models.js';
+import { detectEval, type DetectEvalFlags } from './detect_eval.js';
+import { detectPredict, type DetectPredictFlags } from './detect_predict.js';
 
 export interface SynthFlags {
   out: string; images: string; seed?: string; size?: string; split?: string; maxObjects?: string; force?: boolean; data?: string; json?: boolean;
@@ -43,7 +45,7 @@ export async function synthCommand(flags: SynthFlags): Promise<SynthResult> {
  * @example program.addCommand(detectCommand);  // resnet detect synth --out DIR --images N
  */
 export const detectCommand = new Command('detect')
-  .description('object detection with ResNet backbones (Faster R-CNN): synthetic data, and (as they land) predict, eval, train');
+  .description('object detection with ResNet backbones (Faster R-CNN, torchvision-compatible): synthetic data, predict, eval');
 
 detectCommand
   .command('synth')
@@ -58,3 +60,24 @@ detectCommand
   .option('--force', 'replace an earlier synth output in --out (only a folder holding images/ and instances.json)')
   .option('--json', 'print {"out","images","annotations","seconds"}')
   .action(async (opts: SynthFlags) => { await synthCommand(opts); });
+
+detectCommand
+  .command('predict')
+  .description('detect objects in images with a Faster R-CNN (torchvision weights): prints JSON [{"file","detections":[{"box":[x1,y1,x2,y2],"score","label","name"}]}]')
+  .argument('<images...>', 'image files or folders')
+  .option('--arch <name>', `detection arch: ${DETECTION_ARCHS.join(', ')} (default fasterrcnn_resnet50_fpn)`)
+  .requiredOption('--weights <file>', 'a torchvision detection checkpoint (.pth or .safetensors)')
+  .option('--score-thresh <p>', 'keep detections scoring at least this (0..1; the model\'s own 0.05 applies before NMS)')
+  .option('--bn-eps <eps>', 'backbone BatchNorm eps (default: 0 for torchvision\'s v1 COCO files, else 1e-5)')
+  .action(async (images: string[], opts: DetectPredictFlags) => { await detectPredict(images, opts); });
+
+detectCommand
+  .command('eval')
+  .description('run a detector over a COCO folder (instances.json + images/) and print the 12 COCO box numbers as pycocotools does')
+  .requiredOption('--data <dir>', 'a folder holding instances.json and images/ (e.g. from `resnet detect synth`), or the annotation file')
+  .option('--arch <name>', `detection arch: ${DETECTION_ARCHS.join(', ')} (default fasterrcnn_resnet50_fpn)`)
+  .requiredOption('--weights <file>', 'a torchvision detection checkpoint (.pth or .safetensors)')
+  .option('--bn-eps <eps>', 'backbone BatchNorm eps (default: as the weights say)')
+  .option('--limit <n>', 'evaluate the first N images only')
+  .option('--json', 'print {"AP","AP50","AP75","APs","APm","APl","AR1","AR10","AR100","ARs","ARm","ARl"} (fractions; -1 where undefined)')
+  .action(async (opts: DetectEvalFlags) => { await detectEval(opts); });

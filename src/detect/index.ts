@@ -1,8 +1,19 @@
-// Detection on ResNet backbones (issue 16): the ops (RoIAlign, RoIPool, interpolate, the
-// detection losses, FrozenBatchNorm2d), datasets (COCO, Pascal VOC, synthetic Fashion-MNIST
+// Detection on ResNet backbones (issue 16): Faster R-CNN as torchvision builds it (FPN v1 and
+// v2, the paper's C4; box utilities, anchors, transform, RPN, RoI heads, weights, detect()),
+// the ops (RoIAlign, RoIPool, interpolate, the detection losses, FrozenBatchNorm2d), datasets (COCO, Pascal VOC, synthetic Fashion-MNIST
 // scenes) and evaluation (COCO box mAP as pycocotools, VOC AP as py-faster-rcnn).
 // Layer: above models/, nn/, io/ and train/; below cli/ and serve/.
 
+export * from './boxes.js';
+export * from './anchors.js';
+export * from './transform.js';
+export * from './fpn.js';
+export * from './rpn.js';
+export * from './roi_heads.js';
+export * from './faster_rcnn.js';
+export * from './models.js';
+export * from './weights.js';
+export * from './predict.js';
 export * from './ops/index.js';
 export * from './data/coco.js';
 export * from './data/voc.js';

@@ -1,0 +1,73 @@
+// `resnet detect eval`: run a detector over a COCO folder (instances.json + images) and score
+// it as pycocotools does (the 12 box numbers), as torchvision's detection reference evaluates:
+// every image at its own size, every detection the model returns (its own box score
+// threshold applies), labels taken as COCO category ids. The work is in src/detect/.
+
+import { dirname, join } from 'node:path';
+import { InvalidArgumentError } from '../errors.js';
+import { loadCoco } from '../detect/data/coco.js';
+import { COCO_STAT_NAMES, evaluateCoco, formatCocoSummary, toCocoDetections, type CocoDetection, type CocoStats } from '../detect/eval/coco_eval.js';
+import { DETECTION_ARCHS, createDetector } from '../detect/models.js';
+import { detect } from '../detect/predict.js';
+import { loadDetectionWeights } from '../detect/weights.js';
+
+/** @example const f: DetectEvalFlags = { arch: 'fasterrcnn_resnet50_fpn', weights: 'coco.pth', data: 'synth-test' }; */
+export interface DetectEvalFlags {
+  arch?: string;
+  weights?: string;
+  /** A folder holding instances.json (and images/), or the annotation file itself. */
+  data: string;
+  /** Backbone BatchNorm eps (default: as the weights say, see loadDetectionWeights). */
+  bnEps?: string;
+  /** Evaluate the first N images only. */
+  limit?: string;
+  json?: boolean;
+  /** Where the output goes (default: stdout). */
+  print?: (text: string) => void;
+  /** Progress lines (default: stderr). */
+  say?: (text: string) => void;
+}
+
+/**
+ * Detects on every image of a COCO folder and prints the COCO numbers.
+ * @example const stats = await detectEval({ arch: 'fasterrcnn_resnet50_fpn', weights: 'coco.pth', data: 'synth-test', json: true });
+ */
+export async function detectEval(flags: DetectEvalFlags): Promise<CocoStats> {
+  const arch = flags.arch ?? 'fasterrcnn_resnet50_fpn';
+  if (!DETECTION_ARCHS.includes(arch)) throw new InvalidArgumentError(`--arch: unknown detection arch '${arch}'; valid: ${DETECTION_ARCHS.join(', ')}`);
+  if (!flags.weights) throw new InvalidArgumentError('--weights is required: a torchvision Faster R-CNN checkpoint (.pth or .safetensors)');
+  let limit: number | undefined;
+  if (flags.limit !== undefined) {
+    if (!/^\d+$/.test(flags.limit.trim()) || Number(flags.limit) < 1) throw new InvalidArgumentError(`--limit must be an integer >= 1, got '${flags.limit}'`);
+    limit = Number(flags.limit);
+  }
+  let bnEps: number | undefined;
+  if (flags.bnEps !== undefined) {
+    bnEps = Number(flags.bnEps);
+    if (flags.bnEps.trim() === '' || !Number.isFinite(bnEps) || bnEps < 0 || bnEps > 1) throw new InvalidArgumentError(`--bn-eps must be a number in [0, 1], got '${flags.bnEps}'`);
+  }
+  const say = flags.say ?? ((t: string) => process.stderr.write(`${t}\n`));
+  const file = flags.data.endsWith('.json') ? flags.data : join(flags.data, 'instances.json');
+  const coco = await loadCoco(file, flags.data.endsWith('.json') ? { imageDir: dirname(file) } : {});
+  const images = coco.images.slice(0, limit);
+  const model = createDetector(arch);
+  const dets: CocoDetection[] = [];
+  const t0 = performance.now();
+  try {
+    loadDetectionWeights(model, flags.weights, { bnEps });
+    for (let i = 0; i < images.length; i++) {
+      const img = images[i];
+      const [r] = await detect(model, [join(coco.imageDir, img.file_name)]);
+      dets.push(...toCocoDetections(img.id, { boxes: r.boxes.flat(), scores: r.scores, labels: r.labels }));
+      if ((i + 1) % 10 === 0 || i + 1 === images.length) say(`detect eval: ${i + 1}/${images.length} images, ${((performance.now() - t0) / 1000 / (i + 1)).toFixed(2)} s per image`);
+    }
+  } finally {
+    model.dispose();
+  }
+  const gt = limit === undefined ? coco.raw : { ...coco.raw, images };
+  const { stats } = evaluateCoco(gt, dets, { imgIds: images.map((im) => im.id) });
+  const print = flags.print ?? ((t: string) => process.stdout.write(t));
+  if (flags.json) print(`${JSON.stringify(Object.fromEntries(COCO_STAT_NAMES.map((k) => [k, stats[k]])))}\n`);
+  else print(`${formatCocoSummary(stats)}\n`);
+  return stats;
+}
