@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import sharp from 'sharp';
 import { setBackend } from '../src/backend/index.js';
 import { writeSynthDataset } from '../src/detect/data/synth.js';
 import { COCO_STAT_NAMES, evaluateCoco, toCocoDetections } from '../src/detect/eval/coco_eval.js';
@@ -50,9 +51,10 @@ before(async () => {
   m.dispose();
 });
 
-test('detect predict prints each image with its detections (boxes inside the image, scores in [0, 1], COCO names)', () => {
+test('detect predict prints each image with its detections (boxes inside the image, scores in [0, 1], COCO names) and draws them with --out', async () => {
   const files = [join(data, 'images', '000000.png'), join(data, 'images', '000001.png')];
-  const r = cli(['detect', 'predict', '--arch', ARCH, '--weights', weights, ...files]);
+  const drawn = join(tmp.dir, 'drawn');
+  const r = cli(['detect', 'predict', '--arch', ARCH, '--weights', weights, '--out', drawn, ...files]);
   assert.equal(r.status, 0, r.stderr);
   const out = JSON.parse(r.stdout) as { file: string; detections: { box: number[]; score: number; label: number; name: string }[] }[];
   assert.deepEqual(out.map((o) => o.file), files);
@@ -63,6 +65,18 @@ test('detect predict prints each image with its detections (boxes inside the ima
       assert.ok(Number.isInteger(d.label) && d.label >= 1 && d.label <= 90 && typeof d.name === 'string');
     }
   }
+  // The drawn images: the scene's size, and differing from the scene where a box was drawn.
+  const html = readFileSync(join(drawn, 'index.html'), 'utf8');
+  for (const [i, o] of out.entries()) {
+    const name = `00000${i}.png`;
+    assert.match(html, new RegExp(`<img src="${name}"[^>]*>\\s*<figcaption>[^<]*: ${o.detections.length} detection\\(s\\)`));
+    const drawnPx = await sharp(join(drawn, name)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const scenePx = await sharp(files[i]).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    assert.deepEqual([drawnPx.info.width, drawnPx.info.height], [64, 64]);
+    const differ = drawnPx.data.some((v, k) => Math.abs(v - scenePx.data[k]) > 8);
+    assert.equal(differ, o.detections.length > 0, `${name}: drawn pixels differ from the scene exactly when there are boxes`);
+  }
+  assert.ok(out.some((o) => o.detections.length > 0), 'something was drawn');
 });
 
 test('detect eval prints the 12 COCO numbers, the same as evaluating predict\'s detections', () => {
@@ -91,6 +105,7 @@ test('bad detect flags are one-line errors naming the flag and what is valid', (
     [['detect', 'eval', '--arch', ARCH, '--weights', weights, '--data', data, '--limit', '0'], /--limit must be an integer >= 1/],
     [['detect', 'eval', '--arch', ARCH, '--weights', weights, '--data', join(tmp.dir, 'nowhere')], /nowhere.*instances\.json/],
     [['detect', 'predict', '--arch', ARCH, '--weights', weights, '--score-thresh', '2', join(data, 'images', '000000.png')], /--score-thresh must be a number in \[0, 1\]/],
+    [['detect', 'predict', '--arch', ARCH, '--weights', weights, '--out', weights, join(data, 'images', '000000.png')], /--out .*det\.safetensors: is not a directory/],
   ];
   for (const [args, re] of cases) {
     const r = cli(args);

@@ -69,6 +69,7 @@ detectCommand
   .requiredOption('--weights <file>', 'a torchvision detection checkpoint (.pth or .safetensors)')
   .option('--score-thresh <p>', 'keep detections scoring at least this (0..1; the model\'s own 0.05 applies before NMS)')
   .option('--bn-eps <eps>', 'backbone BatchNorm eps (default: 0 for torchvision\'s v1 COCO files, else 1e-5)')
+  .option('--out <dir>', 'also write each image with its boxes and labels drawn (DIR/NAME.png) and DIR/index.html')
   .action(async (images: string[], opts: DetectPredictFlags) => { await detectPredict(images, opts); });
 
 detectCommand

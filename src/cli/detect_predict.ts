@@ -3,10 +3,12 @@
 // "label", "name"}]}] on stdout (boxes in each image's pixels). The work is in src/detect/;
 // the lead wires this action into the `resnet detect` command group (src/cli/detect.ts).
 
-import { InvalidArgumentError } from '../errors.js';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { errnoWords, InvalidArgumentError } from '../errors.js';
 import { listImages } from '../infer/preprocess.js';
 import { DETECTION_ARCHS, createDetector } from '../detect/models.js';
 import { detect } from '../detect/predict.js';
+import { writeDetectionPages } from '../detect/draw.js';
 import { loadDetectionWeights } from '../detect/weights.js';
 
 /** @example const f: DetectPredictFlags = { arch: 'fasterrcnn_resnet50_fpn', weights: 'coco.pth', scoreThresh: '0.5' }; */
@@ -15,6 +17,8 @@ export interface DetectPredictFlags {
   weights?: string;
   /** Keep detections scoring at least this (0..1). */
   scoreThresh?: string;
+  /** Also write each image with its boxes drawn (PNG) and an HTML page of them here. */
+  out?: string;
   /** Backbone BatchNorm eps (default: 0 for torchvision's v1 COCO files, else 1e-5). */
   bnEps?: string;
   /** Where the JSON goes (default: console.log). */
@@ -38,6 +42,11 @@ export async function detectPredict(images: string[], flags: DetectPredictFlags)
   if (!flags.weights) throw new InvalidArgumentError('--weights is required: a torchvision Faster R-CNN checkpoint (.pth or .safetensors)');
   const scoreThresh = numberFlag(flags.scoreThresh, 'score-thresh', 0, 1) ?? 0;
   const bnEps = numberFlag(flags.bnEps, 'bn-eps', 0, 1);
+  if (flags.out !== undefined) {
+    // Before any work: --out must be a directory we can make.
+    if (existsSync(flags.out) && !statSync(flags.out).isDirectory()) throw new InvalidArgumentError(`--out ${flags.out}: is not a directory; give a folder for the drawn images and index.html`);
+    try { mkdirSync(flags.out, { recursive: true }); } catch (e) { throw new InvalidArgumentError(`--out ${flags.out}: cannot make the folder: ${errnoWords(e)}`); }
+  }
   const files = await listImages(images);
   const model = createDetector(arch);
   try {
@@ -49,6 +58,9 @@ export async function detectPredict(images: string[], flags: DetectPredictFlags)
         box: results[i].boxes[k], score, label: results[i].labels[k], name: results[i].names[k],
       })),
     }));
+    if (flags.out !== undefined) {
+      await writeDetectionPages(flags.out, files.map((file, i) => ({ file, detections: results[i] })));
+    }
     (flags.print ?? console.log)(JSON.stringify(out));
   } finally {
     model.dispose();

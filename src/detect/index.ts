@@ -14,6 +14,7 @@ export * from './faster_rcnn.js';
 export * from './models.js';
 export * from './weights.js';
 export * from './predict.js';
+export * from './draw.js';
 export * from './ops/index.js';
 export * from './data/coco.js';
 export * from './data/voc.js';
