@@ -16,7 +16,7 @@ import type { ImageDetections } from './predict.js';
 
 /**
  * The SVG of one image with its detections drawn: `png` is the image, width x height pixels.
- * @example const svg = detectionsSvg(pngBytes, 640, 480, { boxes: [[10, 20, 200, 220]], scores: [0.9], labels: [1], names: ['person'] });
+ * @example const svg = detectionsSvg(bytes, 640, 480, { boxes: [[10, 20, 200, 220]], scores: [0.9], labels: [1], names: ['person'] });
  */
 export function detectionsSvg(png: Uint8Array, width: number, height: number, dets: ImageDetections): string {
   const stroke = Math.max(2, Math.round(Math.min(width, height) / 200));
@@ -39,7 +39,7 @@ export function detectionsSvg(png: Uint8Array, width: number, height: number, de
   return parts.join('\n');
 }
 
-/** One image and its detections, as `writeDetectionPages` takes them. @example const d: DrawnImage = { file: 'street.jpg', detections: dets }; */
+/** One image and its detections, as `writeDetectionPages` takes them. @example const d: DrawnImage = { file: 'street.jpg', detections: { boxes: [[10, 20, 200, 220]], scores: [0.9], labels: [1], names: ['person'] } }; */
 export interface DrawnImage {
   file: string;
   detections: ImageDetections;
@@ -49,7 +49,9 @@ export interface DrawnImage {
  * Writes DIR/<name>.png per image (its detections drawn) and DIR/index.html (every image and
  * a table of its detections), each file atomically, making DIR if needed; returns the paths
  * written.
- * @example writeDetectionPages('out', [{ file: 'street.jpg', detections: dets }]);
+ * @example
+ * const [dets] = await detect(createDetector('fasterrcnn_resnet50_fpn'), ['street.jpg']);
+ * await writeDetectionPages('out', [{ file: 'street.jpg', detections: dets }]);
  */
 export async function writeDetectionPages(dir: string, images: readonly DrawnImage[]): Promise<string[]> {
   try { mkdirSync(dir, { recursive: true }); } catch (e) { throw new OutputError('detect predict --out', dir, `cannot make the folder: ${errnoWords(e)}`, (e as NodeJS.ErrnoException).code); }
