@@ -6,16 +6,11 @@ import { InvalidArgumentError } from '../errors.js';
 import { writeSynthDataset, type SynthResult } from '../detect/data/synth.js';
 import { DETECTION_ARCHS } from '../detect/models.js';
 import { detectEval, type DetectEvalFlags } from './detect_eval.js';
+import { intFlag } from './flags.js';
 import { detectPredict, type DetectPredictFlags } from './detect_predict.js';
 
 export interface SynthFlags {
   out: string; images: string; seed?: string; size?: string; split?: string; maxObjects?: string; force?: boolean; data?: string; json?: boolean;
-}
-
-function intFlag(v: string | undefined, flag: string, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v.trim()) || Number(v) < min) throw new InvalidArgumentError(`--${flag} must be an integer >= ${min}, got '${v}'`);
-  return Number(v);
 }
 
 /** `resnet detect synth`: writes the scenes, then one line (or JSON) saying what was written. */

@@ -10,6 +10,7 @@ import { COCO_STAT_NAMES, evaluateCoco, formatCocoSummary, toCocoDetections, typ
 import { DETECTION_ARCHS, createDetector } from '../detect/models.js';
 import { detect } from '../detect/predict.js';
 import { loadDetectionWeights } from '../detect/weights.js';
+import { intFlag, numberInRange } from './flags.js';
 
 /** @example const f: DetectEvalFlags = { arch: 'fasterrcnn_resnet50_fpn', weights: 'coco.pth', data: 'synth-test' }; */
 export interface DetectEvalFlags {
@@ -36,16 +37,8 @@ export async function detectEval(flags: DetectEvalFlags): Promise<CocoStats> {
   const arch = flags.arch ?? 'fasterrcnn_resnet50_fpn';
   if (!DETECTION_ARCHS.includes(arch)) throw new InvalidArgumentError(`--arch: unknown detection arch '${arch}'; valid: ${DETECTION_ARCHS.join(', ')}`);
   if (!flags.weights) throw new InvalidArgumentError('--weights is required: a torchvision Faster R-CNN checkpoint (.pth or .safetensors)');
-  let limit: number | undefined;
-  if (flags.limit !== undefined) {
-    if (!/^\d+$/.test(flags.limit.trim()) || Number(flags.limit) < 1) throw new InvalidArgumentError(`--limit must be an integer >= 1, got '${flags.limit}'`);
-    limit = Number(flags.limit);
-  }
-  let bnEps: number | undefined;
-  if (flags.bnEps !== undefined) {
-    bnEps = Number(flags.bnEps);
-    if (flags.bnEps.trim() === '' || !Number.isFinite(bnEps) || bnEps < 0 || bnEps > 1) throw new InvalidArgumentError(`--bn-eps must be a number in [0, 1], got '${flags.bnEps}'`);
-  }
+  const limit = intFlag(flags.limit, 'limit', 1);
+  const bnEps = numberInRange(flags.bnEps, 'bn-eps', 0, 1);
   const say = flags.say ?? ((t: string) => process.stderr.write(`${t}\n`));
   const file = flags.data.endsWith('.json') ? flags.data : join(flags.data, 'instances.json');
   const coco = await loadCoco(file, flags.data.endsWith('.json') ? { imageDir: dirname(file) } : {});

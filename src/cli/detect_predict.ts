@@ -10,6 +10,7 @@ import { DETECTION_ARCHS, createDetector } from '../detect/models.js';
 import { detect } from '../detect/predict.js';
 import { writeDetectionPages } from '../detect/draw.js';
 import { loadDetectionWeights } from '../detect/weights.js';
+import { numberInRange } from './flags.js';
 
 /** @example const f: DetectPredictFlags = { arch: 'fasterrcnn_resnet50_fpn', weights: 'coco.pth', scoreThresh: '0.5' }; */
 export interface DetectPredictFlags {
@@ -25,13 +26,6 @@ export interface DetectPredictFlags {
   print?: (line: string) => void;
 }
 
-function numberFlag(v: string | undefined, flag: string, min: number, max: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`--${flag} must be a number in [${min}, ${max}], got '${v}'`);
-  return n;
-}
-
 /**
  * Detects objects in image files and prints the JSON.
  * @example await detectPredict(['street.jpg'], { arch: 'fasterrcnn_resnet50_fpn', weights: 'fasterrcnn_resnet50_fpn_coco.pth', scoreThresh: '0.5' });
@@ -40,8 +34,8 @@ export async function detectPredict(images: string[], flags: DetectPredictFlags)
   const arch = flags.arch ?? 'fasterrcnn_resnet50_fpn';
   if (!DETECTION_ARCHS.includes(arch)) throw new InvalidArgumentError(`--arch: unknown detection arch '${arch}'; valid: ${DETECTION_ARCHS.join(', ')}`);
   if (!flags.weights) throw new InvalidArgumentError('--weights is required: a torchvision Faster R-CNN checkpoint (.pth or .safetensors)');
-  const scoreThresh = numberFlag(flags.scoreThresh, 'score-thresh', 0, 1) ?? 0;
-  const bnEps = numberFlag(flags.bnEps, 'bn-eps', 0, 1);
+  const scoreThresh = numberInRange(flags.scoreThresh, 'score-thresh', 0, 1) ?? 0;
+  const bnEps = numberInRange(flags.bnEps, 'bn-eps', 0, 1);
   if (flags.out !== undefined) {
     // Before any work: --out must be a directory we can make.
     if (existsSync(flags.out) && !statSync(flags.out).isDirectory()) throw new InvalidArgumentError(`--out ${flags.out}: is not a directory; give a folder for the drawn images and index.html`);

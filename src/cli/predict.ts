@@ -12,6 +12,7 @@ import {
 import { extensionsFor, parseFormats, type ImageFormat } from '../data/image_format.js';
 import { parseKeyMap } from '../io/weights.js';
 import { describeReport } from '../nn/state_dict.js';
+import { intFlag } from './flags.js';
 import { precisionOf } from './precision.js';
 
 export interface ModelFlags {
@@ -24,12 +25,6 @@ export interface FeaturesFlags extends ModelFlags { layer?: string; out?: string
 /** commander's collector for a repeatable option. */
 export function collect(v: string, prev: string[] = []): string[] {
   return [...prev, v];
-}
-
-function intFlag(v: string | undefined, flag: string, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v.trim()) || Number(v) < min) throw new InvalidArgumentError(`--${flag} must be an integer >= ${min}, got '${v}'`);
-  return Number(v);
 }
 
 function width(v: string | undefined): { width: number } | undefined {

@@ -7,20 +7,13 @@ import { InvalidArgumentError } from '../errors.js';
 import type { PrecisionChoice } from '../backend/precision.js';
 import { ADAMW_DEFAULTS } from '../optim/index.js';
 import { OPTIMIZERS, type TrainConfig } from '../train/index.js';
+import { num } from './flags.js';
 import { PRECISION_HELP } from './precision.js';
 
 export interface RecipeFlags {
   batchSize?: string; lr?: string; momentum?: string; wd?: string; weightDecay?: string; wdNormBias?: boolean; nesterov?: boolean;
   optimizer?: string; betas?: string; eps?: string; amsgrad?: boolean;
   schedule?: string; warmup?: string; labelSmoothing?: string; aug?: string; workers?: string; precision?: string;
-}
-
-/** A finite number, or undefined when the flag was not given. */
-export function num(v: string | undefined, flag: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`--${flag} must be a number, got '${v}'`);
-  return n;
 }
 
 /** `--betas 0.9,0.999` as two numbers in [0, 1). */

@@ -3,7 +3,8 @@
 
 import { InvalidArgumentError } from '../errors.js';
 import { DEFAULT_CONFIG, evaluateCheckpoint, Trainer, type ProgressEvent, type TrainConfig } from '../train/index.js';
-import { num, recipeConfig, type RecipeFlags } from './recipe.js';
+import { num } from './flags.js';
+import { recipeConfig, type RecipeFlags } from './recipe.js';
 import { precisionOf } from './precision.js';
 
 export interface TrainFlags extends RecipeFlags {
