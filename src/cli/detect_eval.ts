@@ -4,13 +4,13 @@
 // threshold applies), labels taken as COCO category ids. The work is in src/detect/.
 
 import { dirname, join } from 'node:path';
-import { InvalidArgumentError } from '../errors.js';
 import { loadCoco } from '../detect/data/coco.js';
 import { COCO_STAT_NAMES, evaluateCoco, formatCocoSummary, toCocoDetections, type CocoDetection, type CocoStats } from '../detect/eval/coco_eval.js';
-import { DETECTION_ARCHS, createDetector } from '../detect/models.js';
+import { createDetector } from '../detect/models.js';
 import { detect } from '../detect/predict.js';
 import { loadDetectionWeights } from '../detect/weights.js';
-import { intFlag, numberInRange } from './flags.js';
+import { detectorFlags } from './detect_predict.js';
+import { intFlag } from './flags.js';
 
 /** @example const f: DetectEvalFlags = { arch: 'fasterrcnn_resnet50_fpn', weights: 'coco.pth', data: 'synth-test' }; */
 export interface DetectEvalFlags {
@@ -34,11 +34,8 @@ export interface DetectEvalFlags {
  * @example const stats = await detectEval({ arch: 'fasterrcnn_resnet50_fpn', weights: 'coco.pth', data: 'synth-test', json: true });
  */
 export async function detectEval(flags: DetectEvalFlags): Promise<CocoStats> {
-  const arch = flags.arch ?? 'fasterrcnn_resnet50_fpn';
-  if (!DETECTION_ARCHS.includes(arch)) throw new InvalidArgumentError(`--arch: unknown detection arch '${arch}'; valid: ${DETECTION_ARCHS.join(', ')}`);
-  if (!flags.weights) throw new InvalidArgumentError('--weights is required: a torchvision Faster R-CNN checkpoint (.pth or .safetensors)');
+  const { arch, weights, bnEps } = detectorFlags(flags);
   const limit = intFlag(flags.limit, 'limit', 1);
-  const bnEps = numberInRange(flags.bnEps, 'bn-eps', 0, 1);
   const say = flags.say ?? ((t: string) => process.stderr.write(`${t}\n`));
   const file = flags.data.endsWith('.json') ? flags.data : join(flags.data, 'instances.json');
   const coco = await loadCoco(file, flags.data.endsWith('.json') ? { imageDir: dirname(file) } : {});
@@ -47,7 +44,7 @@ export async function detectEval(flags: DetectEvalFlags): Promise<CocoStats> {
   const dets: CocoDetection[] = [];
   const t0 = performance.now();
   try {
-    loadDetectionWeights(model, flags.weights, { bnEps });
+    loadDetectionWeights(model, weights, { bnEps });
     for (let i = 0; i < images.length; i++) {
       const img = images[i];
       const [r] = await detect(model, [join(coco.imageDir, img.file_name)]);

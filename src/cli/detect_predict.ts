@@ -27,15 +27,24 @@ export interface DetectPredictFlags {
 }
 
 /**
+ * The detector the flags name (default fasterrcnn_resnet50_fpn), checked before any work:
+ * the arch, the required weights file and the backbone BatchNorm eps.
+ * @example const { arch, weights, bnEps } = detectorFlags({ arch: 'fasterrcnn_resnet18_fpn', weights: 'det.safetensors' });
+ */
+export function detectorFlags(flags: { arch?: string; weights?: string; bnEps?: string }): { arch: string; weights: string; bnEps: number | undefined } {
+  const arch = flags.arch ?? 'fasterrcnn_resnet50_fpn';
+  if (!DETECTION_ARCHS.includes(arch)) throw new InvalidArgumentError(`--arch: unknown detection arch '${arch}'; valid: ${DETECTION_ARCHS.join(', ')}`);
+  if (!flags.weights) throw new InvalidArgumentError('--weights is required: a torchvision Faster R-CNN checkpoint (.pth or .safetensors)');
+  return { arch, weights: flags.weights, bnEps: numberInRange(flags.bnEps, 'bn-eps', 0, 1) };
+}
+
+/**
  * Detects objects in image files and prints the JSON.
  * @example await detectPredict(['street.jpg'], { arch: 'fasterrcnn_resnet50_fpn', weights: 'fasterrcnn_resnet50_fpn_coco.pth', scoreThresh: '0.5' });
  */
 export async function detectPredict(images: string[], flags: DetectPredictFlags): Promise<void> {
-  const arch = flags.arch ?? 'fasterrcnn_resnet50_fpn';
-  if (!DETECTION_ARCHS.includes(arch)) throw new InvalidArgumentError(`--arch: unknown detection arch '${arch}'; valid: ${DETECTION_ARCHS.join(', ')}`);
-  if (!flags.weights) throw new InvalidArgumentError('--weights is required: a torchvision Faster R-CNN checkpoint (.pth or .safetensors)');
+  const { arch, weights, bnEps } = detectorFlags(flags);
   const scoreThresh = numberInRange(flags.scoreThresh, 'score-thresh', 0, 1) ?? 0;
-  const bnEps = numberInRange(flags.bnEps, 'bn-eps', 0, 1);
   if (flags.out !== undefined) {
     // Before any work: --out must be a directory we can make.
     if (existsSync(flags.out) && !statSync(flags.out).isDirectory()) throw new InvalidArgumentError(`--out ${flags.out}: is not a directory; give a folder for the drawn images and index.html`);
@@ -44,7 +53,7 @@ export async function detectPredict(images: string[], flags: DetectPredictFlags)
   const files = await listImages(images);
   const model = createDetector(arch);
   try {
-    loadDetectionWeights(model, flags.weights, { bnEps });
+    loadDetectionWeights(model, weights, { bnEps });
     const results = await detect(model, files, { scoreThresh });
     const out = files.map((file, i) => ({
       file,
