@@ -13,6 +13,8 @@ export * from './roi_heads.js';
 export * from './faster_rcnn.js';
 export * from './models.js';
 export * from './weights.js';
+export * from './load.js';
+export * from './train/run.js';
 export * from './predict.js';
 export * from './draw.js';
 export * from './ops/index.js';
