@@ -8,7 +8,10 @@
 // `backbone.fpn.*`, `rpn.head.*`, `roi_heads.box_head.*`, `roi_heads.box_predictor.*`), so its
 // checkpoints load key for key (weights.ts). The backbone runs BN-folded (fused.ts) with the
 // configured BatchNorm eps (1e-5: nn.BatchNorm2d in eval mode or FrozenBatchNorm2d; 0 for
-// torchvision's v1 COCO weights). Not here: training (losses, sampling), masks, keypoints.
+// torchvision's v1 COCO weights). Training (losses(): the RPN's and the box head's, as
+// torchvision's model(images, targets) in train mode) runs the backbone unfused through the
+// autograd ops, its BatchNorm frozen or not as train/setup.ts sets the modes. Not here:
+// masks, keypoints.
 
 import type { Backend } from '../backend/backend.js';
 import type { FloatImage } from '../data/dataset.js';
@@ -18,6 +21,9 @@ import type { LoadReport, LoadStateDictOptions, StateDictInput } from '../nn/sta
 import { fuseForInference, type FusedResNet } from '../models/fused.js';
 import { createModel } from '../models/registry.js';
 import type { ResNet } from '../models/resnet.js';
+import type { Random } from '../data/random.js';
+import { noGrad } from '../tensor/autograd.js';
+import { add } from '../tensor/ops/elementwise.js';
 import { globalAvgPool2d } from '../tensor/ops/pool.js';
 import { flatten } from '../tensor/ops/reshape.js';
 import { tidy } from '../tensor/scope.js';
@@ -25,7 +31,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { AnchorGenerator } from './anchors.js';
 import { FeaturePyramidNetwork, type NamedMap } from './fpn.js';
 import { FastRCNNConvFCHead, FastRCNNPredictor, MultiScaleRoIAlign, RoIHeads, TwoMLPHead, type RawDetections, type RoiHeadsOptions } from './roi_heads.js';
-import { RegionProposalNetwork, RPNHead, type Proposals, type RpnOptions } from './rpn.js';
+import { RegionProposalNetwork, RPNHead, type DetectionTarget, type Proposals, type RpnOptions } from './rpn.js';
 import { GeneralizedRCNNTransform, type ImageList, type TransformOptions } from './transform.js';
 
 /** @example const c: FasterRCNNConfig = { backbone: 'resnet50', numClasses: 91 }; */
@@ -103,7 +109,14 @@ export class ResNetC4Head extends Module {
   }
 
   override forward(x: Tensor): Tensor {
-    const y = this.fused().runStage(x, this.resnet.stages.length - 1);
+    const last = this.resnet.stages.length - 1;
+    let y: Tensor;
+    if (this.training) {
+      y = x;
+      for (const block of this.resnet.stages[last]) y = block.forward(y);
+    } else {
+      y = this.fused().runStage(x, last);
+    }
     return flatten(globalAvgPool2d(y));
   }
 }
@@ -135,6 +148,19 @@ export interface DetectionStages {
   detections: RawDetections[];
 }
 
+/** The training losses of one batch, as torchvision's loss dict.
+ * @example const { loss, parts }: DetectionLosses = model.losses(images, targets, new Random(0));
+ */
+export interface DetectionLosses {
+  /** The sum of the four, a scalar in the graph: call backward() on it. */
+  loss: Tensor;
+  parts: { loss_objectness: number; loss_rpn_box_reg: number; loss_classifier: number; loss_box_reg: number };
+  /** Proposals per image, sampled proposals and positives among them (for progress). */
+  proposals: number;
+  sampled: number;
+  positives: number;
+}
+
 /** Detections of one image, boxes in its original pixel coordinates.
  * @example const { boxes, scores, labels }: Detections = createDetector('fasterrcnn_resnet50_fpn').detect([toFloatImage(img)])[0];
  */
@@ -161,6 +187,8 @@ export class FasterRCNN extends Module {
   readonly rpn: RegionProposalNetwork;
   readonly roiHeads: RoIHeads;
   readonly categories: string[] | null;
+  /** The backbone ResNet's own options (width, groups), as configured. */
+  readonly backboneOptions: { width?: number; groups?: number; widthPerGroup?: number };
   private _bnEps: number;
   private fused: FusedResNet | null = null;
 
@@ -174,6 +202,7 @@ export class FasterRCNN extends Module {
     if (!Number.isInteger(numClasses) || numClasses < 2) throw new InvalidArgumentError(`${this.name}: numClasses must be an integer >= 2 (background included), got ${String(numClasses)}`);
     this._bnEps = config.bnEps ?? 1e-5;
     if (!(this._bnEps >= 0)) throw new InvalidArgumentError(`${this.name}: bnEps must be >= 0, got ${String(config.bnEps)}`);
+    this.backboneOptions = { ...config.backboneOptions };
     const resnet = createModel(config.backbone, { ...config.backboneOptions, numClasses: 1, init: 'none', backend });
     if (resnet.family !== 'imagenet') throw new InvalidArgumentError(`${this.name}: backbone '${config.backbone}' is a CIFAR net; use an ImageNet-family arch (resnet18, resnet34, resnet50, resnet101, ...)`);
     this.resnet = resnet;
@@ -261,23 +290,80 @@ export class FasterRCNN extends Module {
     return this.backbone instanceof BackboneWithFPN ? `backbone.body.${key}` : `backbone.${key}`;
   }
 
-  /** The feature levels of a batch [N, 3, H, W]: FPN '0'..'3' and 'pool', or C4's '0'. */
+  /** The feature levels of a batch [N, 3, H, W]: FPN '0'..'3' and 'pool', or C4's '0'. In
+   *  training mode the backbone runs unfused, in the graph. */
   features(images: ImageList): NamedMap[] {
+    if (this.training) {
+      const maps = this.trunk(images.images, this.backbone instanceof BackboneWithFPN ? this.resnet.stages.length : 3);
+      if (this.backbone instanceof BackboneWithFPN) return this.backbone.fpn.levels(maps);
+      return [{ name: '0', tensor: maps[2] }];
+    }
     const fused = this.fusedResNet();
     if (this.backbone instanceof BackboneWithFPN) return this.backbone.fpn.levels(fused.features(images.images));
     return [{ name: '0', tensor: fused.features(images.images, 3)[2] }];
   }
 
+  /** The stem and the first `numStages` stages, unfused (training). */
+  private trunk(x: Tensor, numStages: number): Tensor[] {
+    const r = this.resnet;
+    let h = r.conv1.forward(x);
+    if (r.bn1) h = r.bn1.forward(h, { relu: true });
+    if (r.maxpool) h = r.maxpool.forward(h);
+    const out: Tensor[] = [];
+    for (const stage of r.stages.slice(0, numStages)) {
+      for (const block of stage) h = block.forward(h);
+      out.push(h);
+    }
+    return out;
+  }
+
   /** Every stage of a forward, in the resized images' coordinates (for tests and tools).
    *  Call inside tidy(). */
   stages(images: readonly FloatImage[]): DetectionStages {
-    if (this.training) throw new InvalidArgumentError(`${this.name}: inference only (training is not implemented here); call eval() first`);
+    if (this.training) throw new InvalidArgumentError(`${this.name}: stages() and detect() run in eval mode (training gives losses()); call eval() first`);
+    return noGrad(() => {
+      const list = this.transform.forward(images, this.backend);
+      const levels = this.features(list);
+      const padded: [number, number] = [list.images.shape[2], list.images.shape[3]];
+      const proposals = this.rpn.propose(padded, list.imageSizes, levels);
+      const detections = this.roiHeads.run(levels, proposals, list.imageSizes);
+      return { list, levels, proposals, detections };
+    });
+  }
+
+  /**
+   * The training losses of a batch (torchvision's model(images, targets) in train mode):
+   * `targets` in each image's own pixels, labels 1..numClasses-1. `rng` draws the sampled
+   * anchors and proposals. Call in training mode, inside tidy(); then loss.backward().
+   */
+  losses(images: readonly FloatImage[], targets: readonly DetectionTarget[], rng: Random): DetectionLosses {
+    if (!this.training) throw new InvalidArgumentError(`${this.name}: losses() needs training mode; call train() first`);
+    if (this.roiHeads.boxHead instanceof FastRCNNConvFCHead) {
+      throw new InvalidArgumentError(`${this.name}: training the v2 detector is not supported (its box head's BatchNorm would see the regions level by level); train fasterrcnn_resnet50_fpn or another v1 / C4 arch`);
+    }
+    if (targets.length !== images.length) throw new InvalidArgumentError(`${this.name}: ${images.length} images but ${targets.length} targets`);
+    const C = this.numClasses;
+    targets.forEach((t, n) => {
+      if (t.boxes.length !== 4 * t.labels.length) throw new InvalidArgumentError(`${this.name}: target ${n}: ${t.boxes.length / 4} boxes for ${t.labels.length} labels`);
+      t.labels.forEach((l, k) => {
+        if (!Number.isInteger(l) || l < 1 || l >= C) throw new InvalidArgumentError(`${this.name}: target ${n}, box ${k}: label ${l} is not a class 1..${C - 1} (0 is the background)`);
+        const [x1, y1, x2, y2] = t.boxes.subarray(4 * k, 4 * k + 4);
+        if (!(x2 > x1 && y2 > y1)) throw new InvalidArgumentError(`${this.name}: target ${n}, box ${k}: [${x1}, ${y1}, ${x2}, ${y2}] has no area (x2 <= x1 or y2 <= y1)`);
+      });
+    });
     const list = this.transform.forward(images, this.backend);
+    const resized = targets.map((t, n) => ({ boxes: this.transform.resizeBoxes(t.boxes, list.originalSizes[n], list.imageSizes[n]), labels: t.labels }));
     const levels = this.features(list);
     const padded: [number, number] = [list.images.shape[2], list.images.shape[3]];
-    const proposals = this.rpn.propose(padded, list.imageSizes, levels);
-    const detections = this.roiHeads.run(levels, proposals, list.imageSizes);
-    return { list, levels, proposals, detections };
+    const rpn = this.rpn.trainingLoss(padded, list.imageSizes, levels, resized, rng);
+    const roi = this.roiHeads.trainingLoss(levels, rpn.proposals, list.imageSizes, resized, rng);
+    return {
+      loss: add(rpn.loss, roi.loss),
+      parts: { loss_objectness: rpn.objectness, loss_rpn_box_reg: rpn.boxReg, loss_classifier: roi.classifier, loss_box_reg: roi.boxReg },
+      proposals: rpn.proposals.reduce((s, p) => s + p.boxes.length / 4, 0) / images.length,
+      sampled: roi.sampled,
+      positives: roi.positives,
+    };
   }
 
   /** Detections of each image (planar RGB float in [0, 1]), boxes in its own pixels. */

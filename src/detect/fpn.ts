@@ -5,7 +5,7 @@
 // max_pool2d(kernel 1, stride 2) of the coarsest output. Keys as torchvision's since 0.13
 // (weights.ts maps the older `inner_blocks.i.weight`). With `norm` (the v2 detector), each
 // conv has no bias and a BatchNorm2d follows it (`inner_blocks.i.1.*`), in eval mode.
-// Inference only (no autograd needed).
+// In training mode the pyramid is built in the graph; otherwise without one.
 
 import type { Backend } from '../backend/backend.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -81,7 +81,7 @@ export class FeaturePyramidNetwork extends Module {
   levels(maps: readonly Tensor[]): NamedMap[] {
     const n = this.innerBlocks.length;
     if (maps.length !== n) throw new InvalidArgumentError(`FeaturePyramidNetwork: expected ${n} feature maps, got ${maps.length}`);
-    return noGrad(() => {
+    const build = (): NamedMap[] => {
       const run = (b: Sequential, x: Tensor) => { let h = x; for (const m of b) h = m.forward(h); return h; };
       const inner = (i: number, x: Tensor) => run(this.innerBlocks.at(i), x);
       const layer = (i: number, x: Tensor) => run(this.layerBlocks.at(i), x);
@@ -98,6 +98,7 @@ export class FeaturePyramidNetwork extends Module {
         out.push({ name: 'pool', tensor: maxPool2d(results[n - 1], { kernelSize: 1, stride: 2, padding: 0 }) });
       }
       return out;
-    });
+    };
+    return this.training ? build() : noGrad(build);
   }
 }

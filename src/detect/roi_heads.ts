@@ -6,6 +6,10 @@
 // per-class deltas. Detections: softmax, BoxCoder(10, 10, 5, 5) per class, clip, drop the
 // background, scores > scoreThresh, boxes >= 1e-2, NMS per class, the best detectionsPerImg.
 // The head runs level by level (rows are independent); scoring runs on the host in float32.
+// Training (select_training_samples + fastrcnn_loss): the ground-truth boxes join the
+// proposals, each is matched (IoU >= 0.5 its object's class, else background), 512 per
+// image sampled with at most a quarter objects, cross-entropy on their logits and smooth L1
+// (beta 1/9) on the true class's deltas (train/targets.ts, train/losses.ts).
 
 import type { Backend } from '../backend/backend.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -16,14 +20,18 @@ import { Conv2d } from '../nn/conv.js';
 import { Linear } from '../nn/linear.js';
 import { Module } from '../nn/module.js';
 import { Sequential } from '../nn/sequential.js';
+import type { Random } from '../data/random.js';
 import { noGrad } from '../tensor/autograd.js';
+import { hostLoss } from '../tensor/ops/host_loss.js';
 import { relu } from '../tensor/ops/relu.js';
 import { reshape } from '../tensor/ops/reshape.js';
 import { tensor, type Tensor } from '../tensor/tensor.js';
 import { batchedNms, BoxCoder, clipBoxesToImage, removeSmallBoxes, takeRows } from './boxes.js';
 import type { NamedMap } from './fpn.js';
 import { roiAlign } from './ops/roi_align.js';
-import type { Proposals } from './rpn.js';
+import type { DetectionTarget, Proposals } from './rpn.js';
+import { fastRcnnLoss } from './train/losses.js';
+import { assignTargets, BalancedPositiveNegativeSampler, Matcher } from './train/targets.js';
 
 const f = Math.fround;
 
@@ -106,7 +114,8 @@ export class MultiScaleRoIAlign {
       const rois = new Float32Array(index.length * 5);
       index.forEach((i, k) => { rois[5 * k] = batch[i]; rois.set(all.subarray(4 * i, 4 * i + 4), 5 * k + 1); });
       const roisT = tensor(rois, [index.length, 5], { backend: maps[l].backend });
-      const pooled = noGrad(() => roiAlign(maps[l], roisT, { outputSize: this.outputSize, spatialScale: scales[l], samplingRatio: this.samplingRatio, aligned: false }));
+      // In the graph when the maps are (training); inference runs under noGrad.
+      const pooled = roiAlign(maps[l], roisT, { outputSize: this.outputSize, spatialScale: scales[l], samplingRatio: this.samplingRatio, aligned: false });
       roisT.dispose();
       groups.push({ level: l, index, pooled });
     }
@@ -207,6 +216,27 @@ export interface RoiHeadsOptions {
   detectionsPerImg?: number;
   /** bbox_reg_weights (10, 10, 5, 5). */
   bboxRegWeights?: readonly [number, number, number, number];
+  /** Training: a proposal with IoU >= this is its object's class (box_fg_iou_thresh 0.5). */
+  fgIouThresh?: number;
+  /** Training: below this, background (box_bg_iou_thresh 0.5). */
+  bgIouThresh?: number;
+  /** Training: proposals sampled per image (box_batch_size_per_image 512). */
+  batchSizePerImage?: number;
+  /** Training: at most this fraction of them objects (box_positive_fraction 0.25). */
+  positiveFraction?: number;
+}
+
+/** The box head's training loss (in the graph) and its terms.
+ * @example const { loss, classifier, boxReg }: RoiTrainingOutput = heads.trainingLoss(levels, proposals, sizes, targets, new Random(0));
+ */
+export interface RoiTrainingOutput {
+  /** loss_classifier + loss_box_reg, a scalar in the graph. */
+  loss: Tensor;
+  classifier: number;
+  boxReg: number;
+  /** Proposals sampled over the batch, and how many of them are objects. */
+  sampled: number;
+  positives: number;
 }
 
 /** Detections of one image, in the resized image's coordinates.
@@ -239,6 +269,8 @@ export class RoIHeads extends Module {
   scoreThresh: number;
   nmsThresh: number;
   detectionsPerImg: number;
+  readonly matcher: Matcher;
+  readonly sampler: BalancedPositiveNegativeSampler;
 
   constructor(pool: MultiScaleRoIAlign, head: Module, predictor: FastRCNNPredictor, opts: RoiHeadsOptions = {}) {
     super();
@@ -249,6 +281,57 @@ export class RoIHeads extends Module {
     this.scoreThresh = opts.scoreThresh ?? 0.05;
     this.nmsThresh = opts.nmsThresh ?? 0.5;
     this.detectionsPerImg = opts.detectionsPerImg ?? 100;
+    this.matcher = new Matcher(opts.fgIouThresh ?? 0.5, opts.bgIouThresh ?? 0.5, false);
+    this.sampler = new BalancedPositiveNegativeSampler(opts.batchSizePerImage ?? 512, opts.positiveFraction ?? 0.25);
+  }
+
+  /**
+   * Training: samples proposals (plus the ground truth) against `targets`, runs the box head
+   * on them and returns the loss. Call in training mode, inside tidy().
+   */
+  trainingLoss(levels: readonly NamedMap[], proposals: readonly Proposals[], imageSizes: readonly (readonly [number, number])[], targets: readonly DetectionTarget[], rng: Random): RoiTrainingOutput {
+    const boxes: Float32Array[] = [], labels: number[] = [], targ: number[] = [];
+    proposals.forEach((p, n) => {
+      const t = targets[n];
+      const all = new Float32Array(p.boxes.length + t.boxes.length);
+      all.set(p.boxes);
+      all.set(t.boxes, p.boxes.length);
+      const assigned = assignTargets(all, t.boxes, t.labels, this.matcher, this.boxCoder, 'roi');
+      const s = this.sampler.sample(assigned.labels, rng);
+      const keep = Int32Array.from([...s.pos, ...s.neg]).sort();
+      boxes.push(takeRows(all, 4, keep));
+      for (const i of keep) {
+        labels.push(assigned.labels[i]);
+        for (let c = 0; c < 4; c++) targ.push(assigned.targets[4 * i + c]);
+      }
+    });
+    const C = this.boxPredictor.numClasses;
+    const K = labels.length;
+    const outs: { index: Int32Array; logits: Tensor; deltas: Tensor }[] = [];
+    for (const g of this.boxRoiPool.forward(levels, boxes, imageSizes)) {
+      const x = this.boxHead.forward(g.pooled);
+      outs.push({ index: g.index, logits: this.boxPredictor.clsScore.forward(x), deltas: this.boxPredictor.bboxPred.forward(x) });
+    }
+    if (outs.length === 0) throw new InvalidArgumentError('RoIHeads: no proposals and no ground truth in the batch: nothing to train the box head on');
+    const parts = { classifier: 0, boxReg: 0 };
+    const lab = Int32Array.from(labels), tg = Float32Array.from(targ);
+    const loss = hostLoss('fastrcnn_loss', [...outs.map((o) => o.logits), ...outs.map((o) => o.deltas)], (values) => {
+      const logits = new Float32Array(K * C), deltas = new Float32Array(K * C * 4);
+      outs.forEach((o, j) => o.index.forEach((i, k) => {
+        logits.set(values[j].subarray(k * C, (k + 1) * C), i * C);
+        deltas.set(values[outs.length + j].subarray(k * C * 4, (k + 1) * C * 4), i * C * 4);
+      }));
+      const r = fastRcnnLoss(logits, deltas, lab, tg, C);
+      parts.classifier = r.classifier;
+      parts.boxReg = r.boxReg;
+      const gl = outs.map((o) => new Float32Array(o.index.length * C)), gd = outs.map((o) => new Float32Array(o.index.length * C * 4));
+      outs.forEach((o, j) => o.index.forEach((i, k) => {
+        gl[j].set(r.dLogits.subarray(i * C, (i + 1) * C), k * C);
+        gd[j].set(r.dDeltas.subarray(i * C * 4, (i + 1) * C * 4), k * C * 4);
+      }));
+      return { value: r.classifier + r.boxReg, grads: [...gl, ...gd] };
+    });
+    return { loss, ...parts, sampled: K, positives: labels.filter((l) => l > 0).length };
   }
 
   /** Class logits [K, numClasses] and deltas [K, 4 * numClasses] of every proposal (images

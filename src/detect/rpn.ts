@@ -4,7 +4,11 @@
 // image: the top preNmsTopN logits of each level (sorted), their anchors decoded by
 // BoxCoder(1, 1, 1, 1), sigmoid scores, clipped to the image, boxes smaller than minSize
 // dropped, scores >= scoreThresh kept, NMS per level at nmsThresh, the best postNmsTopN kept.
-// Scoring and selection run on the host in float32 (boxes.ts). Not here: training losses.
+// Scoring and selection run on the host in float32 (boxes.ts). Training (compute_loss): every
+// anchor is matched to the ground truth (IoU >= 0.7 object, < 0.3 background, each object's
+// best anchors kept), 256 anchors per image sampled with at most half objects, BCE on their
+// logits and smooth L1 (beta 1/9) on the positives' deltas (train/targets.ts, train/losses.ts);
+// proposals are selected from the detached outputs with the training top-n (2000, 2000).
 
 import type { Backend } from '../backend/backend.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -12,12 +16,17 @@ import { Conv2d } from '../nn/conv.js';
 import { constant } from '../nn/init.js';
 import { Module } from '../nn/module.js';
 import { Sequential } from '../nn/sequential.js';
+import { Random } from '../data/random.js';
 import { noGrad } from '../tensor/autograd.js';
-import { conv2dFused } from '../tensor/ops/conv2d.js';
+import { conv2d, conv2dFused } from '../tensor/ops/conv2d.js';
+import { hostLoss } from '../tensor/ops/host_loss.js';
+import { relu } from '../tensor/ops/relu.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { AnchorGenerator } from './anchors.js';
 import { batchedNms, BoxCoder, clipBoxesToImage, removeSmallBoxes, takeRows, topkIndices } from './boxes.js';
 import type { NamedMap } from './fpn.js';
+import { rpnLoss } from './train/losses.js';
+import { assignTargets, BalancedPositiveNegativeSampler, Matcher } from './train/targets.js';
 
 const f = Math.fround;
 
@@ -44,8 +53,19 @@ export class RPNHead extends Module {
     this.bboxPred = this.registerModule('bbox_pred', new Conv2d(inChannels, numAnchors * 4, 1, { init, backend }));
   }
 
-  /** Per level: objectness logits [N, A, H, W] and deltas [N, 4A, H, W]. */
+  /** Per level: objectness logits [N, A, H, W] and deltas [N, 4A, H, W]. In training mode
+   *  through the autograd ops, else the fused inference convolutions without a graph. */
   run(features: readonly Tensor[]): { objectness: Tensor[]; deltas: Tensor[] } {
+    if (this.training) {
+      const objectness: Tensor[] = [], deltas: Tensor[] = [];
+      for (const x of features) {
+        let t = x;
+        for (const block of this.conv) t = relu(block.at(0).forward(t));
+        objectness.push(this.clsLogits.forward(t));
+        deltas.push(this.bboxPred.forward(t));
+      }
+      return { objectness, deltas };
+    }
     return noGrad(() => {
       const objectness: Tensor[] = [], deltas: Tensor[] = [];
       for (const x of features) {
@@ -72,6 +92,39 @@ export interface RpnOptions {
   scoreThresh?: number;
   /** Boxes narrower or shorter than this are dropped (1e-3). */
   minSize?: number;
+  /** Training: per level before NMS (rpn_pre_nms_top_n_train 2000). */
+  preNmsTopNTrain?: number;
+  /** Training: per image after NMS (rpn_post_nms_top_n_train 2000). */
+  postNmsTopNTrain?: number;
+  /** Training: an anchor with IoU >= this is an object (rpn_fg_iou_thresh 0.7). */
+  fgIouThresh?: number;
+  /** Training: below this, background (rpn_bg_iou_thresh 0.3). */
+  bgIouThresh?: number;
+  /** Training: anchors sampled per image (rpn_batch_size_per_image 256). */
+  batchSizePerImage?: number;
+  /** Training: at most this fraction of them objects (rpn_positive_fraction 0.5). */
+  positiveFraction?: number;
+}
+
+/** One image's ground truth in the resized image's coordinates.
+ * @example const t: DetectionTarget = { boxes: new Float32Array([10, 10, 50, 60]), labels: Int32Array.of(3) };
+ */
+export interface DetectionTarget {
+  /** [G, 4] x1, y1, x2, y2. */
+  boxes: Float32Array;
+  /** [G] classes 1..numClasses-1. */
+  labels: Int32Array;
+}
+
+/** The RPN's training output: its loss (in the graph) and its terms, and the proposals.
+ * @example const { loss, objectness, boxReg, proposals }: RpnTrainingOutput = rpn.trainingLoss(padded, sizes, levels, targets, new Random(0));
+ */
+export interface RpnTrainingOutput {
+  /** loss_objectness + loss_rpn_box_reg, a scalar in the graph. */
+  loss: Tensor;
+  objectness: number;
+  boxReg: number;
+  proposals: Proposals[];
 }
 
 /** @example
@@ -99,6 +152,10 @@ export class RegionProposalNetwork extends Module {
   readonly nmsThresh: number;
   readonly scoreThresh: number;
   readonly minSize: number;
+  readonly preNmsTopNTrain: number;
+  readonly postNmsTopNTrain: number;
+  readonly matcher: Matcher;
+  readonly sampler: BalancedPositiveNegativeSampler;
 
   constructor(anchorGenerator: AnchorGenerator, head: RPNHead, opts: RpnOptions = {}) {
     super();
@@ -109,7 +166,11 @@ export class RegionProposalNetwork extends Module {
     this.nmsThresh = opts.nmsThresh ?? 0.7;
     this.scoreThresh = opts.scoreThresh ?? 0;
     this.minSize = opts.minSize ?? 1e-3;
-    for (const [k, v] of [['preNmsTopN', this.preNmsTopN], ['postNmsTopN', this.postNmsTopN]] as const) {
+    this.preNmsTopNTrain = opts.preNmsTopNTrain ?? 2000;
+    this.postNmsTopNTrain = opts.postNmsTopNTrain ?? 2000;
+    this.matcher = new Matcher(opts.fgIouThresh ?? 0.7, opts.bgIouThresh ?? 0.3, true);
+    this.sampler = new BalancedPositiveNegativeSampler(opts.batchSizePerImage ?? 256, opts.positiveFraction ?? 0.5);
+    for (const [k, v] of [['preNmsTopN', this.preNmsTopN], ['postNmsTopN', this.postNmsTopN], ['preNmsTopNTrain', this.preNmsTopNTrain], ['postNmsTopNTrain', this.postNmsTopNTrain]] as const) {
       if (!Number.isInteger(v) || v < 1) throw new InvalidArgumentError(`RegionProposalNetwork: '${k}' must be an integer >= 1, got ${String(v)}`);
     }
   }
@@ -128,6 +189,66 @@ export class RegionProposalNetwork extends Module {
     const obj = objectness.map((t) => t.toArray() as Float32Array);
     const del = deltas.map((t) => t.toArray() as Float32Array);
     for (const t of [...objectness, ...deltas]) t.dispose();
+    return this.select(anchors, shapes, obj, del, imageSizes, this.preNmsTopN, this.postNmsTopN);
+  }
+
+  /**
+   * Training: the RPN's loss on `targets` (one per image, resized coordinates) and the
+   * proposals for the box head, selected from the detached outputs with the training top-n.
+   * `rng` draws the sampled anchors. Call in training mode, inside tidy().
+   */
+  trainingLoss(paddedSize: readonly [number, number], imageSizes: readonly (readonly [number, number])[], levels: readonly NamedMap[], targets: readonly DetectionTarget[], rng: Random): RpnTrainingOutput {
+    const anchors = this.anchors(paddedSize, levels);
+    const { objectness, deltas } = this.head.run(levels.map((l) => l.tensor));
+    const shapes = objectness.map((t) => t.shape);
+    const N = imageSizes.length;
+    const perImage = anchors.length / 4;
+    const parts = { objectness: 0, boxReg: 0 };
+    let proposals: Proposals[] = [];
+    const loss = hostLoss('rpn_loss', [...objectness, ...deltas], (values) => {
+      const obj = values.slice(0, levels.length), del = values.slice(levels.length);
+      proposals = this.select(anchors, shapes, obj, del, imageSizes, this.preNmsTopNTrain, this.postNmsTopNTrain);
+      // Flat order: image, level, position, anchor (concat_box_prediction_layers).
+      const logits = new Float32Array(N * perImage), codes = new Float32Array(N * perImage * 4);
+      const labels = new Int32Array(N * perImage), targ = new Float32Array(N * perImage * 4);
+      const pos: number[] = [], neg: number[] = [];
+      const visit = (fn: (flat: number, li: number, at: number, a: number, A: number, HW: number, p: number, n: number) => void): void => {
+        for (let n = 0; n < N; n++) {
+          let flat = n * perImage;
+          shapes.forEach(([, A, H, W], li) => {
+            const HW = H * W;
+            for (let p = 0; p < HW; p++) for (let a = 0; a < A; a++) fn(flat++, li, (n * A + a) * HW + p, a, A, HW, p, n);
+          });
+        }
+      };
+      visit((flat, li, at, a, A, HW, p, n) => {
+        logits[flat] = obj[li][at];
+        for (let c = 0; c < 4; c++) codes[4 * flat + c] = del[li][((n * A + a) * 4 + c) * HW + p];
+      });
+      for (let n = 0; n < N; n++) {
+        const t = targets[n];
+        const assigned = assignTargets(anchors, t.boxes, t.labels, this.matcher, this.boxCoder, 'rpn');
+        labels.set(assigned.labels, n * perImage);
+        targ.set(assigned.targets, n * perImage * 4);
+        const s = this.sampler.sample(assigned.labels, rng);
+        for (const i of s.pos) pos.push(n * perImage + i);
+        for (const i of s.neg) neg.push(n * perImage + i);
+      }
+      const r = rpnLoss(logits, codes, labels, targ, { pos: Int32Array.from(pos), neg: Int32Array.from(neg) });
+      parts.objectness = r.objectness;
+      parts.boxReg = r.boxReg;
+      const gObj = obj.map((o) => new Float32Array(o.length)), gDel = del.map((d) => new Float32Array(d.length));
+      visit((flat, li, at, a, A, HW, p, n) => {
+        gObj[li][at] = r.dLogits[flat];
+        for (let c = 0; c < 4; c++) gDel[li][((n * A + a) * 4 + c) * HW + p] = r.dDeltas[4 * flat + c];
+      });
+      return { value: r.objectness + r.boxReg, grads: [...gObj, ...gDel] };
+    });
+    return { loss, ...parts, proposals };
+  }
+
+  /** filter_proposals on host arrays of the head's outputs. */
+  private select(anchors: Float32Array, shapes: readonly (readonly number[])[], obj: readonly Float32Array[], del: readonly Float32Array[], imageSizes: readonly (readonly [number, number])[], preNmsTopN: number, postNmsTopN: number): Proposals[] {
     const N = imageSizes.length;
     const out: Proposals[] = [];
     for (let n = 0; n < N; n++) {
@@ -135,8 +256,7 @@ export class RegionProposalNetwork extends Module {
       const selLogit: number[] = [], selLevel: number[] = [];
       const selBoxes: number[] = [];
       let anchorOffset = 0;
-      levels.forEach((l, li) => {
-        const [, A, H, W] = shapes[li];
+      shapes.forEach(([, A, H, W], li) => {
         const HW = H * W;
         const count = HW * A;
         // Level-local anchor index k = (y * W + x) * A + a; objectness channel a at (y, x).
@@ -146,7 +266,7 @@ export class RegionProposalNetwork extends Module {
           const base = (n * A + a) * HW;
           for (let p = 0; p < HW; p++) logits[p * A + a] = o[base + p];
         }
-        const order = topkIndices(logits, Math.min(this.preNmsTopN, count));
+        const order = topkIndices(logits, Math.min(preNmsTopN, count));
         const codes = new Float32Array(order.length * 4);
         const d = del[li];
         order.forEach((k, j) => {
@@ -170,7 +290,7 @@ export class RegionProposalNetwork extends Module {
       pick(removeSmallBoxes(boxes, this.minSize));
       const st = f(this.scoreThresh);
       pick(Array.from(scores.keys()).filter((i) => scores[i] >= st));
-      pick(batchedNms(boxes, scores, lvl, this.nmsThresh).subarray(0, this.postNmsTopN));
+      pick(batchedNms(boxes, scores, lvl, this.nmsThresh).subarray(0, postNmsTopN));
       out.push({ boxes, scores });
     }
     return out;

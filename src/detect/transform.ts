@@ -4,7 +4,8 @@
 // maxSize / long) in float32; F.interpolate bilinear, align_corners=False, with that
 // scale_factor and recompute_scale_factor=True: output = floor(size * scale)), pad the batch
 // with zeros to a multiple of sizeDivisible (32), and map boxes back to the original size
-// afterwards. Not here: targets (training), fixed_size, masks and keypoints.
+// afterwards; training targets are scaled the other way (resize_boxes). Not here: fixed_size,
+// masks and keypoints.
 
 import type { Backend } from '../backend/backend.js';
 import { getBackend } from '../backend/index.js';
@@ -111,13 +112,25 @@ export class GeneralizedRCNNTransform {
 
   /** Boxes of a resized image mapped back to its original size (resize_boxes), in place. */
   postprocessBoxes(boxes: Float32Array, imageSize: readonly [number, number], originalSize: readonly [number, number]): Float32Array {
-    const rh = f(originalSize[0] / imageSize[0]), rw = f(originalSize[1] / imageSize[1]);
-    for (let i = 0; i < boxes.length; i += 4) {
-      boxes[i] = f(boxes[i] * rw);
-      boxes[i + 1] = f(boxes[i + 1] * rh);
-      boxes[i + 2] = f(boxes[i + 2] * rw);
-      boxes[i + 3] = f(boxes[i + 3] * rh);
-    }
-    return boxes;
+    return scaleBoxes(boxes, imageSize, originalSize);
   }
+
+  /** A copy of `boxes` [K, 4] of an image of `originalSize` scaled to its resized
+   *  `imageSize` (resize_boxes: the targets of training). */
+  resizeBoxes(boxes: Float32Array, originalSize: readonly [number, number], imageSize: readonly [number, number]): Float32Array {
+    return scaleBoxes(boxes.slice(), originalSize, imageSize);
+  }
+}
+
+/** Scales boxes in place from an image of size `from` to one of size `to` ([h, w]), with
+ *  torchvision's float32 ratios. */
+function scaleBoxes(boxes: Float32Array, from: readonly [number, number], to: readonly [number, number]): Float32Array {
+  const rh = f(to[0] / from[0]), rw = f(to[1] / from[1]);
+  for (let i = 0; i < boxes.length; i += 4) {
+    boxes[i] = f(boxes[i] * rw);
+    boxes[i + 1] = f(boxes[i + 1] * rh);
+    boxes[i + 2] = f(boxes[i + 2] * rw);
+    boxes[i + 3] = f(boxes[i + 3] * rh);
+  }
+  return boxes;
 }
