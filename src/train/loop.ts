@@ -154,8 +154,9 @@ export interface TrainLoopSpec<B> {
 
 /**
  * How the loop ended: epochs done, optimiser steps, the best score, the last evaluation (of
- * the last epoch trained, or of the model as loaded when no epoch was left; null when
- * stopped), training seconds and images per second, whether it was stopped.
+ * the last epoch finished in this call, or of the model as loaded when no epoch was left;
+ * null when stopped before finishing one), training seconds and images per second, whether
+ * it was stopped.
  * @example const { epochs, best, last, imagesPerSec, interrupted }: TrainLoopResult = await runTrainLoop(spec);
  */
 export interface TrainLoopResult {
