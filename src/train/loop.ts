@@ -157,7 +157,7 @@ export interface TrainLoopSpec<B> {
  * the last epoch finished in this call, or of the model as loaded when no epoch was left;
  * null when stopped before finishing one), training seconds and images per second, whether
  * it was stopped.
- * @example const { epochs, best, last, imagesPerSec, interrupted }: TrainLoopResult = await runTrainLoop(spec);
+ * @example const line = (r: TrainLoopResult): string => `${r.epochs} epochs, best ${r.best?.metric} ${r.best?.value}, ${r.imagesPerSec.toFixed(0)} img/s${r.interrupted ? ' (stopped)' : ''}`;
  */
 export interface TrainLoopResult {
   epochs: number;
@@ -189,7 +189,15 @@ function copy(p: PartialSums): PartialSums {
  * metrics, seconds, images_per_sec, time), the plots, `last`, and `best` when the score beats
  * every earlier one. Throws TrainingError on a non-finite loss, test loss or weight, saving
  * nothing then.
- * @example const { epochs, best, interrupted } = await runTrainLoop(spec);
+ * @example
+ * const { epochs, best, interrupted } = await runTrainLoop({
+ *   dir: 'runs/toy', model, optimizer, epochs: 2, batchesPerEpoch: 1,
+ *   batches: async function* () { yield { x, y: labels }; },
+ *   step: (b) => { const loss = crossEntropy(model.forward(b.x), b.y); loss.backward(); return { loss: loss.item(), images: b.x.shape[0] }; },
+ *   evaluate: async () => ({ metrics: { test_score: 1 }, score: 1, metric: 'score' }),
+ *   schedule: { spec: { kind: 'constant' }, baseLrs: [0.1] },
+ *   meta: (p) => ({ ...meta, epoch: p.epoch, step: p.step, loader: { ...meta.loader, epoch: p.epoch, batch: p.batch }, partial: p.partial, best: p.best }),
+ * });
  */
 export async function runTrainLoop<B>(spec: TrainLoopSpec<B>): Promise<TrainLoopResult> {
   const { dir, model, optimizer: opt, epochs, batchesPerEpoch: nb } = spec;
