@@ -247,3 +247,20 @@ test('a non-finite loss throws TrainingError naming the epoch and batch, and wri
   t.optimizer.dispose();
   assert.equal(loadCheckpoint(join(dir2, LAST)).meta.epoch, 1);
 });
+
+test("the CLI's progress renderer prints any task's epoch row: a classifier's errors, else every number it wrote", async () => {
+  const { progressPrinter } = await import('../src/cli/train.js');
+  const out: string[] = [];
+  const write = process.stderr.write;
+  process.stderr.write = ((s: string) => { out.push(s); return true; }) as typeof process.stderr.write;
+  try {
+    const print = progressPrinter(false);
+    const base = { epoch: 1, step: 4, lr: 0.01, train_loss: 1.5, seconds: 2, images_per_sec: 8, time: '2026-01-01T00:00:00Z' };
+    print({ type: 'epoch', best: true, metrics: { ...base, train_err: 0.25, test_loss: 0.5, test_top1: 0.75, test_top5: 1, test_err: 0.25 } });
+    print({ type: 'epoch', best: false, metrics: { ...base, train_loss_classifier: 0.125, train_loss_box_reg: 0.5, AP: 0.3, AP50: 0.55 } });
+  } finally {
+    process.stderr.write = write;
+  }
+  assert.equal(out[0], 'epoch 1: train loss 1.5000 err 25.00% | test loss 0.5000 top-1 75.00% top-5 100.00% | 2s, 8 img/s (best)\n');
+  assert.equal(out[1], 'epoch 1: train loss 1.5000 train_loss_classifier 0.1250 train_loss_box_reg 0.5000 | AP 0.3000 AP50 0.5500 | 2s, 8 img/s\n');
+});
