@@ -42,7 +42,7 @@ function trainPrinter(): (label: string, e: ProgressEvent) => void {
   return (label, e) => {
     if (e.type === 'epoch') {
       const m = e.metrics;
-      process.stderr.write(`  ${label} epoch ${m.epoch}: training error ${(100 * m.train_err).toFixed(2)}%, test error ${(100 * m.test_err).toFixed(2)}%, ${m.seconds.toFixed(0)} s\n`);
+      process.stderr.write(`  ${label} epoch ${m.epoch}: training error ${(100 * (m.train_err ?? NaN)).toFixed(2)}%, test error ${(100 * (m.test_err ?? NaN)).toFixed(2)}%, ${m.seconds.toFixed(0)} s\n`);
     } else if (e.type === 'step' && Date.now() - last > 30_000) {
       last = Date.now();
       process.stderr.write(`  ${label} epoch ${e.epoch}/${e.epochs} batch ${e.batch}/${e.batches} loss ${e.loss.toFixed(3)}, ${Math.round(e.imagesPerSec)} img/s\n`);

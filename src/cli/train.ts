@@ -2,7 +2,7 @@
 // stderr, plain periodic lines otherwise), print results. The work is in src/train/.
 
 import { InvalidArgumentError } from '../errors.js';
-import { DEFAULT_CONFIG, evaluateCheckpoint, Trainer, type ProgressEvent, type TrainConfig } from '../train/index.js';
+import { DEFAULT_CONFIG, evaluateCheckpoint, Trainer, type EpochMetrics, type ProgressEvent, type TrainConfig } from '../train/index.js';
 import { num } from './flags.js';
 import { recipeConfig, type RecipeFlags } from './recipe.js';
 import { precisionOf } from './precision.js';
@@ -31,8 +31,25 @@ function fmtTime(s: number): string {
   return m > 0 ? `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${Math.round(s)}s`;
 }
 
-/** A progress renderer: redraws one line on a TTY, else prints a line every ~10 s. */
-function progressPrinter(json: boolean): (e: ProgressEvent) => void {
+/** The numbers of an epoch's row: a classifier's errors and accuracies, else every number the
+ *  task wrote (train_<loss term> beside the train loss, then the evaluation's). */
+function epochLine(m: EpochMetrics): string {
+  const pct = (v: number | undefined): string => `${(100 * (v ?? NaN)).toFixed(2)}%`;
+  if (typeof m.test_top1 === 'number') {
+    return `epoch ${m.epoch}: train loss ${m.train_loss.toFixed(4)} err ${pct(m.train_err)} | test loss ${(m.test_loss ?? NaN).toFixed(4)} ` +
+      `top-1 ${pct(m.test_top1)} top-5 ${pct(m.test_top5)}`;
+  }
+  const fixed = new Set(['epoch', 'step', 'lr', 'train_loss', 'seconds', 'images_per_sec', 'time']);
+  const rest = Object.entries(m).filter((kv): kv is [string, number] => !fixed.has(kv[0]) && typeof kv[1] === 'number');
+  const fmt = (kv: [string, number][]): string => kv.map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ');
+  const train = rest.filter(([k]) => k.startsWith('train_'));
+  const test = rest.filter(([k]) => !k.startsWith('train_'));
+  return `epoch ${m.epoch}: train loss ${m.train_loss.toFixed(4)}${train.length ? ` ${fmt(train)}` : ''}${test.length ? ` | ${fmt(test)}` : ''}`;
+}
+
+/** A progress renderer for any task's training (ProgressEvent): redraws one line on a TTY,
+ *  else prints a line every ~10 s. */
+export function progressPrinter(json: boolean): (e: ProgressEvent) => void {
   const tty = process.stderr.isTTY === true;
   let lastPlain = 0;
   let lastDraw = 0;
@@ -65,9 +82,7 @@ function progressPrinter(json: boolean): (e: ProgressEvent) => void {
         break;
       case 'epoch': {
         clear();
-        const m = e.metrics;
-        process.stderr.write(`epoch ${m.epoch}: train loss ${m.train_loss.toFixed(4)} err ${(100 * m.train_err).toFixed(2)}% | test loss ${m.test_loss.toFixed(4)} ` +
-          `top-1 ${(100 * m.test_top1).toFixed(2)}% top-5 ${(100 * m.test_top5).toFixed(2)}% | ${fmtTime(m.seconds)}, ${Math.round(m.images_per_sec)} img/s${e.best ? ' (best)' : ''}\n`);
+        process.stderr.write(`${epochLine(e.metrics)} | ${fmtTime(e.metrics.seconds)}, ${Math.round(e.metrics.images_per_sec)} img/s${e.best ? ' (best)' : ''}\n`);
         break;
       }
       case 'message':

@@ -17,7 +17,7 @@ import { tidy } from '../tensor/scope.js';
 import { tensor } from '../tensor/tensor.js';
 import { BEST, LAST, loadCheckpoint, loadRunCheckpoint, type CheckpointMeta, type LoadedCheckpoint } from '../train/checkpoint.js';
 import { loadSplits, transformsFor } from '../train/data.js';
-import { readMetrics, METRICS, type EpochMetrics } from '../train/metrics.js';
+import { readMetrics, METRICS, type ClassifierMetrics } from '../train/metrics.js';
 import { DEFAULT_CONFIG, Trainer, type ProgressEvent, type TrainConfig } from '../train/trainer.js';
 import type { Figure, Table } from './page.js';
 import type { Verdict } from './seeds.js';
@@ -251,7 +251,7 @@ export async function trainNet(ctx: StudyContext, label: string, arch: string, e
       throw new StudyInterrupted(`study: interrupted while training ${named}; earlier results in ${ctx.opts.out} are untouched, and the work so far is kept in ${ctx.dir}: continue it with --resume`);
     }
   }
-  const m: EpochMetrics[] = readMetrics(join(c.out, METRICS));
+  const m = readMetrics<ClassifierMetrics>(join(c.out, METRICS));
   const info = archInfo(arch);
   const ck = loadRunCheckpoint(c.out, () => {}, 'last');
   const probe = createModel(arch, { ...(ck.meta.modelOptions as object), init: 'none' });

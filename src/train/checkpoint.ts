@@ -40,9 +40,11 @@ export interface CheckpointMeta {
   loader: { seed: number; epoch: number; batch: number };
   /** Every random stream of training derives from this seed and the loader position. */
   rng: { seed: number };
-  /** Sums of the epoch in progress (a mid-epoch checkpoint): loss sum, errors, samples. */
-  partial: { lossSum: number; wrong: number; seen: number; seconds: number };
-  best: { metric: 'top1'; value: number; epoch: number } | null;
+  /** Sums of the epoch in progress (a mid-epoch checkpoint): loss sum, errors (a classifier's),
+   *  samples, seconds, and the image-weighted sums of named loss terms (a detector's). */
+  partial: { lossSum: number; wrong?: number; seen: number; seconds: number; parts?: Record<string, number> };
+  /** The best evaluation so far: its metric's name ('top1' for classifiers), value, epoch. */
+  best: { metric: string; value: number; epoch: number } | null;
   plateau: { best: number; bad: number; cooldownLeft: number; factor: number } | null;
   /** Normalisation used for inputs (eval reproduces it without the training set). */
   norm: { mean: number[]; std: number[] };

@@ -9,7 +9,8 @@ import type { EpochMetrics } from './metrics.js';
  * @example const svg = errorPlotSvg(readMetrics('runs/default/metrics.jsonl'), 'resnet20: error (%)');
  */
 export function errorPlotSvg(metrics: EpochMetrics[], title = 'error (%)'): string {
-  const pts = (key: 'train_err' | 'test_err'): [number, number][] => metrics.map((m) => [m.epoch, 100 * m[key]]);
+  // A row without the key (a task that counts no errors) is left out.
+  const pts = (key: 'train_err' | 'test_err'): [number, number][] => metrics.flatMap((m) => (typeof m[key] === 'number' ? [[m.epoch, 100 * m[key]] as [number, number]] : []));
   return linePlotSvg({
     title, xLabel: 'epoch', yLabel: 'error (%)', xMin: 0, xMax: Math.max(1, ...metrics.map((m) => m.epoch)), integerX: true,
     series: [

@@ -1,20 +1,22 @@
-// The Trainer: epochs of SGD or AdamW over a DataLoader with the lr set per iteration from the
-// schedule (fractional epochs), per-epoch evaluation, metrics.jsonl, checkpoints every epoch
-// and for the best test top-1, exact resume, a NaN/Inf guard and a graceful stop (an
-// AbortSignal: the step in flight finishes, a checkpoint is saved). It never prints: progress
-// and messages go through `onProgress`. Determinism: model init, data order and augmentation
-// derive only from the seed and the loader position, so a resumed run replays exactly.
+// The Trainer: a classifier's training run. It owns what is a classifier's: the data (a named
+// dataset or in-memory splits, DataLoaders), the model (fine-tuning, freezing), the optimiser
+// and its groups, config.json, the step (autocast forward, cross-entropy, backward) and the
+// test evaluation (top-1/top-5); the epochs themselves (lr schedule, guards, progress, stop,
+// checkpoints, metrics.jsonl, the plot, resume) are runTrainLoop's (loop.ts). It never prints.
+// Determinism: model init, data order and augmentation derive only from the seed and the
+// loader position, so a resumed run replays exactly.
 
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { InvalidArgumentError, ResnetError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
 import { DataLoader, type LoaderDataset } from '../data/loader.js';
+import type { Batch } from '../data/dataset.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { createModel } from '../models/registry.js';
 import { fuseForInference } from '../models/fused.js';
 import type { ResNet } from '../models/resnet.js';
 import type { ShortcutOption } from '../models/shortcut.js';
-import { lrAt, ReduceOnPlateau, type ScheduleSpec } from '../optim/schedule.js';
+import { ReduceOnPlateau, type ScheduleSpec } from '../optim/schedule.js';
 import { ADAMW_DEFAULTS, AdamW } from '../optim/adamw.js';
 import { trainableGroups } from '../optim/optimizer.js';
 import { SGD } from '../optim/sgd.js';
@@ -26,23 +28,17 @@ import type { Precision } from '../backend/backend.js';
 import { resolvePrecision, type PrecisionChoice } from '../backend/precision.js';
 import { tidy } from '../tensor/scope.js';
 import { tensor } from '../tensor/tensor.js';
-import { BEST, CHECKPOINT_FORMAT, LAST, loadRunCheckpoint, saveCheckpoint, type CheckpointMeta, type LoadedCheckpoint } from './checkpoint.js';
+import { BEST, CHECKPOINT_FORMAT, LAST, loadRunCheckpoint, type LoadedCheckpoint } from './checkpoint.js';
 import { describeInput, isArrayDataset, loadSplits, transformsFor, type FolderPreset } from './data.js';
 import { applyFreeze, BN_MODES, describeFit, fineTuneGroups, fitWeights, FREEZE_POINTS, readWeightsSource, type BnMode, type FitReport, type WeightsSource } from './finetune.js';
 import { KEY_MAPPINGS, type KeyMapping } from '../io/weights.js';
 import type { FetchOptions } from '../infer/pretrained.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../data/presets.js';
-import { appendMetrics, METRICS, readMetrics, truncateMetrics, type EpochMetrics } from './metrics.js';
-import { svgToPng } from '../plot/png.js';
+import { METRICS } from './metrics.js';
+import { runTrainLoop, TrainingError, type ProgressEvent, type TrainEvaluation, type TrainLoopResult, type TrainLoopSpec } from './loop.js';
 import { errorPlotSvg } from './plot.js';
 
-/**
- * Training stopped for a reason the user must see (non-finite loss, a run dir in the way).
- * @example try { await new Trainer({ out: 'runs/a', lr: 100 }).run(); } catch (e) { if (e instanceof TrainingError) console.log(e.message); }  // diverged
- */
-export class TrainingError extends ResnetError {
-  constructor(message: string) { super('ERR_TRAINING', message); }
-}
+export { TrainingError, nonFiniteEntry, type ProgressEvent } from './loop.js';
 
 /** @example SCHEDULES.join(', ')  // 'constant, step, multistep, cosine, plateau' */
 export const SCHEDULES = ['constant', 'step', 'multistep', 'cosine', 'plateau'] as const;
@@ -146,20 +142,6 @@ export const DEFAULT_CONFIG: TrainConfig = {
 };
 
 /**
- * @example
- * const onProgress = (e: ProgressEvent): void => {
- *   if (e.type === 'step') console.log(`${e.epoch}/${e.epochs} ${e.batch}/${e.batches} loss ${e.loss.toFixed(3)}`);
- *   else if (e.type === 'message') console.log(e.text);
- * };
- */
-export type ProgressEvent =
-  | { type: 'start'; epochs: number; stepsPerEpoch: number; trainSize: number; testSize: number; resumedFrom: string | null; epoch: number; batch: number }
-  | { type: 'step'; epoch: number; epochs: number; batch: number; batches: number; step: number; loss: number; lr: number; imagesPerSec: number; etaSec: number }
-  | { type: 'eval'; epoch: number }
-  | { type: 'epoch'; metrics: EpochMetrics; best: boolean }
-  | { type: 'message'; text: string };
-
-/**
  * How a run is carried out, beside its recipe (TrainConfig): the data when it is in memory,
  * resume/overwrite, progress and stopping.
  * @example
@@ -261,19 +243,6 @@ export async function evaluate(model: ResNet, loader: DataLoader, options: Evalu
     net.dispose();
   }
   return { top1: t1 / n, top5: t5 / n, loss: lossSum / n, n };
-}
-
-/** The first state-dict entry holding NaN or Inf, or null. oneDNN's ReLU and max pooling map
- *  NaN to 0, so a net whose weights went non-finite can still give a finite loss: the guard
- *  checks the weights themselves before anything is saved.
- * @example nonFiniteEntry(model)  // null, or the first 'key[i] = NaN'
- */
-export function nonFiniteEntry(model: ResNet): string | null {
-  for (const [k, v] of Object.entries(model.stateDict())) {
-    if (!(v.data instanceof Float32Array)) continue;
-    for (let i = 0; i < v.data.length; i++) if (!Number.isFinite(v.data[i])) return `${k}[${i}] = ${v.data[i]}`;
-  }
-  return null;
 }
 
 function scheduleSpec(c: TrainConfig): ScheduleSpec {
@@ -478,24 +447,17 @@ export class Trainer {
     const opt = c.optimizer === 'adamw'
       ? new AdamW(groups, { lr: c.lr, betas: c.betas, eps: c.eps, weightDecay: c.weightDecay, amsgrad: c.amsgrad })
       : new SGD(groups, { lr: c.lr, momentum: c.momentum, weightDecay: c.weightDecay, nesterov: c.nesterov });
-    // Each group's own base lr; the schedule scales them all by the same factor.
+    // Each group's own base lr (before a resumed state sets the scaled ones); the schedule
+    // scales them all by the same factor.
     const baseLrs = opt.groups.map((g) => g.lr);
     const plateau = c.schedule === 'plateau' ? new ReduceOnPlateau({ factor: 0.1, patience: 2 }) : null;
-    let epoch = 0;
-    let batch = 0;
-    let step = 0;
-    let best: CheckpointMeta['best'] = null;
-    let partial = { lossSum: 0, wrong: 0, seen: 0, seconds: 0 };
+    let from: TrainLoopSpec<Batch>['from'];
     if (resumed) {
       model.loadStateDict(resumed.model);
       if (resumed.optim) opt.loadStateDict(resumed.optim);
-      epoch = resumed.meta.loader.epoch;
-      batch = resumed.meta.loader.batch;
-      step = resumed.meta.step;
-      best = resumed.meta.best;
-      partial = resumed.meta.partial;
-      if (plateau && resumed.meta.plateau) plateau.load(resumed.meta.plateau);
-      truncateMetrics(join(dir, METRICS), epoch);
+      const m = resumed.meta;
+      from = { epoch: m.loader.epoch, batch: m.loader.batch, step: m.step, best: m.best, partial: m.partial };
+      if (plateau && m.plateau) plateau.load(m.plateau);
     }
 
     const trainLoader = new DataLoader(train, {
@@ -506,122 +468,51 @@ export class Trainer {
       batchSize: Math.max(c.batchSize, 256), shuffle: false, subset: c.testSubset, workers: c.workers,
       transforms: transformsFor(test, false, c.aug, input, c.folderPreset),
     });
-    const spec = scheduleSpec(c);
-    const nb = trainLoader.length;
-    const meta = (e: number, b: number): CheckpointMeta => ({
-      format: CHECKPOINT_FORMAT, arch: c.arch, modelOptions, epoch: e, step,
-      loader: { seed: c.seed, epoch: e, batch: b }, rng: { seed: c.seed }, partial: { ...partial }, best,
-      plateau: plateau ? plateau.state() : null, norm: { mean: input.mean, std: input.std },
-      input: { channels: input.channels, height: input.height, width: input.width, classes: input.classes },
-      lrs: opt.groups.map((g) => g.lr), config: c as unknown as Record<string, unknown>, savedAt: new Date().toISOString(),
-    });
-    const last = join(dir, LAST);
-    this.emit({ type: 'start', epochs: c.epochs, stepsPerEpoch: nb, trainSize: trainLoader.size, testSize: testLoader.size, resumedFrom: resumed?.file ?? null, epoch, batch });
-
-    let final: EvalResult | null = null;
-    let interrupted = false;
-    let trainSeconds = 0;
-    let trainImages = 0;
-    const checkWeights = (where: string): void => {
-      const bad = nonFiniteEntry(model);
-      if (bad) {
-        throw new TrainingError(`training diverged: ${bad} after ${where}; stopped without saving: ${existsSync(last) ? `${last} holds the last good state` : 'no checkpoint was written yet'}. Try a lower --lr or a --warmup`);
-      }
+    const classify = async (): Promise<TrainEvaluation> => {
+      const ev = await evaluate(model, testLoader, { precision: precision.precision });
+      return { metrics: { test_loss: ev.loss, test_top1: ev.top1, test_top5: ev.top5, test_err: 1 - ev.top1 }, score: ev.top1, metric: 'top1', loss: ev.loss };
     };
+    let r: TrainLoopResult;
     try {
-      for (; epoch < c.epochs && !interrupted; epoch++, batch = 0) {
-        model.train();
-        setModes();
-        trainLoader.resetStats();
-        let tEpoch = performance.now();
-        let stepsDone = 0;
-        for await (const { x, y, shape } of trainLoader.epoch(epoch, { startBatch: batch })) {
-          const factor = plateau ? plateau.state().factor : 1;
-          const lr = lrAt(spec, c.lr, epoch + batch / nb, c.warmup) * factor;
-          opt.setLr(baseLrs.map((b) => lrAt(spec, b, epoch + batch / nb, c.warmup) * factor));
-          const r = tidy(() => {
-            const logits = autocast(precision.precision, () => model.forward(tensor(x, shape)));
-            const loss = crossEntropy(logits, tensor(y, [y.length], { dtype: 'int32' }), { labelSmoothing: c.labelSmoothing });
-            const value = loss.item();
-            if (!Number.isFinite(value)) return { value, top1: 0 };
-            loss.backward();
-            return { value, top1: hits(logits.toFloat32Array(), y, logits.shape[1]).top1 };
-          });
-          if (!Number.isFinite(r.value)) {
-            opt.zeroGrad();
-            throw new TrainingError(`training diverged: the loss is ${r.value} at epoch ${epoch + 1}, batch ${batch + 1} (step ${step + 1}, lr ${lr.toPrecision(3)}); ` +
-              `stopped without saving: ${existsSync(last) ? `${last} holds the last good state` : 'no checkpoint was written yet'}. Try a lower --lr or a --warmup`);
-          }
-          opt.step();
-          opt.zeroGrad();
-          step++;
-          batch++;
-          stepsDone++;
-          partial.lossSum += r.value * y.length;
-          partial.wrong += y.length - r.top1;
-          partial.seen += y.length;
-          trainImages += y.length;
-          const now = performance.now();
-          const elapsed = (now - tEpoch) / 1000;
-          const perStep = elapsed / stepsDone;
-          const stepsLeft = (nb - batch) + (c.epochs - epoch - 1) * nb;
-          this.emit({
-            type: 'step', epoch: epoch + 1, epochs: c.epochs, batch, batches: nb, step, loss: r.value, lr,
-            imagesPerSec: (stepsDone * c.batchSize) / Math.max(elapsed, 1e-9), etaSec: perStep * stepsLeft * 1.1,
-          });
-          const stop = this.opts.signal?.aborted ?? false;
-          if (stop || (c.checkpointEvery && step % c.checkpointEvery === 0 && batch < nb)) {
-            partial.seconds += (now - tEpoch) / 1000;
-            trainSeconds += (now - tEpoch) / 1000;
-            tEpoch = now;
-            stepsDone = 0;
-            checkWeights(`epoch ${epoch + 1}, batch ${batch}`);
-            saveCheckpoint(last, model, opt, meta(epoch, batch));
-            if (stop) { interrupted = true; this.emit({ type: 'message', text: `stopped at epoch ${epoch + 1}, batch ${batch}/${nb}; saved ${last}; continue with --resume` }); break; }
-          }
-        }
-        if (interrupted) break;
-        const epochSeconds = partial.seconds + (performance.now() - tEpoch) / 1000;
-        trainSeconds += (performance.now() - tEpoch) / 1000;
-        checkWeights(`epoch ${epoch + 1}`);
-        this.emit({ type: 'eval', epoch: epoch + 1 });
-        const ev = await evaluate(model, testLoader, { precision: precision.precision });
-        if (!Number.isFinite(ev.loss)) {
-          throw new TrainingError(`training diverged: the test loss is ${ev.loss} after epoch ${epoch + 1}; stopped without saving: ${existsSync(last) ? `${last} holds the last good state` : 'no checkpoint was written yet'}`);
-        }
-        final = ev;
-        if (plateau) plateau.step(ev.loss);
-        const isBest = best === null || ev.top1 > best.value;
-        if (isBest) best = { metric: 'top1', value: ev.top1, epoch: epoch + 1 };
-        const m: EpochMetrics = {
-          epoch: epoch + 1, step, lr: opt.groups[0].lr, train_loss: partial.lossSum / partial.seen, train_err: partial.wrong / partial.seen,
-          test_loss: ev.loss, test_top1: ev.top1, test_top5: ev.top5, test_err: 1 - ev.top1,
-          seconds: epochSeconds, images_per_sec: partial.seen / Math.max(epochSeconds, 1e-9), time: new Date().toISOString(),
-        };
-        partial = { lossSum: 0, wrong: 0, seen: 0, seconds: 0 };
-        appendMetrics(join(dir, METRICS), m);
-        const svg = errorPlotSvg(readMetrics(join(dir, METRICS)), `${c.arch} on ${c.dataset}: error (%)`);
-        writeFileAtomic(join(dir, 'errors.svg'), [new TextEncoder().encode(svg)]);
-        writeFileAtomic(join(dir, 'errors.png'), [svgToPng(svg)]);
-        const done = meta(epoch + 1, 0);
-        saveCheckpoint(last, model, opt, done);
-        if (isBest) saveCheckpoint(join(dir, BEST), model, opt, done);
-        this.emit({ type: 'epoch', metrics: m, best: isBest });
-      }
-      if (!final && !interrupted) {
-        // Resumed a finished run: report its last evaluation.
-        final = await evaluate(model, testLoader, { precision: precision.precision });
-      }
+      r = await runTrainLoop<Batch>({
+        dir, model, optimizer: opt, epochs: c.epochs, batchesPerEpoch: trainLoader.length, from,
+        batches: async function* (epoch, startBatch) {
+          model.train();
+          setModes();
+          trainLoader.resetStats();
+          yield* trainLoader.epoch(epoch, { startBatch });
+        },
+        step: ({ x, y, shape }) => tidy(() => {
+          const logits = autocast(precision.precision, () => model.forward(tensor(x, shape)));
+          const loss = crossEntropy(logits, tensor(y, [y.length], { dtype: 'int32' }), { labelSmoothing: c.labelSmoothing });
+          const value = loss.item();
+          if (!Number.isFinite(value)) return { loss: value, images: y.length };
+          loss.backward();
+          return { loss: value, images: y.length, wrong: y.length - hits(logits.toFloat32Array(), y, logits.shape[1]).top1 };
+        }),
+        evaluate: classify,
+        schedule: { spec: scheduleSpec(c), baseLrs, warmup: c.warmup, plateau },
+        meta: (p) => ({
+          format: CHECKPOINT_FORMAT, arch: c.arch, modelOptions, epoch: p.epoch, step: p.step,
+          loader: { seed: c.seed, epoch: p.epoch, batch: p.batch }, rng: { seed: c.seed }, partial: p.partial, best: p.best,
+          plateau: p.plateau ?? null, norm: { mean: input.mean, std: input.std },
+          input: { channels: input.channels, height: input.height, width: input.width, classes: input.classes },
+          lrs: opt.groups.map((g) => g.lr), config: c as unknown as Record<string, unknown>, savedAt: new Date().toISOString(),
+        }),
+        plots: [{ name: 'errors', svg: (rows) => errorPlotSvg(rows, `${c.arch} on ${c.dataset}: error (%)`) }],
+        checkpointEvery: c.checkpointEvery, signal: this.opts.signal, onProgress: this.emit,
+        info: { trainSize: trainLoader.size, testSize: testLoader.size, resumedFrom: resumed?.file ?? null },
+      });
     } finally {
       await trainLoader.close();
       await testLoader.close();
       opt.dispose();
       model.dispose();
     }
+    const final = r.last?.metrics;
     return {
-      runDir: dir, epochs: epoch, top1: final?.top1 ?? NaN, top5: final?.top5 ?? NaN, loss: final?.loss ?? NaN,
-      bestTop1: best?.value ?? NaN, seconds: (performance.now() - t0) / 1000,
-      imagesPerSec: trainImages / Math.max(trainSeconds, 1e-9), interrupted,
+      runDir: dir, epochs: r.epochs, top1: final?.test_top1 ?? NaN, top5: final?.test_top5 ?? NaN, loss: final?.test_loss ?? NaN,
+      bestTop1: r.best?.value ?? NaN, seconds: (performance.now() - t0) / 1000, imagesPerSec: r.imagesPerSec, interrupted: r.interrupted,
     };
   }
 }
