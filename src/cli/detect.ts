@@ -1,5 +1,5 @@
-// `resnet detect`: the detection command group (issue 16): `synth` (here), `predict`
-// (detect_predict.ts) and `eval` (detect_eval.ts). Commands parse and print; the work is in src/detect/.
+// `resnet detect`: the detection command group (issue 16): `synth` (here), `train`
+// (detect_train.ts), `predict` (detect_predict.ts) and `eval` (detect_eval.ts). Commands parse and print; the work is in src/detect/.
 
 import { Command } from 'commander';
 import { InvalidArgumentError } from '../errors.js';
@@ -8,6 +8,7 @@ import { DETECTION_ARCHS } from '../detect/models.js';
 import { detectEval, type DetectEvalFlags } from './detect_eval.js';
 import { intFlag } from './flags.js';
 import { detectPredict, type DetectPredictFlags } from './detect_predict.js';
+import { detectTrainCommand, type DetectTrainFlags } from './detect_train.js';
 
 export interface SynthFlags {
   out: string; images: string; seed?: string; size?: string; split?: string; maxObjects?: string; force?: boolean; data?: string; json?: boolean;
@@ -40,7 +41,7 @@ export async function synthCommand(flags: SynthFlags): Promise<SynthResult> {
  * @example program.addCommand(detectCommand);  // resnet detect synth --out DIR --images N
  */
 export const detectCommand = new Command('detect')
-  .description('object detection with ResNet backbones (Faster R-CNN, torchvision-compatible): synthetic data, predict, eval');
+  .description('object detection with ResNet backbones (Faster R-CNN, torchvision-compatible): synthetic data, train, predict, eval');
 
 detectCommand
   .command('synth')
@@ -57,11 +58,40 @@ detectCommand
   .action(async (opts: SynthFlags) => { await synthCommand(opts); });
 
 detectCommand
+  .command('train')
+  .description("train a Faster R-CNN on a COCO folder with torchvision's recipe scaled to the batch (SGD 0.02 per 16 images, momentum 0.9, wd 1e-4, warm-up, lr / 10 at 16/26 and 22/26 of the epochs, flips); COCO AP on --val-data after each epoch; checkpoints, metrics.jsonl, losses.png and ap.png in --out")
+  .requiredOption('--data <dir>', 'training COCO folder (instances.json + images/), e.g. resnet detect synth --split train')
+  .requiredOption('--val-data <dir>', 'held-out COCO folder scored after each epoch, e.g. resnet detect synth --split test')
+  .option('--arch <name>', `detection arch: ${DETECTION_ARCHS.join(', ')}`, 'fasterrcnn_resnet18_fpn')
+  .option('--weights <file>', 'start from a classification checkpoint (the backbone: resnet train, torchvision) or a detection checkpoint of the same classes; default: from scratch')
+  .option('--epochs <n>', 'epochs', '12')
+  .option('--batch <n>', 'images per step', '2')
+  .option('--lr <lr>', 'learning rate (default 0.02 x batch / 16)')
+  .option('--momentum <m>', 'SGD momentum', '0.9')
+  .option('--weight-decay <wd>', 'weight decay', '1e-4')
+  .option('--warmup <epochs>', 'linear warm-up from 0.1 x lr (default min(1, epochs / 10))')
+  .option('--milestones <e1,e2>', 'epochs at which the lr is divided by 10 (default 16/26 and 22/26 of --epochs)')
+  .option('--trainable-layers <n>', 'backbone layers trained, 0..5 of layer4..conv1 (default 3 with --weights, else 5)')
+  .option('--min-size <px>', "resize: short side (default the arch's 800)")
+  .option('--max-size <px>', "resize: cap of the long side (default the arch's 1333)")
+  .option('--hflip <p>', 'horizontal flip probability', '0.5')
+  .option('--rpn-post-nms <n>', 'RPN proposals kept per image in training (default 2000)')
+  .option('--box-batch <n>', 'proposals sampled per image for the box head (default 512)')
+  .option('--val-subset <n>', 'score the first N held-out images only')
+  .option('--seed <s>', 'seed of the init, the data order, flips and sampling', '0')
+  .option('--out <dir>', 'run directory', 'runs/detect')
+  .option('--checkpoint-every <steps>', 'also save last.safetensors every N steps (0: each epoch)', '0')
+  .option('--resume', 'continue the run in --out from its last checkpoint')
+  .option('--force', 'overwrite an earlier run in --out')
+  .option('--json', 'print one JSON line of progress per event and the result')
+  .action(async (opts: DetectTrainFlags) => { await detectTrainCommand(opts); });
+
+detectCommand
   .command('predict')
-  .description('detect objects in images with a Faster R-CNN (torchvision weights): prints JSON [{"file","detections":[{"box":[x1,y1,x2,y2],"score","label","name"}]}]')
+  .description('detect objects in images with a Faster R-CNN (torchvision weights or a resnet detect train run): prints JSON [{"file","detections":[{"box":[x1,y1,x2,y2],"score","label","name"}]}]')
   .argument('<images...>', 'image files or folders')
   .option('--arch <name>', `detection arch: ${DETECTION_ARCHS.join(', ')} (default fasterrcnn_resnet50_fpn)`)
-  .requiredOption('--weights <file>', 'a torchvision detection checkpoint (.pth or .safetensors)')
+  .requiredOption('--weights <file>', "a torchvision detection checkpoint (.pth or .safetensors; with --arch) or a 'resnet detect train' run (its folder or a checkpoint)")
   .option('--score-thresh <p>', 'keep detections scoring at least this (0..1; the model\'s own 0.05 applies before NMS)')
   .option('--bn-eps <eps>', 'backbone BatchNorm eps (default: 0 for torchvision\'s v1 COCO files, else 1e-5)')
   .option('--out <dir>', 'also write each image with its boxes and labels drawn (DIR/NAME.png) and DIR/index.html')
@@ -72,7 +102,7 @@ detectCommand
   .description('run a detector over a COCO folder (instances.json + images/) and print the 12 COCO box numbers as pycocotools does')
   .requiredOption('--data <dir>', 'a folder holding instances.json and images/ (e.g. from `resnet detect synth`), or the annotation file')
   .option('--arch <name>', `detection arch: ${DETECTION_ARCHS.join(', ')} (default fasterrcnn_resnet50_fpn)`)
-  .requiredOption('--weights <file>', 'a torchvision detection checkpoint (.pth or .safetensors)')
+  .requiredOption('--weights <file>', "a torchvision detection checkpoint (.pth or .safetensors; with --arch) or a 'resnet detect train' run (its folder or a checkpoint)")
   .option('--bn-eps <eps>', 'backbone BatchNorm eps (default: as the weights say)')
   .option('--limit <n>', 'evaluate the first N images only')
   .option('--json', 'print {"AP","AP50","AP75","APs","APm","APl","AR1","AR10","AR100","ARs","ARm","ARl"} (fractions; -1 where undefined)')

@@ -6,10 +6,11 @@
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { errnoWords, InvalidArgumentError } from '../errors.js';
 import { listImages } from '../infer/preprocess.js';
-import { DETECTION_ARCHS, createDetector } from '../detect/models.js';
+import { DETECTION_ARCHS } from '../detect/models.js';
 import { detect } from '../detect/predict.js';
 import { writeDetectionPages } from '../detect/draw.js';
-import { loadDetectionWeights } from '../detect/weights.js';
+import { openDetector, type OpenedDetector } from '../detect/load.js';
+import { isDetectionRun } from '../detect/train/run.js';
 import { numberInRange } from './flags.js';
 
 /** @example const f: DetectPredictFlags = { arch: 'fasterrcnn_resnet50_fpn', weights: 'coco.pth', scoreThresh: '0.5' }; */
@@ -27,15 +28,25 @@ export interface DetectPredictFlags {
 }
 
 /**
- * The detector the flags name (default fasterrcnn_resnet50_fpn), checked before any work:
- * the arch, the required weights file and the backbone BatchNorm eps.
+ * The detector the flags name, checked before any work: the arch (default
+ * fasterrcnn_resnet50_fpn for a torchvision file; a training run names its own), the
+ * required weights and the backbone BatchNorm eps.
  * @example const { arch, weights, bnEps } = detectorFlags({ arch: 'fasterrcnn_resnet18_fpn', weights: 'det.safetensors' });
  */
-export function detectorFlags(flags: { arch?: string; weights?: string; bnEps?: string }): { arch: string; weights: string; bnEps: number | undefined } {
-  const arch = flags.arch ?? 'fasterrcnn_resnet50_fpn';
-  if (!DETECTION_ARCHS.includes(arch)) throw new InvalidArgumentError(`--arch: unknown detection arch '${arch}'; valid: ${DETECTION_ARCHS.join(', ')}`);
-  if (!flags.weights) throw new InvalidArgumentError('--weights is required: a torchvision Faster R-CNN checkpoint (.pth or .safetensors)');
+export function detectorFlags(flags: { arch?: string; weights?: string; bnEps?: string }): { arch: string | undefined; weights: string; bnEps: number | undefined } {
+  if (flags.arch !== undefined && !DETECTION_ARCHS.includes(flags.arch)) throw new InvalidArgumentError(`--arch: unknown detection arch '${flags.arch}'; valid: ${DETECTION_ARCHS.join(', ')}`);
+  if (!flags.weights) throw new InvalidArgumentError("--weights is required: a torchvision Faster R-CNN checkpoint (.pth or .safetensors) or a 'resnet detect train' run");
+  const arch = flags.arch ?? (isDetectionRun(flags.weights) ? undefined : 'fasterrcnn_resnet50_fpn');
   return { arch, weights: flags.weights, bnEps: numberInRange(flags.bnEps, 'bn-eps', 0, 1) };
+}
+
+/**
+ * The detector of the flags, loaded (see detectorFlags and openDetector).
+ * @example const { model } = openFlaggedDetector({ weights: 'runs/det' });
+ */
+export function openFlaggedDetector(flags: { arch?: string; weights?: string; bnEps?: string }): OpenedDetector {
+  const { arch, weights, bnEps } = detectorFlags(flags);
+  return openDetector(weights, { arch, bnEps });
 }
 
 /**
@@ -43,7 +54,7 @@ export function detectorFlags(flags: { arch?: string; weights?: string; bnEps?: 
  * @example await detectPredict(['street.jpg'], { arch: 'fasterrcnn_resnet50_fpn', weights: 'fasterrcnn_resnet50_fpn_coco.pth', scoreThresh: '0.5' });
  */
 export async function detectPredict(images: string[], flags: DetectPredictFlags): Promise<void> {
-  const { arch, weights, bnEps } = detectorFlags(flags);
+  detectorFlags(flags);
   const scoreThresh = numberInRange(flags.scoreThresh, 'score-thresh', 0, 1) ?? 0;
   if (flags.out !== undefined) {
     // Before any work: --out must be a directory we can make.
@@ -51,9 +62,8 @@ export async function detectPredict(images: string[], flags: DetectPredictFlags)
     try { mkdirSync(flags.out, { recursive: true }); } catch (e) { throw new InvalidArgumentError(`--out ${flags.out}: cannot make the folder: ${errnoWords(e)}`); }
   }
   const files = await listImages(images);
-  const model = createDetector(arch);
+  const { model } = openFlaggedDetector(flags);
   try {
-    loadDetectionWeights(model, weights, { bnEps });
     const results = await detect(model, files, { scoreThresh });
     const out = files.map((file, i) => ({
       file,

@@ -1,0 +1,56 @@
+// `resnet detect train`: flags to a DetectTrainConfig, Ctrl-C to a graceful stop, progress
+// through the classifier trainer's renderer (cli/train.ts). The work is in src/detect/train/.
+
+import { trainDetector, type DetectTrainConfig } from '../detect/train/trainer.js';
+import { InvalidArgumentError } from '../errors.js';
+import { intFlag, num, numberInRange } from './flags.js';
+import { progressPrinter } from './train.js';
+
+/** @example const f: DetectTrainFlags = { data: 'synth/train', valData: 'synth/test', epochs: '6', out: 'runs/det' }; */
+export interface DetectTrainFlags {
+  data?: string; valData?: string; arch?: string; weights?: string; epochs?: string; batch?: string; lr?: string;
+  momentum?: string; weightDecay?: string; warmup?: string; milestones?: string; trainableLayers?: string;
+  minSize?: string; maxSize?: string; hflip?: string; rpnPostNms?: string; boxBatch?: string; valSubset?: string;
+  seed?: string; out?: string; checkpointEvery?: string; resume?: boolean; force?: boolean; json?: boolean;
+}
+
+/**
+ * Runs `resnet detect train` with the flags; prints one line (or JSON) at the end.
+ * @example await detectTrainCommand({ data: 'synth/train', valData: 'synth/test', epochs: '6', minSize: '320', maxSize: '320', out: 'runs/det' });
+ */
+export async function detectTrainCommand(flags: DetectTrainFlags): Promise<void> {
+  let milestones: number[] | undefined;
+  if (flags.milestones !== undefined) {
+    milestones = flags.milestones.split(',').map((m) => Number(m.trim()));
+    if (milestones.some((m) => !Number.isInteger(m) || m < 1)) throw new InvalidArgumentError(`--milestones must be epochs (integers >= 1) separated by commas, got '${flags.milestones}'`);
+  }
+  const config: Partial<DetectTrainConfig> = {
+    data: flags.data, valData: flags.valData, arch: flags.arch, weights: flags.weights,
+    epochs: intFlag(flags.epochs, 'epochs', 1), batchSize: intFlag(flags.batch, 'batch', 1), lr: num(flags.lr, 'lr'),
+    momentum: num(flags.momentum, 'momentum'), weightDecay: num(flags.weightDecay, 'weight-decay'), warmup: num(flags.warmup, 'warmup'),
+    milestones, trainableLayers: intFlag(flags.trainableLayers, 'trainable-layers', 0),
+    minSize: intFlag(flags.minSize, 'min-size', 16), maxSize: intFlag(flags.maxSize, 'max-size', 16), hflip: numberInRange(flags.hflip, 'hflip', 0, 1),
+    rpnPostNmsTopNTrain: intFlag(flags.rpnPostNms, 'rpn-post-nms', 1), boxBatchSizePerImage: intFlag(flags.boxBatch, 'box-batch', 1),
+    valSubset: intFlag(flags.valSubset, 'val-subset', 1), seed: intFlag(flags.seed, 'seed', 0), out: flags.out,
+    checkpointEvery: intFlag(flags.checkpointEvery, 'checkpoint-every', 0),
+  };
+  const ac = new AbortController();
+  const onSigint = (): void => {
+    if (ac.signal.aborted) process.exit(130);
+    process.stderr.write('\nresnet: stopping after this step (Ctrl-C again to quit now)\n');
+    ac.abort();
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    const r = await trainDetector(config, { resume: flags.resume, force: flags.force, signal: ac.signal, onProgress: progressPrinter(flags.json === true) });
+    if (flags.json) {
+      process.stdout.write(`${JSON.stringify({ epochs: r.epochs, AP: r.AP, AP50: r.AP50, bestAP50: r.bestAP50, seconds: r.seconds, images_per_sec: r.imagesPerSec })}\n`);
+    } else {
+      process.stdout.write(`${r.interrupted ? 'interrupted' : 'done'}: ${r.epochs} epochs, held-out COCO AP ${r.AP.toFixed(3)} AP50 ${r.AP50.toFixed(3)} (best AP50 ${r.bestAP50.toFixed(3)}), ` +
+        `${r.seconds.toFixed(1)} s, ${r.imagesPerSec.toFixed(2)} img/s; run in ${r.runDir}\n`);
+    }
+    if (r.interrupted) process.exitCode = 130;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
