@@ -149,7 +149,9 @@ export interface DetectionStages {
 }
 
 /** The training losses of one batch, as torchvision's loss dict.
- * @example const { loss, parts }: DetectionLosses = model.losses(images, targets, new Random(0));
+ * @example const detector = createDetector('fasterrcnn_resnet18_fpn', { numClasses: 3 }).train();
+ * const image = { data: new Float32Array(3 * 64 * 64), channels: 3, height: 64, width: 64 };
+ * const { loss, parts }: DetectionLosses = detector.losses([image], [{ boxes: new Float32Array([8, 8, 40, 40]), labels: Int32Array.of(1) }], new Random(0));
  */
 export interface DetectionLosses {
   /** The sum of the four, a scalar in the graph: call backward() on it. */

@@ -227,7 +227,9 @@ export interface RoiHeadsOptions {
 }
 
 /** The box head's training loss (in the graph) and its terms.
- * @example const { loss, classifier, boxReg }: RoiTrainingOutput = heads.trainingLoss(levels, proposals, sizes, targets, new Random(0));
+ * @example const detector = createDetector('fasterrcnn_resnet18_fpn', { numClasses: 3 }).train();
+ * const boxes = new Float32Array([8, 8, 40, 40]);
+ * const out: RoiTrainingOutput = detector.roiHeads.trainingLoss([{ name: '0', tensor: x }], [{ boxes, scores: Float32Array.of(0.9) }], [[64, 64]], [{ boxes, labels: Int32Array.of(1) }], new Random(0));
  */
 export interface RoiTrainingOutput {
   /** loss_classifier + loss_box_reg, a scalar in the graph. */

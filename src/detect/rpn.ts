@@ -117,7 +117,8 @@ export interface DetectionTarget {
 }
 
 /** The RPN's training output: its loss (in the graph) and its terms, and the proposals.
- * @example const { loss, objectness, boxReg, proposals }: RpnTrainingOutput = rpn.trainingLoss(padded, sizes, levels, targets, new Random(0));
+ * @example const detector = createDetector('fasterrcnn_resnet18_fpn', { numClasses: 3 }).train();
+ * const out: RpnTrainingOutput = detector.rpn.trainingLoss([64, 64], [[64, 64]], [{ name: '0', tensor: x }], [{ boxes: new Float32Array([8, 8, 40, 40]), labels: Int32Array.of(1) }], new Random(0));
  */
 export interface RpnTrainingOutput {
   /** loss_objectness + loss_rpn_box_reg, a scalar in the graph. */

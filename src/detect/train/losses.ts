@@ -18,7 +18,7 @@ function smoothL1(x: number, beta: number): [number, number] {
 export const BOX_LOSS_BETA = 1 / 9;
 
 /** The RPN's loss terms and gradients.
- * @example const { objectness, boxReg }: RpnLossResult = rpnLoss(logits, deltas, labels, targets, sampled);
+ * @example const r: RpnLossResult = rpnLoss(Float32Array.of(2, -1), new Float32Array(8), Int32Array.of(1, 0), new Float32Array(8), { pos: Int32Array.of(0), neg: Int32Array.of(1) });
  */
 export interface RpnLossResult {
   objectness: number;
@@ -33,7 +33,7 @@ export interface RpnLossResult {
  * RPN losses over anchors in one flat order (every image's anchors, image after image):
  * `logits` [A], `deltas` [A, 4], `labels` (1, 0, -1) and `targets` [A, 4] from
  * assignTargets, `sampled` the chosen positive and negative anchor indices.
- * @example const r = rpnLoss(logits, deltas, labels, targets, { pos: Int32Array.of(3), neg: Int32Array.of(0, 1) });
+ * @example const r = rpnLoss(Float32Array.of(0.5, -2, 1, 3), new Float32Array(16), Int32Array.of(0, 0, -1, 1), new Float32Array(16), { pos: Int32Array.of(3), neg: Int32Array.of(0, 1) });
  */
 export function rpnLoss(logits: Float32Array, deltas: Float32Array, labels: Int32Array, targets: Float32Array, sampled: { pos: Int32Array; neg: Int32Array }, beta = BOX_LOSS_BETA): RpnLossResult {
   const dLogits = new Float32Array(logits.length), dDeltas = new Float32Array(deltas.length);
@@ -56,7 +56,7 @@ export function rpnLoss(logits: Float32Array, deltas: Float32Array, labels: Int3
 }
 
 /** The box head's loss terms and gradients.
- * @example const { classifier, boxReg }: FastRcnnLossResult = fastRcnnLoss(logits, deltas, labels, targets, numClasses);
+ * @example const r: FastRcnnLossResult = fastRcnnLoss(Float32Array.of(1, 2, 0), new Float32Array(12), Int32Array.of(1), new Float32Array(4), 3);
  */
 export interface FastRcnnLossResult {
   classifier: number;
@@ -70,7 +70,7 @@ export interface FastRcnnLossResult {
 /**
  * Box-head losses of the K sampled proposals: `logits` [K, C], per-class `deltas` [K, 4C],
  * `labels` [K] (0 background), `targets` [K, 4] (encoded against each proposal's match).
- * @example const r = fastRcnnLoss(logits, deltas, Int32Array.of(0, 2), targets, 3);
+ * @example const r = fastRcnnLoss(new Float32Array(6), new Float32Array(24), Int32Array.of(0, 2), new Float32Array(8), 3);  // classifier: ln 3
  */
 export function fastRcnnLoss(logits: Float32Array, deltas: Float32Array, labels: Int32Array, targets: Float32Array, numClasses: number, beta = BOX_LOSS_BETA): FastRcnnLossResult {
   const K = labels.length, C = numClasses;

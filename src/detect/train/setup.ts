@@ -70,8 +70,9 @@ export interface TrainableOptions {
  * Marks which parameters train and returns the function that sets the modes after each
  * model.train(): frozen BatchNorm in eval mode. Everything past the backbone always trains.
  * @example
- * const setModes = setTrainable(model, { trainableLayers: 3, frozenBn: true });
- * model.train(); setModes();
+ * const detector = createDetector('fasterrcnn_resnet50_fpn');
+ * const setModes = setTrainable(detector, { trainableLayers: 3, frozenBn: true });
+ * detector.train(); setModes();
  */
 export function setTrainable(model: FasterRCNN, opts: TrainableOptions): () => void {
   const n = opts.trainableLayers;

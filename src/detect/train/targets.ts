@@ -19,6 +19,7 @@ export const BETWEEN_THRESHOLDS = -2;
  * torchvision's det_utils.Matcher.
  * @example
  * const matcher = new Matcher(0.7, 0.3, true);  // the RPN's
+ * const gtBoxes = new Float32Array([10, 10, 50, 60]), anchors = new Float32Array([12, 8, 48, 58, 100, 100, 120, 130]);
  * const matches = matcher.match(boxIou(gtBoxes, anchors), gtBoxes.length / 4);  // per anchor: gt index, -1 or -2
  */
 export class Matcher {
@@ -59,13 +60,13 @@ export class Matcher {
   }
 }
 
-/** Sampled indices of one image. @example const { pos, neg }: Sampled = new BalancedPositiveNegativeSampler(256, 0.5).sample(labels, new Random(0)); */
+/** Sampled indices of one image. @example const { pos, neg }: Sampled = new BalancedPositiveNegativeSampler(256, 0.5).sample(Int32Array.of(1, 0, 0, -1), new Random(0)); */
 export interface Sampled { pos: Int32Array; neg: Int32Array }
 
 /**
  * torchvision's BalancedPositiveNegativeSampler: up to batchSizePerImage * positiveFraction
  * positives (label >= 1), the rest negatives (label 0); label -1 is never drawn.
- * @example const { pos, neg } = new BalancedPositiveNegativeSampler(512, 0.25).sample(labels, new Random(7));
+ * @example const { pos, neg } = new BalancedPositiveNegativeSampler(512, 0.25).sample(Int32Array.of(2, 0, 0, 1), new Random(7));
  */
 export class BalancedPositiveNegativeSampler {
   constructor(readonly batchSizePerImage: number, readonly positiveFraction: number) {
@@ -93,7 +94,8 @@ function draw(from: number[], k: number, rng: Random): Int32Array {
 }
 
 /** Labels and regression targets of one image's anchors or proposals.
- * @example const { labels, targets }: AssignedTargets = assignTargets(anchors, gt, gtLabels, new Matcher(0.7, 0.3, true), new BoxCoder([1, 1, 1, 1]), 'rpn');
+ * @example const anchors = new Float32Array([0, 0, 32, 32, 8, 8, 40, 40]);
+ * const a: AssignedTargets = assignTargets(anchors, new Float32Array([10, 10, 42, 40]), Int32Array.of(1), new Matcher(0.7, 0.3, true), new BoxCoder([1, 1, 1, 1]), 'rpn');
  */
 export interface AssignedTargets {
   /** RPN: 1 object, 0 background, -1 ignored. Box head: the class (0 background), -1 ignored. */
@@ -107,7 +109,8 @@ export interface AssignedTargets {
  * `gtLabels` for the box head): torchvision's RPN assign_targets_to_anchors ('rpn': label 1
  * for a match) or RoIHeads.assign_targets_to_proposals ('roi': the matched class). An
  * image without objects gives every box the background label.
- * @example const { labels, targets } = assignTargets(proposals, gt, gtLabels, new Matcher(0.5, 0.5), new BoxCoder([10, 10, 5, 5]), 'roi');
+ * @example const gt = new Float32Array([10, 10, 50, 60]);
+ * const { labels: classes, targets } = assignTargets(new Float32Array([12, 8, 48, 58, 100, 100, 120, 130]), gt, Int32Array.of(3), new Matcher(0.5, 0.5), new BoxCoder([10, 10, 5, 5]), 'roi');  // classes [3, 0]
  */
 export function assignTargets(boxes: Float32Array, gt: Float32Array, gtLabels: Int32Array, matcher: Matcher, coder: BoxCoder, kind: 'rpn' | 'roi'): AssignedTargets {
   const P = boxes.length / 4, G = gt.length / 4;

@@ -81,7 +81,7 @@ export interface DetectTrainOptions {
   signal?: AbortSignal;
 }
 
-/** @example const { AP, AP50, runDir }: DetectTrainResult = await trainDetector(config); */
+/** @example const { AP, AP50, runDir }: DetectTrainResult = await trainDetector({ data: 'synth/train', valData: 'synth/test', out: 'runs/det' }); */
 export interface DetectTrainResult {
   runDir: string;
   epochs: number;
@@ -145,7 +145,7 @@ function apPlotSvg(rows: EpochMetrics[], title: string): string {
 /**
  * Detections of `model` on every image of `data` scored as pycocotools does: the 12 numbers
  * by name (AP, AP50, ... ARl).
- * @example const stats = await evaluateDetector(model, new DetectionDataset(await loadCoco('synth/test/instances.json')));
+ * @example const stats = await evaluateDetector(openDetector('runs/det').model, new DetectionDataset(await loadCoco('synth/test/instances.json')));
  */
 export async function evaluateDetector(model: FasterRCNN, data: DetectionDataset, limit = data.length): Promise<Record<string, number>> {
   const categoryIds = new Array<number>(model.numClasses).fill(0);

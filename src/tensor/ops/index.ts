@@ -15,6 +15,7 @@
 //   crossEntropy(z, y)      dz = dloss * (softmax(z) - target) / N
 //   sum(x)                  dx = dy broadcast
 // Composite (no hand-written gradient): mean, addScalar, mulScalar, flatten, globalAvgPool2d.
+//   hostLoss(xs, fn)        dxs = the gradients fn computed on the host, times dy
 // Not differentiable: sgdStep, adamwStep (the optimisers' in-place updates), topk, softmax and
 // argmax (helpers on logits read back to JS), conv2dFused (inference only).
 
@@ -31,3 +32,4 @@ export { sgdStep, type SgdStepOptions } from './sgd.js';
 export { adamwStep, type AdamwMoments } from './adamw.js';
 export { topk, topkAccuracy, type TopK } from './topk.js';
 export { softmax, argmax } from './softmax.js';
+export { hostLoss, type HostLossFn } from './host_loss.js';
