@@ -28,6 +28,7 @@ import { DetectionDataset, type DetectionSample } from '../data/dataset.js';
 import { COCO_STAT_NAMES, evaluateCoco, toCocoDetections } from '../eval/coco_eval.js';
 import type { FasterRCNN } from '../faster_rcnn.js';
 import { createDetector, DETECTION_ARCHS, type DetectorOptions } from '../models.js';
+import { fetchPretrained, pretrainedEntry, type FetchOptions } from '../../infer/pretrained.js';
 import { loadDetectionWeights } from '../weights.js';
 import { initDetector, setTrainable } from './setup.js';
 
@@ -51,6 +52,9 @@ export interface DetectTrainConfig {
   milestones?: number[];
   /** A classification checkpoint (backbone) or a detection checkpoint to start from. */
   weights?: string;
+  /** Start the backbone from torchvision's ImageNet weights of its ResNet (downloaded once,
+   *  sha256-checked, as `resnet predict --pretrained`). */
+  pretrainedBackbone?: boolean;
   /** 0..5 of layer4, layer3, layer2, layer1, conv1 (default 3 with --weights, else 5). */
   trainableLayers?: number;
   /** Resize: short side (default the arch's 800) and cap of the long side (1333). */
@@ -58,6 +62,8 @@ export interface DetectTrainConfig {
   maxSize?: number;
   /** Probability of a horizontal flip (0.5). */
   hflip: number;
+  /** FPN channels (torchvision's resnet_fpn_backbone out_channels; 256). */
+  fpnChannels?: number;
   /** RPN proposals kept per image in training (2000) and box-head samples per image (512). */
   rpnPostNmsTopNTrain?: number;
   boxBatchSizePerImage?: number;
@@ -79,6 +85,8 @@ export interface DetectTrainOptions {
   force?: boolean;
   onProgress?: (e: ProgressEvent) => void;
   signal?: AbortSignal;
+  /** Where --pretrained-backbone weights come from and are cached. */
+  fetch?: FetchOptions;
 }
 
 /** @example const { AP, AP50, runDir }: DetectTrainResult = await trainDetector({ data: 'synth/train', valData: 'synth/test', out: 'runs/det' }); */
@@ -109,11 +117,12 @@ function checkConfig(c: DetectTrainConfig): void {
     if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)) throw new InvalidArgumentError(`${k} must be an integer in ${min}..${max}, got ${String(v)}`);
   };
   int('epochs', 1); int('batchSize', 1); int('seed', 0); int('checkpointEvery', 0); int('trainableLayers', 0, 5);
-  int('minSize', 16, 4096); int('maxSize', 16, 4096); int('rpnPostNmsTopNTrain', 1); int('boxBatchSizePerImage', 1); int('valSubset', 1);
+  int('minSize', 16, 4096); int('maxSize', 16, 4096); int('rpnPostNmsTopNTrain', 1); int('fpnChannels', 8, 1024); int('boxBatchSizePerImage', 1); int('valSubset', 1);
   for (const k of ['lr', 'momentum', 'weightDecay', 'warmup', 'hflip'] as const) {
     const v = c[k];
     if (v !== undefined && !(typeof v === 'number' && v >= 0 && Number.isFinite(v))) throw new InvalidArgumentError(`${k} must be a number >= 0, got ${String(v)}`);
   }
+  if (c.weights !== undefined && c.pretrainedBackbone) throw new InvalidArgumentError('give --weights or --pretrained-backbone, not both');
   if (c.hflip > 1) throw new InvalidArgumentError(`hflip must be a probability in [0, 1], got ${c.hflip}`);
 }
 
@@ -121,6 +130,7 @@ function checkConfig(c: DetectTrainConfig): void {
 function modelOptions(c: DetectTrainConfig, classes: string[]): DetectorOptions {
   const o: DetectorOptions = { numClasses: classes.length, categories: classes };
   if (c.minSize !== undefined || c.maxSize !== undefined) o.transform = { ...(c.minSize !== undefined ? { minSize: c.minSize } : {}), ...(c.maxSize !== undefined ? { maxSize: c.maxSize } : {}) };
+  if (c.fpnChannels !== undefined) o.fpnOutChannels = c.fpnChannels;
   if (c.rpnPostNmsTopNTrain !== undefined) o.rpn = { postNmsTopNTrain: c.rpnPostNmsTopNTrain };
   if (c.boxBatchSizePerImage !== undefined) o.roiHeads = { batchSizePerImage: c.boxBatchSizePerImage };
   return o;
@@ -202,14 +212,18 @@ export async function trainDetector(config: Partial<DetectTrainConfig>, options:
   let setModes: () => void;
   let notes: string[] = [];
   try {
+    let start = c.weights;
+    if (!resumed && c.pretrainedBackbone) {
+      start = await fetchPretrained(pretrainedEntry(model.resnet.name), { ...options.fetch, onMessage: (text) => emit({ type: 'message', text }) });
+    }
     if (!resumed) {
       initDetector(model, c.seed);
-      if (c.weights !== undefined) notes = loadDetectionWeights(model, c.weights).notes;
+      if (start !== undefined) notes = loadDetectionWeights(model, start).notes;
     }
-    const fromWeights = resumed ? resumed.meta.config.weights !== undefined : c.weights !== undefined;
+    const fromWeights = c.weights !== undefined || c.pretrainedBackbone === true;
     const trainable = c.trainableLayers ?? (fromWeights ? 3 : 5);
     setModes = setTrainable(model, { trainableLayers: trainable, frozenBn: fromWeights });
-    emit({ type: 'message', text: `${c.arch}: ${classes.length - 1} classes; backbone ${fromWeights ? `from ${c.weights}, BatchNorm frozen` : 'from scratch, BatchNorm with batch statistics'}, ${trainable} of 5 layers trained` });
+    emit({ type: 'message', text: `${c.arch}: ${classes.length - 1} classes; backbone ${fromWeights ? `from ${c.weights ?? `torchvision's ImageNet ${model.resnet.name}`}, BatchNorm frozen` : 'from scratch, BatchNorm with batch statistics'}, ${trainable} of 5 layers trained` });
     for (const text of notes) emit({ type: 'message', text });
   } catch (e) {
     model.dispose();
