@@ -8,6 +8,7 @@
 // file, 91 COCO classes), served at min size 64 / max size 96 so a forward is quick.
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +26,7 @@ import { startServer, type RunningServer } from '../src/serve/server.js';
 import { watchPage } from './helpers/browser.js';
 import { syntheticStateDict } from './helpers/synthetic_weights.js';
 
+const BIN = new URL('../dist/cli/main.js', import.meta.url).pathname;
 const ARCH = 'fasterrcnn_resnet18_fpn';
 const RESIZE = { minSize: 64, maxSize: 96 };
 let dir: string;
@@ -237,6 +239,28 @@ describe('resnet serve flags', () => {
       [{ model: [`det=${ARCH}:`] }, /--model det=fasterrcnn_resnet18_fpn:: no weights after 'fasterrcnn_resnet18_fpn:'/],
     ];
     for (const [flags, re] of cases) assert.throws(() => modelSpecsOf(flags), (e: Error) => re.test(e.message) && !e.message.includes('\n'), JSON.stringify(flags));
+  });
+
+  test('the compiled CLI serves a detector named by --model NAME=ARCH:FILE beside a classifier, and drains on SIGTERM', async () => {
+    const child = spawn(process.execPath, [BIN, 'serve', '--model', `det=${ARCH}:${detWeights}`, '--model', `r20=${clsWeights}`, '--min-size', '64', '--max-size', '96', '--port', '0', '--decode-threads', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d) => { stderr += d; });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout!.on('data', (d) => { out += d; const m = /serving det, r20 at (http:\/\/127\.0\.0\.1:\d+)/.exec(out); if (m) resolve(m[1]); });
+        child.on('exit', (c) => reject(new Error(`exited ${c}: ${stderr}`)));
+      });
+      assert.match(stderr, /resnet: det: detector fasterrcnn_resnet18_fpn from .*det\.safetensors \(torchvision checkpoint\), 91 classes, images resized to min side 64 \(max 96\)/);
+      const r = await fetch(`${url}/v1/models/det/detect`, { method: 'POST', body: png });
+      assert.equal(r.status, 200);
+      assertSameDetections((await r.json()).detections, want[0], 0.5, 'CLI');
+      const exited = new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0, stderr);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
   });
 });
 

@@ -213,7 +213,7 @@ program
   .option('--width <k>', "multiplier of every stage's planes, for reduced nets (default 1)")
   .option('--host <addr>', 'address to bind (0.0.0.0 for all interfaces)', '127.0.0.1')
   .option('--port <n>', 'port (0 picks a free one; the URL is printed)', '8080')
-  .option('--max-batch <n>', 'rows per batch', '16')
+  .option('--max-batch <n>', 'rows per batch (classifiers; a detector runs one image per forward)', '16')
   .option('--max-delay-ms <ms>', "longest wait of a batch's oldest request", '5')
   .option('--max-queue <n>', 'requests queued per model before 503 + Retry-After', '256')
   .option('--timeout-ms <ms>', 'a request still queued this long gets 503 and is dropped', '10000')
