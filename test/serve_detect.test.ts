@@ -303,6 +303,12 @@ describe('the page with a detector', () => {
     const sx = img.width / 64;
     assert.ok(Math.abs(rect.x - (img.x + x1 * sx)) < 3 && Math.abs(rect.y - (img.y + y1 * sx)) < 3 && Math.abs(rect.width - (x2 - x1) * sx) < 5, `rect ${JSON.stringify(rect)} vs box ${api.detections[0].box} over ${JSON.stringify(img)}`);
     assert.equal(await page.locator('#top').isVisible(), false, 'no top-5 for a detector');
+    // At a phone's width nothing overflows sideways, and the boxes still cover the image.
+    await page.setViewportSize({ width: 390, height: 844 });
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= document.documentElement.clientWidth), 'no sideways overflow at 390 px');
+    const [phoneImg, phoneSvg] = [(await page.locator('#preview').boundingBox())!, (await page.locator('#boxes').boundingBox())!];
+    assert.ok(Math.abs(phoneImg.width - phoneSvg.width) < 1 && Math.abs(phoneImg.height - phoneSvg.height) < 1, 'the overlay has the image\'s size');
+    await page.setViewportSize({ width: 900, height: 800 });
     assert.match(await page.textContent('#status') ?? '', /\d+ detections? at score >= 0\.5; server [\d.]+ ms/);
     // Keyboard: Tab reaches a detection, which outlines its box.
     await page.locator('#dets li').first().focus();
