@@ -238,6 +238,9 @@ describe('resnet serve flags', () => {
       [{ arch: ARCH, weights: detWeights, minSize: '0' }, /--min-size must be an integer >= 1, got '0'/],
       [{ arch: ARCH, weights: detWeights, bnEps: '2' }, /--bn-eps must be a number from 0 to 1/],
       [{ model: [`det=${ARCH}:`] }, /--model det=fasterrcnn_resnet18_fpn:: no weights after 'fasterrcnn_resnet18_fpn:'/],
+      // A torchvision detection file without its arch (it cannot name one).
+      [{ model: [`det=${detWeights}`] }, /det\.safetensors: a detection checkpoint \(rpn\.\*, roi_heads\.\* keys\) does not name its arch; give it: --model det=ARCH:.*det\.safetensors, ARCH one of .*fasterrcnn_resnet50_fpn/],
+      [{ weights: detWeights }, /does not name its arch; give it: --arch ARCH --weights /],
     ];
     for (const [flags, re] of cases) assert.throws(() => modelSpecsOf(flags), (e: Error) => re.test(e.message) && !e.message.includes('\n'), JSON.stringify(flags));
   });

@@ -34,9 +34,9 @@ function num(v: string | undefined, flag: string, min: number, int = true): numb
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
-/** The arch a training checkpoint (or run directory, its best else last) names in its
- *  safetensors header, without reading its tensors; null when `path` is not one. */
-function trainingArchOf(path: string): string | null {
+/** The JSON header of a safetensors file (of a run directory: its best, else last
+ *  checkpoint), without reading its tensors; null when `path` is not one. */
+function safetensorsHeader(path: string): Record<string, unknown> | null {
   if (!existsSync(path)) return null;
   let file = path;
   if (statSync(path).isDirectory()) {
@@ -53,16 +53,30 @@ function trainingArchOf(path: string): string | null {
     if (n < 2 || n > 100_000_000 || n + 8 > statSync(file).size) return null;
     const json = Buffer.alloc(n);
     readSync(fd, json, 0, n, 8);
-    const meta = (JSON.parse(json.toString('utf8')) as { __metadata__?: Record<string, string> }).__metadata__?.[META_KEY];
-    if (typeof meta !== 'string') return null;
-    const arch = (JSON.parse(meta) as { arch?: unknown }).arch;
-    return typeof arch === 'string' ? arch : null;
+    const doc = JSON.parse(json.toString('utf8')) as unknown;
+    return typeof doc === 'object' && doc !== null && !Array.isArray(doc) ? doc as Record<string, unknown> : null;
   } catch {
     return null; // not a safetensors file: the loaders say what it is
   } finally {
     closeSync(fd);
   }
 }
+
+/** The arch a training checkpoint or run names (its header's META_KEY JSON), else null. */
+function trainingArchOf(header: Record<string, unknown> | null): string | null {
+  const meta = (header?.__metadata__ as Record<string, unknown> | undefined)?.[META_KEY];
+  if (typeof meta !== 'string') return null;
+  try {
+    const arch = (JSON.parse(meta) as { arch?: unknown }).arch;
+    return typeof arch === 'string' ? arch : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether a header's tensors are a torchvision detector's (it names no arch). */
+const detectorKeys = (header: Record<string, unknown> | null): boolean =>
+  header !== null && Object.keys(header).some((k) => k.startsWith('rpn.head.') || k.startsWith('roi_heads.box_predictor.'));
 
 const isDetectionArch = (a: string | undefined | null): boolean => a != null && DETECTION_ARCHS.includes(a);
 
@@ -80,8 +94,18 @@ export function modelSpecsOf(flags: ServeFlags): ModelSpec[] {
     for (const k of Object.keys(d) as (keyof DetectorLoadOptions)[]) if (d[k] === undefined) delete d[k];
     return { name, kind: 'detector', detector: d };
   };
+  /** Whether weights given without an arch are a detector (a detect-train run), refusing a
+   *  torchvision detection file, which cannot say its arch. */
+  const runIsDetector = (weights: string, how: string): boolean => {
+    const header = safetensorsHeader(weights);
+    if (isDetectionArch(trainingArchOf(header))) return true;
+    if (trainingArchOf(header) === null && detectorKeys(header)) {
+      throw new InvalidArgumentError(`${weights}: a detection checkpoint (rpn.*, roi_heads.* keys) does not name its arch; give it: ${how}, ARCH one of ${DETECTION_ARCHS.join(', ')}`);
+    }
+    return false;
+  };
   const specs: ModelSpec[] = [];
-  if (isDetectionArch(flags.arch) || (flags.arch === undefined && flags.weights !== undefined && isDetectionArch(trainingArchOf(flags.weights)))) {
+  if (isDetectionArch(flags.arch) || (flags.arch === undefined && flags.weights !== undefined && runIsDetector(flags.weights, `--arch ARCH --weights ${flags.weights}`))) {
     if (flags.pretrained) throw new InvalidArgumentError(`--pretrained: no pretrained weights are fetched for detectors; give --weights (a torchvision ${flags.arch ?? 'Faster R-CNN'} checkpoint or a 'resnet detect train' run)`);
     if (flags.weights === undefined) throw new InvalidArgumentError(`--arch ${flags.arch} needs --weights: a torchvision Faster R-CNN checkpoint or a 'resnet detect train' run`);
     specs.push(detector(flags.arch ?? basename(flags.weights, extname(flags.weights)), flags.weights, flags.arch));
@@ -106,7 +130,7 @@ export function modelSpecsOf(flags: ServeFlags): ModelSpec[] {
       weights = weights.slice(colon + 1);
       if (weights === '') throw new InvalidArgumentError(`--model ${m}: no weights after '${arch}:'`);
     }
-    if (isDetectionArch(arch) || (arch === undefined && isDetectionArch(trainingArchOf(weights)))) specs.push(detector(name, weights, arch));
+    if (isDetectionArch(arch) || (arch === undefined && runIsDetector(weights, `--model ${name}=ARCH:${weights}`))) specs.push(detector(name, weights, arch));
     else specs.push({ name, options: { weights, arch, modelOptions } });
   }
   const detectors = specs.filter((s) => s.kind === 'detector').length;
