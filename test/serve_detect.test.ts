@@ -201,6 +201,19 @@ describe('POST /v1/models/{name}/detect', () => {
     assert.match(u.json.error, /unknown model 'nope'; loaded: det, r20/);
   });
 
+  test('concurrent requests queue per model, run one image per forward, and each gets its own image\'s answer', async () => {
+    const alone = [(await post('/v1/models/det/detect?score=0', png)).json.detections, (await post('/v1/models/det/detect?score=0', png2)).json.detections];
+    const imgs = [png, png2, png, png2, png, png2];
+    const rs = await Promise.all(imgs.map((img) => post('/v1/models/det/detect?score=0', img)));
+    rs.forEach((r, i) => {
+      assert.equal(r.status, 200);
+      assert.deepEqual(r.json.detections, alone[i % 2], `request ${i}: the same as its image alone`);
+    });
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const count = Number(/resnet_batch_size_count\{model="det"\} (\d+)/.exec(text)![1]);
+    assert.equal(Number(/resnet_batch_size_bucket\{le="1",model="det"\} (\d+)/.exec(text)![1]), count, 'every batch of the detector held one image');
+  });
+
   test('/metrics counts the detect route and the detector\'s batches', async () => {
     const text = await (await fetch(`${server.url}/metrics`)).text();
     assert.match(text, /resnet_http_requests_total\{route="\/v1\/models\/:name\/detect",method="POST",status="200"\} [1-9]/);
