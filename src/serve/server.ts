@@ -394,15 +394,18 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     const m = detectorOf(req.params.name);
     const score = scoreParam(req.query.score);
     const bytes = await imageOf(req);
+    const t1 = performance.now();
     const img = await pool.decodeImage(bytes, { limitInputPixels: maxPixels, formats: opts.formats }, 'image');
     metrics.decode.observe({ model: m.name }, img.ms / 1000);
     const [, H, W] = img.shape;
-    // The detector's resize (torchvision: floor(side * scale)) must leave a pixel on each side.
-    const scale = Math.min(m.minSize / Math.min(H, W), m.maxSize / Math.max(H, W));
+    // The detector's resize must leave a pixel on each side: floor(side * scale), the scale
+    // in float32 as GeneralizedRCNNTransform.scale computes it.
+    const f = Math.fround;
+    const scale = Math.min(f(m.minSize / f(Math.min(H, W))), f(m.maxSize / f(Math.max(H, W))));
     if (Math.floor(H * scale) < 1 || Math.floor(W * scale) < 1) {
       throw new HttpError(400, `image: ${W}x${H} is too elongated for model '${m.name}' (resized to min side ${m.minSize}, max side ${m.maxSize}, one side would be 0 pixels)`);
     }
-    const decode = performance.now() - t0;
+    const decode = performance.now() - t1;
     const done = await engine.detect(m.name, { data: img.data, channels: 3, height: H, width: W });
     metrics.queueWait.observe({ model: m.name }, done.queueMs / 1000);
     const d = done.result;
