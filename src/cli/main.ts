@@ -204,16 +204,16 @@ program
 
 program
   .command('serve')
-  .description('serve classifiers over HTTP: the Open Inference Protocol (KServe v2, JSON and binary tensors), /v1 classify and embed, /metrics and a page at /; dynamic batching in an engine thread')
-  .option('--arch <name>', 'a registered arch (the model is named after it)')
-  .option('--weights <file>', 'weights for --arch (or naming their arch), a resnet train checkpoint or a run directory')
+  .description('serve classifiers and detectors over HTTP: the Open Inference Protocol (KServe v2, JSON and binary tensors), /v1 classify, embed and detect, /metrics and a page at /; dynamic batching in an engine thread')
+  .option('--arch <name>', 'a registered arch or a detection arch (fasterrcnn_*; the model is named after it)')
+  .option('--weights <file>', "weights for --arch (or naming their arch), a resnet train checkpoint or a run directory; for a detection arch a torchvision Faster R-CNN checkpoint, or a 'resnet detect train' run (no --arch needed)")
   .option('--pretrained', "torchvision's ImageNet weights for --arch (downloaded once, sha256-checked)")
   .option('--pretrained-tag <tag>', 'DEFAULT, IMAGENET1K_V1 or IMAGENET1K_V2')
-  .option('--model <NAME=WEIGHTS>', 'serve WEIGHTS as NAME (repeatable)', collect)
+  .option('--model <NAME=[ARCH:]WEIGHTS>', "serve WEIGHTS as NAME (repeatable); ARCH: names the arch, required for a torchvision detection file (det=fasterrcnn_resnet50_fpn:coco.pth); a 'resnet detect train' run is found a detector by itself", collect)
   .option('--width <k>', "multiplier of every stage's planes, for reduced nets (default 1)")
   .option('--host <addr>', 'address to bind (0.0.0.0 for all interfaces)', '127.0.0.1')
   .option('--port <n>', 'port (0 picks a free one; the URL is printed)', '8080')
-  .option('--max-batch <n>', 'rows per batch', '16')
+  .option('--max-batch <n>', 'rows per batch (classifiers; a detector runs one image per forward)', '16')
   .option('--max-delay-ms <ms>', "longest wait of a batch's oldest request", '5')
   .option('--max-queue <n>', 'requests queued per model before 503 + Retry-After', '256')
   .option('--timeout-ms <ms>', 'a request still queued this long gets 503 and is dropped', '10000')
@@ -225,6 +225,9 @@ program
   .option('--formats <list>', FORMATS_HELP)
   .option('--decode-threads <n>', 'threads decoding and preprocessing images (default: half the cores, 1 to 4)')
   .option('--drain-ms <ms>', 'on SIGTERM/SIGINT, how long in-flight requests may take before exiting anyway', '25000')
+  .option('--bn-eps <eps>', "detectors: backbone BatchNorm eps (default: 0 for torchvision's v1 COCO files, else 1e-5)")
+  .option('--min-size <px>', "detectors: resize images' short side to this (torchvision's min_size; default the model's, 800); smaller is faster")
+  .option('--max-size <px>', "detectors: cap of the resized long side (torchvision's max_size; default the model's, 1333)")
   // Loaded on use: fastify and prom-client stay out of every other command's start.
   .action(async (opts: ServeFlags) => (await import('./serve.js')).serveCommand(opts));
 

@@ -9,10 +9,13 @@ import type { PreprocessOptions } from '../infer/preprocess.js';
 import { HttpError } from './http_error.js';
 import { spawnWorker } from './spawn.js';
 
-interface Reply { id: number; data?: Float32Array; shape?: number[]; ms?: number; error?: { message: string; name: string } }
+interface Reply { id: number; data?: Float32Array | Uint8Array; shape?: number[]; ms?: number; error?: { message: string; name: string } }
 
 /** A preprocessed image: float32 [C, H, W] and the decode time. */
 export interface Decoded { data: Float32Array; shape: number[]; ms: number }
+
+/** A decoded image at its own size: uint8 planar RGB [3, H, W] and the decode time. */
+export interface DecodedImage { data: Uint8Array; shape: number[]; ms: number }
 
 /**
  * A pool of decode threads.
@@ -22,7 +25,7 @@ export interface Decoded { data: Float32Array; shape: number[]; ms: number }
  */
 export class DecodePool {
   private readonly workers: { w: Worker; busy: number }[] = [];
-  private readonly pending = new Map<number, { resolve: (d: Decoded) => void; reject: (e: unknown) => void; slot: { busy: number } }>();
+  private readonly pending = new Map<number, { resolve: (d: Decoded & DecodedImage) => void; reject: (e: unknown) => void; slot: { busy: number } }>();
   private nextId = 1;
   private closing = false;
 
@@ -44,7 +47,7 @@ export class DecodePool {
       this.pending.delete(r.id);
       p.slot.busy--;
       if (r.error) p.reject(r.error.name === 'DataError' || r.error.name === 'InvalidArgumentError' ? new HttpError(400, r.error.message) : new Error(r.error.message));
-      else p.resolve({ data: r.data!, shape: r.shape!, ms: r.ms! });
+      else p.resolve({ data: r.data!, shape: r.shape!, ms: r.ms! } as Decoded & DecodedImage);
     });
     slot.w.on('error', () => { /* followed by 'exit' */ });
     slot.w.on('exit', (code) => {
@@ -58,13 +61,22 @@ export class DecodePool {
 
   /** Decodes and preprocesses one encoded image (400 HttpError naming why it cannot). */
   decode(bytes: Uint8Array, options: PreprocessOptions, name = 'image'): Promise<Decoded> {
+    return this.request(bytes, options, 'preprocess', name);
+  }
+
+  /** Decodes one encoded image as it is (no resize; a detector's input), 400 naming why it cannot. */
+  decodeImage(bytes: Uint8Array, options: PreprocessOptions, name = 'image'): Promise<DecodedImage> {
+    return this.request(bytes, options, 'image', name);
+  }
+
+  private request(bytes: Uint8Array, options: PreprocessOptions, mode: 'preprocess' | 'image', name: string): Promise<Decoded & DecodedImage> {
     if (bytes.length === 0) return Promise.reject(new HttpError(400, `${name}: empty body; send the image's bytes (jpeg, png or webp) as the body or a multipart file`));
     const slot = this.workers.reduce((a, b) => (b.busy < a.busy ? b : a));
     const id = this.nextId++;
     slot.busy++;
-    return new Promise<Decoded>((resolve, reject) => {
+    return new Promise<Decoded & DecodedImage>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, slot });
-      slot.w.postMessage({ id, bytes, options });
+      slot.w.postMessage({ id, bytes, options, mode });
     }).catch((e: unknown) => {
       if (e instanceof HttpError && e.status === 400) throw new HttpError(400, e.message.replace(/^image bytes/, name));
       throw e instanceof DataError ? new HttpError(400, e.message) : e;

@@ -1,12 +1,16 @@
 // The server's side of the engine thread: starts it (every model loaded there), keeps one
 // Batcher per model and kind, and turns a batch into one message: the rows of its requests
 // concatenated into one transferred Float32Array, the outputs split back per request.
+// A detector gets one queue of its own whose batches hold ONE image: on this project's 2-core
+// machine batching did not pay (fasterrcnn_resnet18_fpn, min size 480, native: 4 images of
+// 480x640 one by one took 1.1-1.4 s, as one padded batch 1.8-2.0 s; 4 mixed sizes 1.2 s vs
+// 1.7 s), and one image per forward gives exactly what `detect()` gives for it.
 // A crash of the engine thread fails what is in flight and marks the engine not ready.
 
 import type { Worker } from 'node:worker_threads';
 import * as errors from '../errors.js';
 import { Batcher, type BatcherOptions, type Done } from './batcher.js';
-import type { EngineInit, ModelInfo, RunKind, WorkerErrorInfo, WorkerReply, WorkerRequest } from './engine_messages.js';
+import type { DetectImage, EngineInit, ModelInfo, RawImageDetections, RunKind, ServedModel, WorkerErrorInfo, WorkerReply, WorkerRequest } from './engine_messages.js';
 import { HttpError } from './http_error.js';
 import { spawnWorker } from './spawn.js';
 
@@ -17,6 +21,8 @@ export interface EngineOutput {
 }
 
 interface Rows { x: Float32Array; n: number }
+
+type ResultReply = Extract<WorkerReply, { type: 'result' | 'detections' }>;
 
 /** The error a worker reported, as the ResnetError subclass it was (else a plain Error). */
 function rebuild(info: WorkerErrorInfo): Error {
@@ -34,17 +40,24 @@ function rebuild(info: WorkerErrorInfo): Error {
  * const { result } = await engine.submit('r18', 'logits', x, 1);
  */
 export class Engine {
-  readonly models = new Map<string, ModelInfo>();
+  readonly models = new Map<string, ServedModel>();
   private readonly queues = new Map<string, Batcher<Rows, EngineOutput>>();
-  private readonly pending = new Map<number, { resolve: (r: Extract<WorkerReply, { type: 'result' }>) => void; reject: (e: unknown) => void }>();
+  private readonly detectQueues = new Map<string, Batcher<DetectImage, RawImageDetections>>();
+  private readonly pending = new Map<number, { resolve: (r: ResultReply) => void; reject: (e: unknown) => void }>();
   private nextId = 1;
   private alive = true;
   /** Called after each batch: model, rows, compute ms (metrics). */
   onBatch: ((model: string, rows: number, computeMs: number) => void) | null = null;
 
-  private constructor(private readonly worker: Worker, infos: ModelInfo[], limits: Omit<BatcherOptions, 'name'>) {
+  private constructor(private readonly worker: Worker, infos: ServedModel[], limits: Omit<BatcherOptions, 'name'>) {
     for (const m of infos) {
       this.models.set(m.name, m);
+      if (m.kind === 'detector') {
+        const b = new Batcher<DetectImage, RawImageDetections>({ ...limits, maxBatch: 1, name: m.name }, (items) => this.runDetect(m.name, items));
+        b.onBatch = (rows, ms) => this.onBatch?.(m.name, rows, ms);
+        this.detectQueues.set(m.name, b);
+        continue;
+      }
       for (const kind of ['logits', 'features'] as RunKind[]) {
         const b = new Batcher<Rows, EngineOutput>({ ...limits, name: m.name }, (items, rows) => this.runBatch(m, kind, items, rows));
         b.onBatch = (rows, ms) => this.onBatch?.(m.name, rows, ms);
@@ -52,12 +65,12 @@ export class Engine {
       }
     }
     worker.on('message', (r: WorkerReply) => {
-      if (r.type !== 'result' && r.type !== 'error') return;
+      if (r.type !== 'result' && r.type !== 'detections' && r.type !== 'error') return;
       const p = this.pending.get(r.id);
       if (!p) return;
       this.pending.delete(r.id);
       // Inputs were checked before they were queued: a failing forward is the server's fault.
-      if (r.type === 'result') p.resolve(r); else p.reject(new HttpError(500, `engine: ${r.error.message}`));
+      if (r.type !== 'error') p.resolve(r); else p.reject(new HttpError(500, `engine: ${r.error.message}`));
     });
     const fail = (why: string) => {
       this.alive = false;
@@ -95,7 +108,7 @@ export class Engine {
   depth(model: string): number {
     let n = 0;
     for (const kind of ['logits', 'features']) n += this.queues.get(`${model}\0${kind}`)?.depth ?? 0;
-    return n;
+    return n + (this.detectQueues.get(model)?.depth ?? 0);
   }
 
   /** Queues n rows of `model`'s input ([n, C, H, W] float32, preprocessed). */
@@ -106,17 +119,34 @@ export class Engine {
     return q.submit({ x, n }, n);
   }
 
+  /** Queues one decoded image for detector `model`; resolves with every detection the model keeps. */
+  detect(model: string, image: DetectImage): Promise<Done<RawImageDetections>> {
+    const q = this.detectQueues.get(model);
+    if (!q) return Promise.reject(new HttpError(404, `unknown detector '${model}'; loaded: ${[...this.models.keys()].join(', ')}`));
+    if (!this.alive) return Promise.reject(new HttpError(503, 'engine thread is down; the server is not ready'));
+    return q.submit(image, 1);
+  }
+
+  private async call(msg: WorkerRequest, transfer: ArrayBuffer[]): Promise<ResultReply> {
+    return new Promise<ResultReply>((resolve, reject) => {
+      this.pending.set(msg.id!, { resolve, reject });
+      this.worker.postMessage(msg, transfer);
+    });
+  }
+
+  private async runDetect(model: string, images: DetectImage[]): Promise<RawImageDetections[]> {
+    const reply = await this.call({ type: 'detect', id: this.nextId++, model, images }, images.map((im) => im.data.buffer as ArrayBuffer));
+    if (reply.type !== 'detections') throw new HttpError(500, `engine: a detect request got a '${reply.type}' reply`);
+    return reply.detections;
+  }
+
   private async runBatch(m: ModelInfo, kind: RunKind, items: Rows[], rows: number): Promise<EngineOutput[]> {
     const per = m.channels * m.height * m.width;
     const x = new Float32Array(rows * per);
     let at = 0;
     for (const it of items) { x.set(it.x, at); at += it.x.length; }
-    const id = this.nextId++;
-    const reply = await new Promise<Extract<WorkerReply, { type: 'result' }>>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      const msg: WorkerRequest = { type: 'run', id, model: m.name, kind, x, n: rows, shape: [m.channels, m.height, m.width] };
-      this.worker.postMessage(msg, [x.buffer as ArrayBuffer]);
-    });
+    const reply = await this.call({ type: 'run', id: this.nextId++, model: m.name, kind, x, n: rows, shape: [m.channels, m.height, m.width] }, [x.buffer as ArrayBuffer]);
+    if (reply.type !== 'result') throw new HttpError(500, `engine: a run request got a '${reply.type}' reply`);
     const K = m.numClasses;
     const D = m.numFeatures;
     const out: EngineOutput[] = [];
@@ -133,7 +163,7 @@ export class Engine {
 
   /** Waits for every queue to empty, then stops the engine thread. */
   async close(): Promise<void> {
-    await Promise.all([...this.queues.values()].map((q) => q.drained()));
+    await Promise.all([...this.queues.values(), ...this.detectQueues.values()].map((q) => q.drained()));
     this.alive = false;
     this.worker.postMessage({ type: 'close' } satisfies WorkerRequest);
     await new Promise<void>((r) => { const t = setTimeout(() => { void this.worker.terminate().then(() => r()); }, 2000); this.worker.once('exit', () => { clearTimeout(t); r(); }); });

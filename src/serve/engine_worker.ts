@@ -2,7 +2,9 @@
 // the HTTP thread never waits on a kernel. 'logits' batches run through the BN-folded net
 // (fuseForInference) where the arch has one; 'features' batches through model.features,
 // returning the pooled embedding and the head's logits. Inputs and outputs cross as
-// transferred Float32Arrays. Errors go back as messages; it never prints.
+// transferred Float32Arrays. Detectors (detector.ts) run one image per forward and send back
+// its boxes, scores and labels (every detection the model keeps; the server filters by score).
+// Errors go back as messages; it never prints.
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { getBackend } from '../backend/index.js';
@@ -12,14 +14,18 @@ import { loadModel } from '../infer/load.js';
 import { fuseForInference, type FusedResNet } from '../models/fused.js';
 import type { ResNet } from '../models/resnet.js';
 import { noGrad } from '../tensor/autograd.js';
+import type { FasterRCNN } from '../detect/faster_rcnn.js';
+import { toFloatImage } from '../detect/predict.js';
 import { autocast } from '../tensor/precision.js';
 import { tidy } from '../tensor/scope.js';
 import { tensor } from '../tensor/tensor.js';
-import type { EngineInit, ModelInfo, WorkerReply, WorkerRequest } from './engine_messages.js';
+import { openServedDetector } from './detector.js';
+import type { DetectImage, EngineInit, RawImageDetections, ServedModel, WorkerReply, WorkerRequest } from './engine_messages.js';
 
 const init = workerData as EngineInit;
 const port = parentPort!;
 const nets = new Map<string, { model: ResNet; fused: FusedResNet | null; precision: Precision }>();
+const detectors = new Map<string, FasterRCNN>();
 
 function errorOf(e: unknown): { message: string; name: string; code?: string } {
   const err = e as Error & { code?: string };
@@ -28,8 +34,17 @@ function errorOf(e: unknown): { message: string; name: string; code?: string } {
 
 async function start(): Promise<void> {
   const precision = resolvePrecision(init.precision as PrecisionChoice, getBackend()).precision;
-  const infos: ModelInfo[] = [];
+  const infos: ServedModel[] = [];
   for (const spec of init.models) {
+    if (spec.kind === 'detector') {
+      const { model, info } = openServedDetector(spec.name, spec.detector);
+      detectors.set(spec.name, model);
+      // One forward first (a blank image of the served size): it checks the model runs and
+      // creates the backbone's primitives for the most common input size.
+      runDetect({ type: 'detect', id: 0, model: spec.name, images: [{ data: new Uint8Array(3 * info.minSize * info.minSize), channels: 3, height: info.minSize, width: info.minSize }] });
+      infos.push(info);
+      continue;
+    }
     const loaded = await loadModel(spec.options);
     const m = loaded.model;
     let fused: FusedResNet | null = null;
@@ -42,12 +57,31 @@ async function start(): Promise<void> {
     // One forward of each kind first, so the first request does not pay for creating primitives.
     for (const kind of ['logits', 'features'] as const) run({ type: 'run', id: 0, model: spec.name, kind, x: new Float32Array(loaded.channels * H * W), n: 1, shape: [loaded.channels, H, W] });
     infos.push({
-      name: spec.name, arch: loaded.arch, source: loaded.source, labels: loaded.labels, numClasses: m.numClasses, numFeatures: m.numFeatures,
+      kind: 'classifier', name: spec.name, arch: loaded.arch, source: loaded.source, labels: loaded.labels, numClasses: m.numClasses, numFeatures: m.numFeatures,
       channels: loaded.channels, height: H, width: W, preprocess: { ...loaded.preprocess, formats: undefined }, precision, fused: fused !== null,
       notes: loaded.notes, preprocessNote: loaded.preprocessNote,
     });
   }
   port.postMessage({ type: 'ready', models: infos } satisfies WorkerReply);
+}
+
+/** Detections of each image, one forward per image (see engine.ts for why not one batch). */
+function runDetect(req: Extract<WorkerRequest, { type: 'detect' }>): WorkerReply {
+  const model = detectors.get(req.model);
+  if (!model) throw new Error(`engine: no detector '${req.model}'`);
+  const t0 = performance.now();
+  const detections: RawImageDetections[] = req.images.map((img: DetectImage) => {
+    const [d] = model.detect([toFloatImage({ data: img.data, channels: 3, height: img.height, width: img.width })]);
+    // Copies: fresh buffers of their own, safe to transfer.
+    return { boxes: d.boxes.slice(), scores: d.scores.slice(), labels: d.labels.slice() };
+  });
+  return { type: 'detections', id: req.id, detections, ms: performance.now() - t0 };
+}
+
+function transferOf(reply: WorkerReply): ArrayBuffer[] {
+  if (reply.type === 'result') return [reply.logits.buffer as ArrayBuffer, ...(reply.embedding ? [reply.embedding.buffer as ArrayBuffer] : [])];
+  if (reply.type === 'detections') return [...new Set(reply.detections.flatMap((d) => [d.boxes.buffer, d.scores.buffer, d.labels.buffer] as ArrayBuffer[]))];
+  return [];
 }
 
 function run(req: Extract<WorkerRequest, { type: 'run' }>): WorkerReply {
@@ -73,14 +107,15 @@ function run(req: Extract<WorkerRequest, { type: 'run' }>): WorkerReply {
 port.on('message', (req: WorkerRequest) => {
   if (req.type === 'close') {
     for (const n of nets.values()) { n.fused?.dispose(); n.model.dispose(); }
+    for (const d of detectors.values()) d.dispose();
     nets.clear();
+    detectors.clear();
     port.close();
     return;
   }
   try {
-    const reply = run(req);
-    const transfer = reply.type === 'result' ? [reply.logits.buffer as ArrayBuffer, ...(reply.embedding ? [reply.embedding.buffer as ArrayBuffer] : [])] : [];
-    port.postMessage(reply, transfer);
+    const reply = req.type === 'detect' ? runDetect(req) : run(req);
+    port.postMessage(reply, transferOf(reply));
   } catch (e) {
     port.postMessage({ type: 'error', id: req.id, error: errorOf(e) } satisfies WorkerReply);
   }

@@ -4,4 +4,5 @@ export { startServer, type ServeOptions, type RunningServer } from './server.js'
 export { Batcher, type BatcherOptions, type Done } from './batcher.js';
 export { parseInferRequest, encodeInferResponse, V2_DATATYPES, type InferRequest, type InferInput, type OutputTensor } from './protocol.js';
 export { HttpError } from './http_error.js';
-export type { ModelSpec, ModelInfo } from './engine_messages.js';
+export type { ModelSpec, ModelInfo, ClassifierSpec, DetectorSpec, DetectorLoadOptions, DetectorInfo, ServedModel } from './engine_messages.js';
+export { openServedDetector } from './detector.js';

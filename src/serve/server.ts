@@ -1,5 +1,5 @@
 // The HTTP server of `resnet serve` (fastify 5): the Open Inference Protocol (KServe v2)
-// routes, the convenience classify/embed routes, /metrics and the page. Requests are read
+// routes, the convenience classify/embed/detect routes, /metrics and the page. Requests are read
 // here, images decoded in the decode threads, rows batched per model (engine.ts) and run in
 // the engine thread. Not here: flags and signals (src/cli/serve.ts). No path from a request
 // ever reaches the file system: the page is a string. Every error is `{"error": "..."}`.
@@ -16,7 +16,7 @@ import { softmax } from '../tensor/ops/softmax.js';
 import { VERSION } from '../version.js';
 import { DecodePool } from './decode_pool.js';
 import { Engine } from './engine.js';
-import type { ModelInfo, ModelSpec } from './engine_messages.js';
+import type { DetectorInfo, ModelInfo, ModelSpec, ServedModel } from './engine_messages.js';
 import { HttpError, statusOf } from './http_error.js';
 import { ServeMetrics } from './metrics.js';
 import { PAGE_HTML, PAGE_JS } from './page.js';
@@ -78,9 +78,31 @@ function sameSecret(a: string, b: string): boolean {
   return timingSafeEqual(h(a), h(b));
 }
 
-function modelMetadata(m: ModelInfo): Record<string, unknown> {
+/** The routes a model answers, for the message of a request to a route it does not. */
+function routesOf(m: ServedModel): string {
+  const base = `/v1/models/${m.name}`;
+  return m.kind === 'detector'
+    ? `POST ${base}/detect (an image; ?score=0.5)`
+    : `POST ${base}/classify, POST ${base}/embed, POST /v2/models/${m.name}/infer`;
+}
+
+function modelMetadata(m: ServedModel): Record<string, unknown> {
+  if (m.kind === 'detector') {
+    // NOTE: the protocol's metadata has no place for "not via infer": the inputs and outputs
+    // are what POST /v1/models/{name}/detect takes and gives (infer answers 400 saying so).
+    return {
+      name: m.name, versions: ['1'], platform: 'resnet-ts_onednn', kind: 'detector', arch: m.arch,
+      inputs: [{ name: 'image', datatype: 'BYTES', shape: [1] }],
+      outputs: [
+        { name: 'boxes', datatype: 'FP32', shape: [-1, 4] },
+        { name: 'scores', datatype: 'FP32', shape: [-1] },
+        { name: 'labels', datatype: 'INT32', shape: [-1] },
+      ],
+      parameters: { route: `/v1/models/${m.name}/detect`, classes: m.numClasses, min_size: m.minSize, max_size: m.maxSize },
+    };
+  }
   return {
-    name: m.name, versions: ['1'], platform: 'resnet-ts_onednn',
+    name: m.name, versions: ['1'], platform: 'resnet-ts_onednn', kind: 'classifier', arch: m.arch,
     inputs: [
       { name: 'input', datatype: 'FP32', shape: [-1, m.channels, m.height, m.width] },
       { name: 'image', datatype: 'BYTES', shape: [-1] },
@@ -106,6 +128,15 @@ function topOf(row: ArrayLike<number>, k: number): number[] {
 }
 
 const round = (ms: number) => Math.round(ms * 1000) / 1000;
+
+/** ?score= of detect: a number from 0 to 1 (default 0.5). */
+function scoreParam(v: unknown): number {
+  if (v === undefined) return 0.5;
+  const s = String(v);
+  const n = Number(s);
+  if (!/^(\d+(\.\d*)?|\.\d+)(e-?\d+)?$/i.test(s) || !(n >= 0 && n <= 1)) throw new HttpError(400, `'score' must be a number from 0 to 1, got '${s.slice(0, 40)}'`);
+  return n;
+}
 
 /**
  * Loads the models (in the engine thread) and starts listening. NOTE: the native backend
@@ -137,9 +168,20 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     requestTimeout: Math.max(30000, 2 * timeoutMs),
   });
   const preprocessOf = (m: ModelInfo): PreprocessOptions => ({ ...m.preprocess, limitInputPixels: maxPixels, formats: opts.formats });
-  const modelOf = (name: string): ModelInfo => {
+  const modelOf = (name: string): ServedModel => {
     const m = engine.models.get(name);
     if (!m) throw new HttpError(404, `unknown model '${name.slice(0, 100)}'; loaded: ${[...engine.models.keys()].join(', ')}`);
+    return m;
+  };
+  /** A classifier, or 400 naming what the model is and the routes it has. */
+  const classifierOf = (name: string, what: string): ModelInfo => {
+    const m = modelOf(name);
+    if (m.kind !== 'classifier') throw new HttpError(400, `model '${m.name}' is a detector (${m.arch}): it has no ${what}; use ${routesOf(m)}`);
+    return m;
+  };
+  const detectorOf = (name: string): DetectorInfo => {
+    const m = modelOf(name);
+    if (m.kind !== 'detector') throw new HttpError(400, `model '${m.name}' is a classifier (${m.arch}): it does not detect; use ${routesOf(m)}`);
     return m;
   };
   const checkVersion = (v: string | undefined) => {
@@ -196,7 +238,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     reply.code(status).type('application/json; charset=utf-8').send({ error: message.replace(/[\r\n]+/g, ' ') });
   });
   app.setNotFoundHandler((req, reply) => {
-    reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0].slice(0, 200)}; see GET /v2/models, POST /v2/models/{name}/infer, POST /v1/models/{name}/classify` });
+    reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0].slice(0, 200)}; see GET /v2/models, POST /v2/models/{name}/infer, POST /v1/models/{name}/classify, POST /v1/models/{name}/detect` });
   });
 
   // --- the page (from memory) ---
@@ -212,7 +254,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     return reply.code(200).send();
   });
   app.get('/v2', async () => ({ name: 'resnet-ts', version: VERSION, extensions: ['binary_tensor_data', 'classification', 'model_configuration'] }));
-  app.get('/v2/models', async () => ({ models: [...engine.models.values()].map((m) => ({ name: m.name, versions: ['1'], platform: 'resnet-ts_onednn', ready: engine.ready, arch: m.arch })) }));
+  app.get('/v2/models', async () => ({ models: [...engine.models.values()].map((m) => ({ name: m.name, versions: ['1'], platform: 'resnet-ts_onednn', ready: engine.ready, arch: m.arch, kind: m.kind })) }));
   const meta = async (req: FastifyRequest<{ Params: { name: string; version?: string } }>) => {
     checkVersion(req.params.version);
     return modelMetadata(modelOf(req.params.name));
@@ -229,7 +271,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   app.get('/v2/models/:name/versions/:version/ready', ready);
   // Triton's model configuration extension (what perf_analyzer reads: max_batch_size, dims).
   app.get('/v2/models/:name/config', async (req: FastifyRequest<{ Params: { name: string } }>) => {
-    const m = modelOf(req.params.name);
+    const m = classifierOf(req.params.name, 'Triton model configuration (it is not served through infer)');
     return {
       name: m.name, platform: 'resnet-ts_onednn', max_batch_size: opts.maxBatch ?? 16,
       input: [{ name: 'input', data_type: 'TYPE_FP32', dims: [m.channels, m.height, m.width] }, { name: 'image', data_type: 'TYPE_STRING', dims: [1] }],
@@ -256,7 +298,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   // --- Open Inference Protocol: infer ---
   const infer = async (req: FastifyRequest<{ Params: { name: string; version?: string } }>, reply: FastifyReply) => {
     checkVersion(req.params.version);
-    const m = modelOf(req.params.name);
+    const m = classifierOf(req.params.name, 'v2 infer (it takes whole images of any size, one per request)');
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const hl = req.headers['inference-header-content-length'];
     const headerLength = hl === undefined ? undefined : intParam(Array.isArray(hl) ? hl[0] : hl, 'Inference-Header-Content-Length', 0, body.length);
@@ -325,7 +367,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   };
   app.post('/v1/models/:name/classify', async (req: FastifyRequest<{ Params: { name: string }; Querystring: { top?: string } }>) => {
     const t0 = performance.now();
-    const m = modelOf(req.params.name);
+    const m = classifierOf(req.params.name, 'classify');
     const k = intParam(req.query.top, 'top', 1, m.numClasses) ?? Math.min(5, m.numClasses);
     const bytes = await imageOf(req);
     const { x, ms: decode } = await decodeAll(m, [bytes], () => 'image');
@@ -338,12 +380,41 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   });
   app.post('/v1/models/:name/embed', async (req: FastifyRequest<{ Params: { name: string } }>) => {
     const t0 = performance.now();
-    const m = modelOf(req.params.name);
+    const m = classifierOf(req.params.name, 'embed');
     const bytes = await imageOf(req);
     const { x, ms: decode } = await decodeAll(m, [bytes], () => 'image');
     const done = await engine.submit(m.name, 'features', x, 1);
     metrics.queueWait.observe({ model: m.name }, done.queueMs / 1000);
     return { model: m.name, shape: [m.numFeatures], embedding: Array.from(done.result.embedding!), ms: { decode: round(decode), queue: round(done.queueMs), compute: round(done.computeMs), total: round(performance.now() - t0) } };
+  });
+
+  // --- convenience: detect in one image ---
+  app.post('/v1/models/:name/detect', async (req: FastifyRequest<{ Params: { name: string }; Querystring: { score?: string } }>) => {
+    const t0 = performance.now();
+    const m = detectorOf(req.params.name);
+    const score = scoreParam(req.query.score);
+    const bytes = await imageOf(req);
+    const t1 = performance.now();
+    const img = await pool.decodeImage(bytes, { limitInputPixels: maxPixels, formats: opts.formats }, 'image');
+    metrics.decode.observe({ model: m.name }, img.ms / 1000);
+    const [, H, W] = img.shape;
+    // The detector's resize must leave a pixel on each side: floor(side * scale), the scale
+    // in float32 as GeneralizedRCNNTransform.scale computes it.
+    const f = Math.fround;
+    const scale = Math.min(f(m.minSize / f(Math.min(H, W))), f(m.maxSize / f(Math.max(H, W))));
+    if (Math.floor(H * scale) < 1 || Math.floor(W * scale) < 1) {
+      throw new HttpError(400, `image: ${W}x${H} is too elongated for model '${m.name}' (resized to min side ${m.minSize}, max side ${m.maxSize}, one side would be 0 pixels)`);
+    }
+    const decode = performance.now() - t1;
+    const done = await engine.detect(m.name, { data: img.data, channels: 3, height: H, width: W });
+    metrics.queueWait.observe({ model: m.name }, done.queueMs / 1000);
+    const d = done.result;
+    const detections: { box: number[]; score: number; label: number; name: string }[] = [];
+    for (let i = 0; i < d.scores.length; i++) {
+      if (d.scores[i] < score) continue;
+      detections.push({ box: Array.from(d.boxes.subarray(4 * i, 4 * i + 4)), score: d.scores[i], label: d.labels[i], name: m.labels[d.labels[i]] ?? String(d.labels[i]) });
+    }
+    return { model: m.name, detections, width: W, height: H, ms: { decode: round(decode), queue: round(done.queueMs), compute: round(done.computeMs), total: round(performance.now() - t0) } };
   });
 
   app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
