@@ -6,8 +6,9 @@
 import { existsSync, statSync } from 'node:fs';
 import type { Backend } from '../backend/backend.js';
 import { InvalidArgumentError } from '../errors.js';
-import { createDetector, DETECTION_ARCHS } from './models.js';
+import { createDetector, DETECTION_ARCHS, detectorConfig } from './models.js';
 import type { FasterRCNN } from './faster_rcnn.js';
+import type { TransformOptions } from './transform.js';
 import { loadDetectionWeights } from './weights.js';
 import { isDetectionRun, openDetectionRun } from './train/run.js';
 
@@ -17,6 +18,8 @@ export interface OpenDetectorOptions {
   arch?: string;
   /** Backbone BatchNorm eps (default: 0 for torchvision's v1 COCO files, else 1e-5). */
   bnEps?: number;
+  /** Resize and normalisation overrides (e.g. a smaller minSize: faster on a CPU). */
+  transform?: TransformOptions;
   backend?: Backend;
 }
 
@@ -43,14 +46,14 @@ export function openDetector(weights: string, opts: OpenDetectorOptions = {}): O
   }
   if (!existsSync(weights)) throw new InvalidArgumentError(`${weights}: no such file or directory (give a torchvision Faster R-CNN checkpoint or a 'resnet detect train' run)`);
   if (statSync(weights).isDirectory() || isDetectionRun(weights)) {
-    const model = openDetectionRun(weights, { arch: opts.arch, backend: opts.backend });
+    const model = openDetectionRun(weights, { arch: opts.arch, transform: opts.transform, backend: opts.backend });
     if (opts.bnEps !== undefined) model.bnEps = opts.bnEps;
     return { model, notes: [], source: 'run' };
   }
   if (opts.arch === undefined) {
     throw new InvalidArgumentError(`${weights}: a torchvision checkpoint does not name its arch; give one of ${DETECTION_ARCHS.join(', ')}`);
   }
-  const model = createDetector(opts.arch, { backend: opts.backend });
+  const model = createDetector(opts.arch, { backend: opts.backend, ...(opts.transform ? { transform: { ...detectorConfig(opts.arch).transform, ...opts.transform } } : {}) });
   try {
     const { notes } = loadDetectionWeights(model, weights, { bnEps: opts.bnEps });
     return { model, notes, source: 'torchvision' };

@@ -8,7 +8,6 @@ import type { Backend } from '../backend/backend.js';
 import { InvalidArgumentError } from '../errors.js';
 import { openDetector } from '../detect/load.js';
 import type { FasterRCNN } from '../detect/faster_rcnn.js';
-import { GeneralizedRCNNTransform } from '../detect/transform.js';
 import type { DetectorInfo, DetectorLoadOptions } from './engine_messages.js';
 
 /**
@@ -21,17 +20,8 @@ export function openServedDetector(name: string, opts: DetectorLoadOptions, back
     const v = opts[k];
     if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new InvalidArgumentError(`serve: detector '${name}': ${k} must be an integer >= 1, got ${String(v)}`);
   }
-  const { model, notes, source } = openDetector(opts.weights, { arch: opts.arch, bnEps: opts.bnEps, backend });
-  if (opts.minSize !== undefined || opts.maxSize !== undefined) {
-    const t = model.transform;
-    const resized = new GeneralizedRCNNTransform({
-      minSize: opts.minSize ?? t.minSize, maxSize: opts.maxSize ?? t.maxSize,
-      imageMean: t.imageMean, imageStd: t.imageStd, sizeDivisible: t.sizeDivisible,
-    });
-    // NOTE: FasterRCNN's transform is readonly to its users; its options are only read per
-    // forward, so a new one takes effect whole (openDetector takes no resize of its own).
-    (model as { transform: GeneralizedRCNNTransform }).transform = resized;
-  }
+  const transform = { ...(opts.minSize !== undefined ? { minSize: opts.minSize } : {}), ...(opts.maxSize !== undefined ? { maxSize: opts.maxSize } : {}) };
+  const { model, notes, source } = openDetector(opts.weights, { arch: opts.arch, bnEps: opts.bnEps, backend, transform });
   const K = model.numClasses;
   const labels = Array.from({ length: K }, (_, i) => model.categories?.[i] ?? String(i));
   return {

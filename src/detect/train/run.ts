@@ -9,7 +9,8 @@ import type { Backend } from '../../backend/backend.js';
 import { CheckpointError, InvalidArgumentError } from '../../errors.js';
 import { BEST, LAST, loadCheckpoint, loadRunCheckpoint, META_KEY, type LoadedCheckpoint } from '../../train/checkpoint.js';
 import type { FasterRCNN } from '../faster_rcnn.js';
-import { createDetector, DETECTION_ARCHS, type DetectorOptions } from '../models.js';
+import { createDetector, DETECTION_ARCHS, detectorConfig, type DetectorOptions } from '../models.js';
+import type { TransformOptions } from '../transform.js';
 
 /** Whether `path` is a run directory holding a checkpoint, or a safetensors file with a
  *  resnet-ts training header (read from the header only).
@@ -48,12 +49,14 @@ export function detectionCheckpoint(path: string): LoadedCheckpoint {
  * trained, in eval mode.
  * @example const model = openDetectionRun('runs/det');  // fasterrcnn_resnet18_fpn, its classes
  */
-export function openDetectionRun(path: string, opts: { arch?: string; backend?: Backend } = {}): FasterRCNN {
+export function openDetectionRun(path: string, opts: { arch?: string; transform?: TransformOptions; backend?: Backend } = {}): FasterRCNN {
   const ck = detectionCheckpoint(path);
   if (opts.arch !== undefined && opts.arch !== ck.meta.arch) {
     throw new InvalidArgumentError(`${ck.file}: holds a ${ck.meta.arch} run, but --arch says ${opts.arch}; leave --arch out (the run names its arch)`);
   }
-  const model = createDetector(ck.meta.arch, { ...(ck.meta.modelOptions as DetectorOptions), backend: opts.backend });
+  const recorded = ck.meta.modelOptions as DetectorOptions;
+  const transform = opts.transform ? { ...detectorConfig(ck.meta.arch).transform, ...recorded.transform, ...opts.transform } : recorded.transform;
+  const model = createDetector(ck.meta.arch, { ...recorded, ...(transform ? { transform } : {}), backend: opts.backend });
   try {
     const weights = new Map([...ck.model].filter(([k]) => !k.startsWith('optim.')));
     model.loadStateDict(weights);
