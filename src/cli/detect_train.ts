@@ -1,9 +1,10 @@
-// `resnet detect train`: flags to a DetectTrainConfig, Ctrl-C to a graceful stop, progress
+// `resnet detect train`: flags to a DetectTrainConfig, Ctrl-C to a graceful stop (graceful_stop.ts), progress
 // through the classifier trainer's renderer (cli/train.ts). The work is in src/detect/train/.
 
 import { trainDetector, type DetectTrainConfig } from '../detect/train/trainer.js';
 import { InvalidArgumentError } from '../errors.js';
 import { intFlag, num, numberInRange } from './flags.js';
+import { withGracefulStop } from './graceful_stop.js';
 import { progressPrinter } from './train.js';
 
 /** @example const f: DetectTrainFlags = { data: 'synth/train', valData: 'synth/test', epochs: '6', out: 'runs/det' }; */
@@ -34,15 +35,8 @@ export async function detectTrainCommand(flags: DetectTrainFlags): Promise<void>
     valSubset: intFlag(flags.valSubset, 'val-subset', 1), seed: intFlag(flags.seed, 'seed', 0), out: flags.out,
     checkpointEvery: intFlag(flags.checkpointEvery, 'checkpoint-every', 0),
   };
-  const ac = new AbortController();
-  const onSigint = (): void => {
-    if (ac.signal.aborted) process.exit(130);
-    process.stderr.write('\nresnet: stopping after this step (Ctrl-C again to quit now)\n');
-    ac.abort();
-  };
-  process.on('SIGINT', onSigint);
-  try {
-    const r = await trainDetector(config, { resume: flags.resume, force: flags.force, signal: ac.signal, onProgress: progressPrinter(flags.json === true) });
+  await withGracefulStop(async (signal) => {
+    const r = await trainDetector(config, { resume: flags.resume, force: flags.force, signal, onProgress: progressPrinter(flags.json === true) });
     if (flags.json) {
       process.stdout.write(`${JSON.stringify({ epochs: r.epochs, AP: r.AP, AP50: r.AP50, bestAP50: r.bestAP50, seconds: r.seconds, images_per_sec: r.imagesPerSec })}\n`);
     } else {
@@ -50,7 +44,5 @@ export async function detectTrainCommand(flags: DetectTrainFlags): Promise<void>
         `${r.seconds.toFixed(1)} s, ${r.imagesPerSec.toFixed(2)} img/s; run in ${r.runDir}\n`);
     }
     if (r.interrupted) process.exitCode = 130;
-  } finally {
-    process.off('SIGINT', onSigint);
-  }
+  });
 }

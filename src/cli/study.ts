@@ -2,6 +2,7 @@
 // (a line per epoch of each net trained, messages) and the result on stdout. The work is in
 // src/studies/.
 
+import { withGracefulStop } from './graceful_stop.js';
 import { InvalidArgumentError } from '../errors.js';
 import { getStudy, runStudy, seedRuns, writeReport } from '../studies/index.js';
 import { shellJoin } from '../studies/common.js';
@@ -53,21 +54,15 @@ function trainPrinter(): (label: string, e: ProgressEvent) => void {
 }
 
 export async function studyCommand(name: string, flags: StudyFlags): Promise<void> {
-  if (!flags.out) throw new InvalidArgumentError('study: --out DIR is required');
+  const out = flags.out;
+  if (!out) throw new InvalidArgumentError('study: --out DIR is required');
   const archs = flags.archs === undefined ? undefined : flags.archs.split(',').map((s) => s.trim()).filter(Boolean);
-  const ac = new AbortController();
-  const onSigint = (): void => {
-    if (ac.signal.aborted) process.exit(130);
-    process.stderr.write('\nresnet: stopping after this step (Ctrl-C again to quit now); earlier results are kept, and --resume continues this run\n');
-    ac.abort();
-  };
-  process.on('SIGINT', onSigint);
-  try {
+  await withGracefulStop(async (signal) => {
     const r = await runStudy(name, {
-      out: flags.out, data: flags.data, epochs: int(flags.epochs, 'epochs', 1), subset: int(flags.subset, 'subset', 1),
+      out, data: flags.data, epochs: int(flags.epochs, 'epochs', 1), subset: int(flags.subset, 'subset', 1),
       testSubset: int(flags.testSubset, 'test-subset', 1), seed: int(flags.seed, 'seed', 0), seeds: seedList(flags.seeds), archs, checkpoints: flags.checkpoint,
       draws: int(flags.draws, 'draws', 1), train: recipeConfig(flags), force: flags.force === true, resume: flags.resume === true, command: commandLine(),
-      onMessage: (t) => process.stderr.write(`resnet: ${t}\n`), onTrainProgress: trainPrinter(), signal: ac.signal,
+      onMessage: (t) => process.stderr.write(`resnet: ${t}\n`), onTrainProgress: trainPrinter(), signal,
     });
     const finding = [getStudy(name).finding(seedRuns(r.document)), ...(r.document.verdicts ?? []).map((v) => v.text)].join('\n');
     if (flags.json) {
@@ -75,9 +70,7 @@ export async function studyCommand(name: string, flags: StudyFlags): Promise<voi
     } else {
       process.stdout.write(`${finding}\nwrote ${r.files.length} files to ${r.out} (open ${r.out}/index.html) in ${r.document.seconds.toFixed(0)} s\n`);
     }
-  } finally {
-    process.off('SIGINT', onSigint);
-  }
+  }, '; earlier results are kept, and --resume continues this run');
 }
 
 export async function reportCommand(dirs: string[], flags: ReportFlags): Promise<void> {

@@ -1,6 +1,7 @@
 // `resnet train` and `resnet eval`: parse flags, render progress (a live bar on a TTY's
 // stderr, plain periodic lines otherwise), print results. The work is in src/train/.
 
+import { withGracefulStop } from './graceful_stop.js';
 import { InvalidArgumentError } from '../errors.js';
 import { DEFAULT_CONFIG, evaluateCheckpoint, Trainer, type EpochMetrics, type ProgressEvent, type TrainConfig } from '../train/index.js';
 import { num } from './flags.js';
@@ -103,15 +104,8 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
     freeze: flags.freeze, freezeBackbone: flags.freezeBackbone, bn: flags.bn as TrainConfig['bn'], lrBackbone: num(flags.lrBackbone, 'lr-backbone'),
     inChannels: num(flags.inChannels, 'in-channels'), input: sizeOf(flags.input), valData: flags.valData, folderPreset: flags.preset as TrainConfig['folderPreset'],
   };
-  const ac = new AbortController();
-  const onSigint = (): void => {
-    if (ac.signal.aborted) process.exit(130);
-    process.stderr.write('\nresnet: stopping after this step (Ctrl-C again to quit now)\n');
-    ac.abort();
-  };
-  process.on('SIGINT', onSigint);
-  try {
-    const trainer = new Trainer(config, { resume: flags.resume, force: flags.force, signal: ac.signal, onProgress: progressPrinter(flags.json === true) });
+  await withGracefulStop(async (signal) => {
+    const trainer = new Trainer(config, { resume: flags.resume, force: flags.force, signal, onProgress: progressPrinter(flags.json === true) });
     const r = await trainer.run();
     if (flags.json) {
       process.stdout.write(`${JSON.stringify({ epochs: r.epochs, top1: r.top1, top5: r.top5, seconds: r.seconds, images_per_sec: r.imagesPerSec })}\n`);
@@ -120,9 +114,7 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
         `${r.seconds.toFixed(1)} s, ${Math.round(r.imagesPerSec)} img/s; run in ${r.runDir}\n`);
     }
     if (r.interrupted) process.exitCode = 130;
-  } finally {
-    process.off('SIGINT', onSigint);
-  }
+  });
 }
 
 export async function evalCommand(flags: EvalFlags): Promise<void> {
