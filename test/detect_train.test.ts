@@ -15,7 +15,9 @@ import { decodeImage } from '../src/data/image_folder.js';
 import { Random } from '../src/data/random.js';
 import { createDetector } from '../src/detect/models.js';
 import { toFloatImage } from '../src/detect/predict.js';
-import { setTrainable } from '../src/detect/train/setup.js';
+import { initDetector, setTrainable } from '../src/detect/train/setup.js';
+import { trainableGroups } from '../src/optim/optimizer.js';
+import { SGD } from '../src/optim/sgd.js';
 import { tidy } from '../src/tensor/scope.js';
 import { syntheticStateDict } from './helpers/synthetic_weights.js';
 
@@ -72,3 +74,30 @@ for (const c of fx.cases) {
     model.dispose();
   });
 }
+
+test('after training steps, inference runs the new weights (the folded copy is rebuilt), as a fresh load of them does', () => {
+  const opts = { numClasses: 3, transform: { minSize: 64, maxSize: 64 }, rpn: { postNmsTopNTrain: 50 }, roiHeads: { batchSizePerImage: 32 } };
+  const model = createDetector('fasterrcnn_resnet18_fpn', opts);
+  initDetector(model, 3);
+  const image = { data: Float32Array.from({ length: 3 * 64 * 64 }, (_, i) => ((i * 7919) % 255) / 255), channels: 3, height: 64, width: 64 };
+  const before = model.detect([image])[0];
+  const setModes = setTrainable(model, { trainableLayers: 5, frozenBn: false });
+  const opt = new SGD(trainableGroups(model.parameters()), { lr: 0.05, momentum: 0, weightDecay: 0, nesterov: false });
+  for (let i = 0; i < 2; i++) {
+    model.train();
+    setModes();
+    tidy(() => model.losses([image], [{ boxes: new Float32Array([8, 8, 40, 48]), labels: Int32Array.of(2) }], new Random(i)).loss.backward());
+    opt.step();
+    opt.zeroGrad();
+  }
+  model.eval();
+  const after = model.detect([image])[0];
+  const fresh = createDetector('fasterrcnn_resnet18_fpn', opts);
+  fresh.loadStateDict(model.stateDict());
+  const want = fresh.detect([image])[0];
+  assert.deepEqual([...after.scores], [...want.scores]);
+  assert.deepEqual([...after.boxes], [...want.boxes]);
+  assert.notDeepEqual([...after.scores], [...before.scores], 'the steps changed the detections');
+  for (const m of [model, fresh]) m.dispose();
+  opt.dispose();
+});

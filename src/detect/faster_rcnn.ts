@@ -260,6 +260,12 @@ export class FasterRCNN extends Module {
     this.fused = null;
   }
 
+  /** Training changes the weights: the folded copy inference runs is rebuilt afterwards. */
+  override train(mode = true): this {
+    if (mode) this.dropFused();
+    return super.train(mode);
+  }
+
   override loadStateDict(sd: StateDictInput, opts: LoadStateDictOptions = {}): LoadReport {
     this.dropFused();
     return super.loadStateDict(sd, opts);
