@@ -136,8 +136,10 @@ function modelOptions(c: DetectTrainConfig, classes: string[]): DetectorOptions 
   return o;
 }
 
-/** Losses (train) per epoch and COCO AP / AP50 (held out), for losses.svg and ap.svg. */
-function lossPlotSvg(rows: EpochMetrics[], title: string): string {
+/** The training losses per epoch (losses.svg of a run).
+ * @example const svg = lossPlotSvg(readMetrics('runs/det/metrics.jsonl'), 'fasterrcnn_resnet18_fpn: training losses');
+ */
+export function lossPlotSvg(rows: EpochMetrics[], title: string): string {
   const keys = ['train_loss', 'train_loss_classifier', 'train_loss_box_reg', 'train_loss_objectness', 'train_loss_rpn_box_reg'];
   return linePlotSvg({
     title, xLabel: 'epoch', yLabel: 'loss', xMin: 0, xMax: Math.max(1, ...rows.map((m) => m.epoch)), integerX: true,
@@ -145,7 +147,10 @@ function lossPlotSvg(rows: EpochMetrics[], title: string): string {
   });
 }
 
-function apPlotSvg(rows: EpochMetrics[], title: string): string {
+/** COCO AP, AP50 and AP75 on the held-out images per epoch (ap.svg of a run).
+ * @example const svg = apPlotSvg(readMetrics('runs/det/metrics.jsonl'), 'COCO box AP on 100 held-out images');
+ */
+export function apPlotSvg(rows: EpochMetrics[], title: string): string {
   return linePlotSvg({
     title, xLabel: 'epoch', yLabel: 'COCO box AP (held out)', xMin: 0, xMax: Math.max(1, ...rows.map((m) => m.epoch)), integerX: true,
     series: ['AP50', 'AP75', 'AP'].map((k, i) => ({ name: k, points: rows.flatMap((m) => (typeof m[k] === 'number' ? [[m.epoch, m[k] as number] as [number, number]] : [])), color: PALETTE[i], width: k === 'AP50' ? 3 : 1.5, markers: true })),
@@ -285,7 +290,7 @@ export async function trainDetector(config: Partial<DetectTrainConfig>, options:
       }),
       plots: [
         { name: 'losses', svg: (rows) => lossPlotSvg(rows, `${c.arch}: training losses`) },
-        { name: 'ap', svg: (rows) => apPlotSvg(rows, `${c.arch}: COCO box AP on ${val.length} held-out images`) },
+        { name: 'ap', svg: (rows) => apPlotSvg(rows, `${c.arch}: COCO box AP on ${Math.min(val.length, c.valSubset ?? val.length)} held-out images`) },
       ],
       checkpointEvery: c.checkpointEvery, signal: options.signal, onProgress: emit,
       info: { trainSize: train.length, testSize: Math.min(val.length, c.valSubset ?? val.length), resumedFrom: resumed?.file ?? null },
