@@ -4,8 +4,8 @@
 // threshold applies); labels are COCO category ids for torchvision's models, and a training
 // run's classes are matched to the folder's categories by name. The work is in src/detect/.
 
-import { dirname, join } from 'node:path';
-import { loadCoco } from '../detect/data/coco.js';
+import { join } from 'node:path';
+import { loadCocoFolder } from '../detect/data/coco.js';
 import { COCO_STAT_NAMES, evaluateCoco, formatCocoSummary, toCocoDetections, type CocoDetection, type CocoStats } from '../detect/eval/coco_eval.js';
 import { DataError } from '../errors.js';
 import { detect } from '../detect/predict.js';
@@ -37,8 +37,8 @@ export async function detectEval(flags: DetectEvalFlags): Promise<CocoStats> {
   detectorFlags(flags);
   const limit = intFlag(flags.limit, 'limit', 1);
   const say = flags.say ?? ((t: string) => process.stderr.write(`${t}\n`));
-  const file = flags.data.endsWith('.json') ? flags.data : join(flags.data, 'instances.json');
-  const coco = await loadCoco(file, flags.data.endsWith('.json') ? { imageDir: dirname(file) } : {});
+  const coco = await loadCocoFolder(flags.data);
+  const file = coco.file;
   const images = coco.images.slice(0, limit);
   const { model, source } = openFlaggedDetector(flags);
   const dets: CocoDetection[] = [];

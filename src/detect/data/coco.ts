@@ -278,6 +278,15 @@ async function isDir(p: string): Promise<boolean> {
 }
 
 /**
+ * A COCO folder as the CLI names it: a folder holding `instances.json` (and `images/`), or the
+ * annotation file itself (its images beside it). Returns the file loadCoco reads.
+ * @example const coco = await loadCocoFolder('synth-test');  // synth-test/instances.json
+ */
+export async function loadCocoFolder(path: string): Promise<CocoDataset> {
+  return path.endsWith('.json') ? loadCoco(path, { imageDir: dirname(path) }) : loadCoco(join(path, 'instances.json'));
+}
+
+/**
  * Reads and checks a COCO `instances.json` and its images (see the file comment).
  * @example
  * const coco = await loadCoco('synth/instances.json');  // images in synth/images/

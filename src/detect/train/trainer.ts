@@ -11,7 +11,7 @@
 // derive from the seed and the position, so a resumed run replays an uninterrupted one.
 
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { Module } from '../../nn/module.js';
 import { InvalidArgumentError } from '../../errors.js';
 import { mixSeed, Random } from '../../data/random.js';
@@ -23,7 +23,7 @@ import { tidy } from '../../tensor/scope.js';
 import { CHECKPOINT_FORMAT, loadRunCheckpoint, type LoadedCheckpoint } from '../../train/checkpoint.js';
 import { runTrainLoop, TrainingError, type ProgressEvent, type TrainEvaluation, type TrainLoopSpec } from '../../train/loop.js';
 import { METRICS, type EpochMetrics } from '../../train/metrics.js';
-import { loadCoco } from '../data/coco.js';
+import { loadCocoFolder } from '../data/coco.js';
 import { DetectionDataset, type DetectionSample } from '../data/dataset.js';
 import { COCO_STAT_NAMES, evaluateCoco, toCocoDetections } from '../eval/coco_eval.js';
 import type { FasterRCNN } from '../faster_rcnn.js';
@@ -103,10 +103,6 @@ export interface DetectTrainResult {
 }
 
 const RUN_FILES = ['config.json', METRICS, 'last.safetensors', 'best.safetensors', 'losses.svg', 'losses.png', 'ap.svg', 'ap.png'];
-
-function annotationFile(dir: string): { file: string; opts: { imageDir?: string } } {
-  return dir.endsWith('.json') ? { file: dir, opts: { imageDir: dirname(dir) } } : { file: join(dir, 'instances.json'), opts: {} };
-}
 
 function checkConfig(c: DetectTrainConfig): void {
   if (!DETECTION_ARCHS.includes(c.arch)) throw new InvalidArgumentError(`unknown detection arch '${c.arch}'; valid: ${DETECTION_ARCHS.join(', ')}`);
@@ -201,15 +197,14 @@ export async function trainDetector(config: Partial<DetectTrainConfig>, options:
   checkConfig(c);
 
   // Data first: a bad folder fails here, before anything is written.
-  const tr = annotationFile(c.data), va = annotationFile(c.valData);
-  const trainCoco = await loadCoco(tr.file, tr.opts);
-  const valCoco = await loadCoco(va.file, va.opts);
+  const trainCoco = await loadCocoFolder(c.data);
+  const valCoco = await loadCocoFolder(c.valData);
   const train = new DetectionDataset(trainCoco, { hflip: c.hflip, seed: c.seed, skipEmpty: true });
   const val = new DetectionDataset(valCoco);
-  if (train.length === 0) throw new InvalidArgumentError(`${tr.file}: no image with an object to train on`);
+  if (train.length === 0) throw new InvalidArgumentError(`${trainCoco.file}: no image with an object to train on`);
   const missing = [...val.labelMap.keys()].filter((id) => !train.labelMap.has(id));
   if (missing.length || val.labelMap.size !== train.labelMap.size) {
-    throw new InvalidArgumentError(`${va.file}: its categories (${[...val.labelMap.keys()].join(', ')}) are not the training set's (${[...train.labelMap.keys()].join(', ')})`);
+    throw new InvalidArgumentError(`${valCoco.file}: its categories (${[...val.labelMap.keys()].join(', ')}) are not the training set's (${[...train.labelMap.keys()].join(', ')})`);
   }
   const classes = train.classes;
   const opts = resumed ? resumed.meta.modelOptions as DetectorOptions : modelOptions(c, classes);
