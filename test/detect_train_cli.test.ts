@@ -12,6 +12,8 @@ import { after, before, test } from 'node:test';
 import { writeSynthDataset } from '../src/detect/data/synth.js';
 import { openDetector } from '../src/detect/load.js';
 import { trainDetector, type DetectTrainConfig } from '../src/detect/train/trainer.js';
+import { saveWeights } from '../src/io/weights.js';
+import { createModel } from '../src/models/registry.js';
 import { loadCheckpoint } from '../src/train/checkpoint.js';
 import { readMetrics } from '../src/train/metrics.js';
 import { idxBytes, tempDir } from './helpers/data_files.js';
@@ -108,6 +110,31 @@ test('an interrupted run resumed ends with the metrics of the uninterrupted one'
   });
 });
 
+test("a grey classifier's run starts the backbone: conv1 made RGB (weights / 3), its normalisation kept, BN as --bn says", async () => {
+  const grey = createModel('resnet18', { inChannels: 1, numClasses: 10, seed: 3 });
+  const file = join(tmp.dir, 'grey18.safetensors');
+  saveWeights(file, grey.stateDict(), { arch: 'resnet18', inChannels: 1, mean: [0.25], std: [0.5] });
+  const w1 = grey.stateDict()['conv1.weight'].data as Float32Array;
+  grey.dispose();
+  const out = join(tmp.dir, 'from-grey');
+  const r = await trainDetector({ ...RECIPE, epochs: 1, data: train, valData: val, out, weights: file, bn: 'train' });
+  assert.equal(r.interrupted, false);
+  const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+  assert.deepEqual(config.model.transform.imageMean, [0.25, 0.25, 0.25]);
+  assert.deepEqual(config.model.transform.imageStd, [0.5, 0.5, 0.5]);
+  // conv1 is not among the 3 trained layers: it is the adapted grey kernel still.
+  const ck = loadCheckpoint(join(out, 'last.safetensors'));
+  const c1 = ck.model.get('backbone.body.conv1.weight')!;
+  assert.deepEqual(c1.shape, [64, 3, 7, 7]);
+  for (let o = 0; o < 64; o++) for (let c = 0; c < 3; c++) for (let p = 0; p < 49; p++) assert.equal(c1.data[(o * 3 + c) * 49 + p], Math.fround(w1[o * 49 + p] / 3));
+  // --bn train: layer4's BatchNorm learnt from batch statistics (its running mean moved).
+  const rm = ck.model.get('backbone.body.layer4.0.bn1.running_mean')!.data as Float32Array;
+  assert.ok(rm.some((v) => v !== 0), 'running statistics updated');
+  const { model } = openDetector(out);
+  assert.deepEqual(model.transform.imageMean, [0.25, 0.25, 0.25]);
+  model.dispose();
+});
+
 test('bad input is a one-line error and writes nothing', () => {
   const other = join(tmp.dir, 'other-cats');
   mkdirSync(join(other, 'images'), { recursive: true });
@@ -119,6 +146,8 @@ test('bad input is a one-line error and writes nothing', () => {
   const cases: [string[], RegExp][] = [
     [['--data', train, '--val-data', other], /categories \(.*\) are not the training set's/],
     [['--data', train, '--val-data', val, '--trainable-layers', '6'], /trainableLayers must be an integer in 0\.\.5, got 6/],
+    [['--data', train, '--val-data', val, '--bn', 'batch'], /--bn must be one of train, frozen, got 'batch'/],
+    [['--data', train, '--val-data', val, '--weights', join(tmp.dir, 'no-such-run')], /no-such-run: no such weights file or run directory/],
     [['--data', join(tmp.dir, 'nope'), '--val-data', val], /nope/],
     [['--data', train, '--val-data', val, '--arch', 'fasterrcnn_resnet9_fpn'], /unknown detection arch 'fasterrcnn_resnet9_fpn'; valid: fasterrcnn_resnet18_fpn/],
   ];

@@ -73,6 +73,7 @@ detectCommand
   .option('--warmup <epochs>', 'linear warm-up from 0.1 x lr (default min(1, epochs / 10))')
   .option('--milestones <e1,e2>', 'epochs at which the lr is divided by 10 (default 16/26 and 22/26 of --epochs)')
   .option('--trainable-layers <n>', 'backbone layers trained, 0..5 of layer4..conv1 (default 3 with --weights, else 5)')
+  .option('--bn <mode>', "backbone BatchNorm: frozen (running statistics and affine fixed, torchvision's FrozenBatchNorm2d) | train (batch statistics); default frozen with --weights, else train")
   .option('--min-size <px>', "resize: short side (default the arch's 800)")
   .option('--max-size <px>', "resize: cap of the long side (default the arch's 1333)")
   .option('--hflip <p>', 'horizontal flip probability', '0.5')

@@ -10,7 +10,7 @@ import { progressPrinter } from './train.js';
 /** @example const f: DetectTrainFlags = { data: 'synth/train', valData: 'synth/test', epochs: '6', out: 'runs/det' }; */
 export interface DetectTrainFlags {
   data?: string; valData?: string; arch?: string; weights?: string; pretrainedBackbone?: boolean; epochs?: string; batch?: string; lr?: string;
-  momentum?: string; weightDecay?: string; warmup?: string; milestones?: string; trainableLayers?: string;
+  momentum?: string; weightDecay?: string; warmup?: string; milestones?: string; trainableLayers?: string; bn?: string;
   minSize?: string; maxSize?: string; fpnChannels?: string; hflip?: string; rpnPostNms?: string; boxBatch?: string; valSubset?: string;
   seed?: string; out?: string; checkpointEvery?: string; resume?: boolean; force?: boolean; json?: boolean;
 }
@@ -29,7 +29,7 @@ export async function detectTrainCommand(flags: DetectTrainFlags): Promise<void>
     data: flags.data, valData: flags.valData, arch: flags.arch, weights: flags.weights, pretrainedBackbone: flags.pretrainedBackbone,
     epochs: intFlag(flags.epochs, 'epochs', 1), batchSize: intFlag(flags.batch, 'batch', 1), lr: num(flags.lr, 'lr'),
     momentum: num(flags.momentum, 'momentum'), weightDecay: num(flags.weightDecay, 'weight-decay'), warmup: num(flags.warmup, 'warmup'),
-    milestones, trainableLayers: intFlag(flags.trainableLayers, 'trainable-layers', 0),
+    milestones, trainableLayers: intFlag(flags.trainableLayers, 'trainable-layers', 0), bn: flags.bn as DetectTrainConfig['bn'],
     minSize: intFlag(flags.minSize, 'min-size', 16), maxSize: intFlag(flags.maxSize, 'max-size', 16), hflip: numberInRange(flags.hflip, 'hflip', 0, 1), fpnChannels: intFlag(flags.fpnChannels, 'fpn-channels', 8),
     rpnPostNmsTopNTrain: intFlag(flags.rpnPostNms, 'rpn-post-nms', 1), boxBatchSizePerImage: intFlag(flags.boxBatch, 'box-batch', 1),
     valSubset: intFlag(flags.valSubset, 'val-subset', 1), seed: intFlag(flags.seed, 'seed', 0), out: flags.out,

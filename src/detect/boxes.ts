@@ -89,22 +89,32 @@ export function nms(boxes: Float32Array, scores: Float32Array, iouThreshold: num
   const n = count('nms', boxes);
   if (scores.length !== n) throw new InvalidArgumentError(`nms: ${n} boxes but ${scores.length} scores`);
   const order = argsortDescending(scores);
-  const areas = boxArea(boxes);
+  // The boxes in score order, one array per coordinate: the inner loop reads memory in order.
+  const x1 = new Float32Array(n), y1 = new Float32Array(n), x2 = new Float32Array(n), y2 = new Float32Array(n), area = new Float32Array(n);
+  for (let k = 0; k < n; k++) {
+    const i = order[k];
+    x1[k] = boxes[4 * i]; y1[k] = boxes[4 * i + 1]; x2[k] = boxes[4 * i + 2]; y2[k] = boxes[4 * i + 3];
+    area[k] = f(f(x2[k] - x1[k]) * f(y2[k] - y1[k]));
+  }
+  // Boxes that do not intersect have IoU 0: skipped unless a threshold below 0 drops them.
+  const skipDisjoint = iouThreshold >= 0;
   const suppressed = new Uint8Array(n);
   const keep: number[] = [];
   for (let a = 0; a < n; a++) {
-    const i = order[a];
-    if (suppressed[i]) continue;
-    keep.push(i);
-    const ix1 = boxes[4 * i], iy1 = boxes[4 * i + 1], ix2 = boxes[4 * i + 2], iy2 = boxes[4 * i + 3], iarea = areas[i];
+    if (suppressed[a]) continue;
+    keep.push(order[a]);
+    const ix1 = x1[a], iy1 = y1[a], ix2 = x2[a], iy2 = y2[a], iarea = area[a];
     for (let b = a + 1; b < n; b++) {
-      const j = order[b];
-      if (suppressed[j]) continue;
-      const w = Math.max(0, f(Math.min(ix2, boxes[4 * j + 2]) - Math.max(ix1, boxes[4 * j])));
-      const h = Math.max(0, f(Math.min(iy2, boxes[4 * j + 3]) - Math.max(iy1, boxes[4 * j + 1])));
+      if (suppressed[b]) continue;
+      // std::max / std::min as torchvision's nms_kernel.cpp writes them (a < b ? b : a).
+      const xx1 = ix1 < x1[b] ? x1[b] : ix1, xx2 = x2[b] < ix2 ? x2[b] : ix2;
+      const dw = f(xx2 - xx1), w = 0 < dw ? dw : 0;
+      if (w === 0 && skipDisjoint) continue;
+      const yy1 = iy1 < y1[b] ? y1[b] : iy1, yy2 = y2[b] < iy2 ? y2[b] : iy2;
+      const dh = f(yy2 - yy1), h = 0 < dh ? dh : 0;
       const inter = f(w * h);
       // NOTE: the kernel compares the float IoU with the double threshold.
-      if (f(inter / f(f(iarea + areas[j]) - inter)) > iouThreshold) suppressed[j] = 1;
+      if (f(inter / f(f(iarea + area[b]) - inter)) > iouThreshold) suppressed[b] = 1;
     }
   }
   return Int32Array.from(keep);

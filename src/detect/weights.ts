@@ -42,6 +42,37 @@ export interface DetectionWeightsOptions extends LoadWeightsOptions {
   /** The backbone's BatchNorm eps after loading; default: 0 for a file under torchvision's
    *  pre-0.13 names (its v1 COCO weights), else unchanged. */
   bnEps?: number;
+  /** The file's tensors already read (e.g. by readWeightsSource): `path` only names it. */
+  tensors?: ReadonlyMap<string, NamedArray>;
+}
+
+/** True for a classification state dict (a ResNet's `conv1.weight`, no `backbone.` key).
+ * @example isClassificationWeights(loadWeights('resnet18-f37072fd.pth').tensors)  // true */
+export function isClassificationWeights(tensors: ReadonlyMap<string, unknown>): boolean {
+  const keys = [...tensors.keys()];
+  return !keys.some((k) => k.startsWith('backbone.')) && keys.includes('conv1.weight');
+}
+
+/**
+ * The detector's input normalisation that goes with a classification backbone: the mean and
+ * std it was trained with (a grey net's one value repeated for R, G and B), or undefined when
+ * unknown or not 1 or 3 channels (the transform's defaults, ImageNet's, stay).
+ * @example const norm = backboneNormalization({ mean: [0.286], std: [0.353] });  // { imageMean: [0.286, 0.286, 0.286], imageStd: [0.353, 0.353, 0.353] }
+ */
+export function backboneNormalization({ mean, std }: { mean?: readonly number[]; std?: readonly number[] }): { imageMean: number[]; imageStd: number[] } | undefined {
+  if (!mean || !std || mean.length !== std.length || (mean.length !== 1 && mean.length !== 3)) return undefined;
+  return mean.length === 1 ? { imageMean: [mean[0], mean[0], mean[0]], imageStd: [std[0], std[0], std[0]] } : { imageMean: [...mean], imageStd: [...std] };
+}
+
+/** A grey (1-channel) conv1 [O, 1, kh, kw] made RGB as timm's adapt_input_conv does: each
+ *  channel gets the weights / 3, so an image with R = G = B gives the grey net's response. */
+function greyToRgb(w: NamedArray): NamedArray {
+  const [o, , kh, kw] = w.shape;
+  const plane = kh * kw;
+  const src = w.data as Float32Array;
+  const out = new Float32Array(o * 3 * plane);
+  for (let i = 0; i < o; i++) for (let c = 0; c < 3; c++) for (let p = 0; p < plane; p++) out[(i * 3 + c) * plane + p] = src[i * plane + p] / 3;
+  return { data: out, shape: [o, 3, kh, kw] };
 }
 
 /** @example const { report, notes, backboneOnly }: DetectionWeightsReport = loadDetectionWeights(createDetector('fasterrcnn_resnet50_fpn'), 'coco.pth'); */
@@ -84,15 +115,17 @@ function misfit(model: FasterRCNN, tensors: ReadonlyMap<string, NamedArray>, onl
  * const { notes } = loadDetectionWeights(model, 'fasterrcnn_resnet50_fpn_coco-258fb6c6.pth');
  */
 export function loadDetectionWeights(model: FasterRCNN, path: string, opts: DetectionWeightsOptions = {}): DetectionWeightsReport {
-  const loaded = loadWeights(path, { mapping: 'torchvision', ...opts });
+  const loaded = opts.tensors ? { tensors: opts.tensors, notes: [] } : loadWeights(path, { mapping: 'torchvision', ...opts });
   const notes = [...loaded.notes];
-  const keys = [...loaded.tensors.keys()];
-  const isClassifier = !keys.some((k) => k.startsWith('backbone.')) && keys.includes('conv1.weight');
-  if (isClassifier) {
+  if (isClassificationWeights(loaded.tensors)) {
     const body = new Map<string, NamedArray>();
     for (const [k, v] of loaded.tensors) {
       const to = model.classifierKey(k);
-      if (to !== null) body.set(to, v);
+      if (to === null) continue;
+      if (k === 'conv1.weight' && v.shape.length === 4 && v.shape[1] === 1 && v.data instanceof Float32Array) {
+        body.set(to, greyToRgb(v));
+        notes.push("conv1 of a grey (1-channel) classifier made RGB as timm's adapt_input_conv does (each channel gets its weights / 3)");
+      } else body.set(to, v);
     }
     const trunk = new Set<string>();
     for (const [k] of [...model.resnet.namedParameters(), ...model.resnet.namedBuffers()]) {

@@ -27,9 +27,10 @@ import { loadCocoFolder } from '../data/coco.js';
 import { DetectionDataset, type DetectionSample } from '../data/dataset.js';
 import { COCO_STAT_NAMES, evaluateCoco, toCocoDetections } from '../eval/coco_eval.js';
 import type { FasterRCNN } from '../faster_rcnn.js';
-import { createDetector, DETECTION_ARCHS, type DetectorOptions } from '../models.js';
-import { fetchPretrained, pretrainedEntry, type FetchOptions } from '../../infer/pretrained.js';
-import { loadDetectionWeights } from '../weights.js';
+import { createDetector, DETECTION_ARCHS, detectorConfig, type DetectorOptions } from '../models.js';
+import type { FetchOptions } from '../../infer/pretrained.js';
+import { BN_MODES, readWeightsSource, type BnMode } from '../../train/finetune.js';
+import { backboneNormalization, isClassificationWeights, loadDetectionWeights } from '../weights.js';
 import { initDetector, setTrainable } from './setup.js';
 
 /** @example const c: Partial<DetectTrainConfig> = { arch: 'fasterrcnn_resnet18_fpn', data: 'synth/train', valData: 'synth/test', epochs: 6, out: 'runs/det' }; */
@@ -57,6 +58,10 @@ export interface DetectTrainConfig {
   pretrainedBackbone?: boolean;
   /** 0..5 of layer4, layer3, layer2, layer1, conv1 (default 3 with --weights, else 5). */
   trainableLayers?: number;
+  /** The backbone's BatchNorm: 'frozen' (FrozenBatchNorm2d: running statistics and affine
+   *  fixed) or 'train' (batch statistics, trained affine); default torchvision's rule, frozen
+   *  when starting from weights, train from scratch. */
+  bn?: BnMode;
   /** Resize: short side (default the arch's 800) and cap of the long side (1333). */
   minSize?: number;
   maxSize?: number;
@@ -112,6 +117,7 @@ function checkConfig(c: DetectTrainConfig): void {
     const v = c[k];
     if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)) throw new InvalidArgumentError(`${k} must be an integer in ${min}..${max}, got ${String(v)}`);
   };
+  if (c.bn !== undefined && !BN_MODES.includes(c.bn)) throw new InvalidArgumentError(`--bn must be one of ${BN_MODES.join(', ')}, got '${String(c.bn)}'`);
   int('epochs', 1); int('batchSize', 1); int('seed', 0); int('checkpointEvery', 0); int('trainableLayers', 0, 5);
   int('minSize', 16, 4096); int('maxSize', 16, 4096); int('rpnPostNmsTopNTrain', 1); int('fpnChannels', 8, 1024); int('boxBatchSizePerImage', 1); int('valSubset', 1);
   for (const k of ['lr', 'momentum', 'weightDecay', 'warmup', 'hflip'] as const) {
@@ -207,23 +213,29 @@ export async function trainDetector(config: Partial<DetectTrainConfig>, options:
     throw new InvalidArgumentError(`${valCoco.file}: its categories (${[...val.labelMap.keys()].join(', ')}) are not the training set's (${[...train.labelMap.keys()].join(', ')})`);
   }
   const classes = train.classes;
-  const opts = resumed ? resumed.meta.modelOptions as DetectorOptions : modelOptions(c, classes);
+  // What the run starts from, read once: a file, a resnet-ts run or checkpoint (classifier or
+  // detector), or torchvision's ImageNet backbone. A classification backbone brings the input
+  // normalisation it was trained with.
+  const fromWeights = c.weights !== undefined || c.pretrainedBackbone === true;
+  const start = !resumed && fromWeights
+    ? await readWeightsSource({ weights: c.weights, pretrained: c.pretrainedBackbone }, detectorConfig(c.arch).backbone, options.fetch, (text) => emit({ type: 'message', text }))
+    : undefined;
+  const norm = start && isClassificationWeights(start.tensors) ? backboneNormalization(start) : undefined;
+  const baseOpts = resumed ? resumed.meta.modelOptions as DetectorOptions : modelOptions(c, classes);
+  const opts = norm ? { ...baseOpts, transform: { ...baseOpts.transform, ...norm } } : baseOpts;
   const model = createDetector(c.arch, opts);
   let setModes: () => void;
   let notes: string[] = [];
   try {
-    let start = c.weights;
-    if (!resumed && c.pretrainedBackbone) {
-      start = await fetchPretrained(pretrainedEntry(model.resnet.name), { ...options.fetch, onMessage: (text) => emit({ type: 'message', text }) });
-    }
     if (!resumed) {
       initDetector(model, c.seed);
-      if (start !== undefined) notes = loadDetectionWeights(model, start).notes;
+      if (start) notes = [...start.notes, ...loadDetectionWeights(model, start.file, { tensors: start.tensors }).notes];
+      if (norm) notes.push(`images normalised as the backbone was trained: mean ${fmtList(norm.imageMean)}, std ${fmtList(norm.imageStd)}`);
     }
-    const fromWeights = c.weights !== undefined || c.pretrainedBackbone === true;
     const trainable = c.trainableLayers ?? (fromWeights ? 3 : 5);
-    setModes = setTrainable(model, { trainableLayers: trainable, frozenBn: fromWeights });
-    emit({ type: 'message', text: `${c.arch}: ${classes.length - 1} classes; backbone ${fromWeights ? `from ${c.weights ?? `torchvision's ImageNet ${model.resnet.name}`}, BatchNorm frozen` : 'from scratch, BatchNorm with batch statistics'}, ${trainable} of 5 layers trained` });
+    const frozenBn = (c.bn ?? (fromWeights ? 'frozen' : 'train')) === 'frozen';
+    setModes = setTrainable(model, { trainableLayers: trainable, frozenBn });
+    emit({ type: 'message', text: `${c.arch}: ${classes.length - 1} classes; backbone ${start ? `from ${start.source}` : resumed ? 'resumed' : 'from scratch'}, BatchNorm ${frozenBn ? 'frozen' : 'with batch statistics'}, ${trainable} of 5 layers trained` });
     for (const text of notes) emit({ type: 'message', text });
   } catch (e) {
     model.dispose();
@@ -298,4 +310,8 @@ export async function trainDetector(config: Partial<DetectTrainConfig>, options:
     opt.dispose();
     model.dispose();
   }
+}
+
+function fmtList(v: readonly number[]): string {
+  return `[${v.map((x) => x.toFixed(3)).join(', ')}]`;
 }
