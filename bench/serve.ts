@@ -11,7 +11,7 @@
 // every row, so a run stopped early keeps the rows it measured.
 
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,16 +40,33 @@ const outBase = opt('out', `serve_${slug}`).replace(/\.(json|txt)$/, '');
 interface Row {
   arch: string; kind: string; max_batch: number; concurrency: number; images_per_sec: number; p50_ms: number; p99_ms: number;
   requests: number; non2xx: number; errors: number; decode_s: number; compute_s: number; mean_batch: number; bench_images_per_sec: number | null;
+  /** Share of the row's wall time the engine spent in forwards. */
+  engine_busy: number;
+  /** Mean wall time of one served batch's forward, and `resnet bench`'s at the same batch. */
+  batch_ms: number; bench_batch_ms: number | null;
+  /** CPU cores used on average by the server process (all its threads) and by this load generator. */
+  server_cores: number; client_cores: number;
 }
 
-async function startServe(model: string, file: string, batch: number): Promise<{ url: string; stop: () => Promise<void> }> {
+/** User + system CPU seconds of a process so far (/proc/PID/stat, Linux). */
+function processCpuSeconds(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[11]) + Number(rest[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  } catch {
+    return NaN;
+  }
+}
+
+async function startServe(model: string, file: string, batch: number): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
   const child = spawn(process.execPath, [BIN, 'serve', '--model', `${model}=${file}`, '--port', '0', '--max-batch', String(batch), '--max-queue', '1024'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (d) => { out += d; const m = /at (http:\/\/\S+)/.exec(out); if (m) resolve(m[1]); });
     child.on('exit', (c) => reject(new Error(`resnet serve exited with ${c}`)));
   });
-  return { url, stop: () => new Promise((r) => { child.on('exit', () => r()); child.kill('SIGTERM'); }) };
+  return { url, pid: child.pid!, stop: () => new Promise((r) => { child.on('exit', () => r()); child.kill('SIGTERM'); }) };
 }
 
 async function metricSums(url: string): Promise<Record<string, number>> {
@@ -80,11 +97,12 @@ const tmp = mkdtempSync(join(tmpdir(), 'resnet-bench-serve-'));
 const rows: Row[] = [];
 const dir = join(root, 'bench', 'results');
 mkdirSync(dir, { recursive: true });
-const header = ['arch', 'kind', 'max_batch', 'conc', 'img/s', 'p50 ms', 'p99 ms', 'mean batch', 'decode s', 'compute s', 'non2xx', 'vs bench'];
+const header = ['arch', 'kind', 'max_batch', 'conc', 'img/s', 'p50 ms', 'p99 ms', 'mean batch', 'decode s', 'compute s', 'engine busy', 'batch ms (bench)', 'server cores', 'client cores', 'non2xx', 'vs bench'];
 /** Writes every row so far (after each row, so a run stopped early keeps what it measured),
  *  each file replaced atomically. */
 function writeResults(): string {
-  const lines = rows.map((r) => [r.arch, r.kind, r.max_batch, r.concurrency, r.images_per_sec.toFixed(1), r.p50_ms, r.p99_ms, r.mean_batch.toFixed(1), r.decode_s.toFixed(2), r.compute_s.toFixed(2), r.non2xx,
+  const lines = rows.map((r) => [r.arch, r.kind, r.max_batch, r.concurrency, r.images_per_sec.toFixed(1), r.p50_ms, r.p99_ms, r.mean_batch.toFixed(1), r.decode_s.toFixed(2), r.compute_s.toFixed(2),
+    r.engine_busy.toFixed(2), `${r.batch_ms.toFixed(1)}${r.bench_batch_ms ? ` (${r.bench_batch_ms.toFixed(1)})` : ''}`, r.server_cores.toFixed(2), r.client_cores.toFixed(2), r.non2xx,
     r.bench_images_per_sec ? (r.images_per_sec / r.bench_images_per_sec).toFixed(2) : '-'].join('\t'));
   const text = `resnet serve load, ${cpu}, ${cpus().length} logical CPUs, node ${process.version}, ${new Date().toISOString()}\n` +
     `autocannon closed loop, ${duration} s or ${amount} requests per row; 'vs bench' = served img/s / resnet bench --batch ${maxBatch} img/s\n${header.join('\t')}\n${lines.join('\n')}\n`;
@@ -121,7 +139,11 @@ try {
             // Untimed first: each new batch size creates its oneDNN primitives once.
             await run({ ...opts, amount: Math.max(8, 4 * c), duration: 30 });
             const before = await metricSums(server.url);
+            const [t0, server0, client0] = [performance.now(), processCpuSeconds(server.pid), process.cpuUsage()];
             const res = await run(opts);
+            const wall = (performance.now() - t0) / 1000;
+            const serverCpu = processCpuSeconds(server.pid) - server0;
+            const clientCpu = process.cpuUsage(client0);
             const after = await metricSums(server.url);
             const d = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
             // Closed loop: c requests always outstanding, so throughput = c / mean latency (Little's
@@ -131,6 +153,10 @@ try {
               arch, kind, max_batch: batch, concurrency: c, images_per_sec: res.latency.mean > 0 ? (okShare * c * 1000) / res.latency.mean : 0, p50_ms: res.latency.p50, p99_ms: res.latency.p99,
               requests: res.requests.total, non2xx: res.non2xx, errors: res.errors, decode_s: d('resnet_decode_seconds_sum'), compute_s: d('resnet_batch_compute_seconds_sum'),
               mean_batch: d('resnet_batch_size_count') ? d('resnet_batch_size_sum') / d('resnet_batch_size_count') : 0, bench_images_per_sec: batch === maxBatch ? ref : null,
+              engine_busy: d('resnet_batch_compute_seconds_sum') / wall,
+              batch_ms: d('resnet_batch_compute_seconds_count') ? (1000 * d('resnet_batch_compute_seconds_sum')) / d('resnet_batch_compute_seconds_count') : 0,
+              bench_batch_ms: batch === maxBatch && ref ? (1000 * maxBatch) / ref : null,
+              server_cores: serverCpu / wall, client_cores: (clientCpu.user + clientCpu.system) / 1e6 / wall,
             });
             const r = rows[rows.length - 1];
             writeResults();

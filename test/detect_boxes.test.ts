@@ -31,6 +31,54 @@ test('nms and batchedNms keep what torchvision keeps (coordinate trick and per-c
   assert.deepEqual(Array.from(batchedNms(new Float32Array(0), new Float32Array(0), new Int32Array(0), 0.5)), []);
 });
 
+/** torchvision's nms_kernel.cpp as written: every kept box against every later one. */
+function allPairsNms(boxes: Float32Array, scores: Float32Array, thr: number): number[] {
+  const f = Math.fround;
+  const n = scores.length;
+  const order = argsortDescending(scores);
+  const area = (i: number) => f(f(boxes[4 * i + 2] - boxes[4 * i]) * f(boxes[4 * i + 3] - boxes[4 * i + 1]));
+  const sup = new Uint8Array(n);
+  const keep: number[] = [];
+  for (let a = 0; a < n; a++) {
+    const i = order[a];
+    if (sup[i]) continue;
+    keep.push(i);
+    for (let b = a + 1; b < n; b++) {
+      const j = order[b];
+      if (sup[j]) continue;
+      const xx1 = Math.max(boxes[4 * i], boxes[4 * j]), yy1 = Math.max(boxes[4 * i + 1], boxes[4 * j + 1]);
+      const xx2 = Math.min(boxes[4 * i + 2], boxes[4 * j + 2]), yy2 = Math.min(boxes[4 * i + 3], boxes[4 * j + 3]);
+      const inter = f(Math.max(0, f(xx2 - xx1)) * Math.max(0, f(yy2 - yy1)));
+      if (f(inter / f(f(area(i) + area(j)) - inter)) > thr) sup[j] = 1;
+    }
+  }
+  return keep;
+}
+
+test('nms (near boxes only, through a grid) keeps what the all-pairs loop keeps', () => {
+  let s = 7;
+  const r = () => ((s = (s * 16807) % 2147483647) / 2147483647);
+  for (let trial = 0; trial < 60; trial++) {
+    const n = [1, 2, 50, 65, 300, 2000][trial % 6];
+    const span = [20, 200, 2000][trial % 3];
+    const boxes = new Float32Array(4 * n), scores = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      const big = r() < 0.05, w = big ? r() * span : 1 + r() * span / 8, h = big ? r() * span : 1 + r() * span / 8;
+      const x = r() * span, y = r() * span;
+      boxes.set([x, y, x + w, y + h], 4 * i);
+      if (r() < 0.02) boxes.set([x, y, x - w, y + h], 4 * i); // negative width
+      if (r() < 0.02) boxes.set(boxes.subarray(4 * (i >> 1), 4 * (i >> 1) + 4), 4 * i); // a duplicate
+      if (trial % 10 === 9 && r() < 0.01) boxes[4 * i + 2] = Number.NaN;
+      scores[i] = trial % 7 === 3 ? Math.round(r() * 4) / 4 : r(); // ties on some trials
+    }
+    for (const thr of [0, 0.3, 0.7, 1]) {
+      assert.deepEqual(Array.from(nms(boxes, scores, thr)), allPairsNms(boxes, scores, thr), `trial ${trial}, ${n} boxes, threshold ${thr}`);
+    }
+  }
+  const two = f32([0, 0, 10, 10, 20, 20, 30, 30]);
+  assert.deepEqual(Array.from(nms(two, f32([0.9, 0.8]), -0.5)), [0], 'a threshold below 0 drops even disjoint boxes');
+});
+
 test('boxIou, BoxCoder, removeSmallBoxes, clipBoxesToImage equal torchvision', () => {
   close(boxIou(f32(FX.iou.a), f32(FX.iou.b)), FX.iou.iou, 1e-7, 'box_iou');
   const coder = new BoxCoder([10, 10, 5, 5]);
