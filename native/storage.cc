@@ -323,7 +323,10 @@ Napi::Value FromArray(const Napi::CallbackInfo& info) {
       throw OpError("'data' has " + std::to_string(ta.ElementLength()) + " elements, the shape needs " +
                     std::to_string(numelOf(dims)));
     auto out = Storage::Create(info.Env(), plainDesc(dims, type));
-    const uint8_t* src = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    // The data pointer straight from napi (offset included): ta.ArrayBuffer() refuses an array
+    // over a SharedArrayBuffer (the server's input slots, src/serve/engine.ts).
+    void* src = nullptr;
+    if (napi_get_typedarray_info(info.Env(), ta, nullptr, nullptr, &src, nullptr, nullptr) != napi_ok) throw OpError("cannot read 'data'");
     if (ta.ByteLength() > 0) std::memcpy(out.s->data(), src, ta.ByteLength());
     return out.obj;
   });

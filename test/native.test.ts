@@ -155,7 +155,12 @@ describe('native: sanity', () => {
     assert.deepEqual(b.read(sc, [], 'float32'), f32([42]));
     const full = b.full([2, 2], 'int32', 3);
     assert.deepEqual(b.read(full, [2, 2], 'int32'), Int32Array.from([3, 3, 3, 3]));
-    for (const t of [s, i, sc, full]) b.free(t);
+    // An array over a SharedArrayBuffer (resnet serve's input slots), at an offset.
+    const shared = new Float32Array(new SharedArrayBuffer(40), 8, 6);
+    shared.set(x);
+    const fromShared = b.fromArray(shared, [2, 3], 'float32');
+    assert.deepEqual(b.read(fromShared, [2, 3], 'float32'), x);
+    for (const t of [s, i, sc, full, fromShared]) b.free(t);
   });
 
   it('live() counts go back after free, and a second free does not crash', () => {

@@ -205,8 +205,12 @@ describe('protocol (no HTTP)', () => {
       outputs: [{ name: 'output0', parameters: { binary_data: true } }, { name: 'output1' }],
     }));
     const data = Buffer.from(new Float32Array([1.5, -2, 3.25, 4]).buffer);
-    const r = parseInferRequest(Buffer.concat([head, data]), head.length);
+    const body = Buffer.concat([head, data]);
+    const r = parseInferRequest(body, head.length);
     assert.deepEqual(Array.from(r.inputs[0].data as Float32Array), [1.5, -2, 3.25, 4]);
+    // The bytes as sent, a view into the body (the engine copies them once, into its batch).
+    assert.equal(r.inputs[0].bytes!.buffer, body.buffer);
+    assert.deepEqual(Buffer.from(r.inputs[0].bytes!), data);
     assert.deepEqual(r.outputs!.map((o) => o.binary), [true, false]);
     // The response example: output0 binary (16 bytes... here 24 for [3, 2]), output1 as JSON.
     const enc = encodeInferResponse({ model_name: 'mymodel', outputs: [

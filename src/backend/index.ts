@@ -3,7 +3,6 @@
 // reference backend is used and one line on stderr (once per process) says so, why, and what
 // to install for the fast one. backendChoice() keeps the why for `resnet info`.
 
-import { isMainThread } from 'node:worker_threads';
 
 import type { Backend } from './backend.js';
 import { ReferenceBackend } from './reference/index.js';
@@ -51,12 +50,19 @@ export function backendByName(name: BackendName): Backend {
 /**
  * Makes `backend`'s addon hold back what it tells V8 about native memory while the
  * outermost tidy() runs (native/buffers.cc, accountAlloc): otherwise the hundreds of MB a
- * step allocates and frees start V8 mark-compacts every step. On the main thread only (the
- * addon refuses other threads). Returns `backend`.
+ * step allocates and frees start V8 mark-compacts every step. In the thread the addon
+ * serves (the first to load it: the main thread, or `resnet serve`'s engine worker, where
+ * missing this cost a mark-compact per batch); the addon refuses any other, and there the
+ * hook is not set. Returns `backend`.
  */
 function deferExternalMemoryInTidy(backend: NativeBackend): NativeBackend {
   const { addon } = backend;
-  if (isMainThread) onOutermostScope({ open: () => addon.deferExternalMemory(true), close: () => addon.deferExternalMemory(false) });
+  try {
+    addon.deferExternalMemory(false);
+  } catch {
+    return backend; // not the addon's thread
+  }
+  onOutermostScope({ open: () => addon.deferExternalMemory(true), close: () => addon.deferExternalMemory(false) });
   return backend;
 }
 

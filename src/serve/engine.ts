@@ -1,6 +1,9 @@
 // The server's side of the engine thread: starts it (every model loaded there), keeps one
 // Batcher per model and kind, and turns a batch into one message: the rows of its requests
-// concatenated into one transferred Float32Array, the outputs split back per request.
+// are copied into the queue's input slot, a SharedArrayBuffer both threads keep (a fresh or
+// transferred 10 MB buffer per batch cost page faults and, as external memory, a V8
+// mark-compact in each thread every batch or two: 0.2-0.3 of the two cores the kernels
+// need, resnet18 at concurrency 32), and the outputs come back split per request.
 // A detector gets one queue of its own whose batches hold ONE image: on this project's 2-core
 // machine batching did not pay (fasterrcnn_resnet18_fpn, min size 480, native: 4 images of
 // 480x640 one by one took 1.1-1.4 s, as one padded batch 1.8-2.0 s; 4 mixed sizes 1.2 s vs
@@ -20,7 +23,8 @@ export interface EngineOutput {
   embedding: Float32Array | null;
 }
 
-interface Rows { x: Float32Array; n: number }
+/** n rows of a model's input: float32, or their little-endian bytes (the v2 binary form). */
+interface Rows { x: Float32Array | Uint8Array; n: number }
 
 type ResultReply = Extract<WorkerReply, { type: 'result' | 'detections' }>;
 
@@ -46,10 +50,14 @@ export class Engine {
   private readonly pending = new Map<number, { resolve: (r: ResultReply) => void; reject: (e: unknown) => void }>();
   private nextId = 1;
   private alive = true;
+  /** Each queue's input slot (one batch per queue runs at a time): its id and buffer. */
+  private readonly slots = new Map<string, { id: number; buffer: SharedArrayBuffer }>();
+  private readonly maxBatch: number;
   /** Called after each batch: model, rows, compute ms (metrics). */
   onBatch: ((model: string, rows: number, computeMs: number) => void) | null = null;
 
   private constructor(private readonly worker: Worker, infos: ServedModel[], limits: Omit<BatcherOptions, 'name'>) {
+    this.maxBatch = limits.maxBatch;
     for (const m of infos) {
       this.models.set(m.name, m);
       if (m.kind === 'detector') {
@@ -111,8 +119,9 @@ export class Engine {
     return n + (this.detectQueues.get(model)?.depth ?? 0);
   }
 
-  /** Queues n rows of `model`'s input ([n, C, H, W] float32, preprocessed). */
-  submit(model: string, kind: RunKind, x: Float32Array, n: number): Promise<Done<EngineOutput>> {
+  /** Queues n rows of `model`'s input ([n, C, H, W] float32, preprocessed; or those floats'
+   *  little-endian bytes, as the v2 binary extension sends them). */
+  submit(model: string, kind: RunKind, x: Float32Array | Uint8Array, n: number): Promise<Done<EngineOutput>> {
     const q = this.queues.get(`${model}\0${kind}`);
     if (!q) return Promise.reject(new HttpError(404, `unknown model '${model}'; loaded: ${[...this.models.keys()].join(', ')}`));
     if (!this.alive) return Promise.reject(new HttpError(503, 'engine thread is down; the server is not ready'));
@@ -142,10 +151,20 @@ export class Engine {
 
   private async runBatch(m: ModelInfo, kind: RunKind, items: Rows[], rows: number): Promise<EngineOutput[]> {
     const per = m.channels * m.height * m.width;
-    const x = new Float32Array(rows * per);
+    const key = `${m.name}\0${kind}`;
+    let slot = this.slots.get(key);
+    const fresh = !slot || slot.buffer.byteLength < 4 * rows * per;
+    if (fresh) {
+      slot = { id: slot?.id ?? this.slots.size, buffer: new SharedArrayBuffer(4 * Math.max(rows, this.maxBatch) * per) };
+      this.slots.set(key, slot);
+    }
+    const bytes = new Uint8Array(slot!.buffer, 0, 4 * rows * per);
     let at = 0;
-    for (const it of items) { x.set(it.x, at); at += it.x.length; }
-    const reply = await this.call({ type: 'run', id: this.nextId++, model: m.name, kind, x, n: rows, shape: [m.channels, m.height, m.width] }, [x.buffer as ArrayBuffer]);
+    for (const it of items) {
+      bytes.set(it.x instanceof Uint8Array ? it.x : new Uint8Array(it.x.buffer, it.x.byteOffset, it.x.byteLength), at);
+      at += 4 * it.n * per;
+    }
+    const reply = await this.call({ type: 'run', id: this.nextId++, model: m.name, kind, slot: slot!.id, ...(fresh ? { buffer: slot!.buffer } : {}), n: rows, shape: [m.channels, m.height, m.width] }, []);
     if (reply.type !== 'result') throw new HttpError(500, `engine: a run request got a '${reply.type}' reply`);
     const K = m.numClasses;
     const D = m.numFeatures;

@@ -86,7 +86,9 @@ export type RunKind = 'logits' | 'features';
 export interface DetectImage { data: Uint8Array; channels: number; height: number; width: number }
 
 export type WorkerRequest =
-  | { type: 'run'; id: number; model: string; kind: RunKind; x: Float32Array; n: number; shape: number[] }
+  /** A batch of n rows of `shape`, in input slot `slot` (a SharedArrayBuffer the engine
+   *  thread keeps; `buffer` comes with the first request that uses the slot or replaces it). */
+  | { type: 'run'; id: number; model: string; kind: RunKind; slot: number; buffer?: SharedArrayBuffer; n: number; shape: number[] }
   | { type: 'detect'; id: number; model: string; images: DetectImage[] }
   | { type: 'close'; id?: number };
 

@@ -26,6 +26,8 @@ const init = workerData as EngineInit;
 const port = parentPort!;
 const nets = new Map<string, { model: ResNet; fused: FusedResNet | null; precision: Precision }>();
 const detectors = new Map<string, FasterRCNN>();
+/** The input slots the server writes batches into (see engine.ts). */
+const slots = new Map<number, SharedArrayBuffer>();
 
 function errorOf(e: unknown): { message: string; name: string; code?: string } {
   const err = e as Error & { code?: string };
@@ -55,7 +57,7 @@ async function start(): Promise<void> {
     if (crop === 0) throw new Error(`${spec.name}: serving needs a fixed input size (a crop); this model has none`);
     const [H, W] = typeof crop === 'number' ? [crop, crop] : crop;
     // One forward of each kind first, so the first request does not pay for creating primitives.
-    for (const kind of ['logits', 'features'] as const) run({ type: 'run', id: 0, model: spec.name, kind, x: new Float32Array(loaded.channels * H * W), n: 1, shape: [loaded.channels, H, W] });
+    for (const kind of ['logits', 'features'] as const) run({ type: 'run', id: 0, model: spec.name, kind, slot: -1, buffer: new SharedArrayBuffer(4 * loaded.channels * H * W), n: 1, shape: [loaded.channels, H, W] });
     infos.push({
       kind: 'classifier', name: spec.name, arch: loaded.arch, source: loaded.source, labels: loaded.labels, numClasses: m.numClasses, numFeatures: m.numFeatures,
       channels: loaded.channels, height: H, width: W, preprocess: { ...loaded.preprocess, formats: undefined }, precision, fused: fused !== null,
@@ -89,16 +91,20 @@ function run(req: Extract<WorkerRequest, { type: 'run' }>): WorkerReply {
   if (!net) throw new Error(`engine: no model '${req.model}'`);
   const shape = [req.n, ...req.shape];
   const t0 = performance.now();
+  if (req.buffer) slots.set(req.slot, req.buffer);
+  const buffer = slots.get(req.slot);
+  if (!buffer) throw new Error(`engine: no input slot ${req.slot}`);
+  const x = new Float32Array(buffer, 0, shape.reduce((a, b) => a * b, 1));
   if (req.kind === 'logits') {
     const logits = tidy(() => noGrad(() => {
-      const x = tensor(req.x, shape);
-      const y = net.fused ? net.fused.forward(x) : autocast(net.precision, () => net.model.forward(x));
+      const xt = tensor(x, shape);
+      const y = net.fused ? net.fused.forward(xt) : autocast(net.precision, () => net.model.forward(xt));
       return new Float32Array(y.toArray() as Float32Array);
     }));
     return { type: 'result', id: req.id, logits, embedding: null, ms: performance.now() - t0 };
   }
   const { logits, embedding } = tidy(() => noGrad(() => {
-    const f = autocast(net.precision, () => net.model.features(tensor(req.x, shape)));
+    const f = autocast(net.precision, () => net.model.features(tensor(x, shape)));
     return { embedding: new Float32Array(f.embedding.toArray() as Float32Array), logits: new Float32Array(net.model.head.forward(f.embedding).toArray() as Float32Array) };
   }));
   return { type: 'result', id: req.id, logits, embedding, ms: performance.now() - t0 };

@@ -306,7 +306,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     const valid = `model '${m.name}' takes one input: 'input' FP32 [-1, ${m.channels}, ${m.height}, ${m.width}] (preprocessed) or 'image' BYTES [-1] (encoded images)`;
     if (r.inputs.length !== 1) throw new HttpError(400, `${r.inputs.length} inputs given; ${valid}`);
     const input = r.inputs[0];
-    let x: Float32Array;
+    let x: Float32Array | Uint8Array;
     let n: number;
     if (input.name === 'input') {
       if (input.datatype !== 'FP32') throw new HttpError(400, `input 'input' must be FP32, got ${input.datatype}; ${valid}`);
@@ -315,7 +315,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         throw new HttpError(400, `input 'input' has shape [${s.join(', ')}], model '${m.name}' takes [N, ${m.channels}, ${m.height}, ${m.width}] with N >= 1`);
       }
       n = s[0];
-      x = input.data as Float32Array;
+      x = input.bytes ?? (input.data as Float32Array);
     } else if (input.name === 'image') {
       if (input.datatype !== 'BYTES') throw new HttpError(400, `input 'image' must be BYTES (encoded images), got ${input.datatype}; ${valid}`);
       const count = numel(input.shape);

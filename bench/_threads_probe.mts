@@ -1,0 +1,24 @@
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import autocannon from 'autocannon';
+import { saveWeights } from '/work/main/src/io/weights.ts';
+import { createModel } from '/work/main/src/models/index.ts';
+import { setBackend } from '/work/main/src/backend/index.ts';
+setBackend('reference');
+const arch = 'resnet18'; const file = '/tmp/thr-r18.safetensors';
+const m = createModel(arch, { numClasses: 1000, seed: 0 }); saveWeights(file, m.stateDict(), { arch }); m.dispose();
+const child = spawn(process.execPath, [...(process.env.GCT ? ['--trace-gc'] : []), '/work/main/dist/cli/main.js', 'serve', '--model', `${arch}=${file}`, '--port', '0', '--max-batch', '16', '--max-queue', '1024'], { stdio: ['ignore', 'pipe', 'inherit'] });
+const url = await new Promise<string>((res) => { let out = ''; child.stdout!.on('data', (d) => { if (process.env.GCT) process.stderr.write(d); out += d; const mm = /at (http:\/\/\S+)/.exec(out); if (mm) res(mm[1]); }); });
+const per = 3 * 224 * 224; const x = new Float32Array(per).map((_, i) => Math.sin(i));
+const head = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [1, 3, 224, 224], datatype: 'FP32', parameters: { binary_data_size: x.byteLength } }], outputs: [{ name: 'logits', parameters: { binary_data: true } }] }));
+const body = Buffer.concat([head, Buffer.from(x.buffer)]);
+const opts = { url: `${url}/v2/models/${arch}/infer`, method: 'POST' as const, connections: 32, duration: 10, body, headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(head.length) } };
+const run = (o: any) => new Promise<any>((r, j) => autocannon(o, (e: any, res: any) => (e ? j(e) : r(res))));
+await run({ ...opts, duration: 3 });
+const snap = () => Object.fromEntries(readdirSync(`/proc/${child.pid}/task`).map((t) => { const s = readFileSync(`/proc/${child.pid}/task/${t}/stat`, 'utf8'); const name = s.slice(s.indexOf('(') + 1, s.lastIndexOf(')')); const r = s.slice(s.lastIndexOf(')') + 2).split(' '); return [`${t}:${name}`, (Number(r[11]) + Number(r[12])) / 100]; }));
+const a = snap(); const t0 = performance.now();
+const res = await run(opts);
+const wall = (performance.now() - t0) / 1000; const b = snap();
+console.log('img/s', (res.requests.total / wall).toFixed(1));
+for (const k of Object.keys(b)) { const d = b[k] - (a[k] ?? 0); if (d > 0.05) console.log(k.padEnd(28), (d / wall).toFixed(3), 'cores'); }
+child.kill('SIGTERM');
