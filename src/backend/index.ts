@@ -3,7 +3,6 @@
 // reference backend is used and one line on stderr (once per process) says so, why, and what
 // to install for the fast one. backendChoice() keeps the why for `resnet info`.
 
-
 import type { Backend } from './backend.js';
 import { ReferenceBackend } from './reference/index.js';
 import { NativeBackend, nativeLoadFailure } from './native.js';

@@ -108,11 +108,12 @@ class SortedBoxes {
 
   static of(boxes: Float32Array, order: Int32Array): SortedBoxes {
     const n = order.length;
+    const areas = boxArea(boxes);
     const x1 = new Float32Array(n), y1 = new Float32Array(n), x2 = new Float32Array(n), y2 = new Float32Array(n), area = new Float32Array(n);
     for (let k = 0; k < n; k++) {
       const i = order[k];
       x1[k] = boxes[4 * i]; y1[k] = boxes[4 * i + 1]; x2[k] = boxes[4 * i + 2]; y2[k] = boxes[4 * i + 3];
-      area[k] = f(f(x2[k] - x1[k]) * f(y2[k] - y1[k]));
+      area[k] = areas[i];
     }
     return new SortedBoxes(n, x1, y1, x2, y2, area);
   }
@@ -129,13 +130,15 @@ class SortedBoxes {
     return f(inter / f(f(area[a] + area[b]) - inter)) > thr;
   }
 
+  /** Marks every box after kept box a that a drops. */
+  private dropLater(a: number, suppressed: Uint8Array, thr: number): void {
+    for (let b = a + 1; b < this.n; b++) if (!suppressed[b] && this.drops(a, b, thr)) suppressed[b] = 1;
+  }
+
   /** torchvision's loop: every kept box against every later one. */
   suppressAll(thr: number): Uint8Array {
     const suppressed = new Uint8Array(this.n);
-    for (let a = 0; a < this.n; a++) {
-      if (suppressed[a]) continue;
-      for (let b = a + 1; b < this.n; b++) if (!suppressed[b] && this.drops(a, b, thr)) suppressed[b] = 1;
-    }
+    for (let a = 0; a < this.n; a++) if (!suppressed[a]) this.dropLater(a, suppressed, thr);
     return suppressed;
   }
 
@@ -178,7 +181,7 @@ class SortedBoxes {
     for (let a = 0; a < n; a++) {
       if (suppressed[a]) continue;
       if (side[a] > reach) {
-        for (let b = a + 1; b < n; b++) if (!suppressed[b] && this.drops(a, b, thr)) suppressed[b] = 1;
+        this.dropLater(a, suppressed, thr);
         continue;
       }
       const c0 = colOf(x1[a] - reach), c1 = colOf(x2[a]), r0 = rowOf(y1[a] - reach), r1 = rowOf(y2[a]);
