@@ -29,6 +29,36 @@ describeEachBackend('autograd', (backend) => {
     a.dispose(); b.dispose();
   });
 
+  test('a gradient shared by two inputs is summed, never written while another holds it', () => {
+    // add(x, x): one dy for both inputs, the same tensor; add(u, x) with u = 3x: the
+    // residual fork (dy reaches x directly and through u, summed after u's backward).
+    const x = tensor([1, -2], [2], { backend, requiresGrad: true });
+    tidy(() => sum(add(x, x)).backward());
+    assert.deepEqual([...x.grad!.toArray()], [2, 2]);
+    x.grad!.dispose();
+    x.grad = null;
+    const before = liveTensors();
+    tidy(() => sum(mul(add(affine(x, 3, 0), x), x)).backward());
+    // d/dx (4x * x) = 8x
+    assert.deepEqual([...x.grad!.toArray()], [8, -16]);
+    assert.equal(liveTensors(), before + 1, 'only x.grad is new: no gradient leaked');
+    // The caller's gradient is passed through add to both leaves: each gets its own copy,
+    // the caller's tensor is neither changed nor freed.
+    const a = tensor([1, 2], [2], { backend, requiresGrad: true });
+    const b = tensor([3, 4], [2], { backend, requiresGrad: true });
+    const g = tensor([5, 6], [2], { backend });
+    tidy(() => add(a, b).backward(g));
+    assert.deepEqual([...a.grad!.toArray()], [5, 6]);
+    assert.deepEqual([...b.grad!.toArray()], [5, 6]);
+    assert.notEqual(a.grad, b.grad);
+    assert.notEqual(a.grad, g);
+    assert.deepEqual([...g.toArray()], [5, 6]);
+    tidy(() => add(a, b).backward(g));
+    assert.deepEqual([...a.grad!.toArray()], [10, 12]);
+    assert.deepEqual([...g.toArray()], [5, 6]);
+    for (const t of [x, a, b, g]) t.dispose();
+  });
+
   test('mean is the composite sum / n', () => {
     const x = tensor([2, 4, 6, 8], [4], { backend, requiresGrad: true });
     const m = tidy(() => { const m = mean(x); m.backward(); return m.item(); });

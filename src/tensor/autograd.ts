@@ -108,12 +108,6 @@ function clone(t: Tensor): Tensor {
   return fromStorage(t.backend, t.backend.affineScalar(t.storage, t.shape, 1, 0), t.shape, t.dtype);
 }
 
-/** Accumulates `g` into `into` in place and frees `g`. */
-function accumulate(into: Tensor, g: Tensor): void {
-  into.backend.axpbyInPlace(into.storage, g.storage, into.shape, 1, 1);
-  g.dispose();
-}
-
 /**
  * Computes gradients of `root` with respect to every leaf that requires them and adds
  * them to the leaves' `.grad`. `root` must be a scalar unless `grad` (same shape) is given.
@@ -131,11 +125,37 @@ export function backward(root: Tensor, grad?: Tensor): void {
   if (grad !== undefined && grad.shape.join() !== root.shape.join()) {
     throw new ShapeError(`backward: grad shape [${grad.shape.join(', ')}] does not match tensor shape [${root.shape.join(', ')}]`);
   }
-  const seed = grad ?? fromStorage(root.backend, root.backend.full(root.shape, 'float32', 1), root.shape);
+  // One gradient tensor may stand for several tensors' gradients at once: an add hands its
+  // dy on to both inputs, unchanged. `refs` counts the holders of each (entries of `grads`,
+  // plus one for the caller's `grad`, which is never written or freed); a gradient is
+  // accumulated into in place only while it has one holder, otherwise the sum is a new
+  // tensor. So a residual block's fork costs one addition, never a copy.
   const grads = new Map<Tensor, Tensor>();
-  grads.set(root, seed);
-  const handedOn = new Set<Tensor>();
-  if (grad !== undefined) handedOn.add(grad); // never free or modify the caller's tensor
+  const refs = new Map<Tensor, number>();
+  const hold = (g: Tensor): void => { refs.set(g, (refs.get(g) ?? 0) + 1); };
+  const drop = (g: Tensor): void => {
+    const n = (refs.get(g) ?? 0) - 1;
+    if (n > 0) { refs.set(g, n); return; }
+    refs.delete(g);
+    g.dispose();
+  };
+  const store = (t: Tensor, g: Tensor): void => {
+    const prev = grads.get(t);
+    if (!prev) {
+      grads.set(t, g);
+      hold(g);
+    } else if (refs.get(prev) === 1) {
+      prev.backend.axpbyInPlace(prev.storage, g.storage, prev.shape, 1, 1);
+    } else {
+      const sum = fromStorage(prev.backend, prev.backend.add(prev.storage, g.storage, prev.shape), prev.shape, prev.dtype);
+      grads.set(t, sum);
+      hold(sum);
+      drop(prev);
+    }
+  };
+  const seed = grad ?? fromStorage(root.backend, root.backend.full(root.shape, 'float32', 1), root.shape);
+  if (grad !== undefined) hold(grad);
+  store(root, seed);
 
   for (const t of topoOrder(root)) {
     const dy = grads.get(t);
@@ -145,9 +165,12 @@ export function backward(root: Tensor, grad?: Tensor): void {
       if (dy) {
         grads.delete(t);
         if (t.grad && !t.grad.disposed) {
-          accumulate(t.grad, handedOn.has(dy) ? clone(dy) : dy);
+          t.grad.backend.axpbyInPlace(t.grad.storage, dy.storage, t.grad.shape, 1, 1);
+          drop(dy);
         } else {
-          const g = handedOn.has(dy) ? clone(dy) : dy;
+          let g = dy;
+          if (refs.get(dy) === 1) refs.delete(dy); // handed over whole
+          else { g = clone(dy); drop(dy); }
           if (t.scope) t.scope.adopt(g); else keep(g);
           t.grad = g;
         }
@@ -156,24 +179,14 @@ export function backward(root: Tensor, grad?: Tensor): void {
     }
     if (!dy) { node.release(); continue; }
     const inGrads = node.run(dy);
-    const stored = new Set<Tensor>();
     node.inputs.forEach((input, i) => {
       const g = inGrads[i];
-      if (!g || !input.requiresGrad) return;
-      const prev = grads.get(input);
-      if (prev) {
-        prev.backend.axpbyInPlace(prev.storage, g.storage, prev.shape, 1, 1);
-      } else {
-        const own = stored.has(g) || handedOn.has(g) ? clone(g) : g;
-        grads.set(input, own);
-        stored.add(own);
-      }
+      if (g && input.requiresGrad) store(input, g);
     });
-    for (const g of [dy, ...inGrads]) {
-      if (g && !stored.has(g) && !handedOn.has(g)) g.dispose();
-    }
+    for (const g of new Set(inGrads)) if (g && g !== dy && !refs.has(g)) g.dispose();
     node.release(); // kept on t, released: a second backward through it says so
     grads.delete(t);
+    drop(dy);
   }
-  for (const g of grads.values()) if (!handedOn.has(g)) g.dispose();
+  for (const g of grads.values()) drop(g);
 }
