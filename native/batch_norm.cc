@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 
 namespace rn {
 
@@ -121,7 +122,7 @@ KernelSet gKernelSet = widest();  // kernelIsa() may switch to a narrower set (t
 // NOTE: the tables are filled here, in baseline code, from the functions' addresses: calling
 // anything in a wider set's namespace, even a function that only returns pointers, may run its
 // instructions (an avx512::makeOps() did, with vmovq, and died on a CPU without AVX).
-#define RN_BN_OPS(ns, T) BnOps<T>{&ns::stats<T>, &ns::normalize<T>, &ns::gradSums<T>, &ns::gradMap<T>}
+#define RN_BN_OPS(ns, T) BnOps<T>{&ns::forward<T>, &ns::backward<T>}
 
 template <class T>
 const BnOps<T>& ops() {
@@ -190,39 +191,36 @@ Napi::Value batchNormTrain(const Napi::CallbackInfo& info, Storage* x, Storage* 
   const std::vector<float> b = paddedChannels(beta, v.C, width, "beta");
   const T* xp = static_cast<const T*>(x->as(data).get_data_handle());
   const double M = static_cast<double>(v.N * v.S);
-  // One pass: sums of d = x - K and d^2 about a value K of each channel (its first), so the
-  // variance E[d^2] - E[d]^2 does not cancel even for a mean far from zero.
+  // Sums of d = x - K and d^2 about a value K of each channel (its first), so the variance
+  // E[d^2] - E[d]^2 does not cancel even for a mean far from zero.
   std::vector<float> K(width, 0.f);
   for (int64_t cb = 0; cb < v.Cb; ++cb) for (int64_t l = 0; l < v.B; ++l) K[cb * v.B + l] = loadF(xp, v.base(0, cb) + l);
-  const Sums sums = ops<T>().stats(v, xp, K.data());
-  std::vector<double> mean(width), var(width);
-  for (int64_t c = 0; c < width; ++c) {
-    const double m = sums.a[c] / M;
-    mean[c] = K[c] + m;
-    var[c] = std::max(0.0, sums.b[c] / M - m * m);
-  }
   Outputs outs(info.Env());
   auto y = outs.add(data);
   auto meanOut = outs.add(plainDesc({v.C}, dt::f32));
   auto varOut = outs.add(plainDesc({v.C}, dt::f32));
   // y = x * scale + shift; with fuseRelu, `saved` keeps [scale, shift] so the backward can
   // tell y > 0 from x exactly as this forward did.
+  std::vector<double> mean(width), var(width);
   std::vector<float> affine(2 * width);
   float* scale = affine.data();
   float* shift = scale + width;
-  for (int64_t c = 0; c < width; ++c) {
-    const double a = g[c] / std::sqrt(var[c] + eps);
-    scale[c] = static_cast<float>(a);
-    shift[c] = static_cast<float>(b[c] - mean[c] * a);
-  }
+  ops<T>().forward(v, xp, static_cast<T*>(y.s->data()), K.data(), scale, shift, fuseRelu, [&](const Sums& sums) {
+    for (int64_t c = 0; c < width; ++c) {
+      const double m = sums.a[c] / M;
+      mean[c] = K[c] + m;
+      var[c] = std::max(0.0, sums.b[c] / M - m * m);
+      const double a = g[c] / std::sqrt(var[c] + eps);
+      scale[c] = static_cast<float>(a);
+      shift[c] = static_cast<float>(b[c] - mean[c] * a);
+    }
+  });
   Napi::Value saved = info.Env().Null();
   if (fuseRelu) {
     auto keep = outs.add(plainDesc({2 * width}, dt::f32));
     std::copy(affine.begin(), affine.end(), static_cast<float*>(keep.s->data()));
     saved = keep.obj;
   }
-  T* yp = static_cast<T*>(y.s->data());
-  ops<T>().normalize(v, xp, yp, scale, shift, fuseRelu);
   float* mo = static_cast<float*>(meanOut.s->data());
   float* vo = static_cast<float*>(varOut.s->data());
   for (int64_t c = 0; c < v.C; ++c) { mo[c] = static_cast<float>(mean[c]); vo[c] = static_cast<float>(var[c]); }
@@ -297,10 +295,6 @@ Napi::Value batchNormBackward(const Napi::CallbackInfo& info, Storage* dy, Stora
   // where the fused ReLU passed the gradient: y > 0, recomputed as the forward computed y
   const float* sc = affine;
   const float* sh = affine ? affine + width : nullptr;
-  const Sums sums = ops<T>().gradSums(v, xp, gp, mu.data(), sc, sh, fuseRelu);
-  const std::vector<double>& sg = sums.a;
-  const std::vector<double>& sgx = sums.b;
-
   const double M = static_cast<double>(v.N * v.S);
   std::vector<float> A(width), Kx(width), C0(width);  // dx = A * g - Kx * (x - mean) + C0
   Outputs outs(info.Env());
@@ -309,15 +303,18 @@ Napi::Value batchNormBackward(const Napi::CallbackInfo& info, Storage* dy, Stora
   auto dbeta = outs.add(plainDesc({v.C}, dt::f32));
   float* dg = static_cast<float*>(dgamma.s->data());
   float* db = static_cast<float*>(dbeta.s->data());
-  for (int64_t c = 0; c < width; ++c) {
-    const double inv = 1.0 / std::sqrt(static_cast<double>(var[c]) + eps);
-    A[c] = static_cast<float>(g[c] * inv);
-    Kx[c] = static_cast<float>(g[c] * inv * inv * inv * sgx[c] / M);
-    C0[c] = static_cast<float>(-g[c] * inv * sg[c] / M);
-    if (c < v.C) { db[c] = static_cast<float>(sg[c]); dg[c] = static_cast<float>(sgx[c] * inv); }
-  }
-  T* dxp = static_cast<T*>(dx.s->data());
-  ops<T>().gradMap(v, xp, gp, dxp, BnGradCoef{A.data(), Kx.data(), C0.data(), mu.data(), sc, sh}, fuseRelu);
+  const BnGradCoef k{A.data(), Kx.data(), C0.data(), mu.data(), sc, sh};
+  ops<T>().backward(v, xp, gp, static_cast<T*>(dx.s->data()), k, fuseRelu, [&](const Sums& sums) {
+    const std::vector<double>& sg = sums.a;
+    const std::vector<double>& sgx = sums.b;
+    for (int64_t c = 0; c < width; ++c) {
+      const double inv = 1.0 / std::sqrt(static_cast<double>(var[c]) + eps);
+      A[c] = static_cast<float>(g[c] * inv);
+      Kx[c] = static_cast<float>(g[c] * inv * inv * inv * sgx[c] / M);
+      C0[c] = static_cast<float>(-g[c] * inv * sg[c] / M);
+      if (c < v.C) { db[c] = static_cast<float>(sg[c]); dg[c] = static_cast<float>(sgx[c] * inv); }
+    }
+  });
   outs.commit();
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("dx", dx.obj);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace rn {
@@ -23,14 +24,18 @@ struct Sums { std::vector<double> a, b; };
 /// where a fused ReLU passed the gradient.
 struct BnGradCoef { const float *a, *kx, *c0, *mean, *scale, *shift; };
 
-/// The four passes of training batch norm over elements of type T (float or bf16_t).
+/// What runs between a call's two passes, once, on one thread: given the sums, it fills the
+/// coefficients the second pass reads.
+using BnBetween = std::function<void(const Sums&)>;
+
+/// Training batch norm's forward and backward over elements of type T (float or bf16_t), each
+/// one parallel region (sums, between, map).
 template <class T>
 struct BnOps {
-  Sums (*stats)(const ChannelView& v, const T* x, const float* k);
-  void (*normalize)(const ChannelView& v, const T* x, T* y, const float* scale, const float* shift, bool relu);
-  Sums (*gradSums)(const ChannelView& v, const T* x, const T* dy, const float* mean, const float* scale,
-                   const float* shift, bool relu);
-  void (*gradMap)(const ChannelView& v, const T* x, const T* dy, T* dx, const BnGradCoef& k, bool relu);
+  Sums (*forward)(const ChannelView& v, const T* x, T* y, const float* k, const float* scale, const float* shift,
+                  bool relu, const BnBetween& between);
+  Sums (*backward)(const ChannelView& v, const T* x, const T* dy, T* dx, const BnGradCoef& k, bool relu,
+                   const BnBetween& between);
 };
 
 }  // namespace rn
