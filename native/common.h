@@ -169,6 +169,8 @@ class Storage {
   Napi::Env Env() const { return Napi::Env(env_); }
   void setPrimary(const memory::desc& md, void* ptr, size_t bytes);
   Copy makeCopy(const memory::desc& want);
+  void reportCopies();    // V8 learns the copies' bytes at their high-water mark (storage.cc)
+  void unreportCopies();
 
   napi_env env_;
   memory::desc md_;
@@ -177,6 +179,7 @@ class Storage {
   size_t bytes_ = 0;
   bool freed_ = true;
   std::vector<Copy> copies_;
+  size_t copiesReported_ = 0;  // bytes of copies V8 has been told of
 };
 
 /// The outputs an op creates: released again if the op fails before returning them.
