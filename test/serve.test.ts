@@ -431,6 +431,33 @@ async function fetchBinary(x: Float32Array, n: number): Promise<{ status: number
   return { status: res.status, retryAfter: res.headers.get('retry-after'), error: j.error };
 }
 
+test('the engine thread gets passive OpenMP waits unless the user chose: set on the main thread, as libgomp reads the C environment', async () => {
+  // A worker thread's process.env is a copy native code never sees, so the engine thread's
+  // own preferPassiveOpenMp() cannot reach libgomp; Engine.start sets it on the main thread.
+  // A child process whose main thread never loads the addon (as `resnet serve`'s does not).
+  const script = `
+    const { Engine } = await import(${JSON.stringify(join(ROOT, 'src', 'serve', 'engine.ts'))});
+    const before = process.env.OMP_WAIT_POLICY ?? null;
+    const e = await Engine.start({ models: [{ name: 'r20', options: { weights: ${JSON.stringify(weights)} } }], precision: 'fp32' },
+      { maxBatch: 2, maxDelayMs: 1, maxQueue: 4, timeoutMs: 60000 });
+    console.log(JSON.stringify({ before, after: process.env.OMP_WAIT_POLICY ?? null, spin: process.env.GOMP_SPINCOUNT ?? null }));
+    await e.close();`;
+  const run = (env: NodeJS.ProcessEnv) => new Promise<{ before: string | null; after: string | null; spin: string | null }>((resolve, reject) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    p.stdout!.on('data', (d) => { out += d; });
+    p.stderr!.on('data', (d) => { err += d; });
+    p.on('exit', (code) => {
+      try { resolve(JSON.parse(out.trim().split('\n').pop() ?? '')); } catch { reject(new Error(`exit ${code}: ${err || out}`)); }
+    });
+  });
+  const base = { ...process.env, RESNET_NUM_THREADS: '1' };
+  delete base.OMP_WAIT_POLICY;
+  delete base.GOMP_SPINCOUNT;
+  assert.deepEqual(await run(base), { before: null, after: 'PASSIVE', spin: null });
+  assert.deepEqual(await run({ ...base, GOMP_SPINCOUNT: '10000' }), { before: null, after: null, spin: '10000' }, 'a user-set spin count is left alone');
+});
+
 describe('resnet serve (the CLI as a child process)', () => {
   let child: ChildProcess;
   let url = '';

@@ -162,8 +162,12 @@ function packageRoot(): string {
  * waits for needs, and a resnet18 inference measured 7-10x slower than with sleeping waits
  * (README, "Threads"). So unless the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT, waits are
  * passive. libgomp reads its environment when it loads, i.e. with the addon: set it first.
+ * Only the main thread's process.env reaches the C environment (a worker thread's is a copy
+ * native code never sees), so code that loads the addon in a worker thread (resnet serve's
+ * engine) calls this on the main thread before starting it.
+ * @example preferPassiveOpenMp(); const w = new Worker(...);  // the worker loads the addon
  */
-function preferPassiveOpenMp(): void {
+export function preferPassiveOpenMp(): void {
   if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) {
     process.env.OMP_WAIT_POLICY = 'PASSIVE';
   }

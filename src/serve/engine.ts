@@ -11,6 +11,7 @@
 // A crash of the engine thread fails what is in flight and marks the engine not ready.
 
 import type { Worker } from 'node:worker_threads';
+import { preferPassiveOpenMp } from '../backend/native.js';
 import * as errors from '../errors.js';
 import { Batcher, type BatcherOptions, type Done } from './batcher.js';
 import type { DetectImage, EngineInit, ModelInfo, RawImageDetections, RunKind, ServedModel, WorkerErrorInfo, WorkerReply, WorkerRequest } from './engine_messages.js';
@@ -93,6 +94,7 @@ export class Engine {
   static start(init: EngineInit, limits: Omit<BatcherOptions, 'name'>): Promise<Engine> {
     // Validate the limits before loading anything.
     new Batcher<Rows, EngineOutput>({ ...limits }, async () => []);
+    preferPassiveOpenMp();  // here: the engine thread's own process.env never reaches libgomp
     const worker = spawnWorker('engine_worker', init);
     return new Promise<Engine>((resolve, reject) => {
       const onMessage = (r: WorkerReply) => {
