@@ -134,10 +134,12 @@ try {
         for (const kind of kinds) {
           for (const c of concurrency) {
             const opts: autocannon.Options = kind === 'tensor'
-              ? { url: `${server.url}/v2/models/${arch}/infer`, method: 'POST', connections: c, duration, amount, body: tensorBody, headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(head.length) } }
-              : { url: `${server.url}/v1/models/${arch}/classify`, method: 'POST', connections: c, duration, amount, body: jpeg, headers: { 'content-type': 'image/jpeg' } };
-            // Untimed first: each new batch size creates its oneDNN primitives once.
-            await run({ ...opts, amount: Math.max(8, 4 * c), duration: 30 });
+              ? { url: `${server.url}/v2/models/${arch}/infer`, method: 'POST', connections: c, duration, maxOverallRequests: amount, body: tensorBody, headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(head.length) } }
+              : { url: `${server.url}/v1/models/${arch}/classify`, method: 'POST', connections: c, duration, maxOverallRequests: amount, body: jpeg, headers: { 'content-type': 'image/jpeg' } };
+            // Untimed first: each new batch size creates its oneDNN primitives once. (`amount`
+            // counts requests and ignores `duration`; a timed row ends at whichever of its
+            // duration and maxOverallRequests comes first.)
+            await run({ ...opts, maxOverallRequests: undefined, amount: Math.max(8, 4 * c), duration: 30 });
             const before = await metricSums(server.url);
             const [t0, server0, client0] = [performance.now(), processCpuSeconds(server.pid), process.cpuUsage()];
             const res = await run(opts);
