@@ -344,3 +344,40 @@ describe('the page with a detector', () => {
     await page.close();
   });
 });
+
+describe('a detector under --precision', () => {
+  test("fp32 is reported; bf16 runs the detector's convolutions in bf16 (boxes near fp32's), or is a clear error where the CPU has no bf16", async () => {
+    const fp32 = await (await fetch(`${server.url}/v2/models/det`)).json();
+    assert.equal(fp32.parameters.precision, 'fp32');
+    // Its own process: one process's native backend belongs to one engine thread.
+    const child = spawn(process.execPath, [BIN, 'serve', '--model', `det=${ARCH}:${detWeights}`, '--min-size', String(RESIZE.minSize), '--max-size', String(RESIZE.maxSize),
+      '--precision', 'bf16', '--port', '0', '--decode-threads', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d) => { stderr += d; });
+    try {
+      const url = await new Promise<string | null>((resolve) => {
+        let out = '';
+        child.stdout!.on('data', (d) => { out += d; const m = /serving det at (http:\/\/127\.0\.0\.1:\d+)/.exec(out); if (m) resolve(m[1]); });
+        child.on('exit', () => resolve(null));
+      });
+      if (url === null) {
+        // oneDNN 2.6 has no bf16 convolution without AVX-512 (the AVX2-only kind of machine).
+        assert.match(stderr, /bf16/);
+        assert.equal(stderr.trim().split('\n').length, 1, `one line: ${stderr}`);
+        return;
+      }
+      assert.equal((await (await fetch(`${url}/v2/models/det`)).json()).parameters.precision, 'bf16');
+      const res = await fetch(`${url}/v1/models/det/detect?score=0`, { method: 'POST', headers: { 'Content-Type': 'image/png' }, body: png });
+      assert.equal(res.status, 200);
+      const got = (await res.json()).detections as Detection[];
+      // bf16 keeps 8 bits of mantissa: the same scene, the same strongest detection, close.
+      assert.ok(got.length > 0);
+      const best = want[0].scores.indexOf(Math.max(...want[0].scores));
+      assert.equal(got[0].label, want[0].labels[best]);
+      assert.ok(Math.abs(got[0].score - want[0].scores[best]) < 0.05, `bf16 top score ${got[0].score} vs fp32 ${want[0].scores[best]}`);
+      got[0].box.forEach((v, j) => assert.ok(Math.abs(v - want[0].boxes[best][j]) < 2, `bf16 top box ${got[0].box} vs fp32 ${want[0].boxes[best]}`));
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});

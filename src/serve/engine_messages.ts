@@ -72,7 +72,8 @@ export interface DetectorInfo {
   numClasses: number;
   minSize: number;
   maxSize: number;
-  precision: 'fp32';
+  /** What its convolutions run in (the server's --precision, resolved): 'fp32' or 'bf16'. */
+  precision: string;
   notes: string[];
 }
 

@@ -25,7 +25,7 @@ import type { DetectImage, EngineInit, RawImageDetections, ServedModel, WorkerRe
 const init = workerData as EngineInit;
 const port = parentPort!;
 const nets = new Map<string, { model: ResNet; fused: FusedResNet | null; precision: Precision }>();
-const detectors = new Map<string, FasterRCNN>();
+const detectors = new Map<string, { model: FasterRCNN; precision: Precision }>();
 /** The input slots the server writes batches into (see engine.ts). */
 const slots = new Map<number, SharedArrayBuffer>();
 
@@ -39,8 +39,10 @@ async function start(): Promise<void> {
   const infos: ServedModel[] = [];
   for (const spec of init.models) {
     if (spec.kind === 'detector') {
-      const { model, info } = openServedDetector(spec.name, spec.detector);
-      detectors.set(spec.name, model);
+      const { model, info } = openServedDetector(spec.name, spec.detector, undefined, precision);
+      // The server's precision, as for classifiers: bf16 convolutions where chosen (autocast),
+      // boxes and scores in f32.
+      detectors.set(spec.name, { model, precision });
       // One forward first (a blank image of the served size): it checks the model runs and
       // creates the backbone's primitives for the most common input size.
       runDetect({ type: 'detect', id: 0, model: spec.name, images: [{ data: new Uint8Array(3 * info.minSize * info.minSize), channels: 3, height: info.minSize, width: info.minSize }] });
@@ -69,11 +71,12 @@ async function start(): Promise<void> {
 
 /** Detections of each image, one forward per image (see engine.ts for why not one batch). */
 function runDetect(req: Extract<WorkerRequest, { type: 'detect' }>): WorkerReply {
-  const model = detectors.get(req.model);
-  if (!model) throw new Error(`engine: no detector '${req.model}'`);
+  const served = detectors.get(req.model);
+  if (!served) throw new Error(`engine: no detector '${req.model}'`);
+  const { model, precision } = served;
   const t0 = performance.now();
   const detections: RawImageDetections[] = req.images.map((img: DetectImage) => {
-    const [d] = model.detect([toFloatImage({ data: img.data, channels: 3, height: img.height, width: img.width })]);
+    const [d] = autocast(precision, () => model.detect([toFloatImage({ data: img.data, channels: 3, height: img.height, width: img.width })]));
     // Copies: fresh buffers of their own, safe to transfer.
     return { boxes: d.boxes.slice(), scores: d.scores.slice(), labels: d.labels.slice() };
   });
@@ -113,7 +116,7 @@ function run(req: Extract<WorkerRequest, { type: 'run' }>): WorkerReply {
 port.on('message', (req: WorkerRequest) => {
   if (req.type === 'close') {
     for (const n of nets.values()) { n.fused?.dispose(); n.model.dispose(); }
-    for (const d of detectors.values()) d.dispose();
+    for (const d of detectors.values()) d.model.dispose();
     nets.clear();
     detectors.clear();
     port.close();

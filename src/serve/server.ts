@@ -98,7 +98,7 @@ function modelMetadata(m: ServedModel): Record<string, unknown> {
         { name: 'scores', datatype: 'FP32', shape: [-1] },
         { name: 'labels', datatype: 'INT32', shape: [-1] },
       ],
-      parameters: { route: `/v1/models/${m.name}/detect`, classes: m.numClasses, min_size: m.minSize, max_size: m.maxSize },
+      parameters: { route: `/v1/models/${m.name}/detect`, classes: m.numClasses, min_size: m.minSize, max_size: m.maxSize, precision: m.precision },
     };
   }
   return {
