@@ -283,13 +283,16 @@ void Storage::convertTo(const memory::desc& want) {
   if (md_ == want) return;
   auto hit = std::find_if(copies_.begin(), copies_.end(), [&](const Copy& c) { return c.md == want; });
   Copy c;
+  size_t fromMark = 0;  // a copy's bytes, already reported under the copies' mark, move to the primary
   if (hit != copies_.end()) {
     c = *hit;
     copies_.erase(hit);
+    fromMark = c.bytes;  // <= copiesReported_: as() reports every copy it makes
+    copiesReported_ -= fromMark;
   } else {
     c = makeCopy(want);
   }
-  accountAlloc(Env(), static_cast<int64_t>(c.bytes) - static_cast<int64_t>(bytes_), 0);
+  accountAlloc(Env(), static_cast<int64_t>(c.bytes - fromMark) - static_cast<int64_t>(bytes_), 0);
   poolFree(ptr_, bytes_);
   setPrimary(c.md, c.ptr, c.bytes);
   invalidate();

@@ -210,6 +210,30 @@ describe('native: sanity', () => {
     assert.deepEqual(b.live(), before, 'freeing the weight gives back its copies\' bytes too');
   });
 
+  it('a weight moved into a copy it already had (the update takes the gradient\'s layout) counts that copy once', () => {
+    const b = be();
+    const a = native();
+    const g: Conv2dGeometry = {
+      N: 2, C: 32, H: 8, W: 8, K: 32, R: 3, S: 3, OH: 8, OW: 8, strideH: 1, strideW: 1, padH: 1, padW: 1,
+      dilationH: 1, dilationW: 1, groups: 1,
+    };
+    const x = b.fromArray(new Float32Array(2 * 32 * 64).fill(0.5), [2, 32, 8, 8], 'float32');
+    const w = b.fromArray(new Float32Array(32 * 32 * 9).fill(0.1), [32, 32, 3, 3], 'float32');
+    const plainBytes = a.describe(w).bytes;
+    const y = b.conv2d(x, w, null, g);  // leaves w a copy in the forward's weights layout
+    const { dw } = b.conv2dBackwardWeights(x, y, g, false);
+    b.free(y);
+    const copyFormat = (a.implInfo('conv2d', { ...g, precision: 'fp32' }) as { weights: string }).weights;
+    const mid = b.live().bytes;
+    b.sgdUpdate(w, dw, null, [32, 32, 3, 3], { lr: 1e-3, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, initBuffer: false });
+    assert.equal(a.describe(w).format, a.describe(dw).format, 'the update moves the weight to its gradient\'s layout');
+    // The plain primary is gone; the copy that becomes the primary was counted already (or,
+    // where the forward's layout differs, a new one is made and counted now).
+    const fresh = copyFormat === a.describe(dw).format ? 0 : a.describe(w).bytes;
+    assert.equal(b.live().bytes - mid, fresh - plainBytes);
+    for (const s of [x, w, dw]) b.free(s);
+  });
+
   it('a blocked-layout conv output reads back as the plain computation', () => {
     const b = be();
     const a = native();
