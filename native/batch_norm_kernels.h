@@ -32,9 +32,9 @@ using BnBetween = std::function<void(const Sums&)>;
 /// one parallel region (sums, between, map).
 template <class T>
 struct BnOps {
-  Sums (*forward)(const ChannelView& v, const T* x, T* y, const float* k, const float* scale, const float* shift,
+  void (*forward)(const ChannelView& v, const T* x, T* y, const float* k, const float* scale, const float* shift,
                   bool relu, const BnBetween& between);
-  Sums (*backward)(const ChannelView& v, const T* x, const T* dy, T* dx, const BnGradCoef& k, bool relu,
+  void (*backward)(const ChannelView& v, const T* x, const T* dy, T* dx, const BnGradCoef& k, bool relu,
                    const BnBetween& between);
 };
 
