@@ -17,6 +17,9 @@ import { createModel } from '../src/models/registry.js';
 import { loadCheckpoint } from '../src/train/checkpoint.js';
 import { readMetrics } from '../src/train/metrics.js';
 import { idxBytes, tempDir } from './helpers/data_files.js';
+import { backendByName } from '../src/backend/index.js';
+
+const native = backendByName('native');
 
 const BIN = new URL('../dist/cli/main.js', import.meta.url).pathname;
 const tmp = tempDir('resnet-detect-train-');
@@ -90,6 +93,35 @@ test("detect eval and predict take the run: eval's numbers are the trainer's las
   const bad = cli(['detect', 'eval', '--weights', out, '--arch', 'fasterrcnn_resnet50_fpn', '--data', val]);
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /holds a fasterrcnn_resnet18_fpn run, but --arch says fasterrcnn_resnet50_fpn/);
+});
+
+test('detect train --precision bf16: recorded in the run, losses near fp32, eval in bf16 gives the trainer\'s numbers; a one-line error where the CPU has no bf16', () => {
+  const out = join(tmp.dir, 'run-bf16');
+  const r = cli(['detect', 'train', '--data', train, '--val-data', val, '--out', out, '--precision', 'bf16', ...FLAGS]);
+  if (!native.info().isa.startsWith('avx512')) {
+    assert.equal(r.status, 1);
+    assert.match(r.stderr.trim(), /^resnet: .*bf16.*ISA/);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.ok(!existsSync(join(out, 'config.json')), 'nothing written');
+    return;
+  }
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /precision: bf16/);
+  const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+  assert.equal(config.precision, 'bf16');
+  assert.equal(config.resolvedPrecision, 'bf16');
+  // The fp32 run (first test) has the same recipe and seed: its first epoch's losses are close.
+  const fp32 = readMetrics(join(tmp.dir, 'run', 'metrics.jsonl'));
+  const bf16 = readMetrics(join(out, 'metrics.jsonl'));
+  assert.equal(bf16.length, 2);
+  if (JSON.parse(readFileSync(join(tmp.dir, 'run', 'config.json'), 'utf8')).resolvedPrecision === 'fp32') {
+    const [a, b] = [bf16[0].train_loss, fp32[0].train_loss];
+    assert.ok(Math.abs(a - b) <= 0.1 * b, `epoch 1 loss bf16 ${a} vs fp32 ${b}`);
+  }
+  const e = cli(['detect', 'eval', '--weights', out, '--data', val, '--json', '--precision', 'bf16']);
+  assert.equal(e.status, 0, e.stderr);
+  const stats = JSON.parse(e.stdout);
+  for (const k of ['AP', 'AP50', 'AR100']) assert.equal(stats[k], bf16[1][k], k);
 });
 
 test('an interrupted run resumed ends with the metrics of the uninterrupted one', async () => {

@@ -7,6 +7,7 @@ import { writeSynthDataset, type SynthResult } from '../detect/data/synth.js';
 import { DETECTION_ARCHS } from '../detect/models.js';
 import { detectEval, type DetectEvalFlags } from './detect_eval.js';
 import { intFlag } from './flags.js';
+import { PRECISION_HELP } from './precision.js';
 import { detectPredict, type DetectPredictFlags } from './detect_predict.js';
 import { detectTrainCommand, type DetectTrainFlags } from './detect_train.js';
 
@@ -81,6 +82,7 @@ detectCommand
   .option('--rpn-post-nms <n>', 'RPN proposals kept per image in training (default 2000)')
   .option('--box-batch <n>', 'proposals sampled per image for the box head (default 512)')
   .option('--val-subset <n>', 'score the first N held-out images only')
+  .option('--precision <p>', PRECISION_HELP)
   .option('--seed <s>', 'seed of the init, the data order, flips and sampling', '0')
   .option('--out <dir>', 'run directory', 'runs/detect')
   .option('--checkpoint-every <steps>', 'also save last.safetensors every N steps (0: each epoch)', '0')
@@ -98,6 +100,7 @@ detectCommand
   .option('--score-thresh <p>', 'keep detections scoring at least this (0..1; the model\'s own 0.05 applies before NMS)')
   .option('--bn-eps <eps>', 'backbone BatchNorm eps (default: 0 for torchvision\'s v1 COCO files, else 1e-5)')
   .option('--out <dir>', 'also write each image with its boxes and labels drawn (DIR/NAME.png) and DIR/index.html')
+  .option('--precision <p>', PRECISION_HELP)
   .action(async (images: string[], opts: DetectPredictFlags) => { await detectPredict(images, opts); });
 
 detectCommand
@@ -108,5 +111,6 @@ detectCommand
   .requiredOption('--weights <file>', "a torchvision detection checkpoint (.pth or .safetensors; with --arch) or a 'resnet detect train' run (its folder or a checkpoint)")
   .option('--bn-eps <eps>', 'backbone BatchNorm eps (default: as the weights say)')
   .option('--limit <n>', 'evaluate the first N images only')
+  .option('--precision <p>', PRECISION_HELP)
   .option('--json', 'print {"AP","AP50","AP75","APs","APm","APl","AR1","AR10","AR100","ARs","ARm","ARl"} (fractions; -1 where undefined)')
   .action(async (opts: DetectEvalFlags) => { await detectEval(opts); });

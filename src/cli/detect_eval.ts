@@ -11,6 +11,7 @@ import { DataError } from '../errors.js';
 import { detect } from '../detect/predict.js';
 import { detectorFlags, openFlaggedDetector } from './detect_predict.js';
 import { intFlag } from './flags.js';
+import { precisionOf } from './precision.js';
 
 /** @example const f: DetectEvalFlags = { arch: 'fasterrcnn_resnet50_fpn', weights: 'coco.pth', data: 'synth-test' }; */
 export interface DetectEvalFlags {
@@ -22,6 +23,8 @@ export interface DetectEvalFlags {
   bnEps?: string;
   /** Evaluate the first N images only. */
   limit?: string;
+  /** auto | fp32 | bf16 (cli/precision.ts). */
+  precision?: string;
   json?: boolean;
   /** Where the output goes (default: stdout). */
   print?: (text: string) => void;
@@ -36,6 +39,7 @@ export interface DetectEvalFlags {
 export async function detectEval(flags: DetectEvalFlags): Promise<CocoStats> {
   detectorFlags(flags);
   const limit = intFlag(flags.limit, 'limit', 1);
+  const precision = precisionOf(flags.precision);
   const say = flags.say ?? ((t: string) => process.stderr.write(`${t}\n`));
   const coco = await loadCocoFolder(flags.data);
   const file = coco.file;
@@ -57,7 +61,7 @@ export async function detectEval(flags: DetectEvalFlags): Promise<CocoStats> {
     }
     for (let i = 0; i < images.length; i++) {
       const img = images[i];
-      const [r] = await detect(model, [join(coco.imageDir, img.file_name)]);
+      const [r] = await detect(model, [join(coco.imageDir, img.file_name)], { precision });
       dets.push(...toCocoDetections(img.id, { boxes: r.boxes.flat(), scores: r.scores, labels: r.labels }, categoryIds));
       if ((i + 1) % 10 === 0 || i + 1 === images.length) say(`detect eval: ${i + 1}/${images.length} images, ${((performance.now() - t0) / 1000 / (i + 1)).toFixed(2)} s per image`);
     }

@@ -12,6 +12,7 @@ import { writeDetectionPages } from '../detect/draw.js';
 import { openDetector, type OpenedDetector } from '../detect/load.js';
 import { isDetectionRun } from '../detect/train/run.js';
 import { numberInRange } from './flags.js';
+import { precisionOf } from './precision.js';
 
 /** @example const f: DetectPredictFlags = { arch: 'fasterrcnn_resnet50_fpn', weights: 'coco.pth', scoreThresh: '0.5' }; */
 export interface DetectPredictFlags {
@@ -23,6 +24,8 @@ export interface DetectPredictFlags {
   out?: string;
   /** Backbone BatchNorm eps (default: 0 for torchvision's v1 COCO files, else 1e-5). */
   bnEps?: string;
+  /** auto | fp32 | bf16 (cli/precision.ts). */
+  precision?: string;
   /** Where the JSON goes (default: console.log). */
   print?: (line: string) => void;
 }
@@ -56,6 +59,7 @@ export function openFlaggedDetector(flags: { arch?: string; weights?: string; bn
 export async function detectPredict(images: string[], flags: DetectPredictFlags): Promise<void> {
   detectorFlags(flags);
   const scoreThresh = numberInRange(flags.scoreThresh, 'score-thresh', 0, 1) ?? 0;
+  const precision = precisionOf(flags.precision);
   if (flags.out !== undefined) {
     // Before any work: --out must be a directory we can make.
     if (existsSync(flags.out) && !statSync(flags.out).isDirectory()) throw new InvalidArgumentError(`--out ${flags.out}: is not a directory; give a folder for the drawn images and index.html`);
@@ -64,7 +68,7 @@ export async function detectPredict(images: string[], flags: DetectPredictFlags)
   const files = await listImages(images);
   const { model } = openFlaggedDetector(flags);
   try {
-    const results = await detect(model, files, { scoreThresh });
+    const results = await detect(model, files, { scoreThresh, precision });
     const out = files.map((file, i) => ({
       file,
       detections: results[i].scores.map((score, k) => ({

@@ -5,7 +5,9 @@
 
 import type { FloatImage, ImageRecord } from '../data/dataset.js';
 import { decodeImage } from '../data/image_folder.js';
+import type { Precision } from '../backend/backend.js';
 import { InvalidArgumentError } from '../errors.js';
+import { autocast } from '../tensor/precision.js';
 import type { FasterRCNN } from './faster_rcnn.js';
 
 /** torchvision's COCO category names, indexed by label. @example COCO_CATEGORIES[1]  // 'person' */
@@ -28,6 +30,9 @@ export interface DetectOptions {
   /** Keep detections scoring at least this (default 0: all the model returns; its own
    *  box score threshold, 0.05 for torchvision's models, applies before NMS). */
   scoreThresh?: number;
+  /** Convolution precision (default fp32): 'bf16' runs the convolutions in bf16 (autocast);
+   *  boxes and scores stay float32. Resolve a user's choice with resolvePrecision first. */
+  precision?: Precision;
 }
 
 /** One image's detections.
@@ -74,7 +79,7 @@ export async function detect(model: FasterRCNN, images: readonly DetectInput[], 
   const out: ImageDetections[] = [];
   for (const input of images) {
     const img = await asFloat(input);
-    const [d] = model.detect([img]);
+    const [d] = autocast(opts.precision ?? 'fp32', () => model.detect([img]));
     const r: ImageDetections = { boxes: [], scores: [], labels: [], names: [] };
     for (let i = 0; i < d.scores.length; i++) {
       if (d.scores[i] < thresh) continue;

@@ -32,6 +32,10 @@ import type { FetchOptions } from '../../infer/pretrained.js';
 import { BN_MODES, readWeightsSource, type BnMode } from '../../train/finetune.js';
 import { backboneNormalization, isClassificationWeights, loadDetectionWeights } from '../weights.js';
 import { initDetector, setTrainable } from './setup.js';
+import type { Precision } from '../../backend/backend.js';
+import { getBackend } from '../../backend/index.js';
+import { resolvePrecision, type PrecisionChoice } from '../../backend/precision.js';
+import { autocast } from '../../tensor/precision.js';
 
 /** @example const c: Partial<DetectTrainConfig> = { arch: 'fasterrcnn_resnet18_fpn', data: 'synth/train', valData: 'synth/test', epochs: 6, out: 'runs/det' }; */
 export interface DetectTrainConfig {
@@ -74,6 +78,10 @@ export interface DetectTrainConfig {
   boxBatchSizePerImage?: number;
   /** Evaluate on the first N held-out images only (default all). */
   valSubset?: number;
+  /** Convolution precision: 'auto' (default: bf16 where oneDNN has AMX, else fp32), 'fp32' or
+   *  'bf16' (mixed precision as the classifier trainer's: bf16 convolutions in the forward and
+   *  backward; fp32 weights, SGD, batch norm, RoIAlign, the heads' inner products and losses). */
+  precision?: PrecisionChoice;
   seed: number;
   out: string;
   checkpointEvery: number;
@@ -164,7 +172,7 @@ export function apPlotSvg(rows: EpochMetrics[], title: string): string {
  * by name (AP, AP50, ... ARl).
  * @example const stats = await evaluateDetector(openDetector('runs/det').model, new DetectionDataset(await loadCoco('synth/test/instances.json')));
  */
-export async function evaluateDetector(model: FasterRCNN, data: DetectionDataset, limit = data.length): Promise<Record<string, number>> {
+export async function evaluateDetector(model: FasterRCNN, data: DetectionDataset, limit = data.length, precision: Precision = 'fp32'): Promise<Record<string, number>> {
   const categoryIds = new Array<number>(model.numClasses).fill(0);
   for (const [id, label] of data.labelMap) categoryIds[label] = id;
   model.eval();
@@ -172,7 +180,7 @@ export async function evaluateDetector(model: FasterRCNN, data: DetectionDataset
   const ids: number[] = [];
   for (let i = 0; i < Math.min(limit, data.length); i++) {
     const s = await data.get(i);
-    const [d] = model.detect([{ data: s.image, channels: 3, height: s.height, width: s.width }]);
+    const [d] = autocast(precision, () => model.detect([{ data: s.image, channels: 3, height: s.height, width: s.width }]));
     dets.push(...toCocoDetections(s.imageId, d, categoryIds));
     ids.push(s.imageId);
   }
@@ -201,6 +209,9 @@ export async function trainDetector(config: Partial<DetectTrainConfig>, options:
     ? { ...(resumed.meta.config as unknown as DetectTrainConfig), out: dir, data: given.data ?? (resumed.meta.config.data as string), valData: given.valData ?? (resumed.meta.config.valData as string) }
     : { ...DETECT_TRAIN_DEFAULTS, ...given, out: dir } as DetectTrainConfig;
   checkConfig(c);
+  // A resumed run keeps its precision choice; 'auto' resolves on the machine it runs on (a
+  // CPU without bf16 is a one-line error here, before anything is read or written).
+  const precision = resolvePrecision(c.precision ?? 'auto', getBackend());
 
   // Data first: a bad folder fails here, before anything is written.
   const trainCoco = await loadCocoFolder(c.data);
@@ -237,6 +248,7 @@ export async function trainDetector(config: Partial<DetectTrainConfig>, options:
     setModes = setTrainable(model, { trainableLayers: trainable, frozenBn });
     emit({ type: 'message', text: `${c.arch}: ${classes.length - 1} classes; backbone ${start ? `from ${start.source}` : resumed ? 'resumed' : 'from scratch'}, BatchNorm ${frozenBn ? 'frozen' : 'with batch statistics'}, ${trainable} of 5 layers trained` });
     for (const text of notes) emit({ type: 'message', text });
+    emit({ type: 'message', text: `precision: ${precision.precision} (${precision.reason}; oneDNN ISA ${precision.isa})` });
   } catch (e) {
     model.dispose();
     throw e;
@@ -247,7 +259,7 @@ export async function trainDetector(config: Partial<DetectTrainConfig>, options:
   const warmup = c.warmup ?? Math.min(1, c.epochs / 10);
   const milestones = c.milestones ?? [Math.round(c.epochs * 16 / 26), Math.round(c.epochs * 22 / 26)];
   if (!resumed) {
-    const recorded = { ...c, lr, warmup, milestones, classes, model: opts };
+    const recorded = { ...c, lr, warmup, milestones, precision: c.precision ?? 'auto', resolvedPrecision: precision.precision, isa: precision.isa, classes, model: opts };
     writeFileAtomic(join(dir, 'config.json'), [new TextEncoder().encode(`${JSON.stringify(recorded, null, 2)}\n`)]);
   }
   const opt = new SGD(trainableGroups(model.parameters()), { lr, momentum: c.momentum, weightDecay: c.weightDecay, nesterov: false });
@@ -278,13 +290,14 @@ export async function trainDetector(config: Partial<DetectTrainConfig>, options:
       step: (samples) => tidy(() => {
         const rng = new Random(mixSeed(c.seed, position.epoch, position.batch, 0x5a3e));
         const images = samples.map((s) => ({ data: s.image, channels: 3, height: s.height, width: s.width }));
-        const l = model.losses(images, samples.map((s) => ({ boxes: s.boxes, labels: s.labels })), rng);
+        // Convolutions' backward runs in the precision their forward ran in.
+        const l = autocast(precision.precision, () => model.losses(images, samples.map((s) => ({ boxes: s.boxes, labels: s.labels })), rng));
         const value = l.loss.item();
         if (Number.isFinite(value)) l.loss.backward();
         return { loss: value, images: samples.length, parts: l.parts };
       }),
       evaluate: async (): Promise<TrainEvaluation> => {
-        const stats = await evaluateDetector(model, val, c.valSubset);
+        const stats = await evaluateDetector(model, val, c.valSubset, precision.precision);
         return { metrics: stats, score: stats.AP50, metric: 'AP50' };
       },
       schedule: { spec: { kind: 'multistep', milestones }, baseLrs, warmup },
