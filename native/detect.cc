@@ -17,6 +17,8 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <cstring>
+#include <vector>
 
 namespace rn {
 
@@ -491,6 +493,70 @@ Napi::Value InterpolateBackward(const Napi::CallbackInfo& info) {
   });
 }
 
+/// A Float32Array argument's data (offset included; SharedArrayBuffer-backed arrays too).
+const float* floatArrayArg(const Napi::CallbackInfo& info, size_t i, const char* what, size_t& n) {
+  if (info.Length() <= i || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw OpError(std::string("'") + what + "' must be a Float32Array");
+  Napi::TypedArray ta = info[i].As<Napi::TypedArray>();
+  void* data = nullptr;
+  if (napi_get_typedarray_info(info.Env(), ta, nullptr, nullptr, &data, nullptr, nullptr) != napi_ok)
+    throw OpError(std::string("cannot read '") + what + "'");
+  n = ta.ElementLength();
+  return static_cast<const float*>(data);
+}
+
+// nms(boxes Float32Array [n*4], scores Float32Array [n], iouThreshold) -> Int32Array of the
+// kept indices by decreasing score. torchvision.ops.nms's CPU kernel (nms_kernel_impl, v0.14):
+// the boxes in decreasing score order (ties in index order, NaN scores last), each kept box
+// drops every later box whose IoU with it exceeds the threshold. Float32 arithmetic in the
+// kernel's order (this file is built without -march: no FMA contraction), the float IoU
+// compared with the double threshold. Serial: a few thousand boxes take a millisecond or two.
+// The judge is src/backend/reference/nms.ts.
+Napi::Value Nms(const Napi::CallbackInfo& info) {
+  return guarded(info, "nms", [&]() -> Napi::Value {
+    size_t nb = 0, n = 0;
+    const float* boxes = floatArrayArg(info, 0, "boxes", nb);
+    const float* scores = floatArrayArg(info, 1, "scores", n);
+    if (nb != 4 * n) throw OpError("'boxes' has " + std::to_string(nb) + " numbers; " + std::to_string(n) + " scores need " + std::to_string(4 * n));
+    if (info.Length() < 3 || !info[2].IsNumber()) throw OpError("'iouThreshold' must be a number");
+    const double thr = info[2].As<Napi::Number>().DoubleValue();
+    std::vector<int32_t> order(n);
+    for (size_t i = 0; i < n; ++i) order[i] = static_cast<int32_t>(i);
+    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+      const float sa = scores[a], sb = scores[b];
+      if (std::isnan(sb)) return !std::isnan(sa);
+      return sa > sb;
+    });
+    std::vector<float> x1(n), y1(n), x2(n), y2(n), area(n);
+    for (size_t k = 0; k < n; ++k) {
+      const float* b = boxes + 4 * static_cast<size_t>(order[k]);
+      x1[k] = b[0]; y1[k] = b[1]; x2[k] = b[2]; y2[k] = b[3];
+      area[k] = (b[2] - b[0]) * (b[3] - b[1]);
+    }
+    std::vector<uint8_t> suppressed(n, 0);
+    std::vector<int32_t> keep;
+    for (size_t a = 0; a < n; ++a) {
+      if (suppressed[a]) continue;
+      keep.push_back(order[a]);
+      const float ax1 = x1[a], ay1 = y1[a], ax2 = x2[a], ay2 = y2[a], aarea = area[a];
+      for (size_t b = a + 1; b < n; ++b) {
+        if (suppressed[b]) continue;
+        // std::max / std::min as torchvision's kernel writes them (a < b ? b : a)
+        const float xx1 = ax1 < x1[b] ? x1[b] : ax1, yy1 = ay1 < y1[b] ? y1[b] : ay1;
+        const float xx2 = x2[b] < ax2 ? x2[b] : ax2, yy2 = y2[b] < ay2 ? y2[b] : ay2;
+        const float dw = xx2 - xx1, dh = yy2 - yy1;
+        const float w = 0.f < dw ? dw : 0.f, h = 0.f < dh ? dh : 0.f;
+        const float inter = w * h;
+        const float ovr = inter / (aarea + area[b] - inter);
+        if (static_cast<double>(ovr) > thr) suppressed[b] = 1;
+      }
+    }
+    auto out = Napi::Int32Array::New(info.Env(), keep.size());
+    if (!keep.empty()) std::memcpy(out.Data(), keep.data(), keep.size() * sizeof(int32_t));
+    return out;
+  });
+}
+
 }  // namespace
 
 void exportDetect(Napi::Env env, Napi::Object exports) {
@@ -500,6 +566,7 @@ void exportDetect(Napi::Env env, Napi::Object exports) {
   exports.Set("roiPoolBackward", Napi::Function::New(env, RoiPoolBackward, "roiPoolBackward"));
   exports.Set("interpolate", Napi::Function::New(env, Interpolate, "interpolate"));
   exports.Set("interpolateBackward", Napi::Function::New(env, InterpolateBackward, "interpolateBackward"));
+  exports.Set("nms", Napi::Function::New(env, Nms, "nms"));
 }
 
 }  // namespace rn

@@ -7,11 +7,13 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { backendByName } from '../src/backend/index.js';
 import { generateCellAnchors } from '../src/detect/anchors.js';
 import {
   argsortDescending, batchedNms, boxIou, BoxCoder, clipBoxesToImage, nms, removeSmallBoxes, topkIndices,
 } from '../src/detect/boxes.js';
 
+const BACKENDS = [backendByName('native'), backendByName('reference')];
 const FX = JSON.parse(readFileSync(new URL('./fixtures/detect/boxes.json', import.meta.url), 'utf8'));
 const f32 = (a: number[]) => Float32Array.from(a);
 
@@ -55,7 +57,7 @@ function allPairsNms(boxes: Float32Array, scores: Float32Array, thr: number): nu
   return keep;
 }
 
-test('nms (near boxes only, through a grid) keeps what the all-pairs loop keeps', () => {
+test('nms on both backends (native C++; the reference through a grid of near boxes) keeps what the all-pairs loop keeps', () => {
   let s = 7;
   const r = () => ((s = (s * 16807) % 2147483647) / 2147483647);
   for (let trial = 0; trial < 60; trial++) {
@@ -72,11 +74,19 @@ test('nms (near boxes only, through a grid) keeps what the all-pairs loop keeps'
       scores[i] = trial % 7 === 3 ? Math.round(r() * 4) / 4 : r(); // ties on some trials
     }
     for (const thr of [0, 0.3, 0.7, 1]) {
-      assert.deepEqual(Array.from(nms(boxes, scores, thr)), allPairsNms(boxes, scores, thr), `trial ${trial}, ${n} boxes, threshold ${thr}`);
+      const want = allPairsNms(boxes, scores, thr);
+      for (const b of BACKENDS) assert.deepEqual(Array.from(nms(boxes, scores, thr, b)), want, `${b.name}: trial ${trial}, ${n} boxes, threshold ${thr}`);
     }
   }
   const two = f32([0, 0, 10, 10, 20, 20, 30, 30]);
-  assert.deepEqual(Array.from(nms(two, f32([0.9, 0.8]), -0.5)), [0], 'a threshold below 0 drops even disjoint boxes');
+  for (const b of BACKENDS) {
+    assert.deepEqual(Array.from(nms(two, f32([0.9, 0.8]), -0.5, b)), [0], `${b.name}: a threshold below 0 drops even disjoint boxes`);
+    // NaN scores sort last, ties in index order, on both backends.
+    assert.deepEqual(Array.from(nms(f32([0, 0, 1, 1, 5, 5, 6, 6, 10, 10, 11, 11, 20, 20, 21, 21]), f32([Number.NaN, 0.5, 0.9, 0.5]), 0.5, b)), [2, 1, 3, 0], `${b.name}: NaN last`);
+    assert.deepEqual(Array.from(nms(new Float32Array(0), new Float32Array(0), 0.5, b)), [], `${b.name}: no boxes`);
+  }
+  assert.throws(() => nms(two, f32([0.9]), 0.5), /nms: 2 boxes but 1 scores/);
+  assert.throws(() => nms(two, f32([0.9, 0.8]), Number.NaN), /nms: iouThreshold must be a number/);
 });
 
 test('boxIou, BoxCoder, removeSmallBoxes, clipBoxesToImage equal torchvision', () => {

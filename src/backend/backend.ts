@@ -235,6 +235,9 @@ export interface Backend {
   interpolate(x: Storage, g: InterpolateGeometry): Storage;
   /** dx [N, C, H, W] from dy [N, C, OH, OW]. */
   interpolateBackward(dy: Storage, g: InterpolateGeometry): Storage;
+  /** torchvision.ops.nms on host arrays: the indices of `boxes` ([n * 4], x1 y1 x2 y2) kept,
+   *  by decreasing score (ties in index order, NaN scores last). */
+  nms(boxes: Float32Array, scores: Float32Array, iouThreshold: number): Int32Array;
 
   // ---- optimiser ----------------------------------------------------------------------
   /** Fused SGD step, in place on `param` and `buf` (buf is null when momentum == 0). */

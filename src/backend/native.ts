@@ -111,6 +111,7 @@ export interface NativeAddon {
   roiPoolBackward(dy: Storage, rois: Storage, saved: Storage, g: RoiGeometry): Storage;
   interpolate(x: Storage, g: InterpolateGeometry): Storage;
   interpolateBackward(dy: Storage, g: InterpolateGeometry): Storage;
+  nms(boxes: Float32Array, scores: Float32Array, iouThreshold: number): Int32Array;
 
   sgdUpdate(param: Storage, grad: Storage, buf: Storage | null, p: SgdParams): void;
   adamwUpdate(param: Storage, grad: Storage, expAvg: Storage, expAvgSq: Storage, maxExpAvgSq: Storage | null, p: AdamwParams): void;
@@ -411,6 +412,9 @@ export class NativeBackend implements Backend {
   }
   interpolateBackward(dy: Storage, g: InterpolateGeometry): Storage {
     return this.call('interpolateBackward', () => this.addon.interpolateBackward(dy, g));
+  }
+  nms(boxes: Float32Array, scores: Float32Array, iouThreshold: number): Int32Array {
+    return this.call('nms', () => this.addon.nms(boxes, scores, iouThreshold));
   }
 
   // ---- reductions and optimiser -----------------------------------------------------------

@@ -387,7 +387,7 @@ export class RoIHeads extends Module {
         lb = Int32Array.from(idx, (i) => lb[i]);
       };
       pick(removeSmallBoxes(boxes, 1e-2));
-      pick(batchedNms(boxes, sc, lb, this.nmsThresh).subarray(0, this.detectionsPerImg));
+      pick(batchedNms(boxes, sc, lb, this.nmsThresh, levels[0].tensor.backend).subarray(0, this.detectionsPerImg));
       out.push({ boxes, scores: sc, labels: lb });
       row += k;
     });

@@ -190,7 +190,7 @@ export class RegionProposalNetwork extends Module {
     const obj = objectness.map((t) => t.toArray() as Float32Array);
     const del = deltas.map((t) => t.toArray() as Float32Array);
     for (const t of [...objectness, ...deltas]) t.dispose();
-    return this.select(anchors, shapes, obj, del, imageSizes, this.preNmsTopN, this.postNmsTopN);
+    return this.select(anchors, shapes, obj, del, imageSizes, this.preNmsTopN, this.postNmsTopN, levels[0].tensor.backend);
   }
 
   /**
@@ -208,7 +208,7 @@ export class RegionProposalNetwork extends Module {
     let proposals: Proposals[] = [];
     const loss = hostLoss('rpn_loss', [...objectness, ...deltas], (values) => {
       const obj = values.slice(0, levels.length), del = values.slice(levels.length);
-      proposals = this.select(anchors, shapes, obj, del, imageSizes, this.preNmsTopNTrain, this.postNmsTopNTrain);
+      proposals = this.select(anchors, shapes, obj, del, imageSizes, this.preNmsTopNTrain, this.postNmsTopNTrain, levels[0].tensor.backend);
       // Flat order: image, level, position, anchor (concat_box_prediction_layers).
       const logits = new Float32Array(N * perImage), codes = new Float32Array(N * perImage * 4);
       const labels = new Int32Array(N * perImage), targ = new Float32Array(N * perImage * 4);
@@ -248,8 +248,8 @@ export class RegionProposalNetwork extends Module {
     return { loss, ...parts, proposals };
   }
 
-  /** filter_proposals on host arrays of the head's outputs. */
-  private select(anchors: Float32Array, shapes: readonly (readonly number[])[], obj: readonly Float32Array[], del: readonly Float32Array[], imageSizes: readonly (readonly [number, number])[], preNmsTopN: number, postNmsTopN: number): Proposals[] {
+  /** filter_proposals on host arrays of the head's outputs (NMS on `backend`, the maps'). */
+  private select(anchors: Float32Array, shapes: readonly (readonly number[])[], obj: readonly Float32Array[], del: readonly Float32Array[], imageSizes: readonly (readonly [number, number])[], preNmsTopN: number, postNmsTopN: number, backend: Backend): Proposals[] {
     const N = imageSizes.length;
     const out: Proposals[] = [];
     for (let n = 0; n < N; n++) {
@@ -291,7 +291,7 @@ export class RegionProposalNetwork extends Module {
       pick(removeSmallBoxes(boxes, this.minSize));
       const st = f(this.scoreThresh);
       pick(Array.from(scores.keys()).filter((i) => scores[i] >= st));
-      pick(batchedNms(boxes, scores, lvl, this.nmsThresh).subarray(0, postNmsTopN));
+      pick(batchedNms(boxes, scores, lvl, this.nmsThresh, backend).subarray(0, postNmsTopN));
       out.push({ boxes, scores });
     }
     return out;

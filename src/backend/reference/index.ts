@@ -16,6 +16,7 @@ import { atPrecision } from './bf16.js';
 import { conv2d, conv2dBackwardData, conv2dBackwardWeights } from './conv.js';
 import { interpolate, interpolateBackward, roiAlign, roiAlignBackward, roiPool, roiPoolBackward } from './detect.js';
 import { add, affineScalar, axpbyInPlace, mul, relu, reluBackward } from './eltwise.js';
+import { nms } from './nms.js';
 import { linear, linearBackwardData, linearBackwardWeights } from './linear.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from './loss.js';
 import { avgPool2d, avgPool2dBackward, maxPool2d, maxPool2dBackward } from './pool.js';
@@ -283,6 +284,10 @@ export class ReferenceBackend implements Backend {
 
   interpolateBackward(dy: Storage, g: InterpolateGeometry): Storage {
     return this.out(interpolateBackward(this.f32(dy, 'interpolateBackward'), g));
+  }
+
+  nms(boxes: Float32Array, scores: Float32Array, iouThreshold: number): Int32Array {
+    return nms(boxes, scores, iouThreshold);
   }
 
   // ---- optimiser --------------------------------------------------------------------------
