@@ -533,23 +533,32 @@ Napi::Value Nms(const Napi::CallbackInfo& info) {
       x1[k] = b[0]; y1[k] = b[1]; x2[k] = b[2]; y2[k] = b[3];
       area[k] = (b[2] - b[0]) * (b[3] - b[1]);
     }
-    std::vector<uint8_t> suppressed(n, 0);
+    // `(double)ovr > thr` as a float comparison, so the inner loop vectorises: with tf = thr
+    // rounded to float, ovr > thr <=> ovr >= tf where tf rounded up, else ovr > tf.
+    const float tf = static_cast<float>(thr);
+    const bool roundedUp = static_cast<double>(tf) > thr;
+    std::vector<int32_t> suppressed(n, 0);
     std::vector<int32_t> keep;
     for (size_t a = 0; a < n; ++a) {
       if (suppressed[a]) continue;
       keep.push_back(order[a]);
       const float ax1 = x1[a], ay1 = y1[a], ax2 = x2[a], ay2 = y2[a], aarea = area[a];
-      for (size_t b = a + 1; b < n; ++b) {
-        if (suppressed[b]) continue;
-        // std::max / std::min as torchvision's kernel writes them (a < b ? b : a)
-        const float xx1 = ax1 < x1[b] ? x1[b] : ax1, yy1 = ay1 < y1[b] ? y1[b] : ay1;
-        const float xx2 = x2[b] < ax2 ? x2[b] : ax2, yy2 = y2[b] < ay2 ? y2[b] : ay2;
-        const float dw = xx2 - xx1, dh = yy2 - yy1;
-        const float w = 0.f < dw ? dw : 0.f, h = 0.f < dh ? dh : 0.f;
-        const float inter = w * h;
-        const float ovr = inter / (aarea + area[b] - inter);
-        if (static_cast<double>(ovr) > thr) suppressed[b] = 1;
-      }
+      // Every later box, suppressed or not (or-ing a flag twice changes nothing): no branch.
+      auto sweep = [&](auto over) {
+        int32_t* sup = suppressed.data();
+        for (size_t b = a + 1; b < n; ++b) {
+          // std::max / std::min as torchvision's kernel writes them (a < b ? b : a)
+          const float xx1 = ax1 < x1[b] ? x1[b] : ax1, yy1 = ay1 < y1[b] ? y1[b] : ay1;
+          const float xx2 = x2[b] < ax2 ? x2[b] : ax2, yy2 = y2[b] < ay2 ? y2[b] : ay2;
+          const float dw = xx2 - xx1, dh = yy2 - yy1;
+          const float w = 0.f < dw ? dw : 0.f, h = 0.f < dh ? dh : 0.f;
+          const float inter = w * h;
+          const float ovr = inter / (aarea + area[b] - inter);
+          sup[b] |= over(ovr) ? 1 : 0;
+        }
+      };
+      if (roundedUp) sweep([tf](float o) { return o >= tf; });
+      else sweep([tf](float o) { return o > tf; });
     }
     auto out = Napi::Int32Array::New(info.Env(), keep.size());
     if (!keep.empty()) std::memcpy(out.Data(), keep.data(), keep.size() * sizeof(int32_t));
