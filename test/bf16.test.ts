@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
 import {
-  autocast, backendByName, batchNorm, conv2d, conv2dFused, createModel, crossEntropy, fuseForInference, keep, noGrad,
+  autocast, backendByName, batchNorm, conv2d, conv2dFused, createModel, crossEntropy, fuseForInference, keep, linear, noGrad,
   randn, resolvePrecision, Rng, SGD, tensor, tidy, type Backend, type Conv2dOptions, type Tensor,
 } from '../src/index.js';
 import { roundBf16 } from '../src/backend/reference/bf16.js';
@@ -99,6 +99,34 @@ describe('native bf16 convolution against the reference judge', () => {
       const y32 = tidy(() => conv2d(tensor(xs, c.x, { backend: reference }), tensor(ws, c.w, { backend: reference }),
         tensor(bs, [c.w[0]], { backend: reference }), c.opts).toFloat32Array());
       assert.ok(scaledError(n.y, y32) > 1e-4, `${c.name}: the bf16 result equals fp32's; bf16 was not used`);
+    });
+  }
+});
+
+describe('native bf16 linear (autocast, as torch.autocast on the CPU) against the reference judge', () => {
+  for (const [N, I, O] of [[4, 64, 10], [512, 392, 96], [3, 17, 5]]) {
+    it(`[${N}, ${I}] x [${O}, ${I}]: y, dx, dw, db; f32 outputs; autocast picks it`, (t) => {
+      if (noBf16) { t.skip(noBf16); return; }
+      const rng = new Rng(11);
+      const xs = randn([N, I], rng, { backend: reference }).toFloat32Array();
+      const ws = randn([O, I], rng, { backend: reference, std: 0.2 }).toFloat32Array();
+      const bs = randn([O], rng, { backend: reference }).toFloat32Array();
+      const dys = randn([N, O], rng, { backend: reference }).toFloat32Array();
+      const run = (be: Backend, viaAutocast: boolean) => tidy(() => {
+        const x = tensor(xs, [N, I], { backend: be, requiresGrad: true });
+        const w = tensor(ws, [O, I], { backend: be, requiresGrad: true });
+        const b = tensor(bs, [O], { backend: be, requiresGrad: true });
+        const y = viaAutocast ? autocast('bf16', () => linear(x, w, b)) : linear(x, w, b, { precision: 'bf16' });
+        y.backward(tensor(dys, [N, O], { backend: be }));
+        return { y: y.toFloat32Array(), dx: x.grad!.toFloat32Array(), dw: w.grad!.toFloat32Array(), db: b.grad!.toFloat32Array() };
+      });
+      const n = run(native, true), r = run(reference, false);
+      // bf16 inputs, f32 sums (native) against float64 sums (reference); the outputs stay f32.
+      for (const k of ['y', 'dx', 'dw', 'db'] as const) assert.ok(scaledError(n[k], r[k]) < 1e-5, `${k} off by ${scaledError(n[k], r[k])} of its scale`);
+      // ...and bf16 is really in use: the fp32 answer differs by about bf16's rounding
+      const y32 = tidy(() => linear(tensor(xs, [N, I], { backend: reference }), tensor(ws, [O, I], { backend: reference }), tensor(bs, [O], { backend: reference })).toFloat32Array());
+      assert.ok(scaledError(n.y, y32) > 1e-4, 'the bf16 result equals fp32\'s; bf16 was not used');
+      assert.ok(scaledError(n.y, y32) < 2e-2, `bf16 linear off fp32 by ${scaledError(n.y, y32)} of its scale`);
     });
   }
 });

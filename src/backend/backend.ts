@@ -204,9 +204,10 @@ export interface Backend {
   avgPool2dBackward(dy: Storage, g: Pool2dGeometry, countIncludePad: boolean): Storage;
 
   // ---- linear (x: [N, I], w: [O, I], b: [O], y: [N, O]) ---------------------------------
-  linear(x: Storage, w: Storage, b: Storage | null, N: number, I: number, O: number): Storage;
-  linearBackwardData(dy: Storage, w: Storage, N: number, I: number, O: number): Storage;
-  linearBackwardWeights(x: Storage, dy: Storage, N: number, I: number, O: number, withBias: boolean):
+  //      precision bf16: x, w and dy enter rounded to bf16, sums in f32 (or wider), outputs f32.
+  linear(x: Storage, w: Storage, b: Storage | null, N: number, I: number, O: number, precision?: Precision): Storage;
+  linearBackwardData(dy: Storage, w: Storage, N: number, I: number, O: number, precision?: Precision): Storage;
+  linearBackwardWeights(x: Storage, dy: Storage, N: number, I: number, O: number, withBias: boolean, precision?: Precision):
     { dw: Storage; db: Storage | null };
 
   // ---- loss (logits: [N, K] float32, labels: [N] int32) -----------------------------------

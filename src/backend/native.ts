@@ -92,9 +92,9 @@ export interface NativeAddon {
   avgPool2d(x: Storage, g: Pool2dGeometry | Float64Array, countIncludePad: boolean): Storage;
   avgPool2dBackward(dy: Storage, g: Pool2dGeometry | Float64Array, countIncludePad: boolean): Storage;
 
-  linear(x: Storage, w: Storage, b: Storage | null, N: number, I: number, O: number): Storage;
-  linearBackwardData(dy: Storage, w: Storage, N: number, I: number, O: number): Storage;
-  linearBackwardWeights(x: Storage, dy: Storage, N: number, I: number, O: number, withBias: boolean):
+  linear(x: Storage, w: Storage, b: Storage | null, N: number, I: number, O: number, precision?: Precision): Storage;
+  linearBackwardData(dy: Storage, w: Storage, N: number, I: number, O: number, precision?: Precision): Storage;
+  linearBackwardWeights(x: Storage, dy: Storage, N: number, I: number, O: number, withBias: boolean, precision?: Precision):
     { dw: Storage; db: Storage | null };
 
   softmaxCrossEntropy(logits: Storage, labels: Storage, N: number, K: number, smoothing: number):
@@ -372,15 +372,15 @@ export class NativeBackend implements Backend {
   }
 
   // ---- linear ---------------------------------------------------------------------------
-  linear(x: Storage, w: Storage, b: Storage | null, N: number, I: number, O: number): Storage {
-    return this.call('linear', () => this.addon.linear(x, w, b, N, I, O));
+  linear(x: Storage, w: Storage, b: Storage | null, N: number, I: number, O: number, precision: Precision = 'fp32'): Storage {
+    return this.call('linear', () => this.addon.linear(x, w, b, N, I, O, precision));
   }
-  linearBackwardData(dy: Storage, w: Storage, N: number, I: number, O: number): Storage {
-    return this.call('linearBackwardData', () => this.addon.linearBackwardData(dy, w, N, I, O));
+  linearBackwardData(dy: Storage, w: Storage, N: number, I: number, O: number, precision: Precision = 'fp32'): Storage {
+    return this.call('linearBackwardData', () => this.addon.linearBackwardData(dy, w, N, I, O, precision));
   }
-  linearBackwardWeights(x: Storage, dy: Storage, N: number, I: number, O: number, withBias: boolean):
+  linearBackwardWeights(x: Storage, dy: Storage, N: number, I: number, O: number, withBias: boolean, precision: Precision = 'fp32'):
     { dw: Storage; db: Storage | null } {
-    return this.call('linearBackwardWeights', () => this.addon.linearBackwardWeights(x, dy, N, I, O, withBias));
+    return this.call('linearBackwardWeights', () => this.addon.linearBackwardWeights(x, dy, N, I, O, withBias, precision));
   }
 
   // ---- loss -----------------------------------------------------------------------------

@@ -1,7 +1,7 @@
-// Mixed precision as a scope, as torch.autocast: inside autocast('bf16', fn) every conv2d (and
-// conv2dFused) that is not given a precision runs in bf16, and its backward runs in the
-// precision its forward ran in. Everything else (batch norm statistics, the loss, weight
-// gradients, the optimiser) stays float32. Choosing a precision the machine can run is the
+// Mixed precision as a scope, as torch.autocast: inside autocast('bf16', fn) every conv2d,
+// conv2dFused and linear that is not given a precision runs in bf16 (torch.autocast's CPU list
+// has both), and its backward runs in the precision its forward ran in. Everything else
+// (batch norm statistics, the loss, weight gradients, the optimiser) stays float32. Choosing a precision the machine can run is the
 // caller's job (backend/precision.ts: resolvePrecision).
 
 import type { Precision } from '../backend/backend.js';
@@ -23,7 +23,7 @@ export function expectPrecision(op: string, p: unknown): asserts p is Precision 
 }
 
 /**
- * Runs `fn` with convolutions in `precision`.
+ * Runs `fn` with convolutions and linear layers in `precision`.
  * @example const loss = autocast('bf16', () => crossEntropy(model.forward(x), labels));
  */
 export function autocast<T>(precision: Precision, fn: () => T): T {

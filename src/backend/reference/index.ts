@@ -220,19 +220,23 @@ export class ReferenceBackend implements Backend {
 
   // ---- linear -----------------------------------------------------------------------------
 
-  linear(x: Storage, w: Storage, b: Storage | null, N: number, I: number, O: number): Storage {
-    return this.out(linear(this.f32(x, 'linear'), this.f32(w, 'linear'), b ? this.f32(b, 'linear') : null, N, I, O));
+  // bf16: the inputs rounded to bf16, the outputs float32 (as native's).
+  linear(x: Storage, w: Storage, b: Storage | null, N: number, I: number, O: number, precision: Precision = 'fp32'): Storage {
+    const at = atPrecision(precision);
+    return this.out(linear(at.in(this.f32(x, 'linear')), at.in(this.f32(w, 'linear')), b ? this.f32(b, 'linear') : null, N, I, O));
   }
 
-  linearBackwardData(dy: Storage, w: Storage, N: number, I: number, O: number): Storage {
+  linearBackwardData(dy: Storage, w: Storage, N: number, I: number, O: number, precision: Precision = 'fp32'): Storage {
     const op = 'linearBackwardData';
-    return this.out(linearBackwardData(this.f32(dy, op), this.f32(w, op), N, I, O));
+    const at = atPrecision(precision);
+    return this.out(linearBackwardData(at.in(this.f32(dy, op)), at.in(this.f32(w, op)), N, I, O));
   }
 
-  linearBackwardWeights(x: Storage, dy: Storage, N: number, I: number, O: number, withBias: boolean):
+  linearBackwardWeights(x: Storage, dy: Storage, N: number, I: number, O: number, withBias: boolean, precision: Precision = 'fp32'):
     { dw: Storage; db: Storage | null } {
     const op = 'linearBackwardWeights';
-    const { dw, db } = linearBackwardWeights(this.f32(x, op), this.f32(dy, op), N, I, O, withBias);
+    const at = atPrecision(precision);
+    const { dw, db } = linearBackwardWeights(at.in(this.f32(x, op)), at.in(this.f32(dy, op)), N, I, O, withBias);
     return { dw: this.out(dw), db: db ? this.out(db) : null };
   }
 
