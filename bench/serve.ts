@@ -7,6 +7,12 @@
 // `resnet bench` at batch B (the served images/s over that ratio is the issue's goal >= 0.9).
 //   npm run -s bench:serve -- [--archs resnet18,resnet50] [--concurrency 1,8,32] [--duration 10]
 //                             [--amount 5000] [--max-batch 16] [--kinds tensor,jpeg] [--out FILE]
+//                             [--warmup S]
+// Latency is given twice: autocannon's over the whole row, and over the requests that ended
+// after a warm-up (steady state: every row starts with all its connections sending at once,
+// a burst whose first batch leaves short after the max delay, so the burst's last requests
+// wait up to three batch times). The warm-up is --warmup seconds, by default the longer of
+// 2 s and four of `resnet bench`'s batch times.
 // --out writes FILE under bench/results/ (default serve_<cpu>.json and .txt), rewritten after
 // every row, so a run stopped early keeps the rows it measured.
 
@@ -33,12 +39,18 @@ const duration = Number(opt('duration', '10'));
 const amount = Number(opt('amount', '5000'));
 const maxBatch = Number(opt('max-batch', '16'));
 const kinds = list('kinds', 'tensor,jpeg');
+const warmupOpt = opt('warmup', '');
+const MAX_DELAY_MS = 5; // resnet serve's default --max-delay-ms, which these servers run with
 const cpu = cpus()[0]?.model ?? 'unknown cpu';
 const slug = cpu.toLowerCase().replace(/\(r\)|\(tm\)|cpu|processor|@.*$/g, '').trim().replace(/[^a-z0-9]+/g, '_').replace(/^_|_$/g, '');
 const outBase = opt('out', `serve_${slug}`).replace(/\.(json|txt)$/, '');
 
 interface Row {
   arch: string; kind: string; max_batch: number; concurrency: number; images_per_sec: number; p50_ms: number; p99_ms: number;
+  /** p50 and p99 of the requests that ended after the first `warmup` seconds of the row. */
+  p50_steady_ms: number; p99_steady_ms: number; warmup_s: number;
+  /** The issue's bound on p99: 2 x (max delay + one batch's forward), with `resnet bench`'s batch time. */
+  p99_bound_ms: number | null;
   requests: number; non2xx: number; errors: number; decode_s: number; compute_s: number; mean_batch: number; bench_images_per_sec: number | null;
   /** Share of the row's wall time the engine spent in forwards. */
   engine_busy: number;
@@ -79,8 +91,19 @@ async function metricSums(url: string): Promise<Record<string, number>> {
   return sums;
 }
 
-function run(opts: autocannon.Options): Promise<autocannon.Result> {
-  return new Promise((resolve, reject) => { autocannon(opts, (err, res) => (err ? reject(err) : resolve(res))); });
+/** Runs autocannon; `onResponse` sees each response's latency in ms as it ends. */
+function run(opts: autocannon.Options, onResponse?: (ms: number) => void): Promise<autocannon.Result> {
+  return new Promise((resolve, reject) => {
+    const instance = autocannon(opts, (err, res) => (err ? reject(err) : resolve(res)));
+    if (onResponse) instance.on('response', (_client: unknown, _status: number, _bytes: number, ms: number) => onResponse(ms));
+  });
+}
+
+/** The q-quantile (0..1) of `xs` by nearest rank, rounded to 0.1 ms. */
+function quantile(xs: number[], q: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return Math.round(10 * s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]) / 10;
 }
 
 function benchIps(arch: string, batch: number): number | null {
@@ -97,15 +120,16 @@ const tmp = mkdtempSync(join(tmpdir(), 'resnet-bench-serve-'));
 const rows: Row[] = [];
 const dir = join(root, 'bench', 'results');
 mkdirSync(dir, { recursive: true });
-const header = ['arch', 'kind', 'max_batch', 'conc', 'img/s', 'p50 ms', 'p99 ms', 'mean batch', 'decode s', 'compute s', 'engine busy', 'batch ms (bench)', 'server cores', 'client cores', 'non2xx', 'vs bench'];
+const header = ['arch', 'kind', 'max_batch', 'conc', 'img/s', 'p50 ms', 'p99 ms', 'steady p50/p99', 'p99 bound', 'mean batch', 'decode s', 'compute s', 'engine busy', 'batch ms (bench)', 'server cores', 'client cores', 'non2xx', 'vs bench'];
 /** Writes every row so far (after each row, so a run stopped early keeps what it measured),
  *  each file replaced atomically. */
 function writeResults(): string {
-  const lines = rows.map((r) => [r.arch, r.kind, r.max_batch, r.concurrency, r.images_per_sec.toFixed(1), r.p50_ms, r.p99_ms, r.mean_batch.toFixed(1), r.decode_s.toFixed(2), r.compute_s.toFixed(2),
+  const lines = rows.map((r) => [r.arch, r.kind, r.max_batch, r.concurrency, r.images_per_sec.toFixed(1), r.p50_ms, r.p99_ms, `${r.p50_steady_ms}/${r.p99_steady_ms}`, r.p99_bound_ms ?? '-', r.mean_batch.toFixed(1), r.decode_s.toFixed(2), r.compute_s.toFixed(2),
     r.engine_busy.toFixed(2), `${r.batch_ms.toFixed(1)}${r.bench_batch_ms ? ` (${r.bench_batch_ms.toFixed(1)})` : ''}`, r.server_cores.toFixed(2), r.client_cores.toFixed(2), r.non2xx,
     r.bench_images_per_sec ? (r.images_per_sec / r.bench_images_per_sec).toFixed(2) : '-'].join('\t'));
   const text = `resnet serve load, ${cpu}, ${cpus().length} logical CPUs, node ${process.version}, ${new Date().toISOString()}\n` +
-    `autocannon closed loop, ${duration} s or ${amount} requests per row; 'vs bench' = served img/s / resnet bench --batch ${maxBatch} img/s\n${header.join('\t')}\n${lines.join('\n')}\n`;
+    `autocannon closed loop, ${duration} s or ${amount} requests per row; 'vs bench' = served img/s / resnet bench --batch ${maxBatch} img/s; ` +
+    `steady = requests ending after the warm-up (${warmupOpt ? `${warmupOpt} s` : "2 s or four of resnet bench's batches"}); p99 bound = 2 x (${MAX_DELAY_MS} ms max delay + resnet bench's batch ms)\n${header.join('\t')}\n${lines.join('\n')}\n`;
   writeFilesAtomic([
     { path: join(dir, `${outBase}.txt`), chunks: [Buffer.from(text)] },
     { path: join(dir, `${outBase}.json`), chunks: [Buffer.from(`${JSON.stringify({ cpu, cpus: cpus().length, node: process.version, date: new Date().toISOString(), argv, rows }, null, 2)}\n`)] },
@@ -122,6 +146,7 @@ try {
     saveWeights(file, m.stateDict(), { arch });
     m.dispose();
     const ref = benchIps(arch, maxBatch);
+    const warmup = warmupOpt ? Number(warmupOpt) : Math.max(2, ref ? (4 * maxBatch) / ref : 2);
     for (const batch of [maxBatch, 1]) {
       const server = await startServe(arch, file, batch);
       try {
@@ -142,7 +167,8 @@ try {
             await run({ ...opts, maxOverallRequests: undefined, amount: Math.max(8, 4 * c), duration: 30 });
             const before = await metricSums(server.url);
             const [t0, server0, client0] = [performance.now(), processCpuSeconds(server.pid), process.cpuUsage()];
-            const res = await run(opts);
+            const steady: number[] = [];
+            const res = await run(opts, (ms) => { if (performance.now() - t0 >= warmup * 1000) steady.push(ms); });
             const wall = (performance.now() - t0) / 1000;
             const serverCpu = processCpuSeconds(server.pid) - server0;
             const clientCpu = process.cpuUsage(client0);
@@ -153,6 +179,8 @@ try {
             const okShare = res.requests.total ? (res.requests.total - res.non2xx) / res.requests.total : 0;
             rows.push({
               arch, kind, max_batch: batch, concurrency: c, images_per_sec: res.latency.mean > 0 ? (okShare * c * 1000) / res.latency.mean : 0, p50_ms: res.latency.p50, p99_ms: res.latency.p99,
+              p50_steady_ms: quantile(steady, 0.5), p99_steady_ms: quantile(steady, 0.99), warmup_s: warmup,
+              p99_bound_ms: batch === maxBatch && ref ? Math.round(2 * (MAX_DELAY_MS + (1000 * maxBatch) / ref)) : null,
               requests: res.requests.total, non2xx: res.non2xx, errors: res.errors, decode_s: d('resnet_decode_seconds_sum'), compute_s: d('resnet_batch_compute_seconds_sum'),
               mean_batch: d('resnet_batch_size_count') ? d('resnet_batch_size_sum') / d('resnet_batch_size_count') : 0, bench_images_per_sec: batch === maxBatch ? ref : null,
               engine_busy: d('resnet_batch_compute_seconds_sum') / wall,
@@ -162,7 +190,7 @@ try {
             });
             const r = rows[rows.length - 1];
             writeResults();
-            process.stderr.write(`${arch} ${kind} max-batch ${batch} c=${c}: ${r.images_per_sec.toFixed(1)} img/s, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, mean batch ${r.mean_batch.toFixed(1)}, non-2xx ${r.non2xx}\n`);
+            process.stderr.write(`${arch} ${kind} max-batch ${batch} c=${c}: ${r.images_per_sec.toFixed(1)} img/s, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms (steady ${r.p50_steady_ms}/${r.p99_steady_ms}), mean batch ${r.mean_batch.toFixed(1)}, non-2xx ${r.non2xx}\n`);
           }
         }
       } finally {

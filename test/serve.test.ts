@@ -408,6 +408,34 @@ describe('server (in process)', () => {
     }
   });
 
+  test('bodies read into reused memory never mix: concurrent binary requests of distinct inputs, round after round, each get their own logits', async () => {
+    const n = 8; // 8 rows of 3x32x32 floats: a 98 KB body, pooled
+    const loaded = await loadModel({ weights });
+    const reusedBefore = server.bodies.stats.reused;
+    try {
+      for (let round = 0; round < 3; round++) {
+        const xs = Array.from({ length: 3 }, (_, k) => Float32Array.from({ length: n * ROW }, (_, i) => Math.sin(i * (0.37 + 0.11 * k) + round)));
+        const got = await Promise.all(xs.map(async (x) => {
+          const head = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [n, 3, 32, 32], datatype: 'FP32', parameters: { binary_data_size: x.byteLength } }], outputs: [{ name: 'logits' }] }));
+          const res = await fetch(`${server.url}/v2/models/r20/infer`, {
+            method: 'POST', headers: { ...auth, 'Content-Type': 'application/octet-stream', 'Inference-Header-Content-Length': String(head.length) },
+            body: Buffer.concat([head, Buffer.from(x.buffer)]),
+          });
+          const j = await res.json();
+          assert.equal(res.status, 200, j.error);
+          return j.outputs[0].data as number[];
+        }));
+        xs.forEach((x, k) => {
+          const want = tidy(() => noGrad(() => loaded.model.forward(tensor(x, [n, 3, 32, 32])).toArray() as Float32Array));
+          assert.ok(maxDiff(got[k], want) < 1e-3, `round ${round} request ${k}: logits differ by ${maxDiff(got[k], want)}`);
+        });
+      }
+    } finally {
+      loaded.model.dispose();
+    }
+    assert.ok(server.bodies.stats.reused > reusedBefore, 'later rounds read into the memory of earlier ones');
+  });
+
   test('a full queue answers 503 with Retry-After; every accepted request is answered correctly', async () => {
     const n = 16; // rows per request: more than --max-batch 8, so each runs alone and the queue (4) fills
     const x = new Float32Array(n * ROW).fill(0.25);
