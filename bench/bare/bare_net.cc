@@ -1023,6 +1023,11 @@ int runMain(int argc, char** argv) {
       const size_t sp = n.find(' ');
       std::string kind = sp == std::string::npos ? n : n.substr(sp + 1);
       if (n.rfind("reorder", 0) == 0 || n.rfind("weights", 0) == 0) kind = n.substr(0, n.find(' '));
+      // The layer's kind in front ("conv fwd", "bn bwd"), from its name (layer1.0.bn1, conv1).
+      const std::string layer = n.substr(0, sp);
+      const std::string last = layer.substr(layer.rfind('.') == std::string::npos ? 0 : layer.rfind('.') + 1);
+      if (last.rfind("conv", 0) == 0) kind = "conv " + kind;
+      else if (last.rfind("bn", 0) == 0) kind = "bn " + kind;
       byKind[kind] += net->stepMs[i] / iters;
     }
     for (auto& [k, t] : byKind) std::fprintf(stderr, "  by kind %8.3f  %s\n", t, k.c_str());
