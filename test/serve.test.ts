@@ -493,14 +493,15 @@ describe('resnet serve (the CLI as a child process)', () => {
 
   after(() => { if (child && child.exitCode === null) child.kill('SIGKILL'); });
 
-  test('--port 0 prints the URL; no CORS headers unless --cors; bad flags say what is valid', async () => {
-    child = spawn(process.execPath, [BIN, 'serve', '--model', `tiny=${weights}`, '--model', `second=${weights}`, '--port', '0', '--precision', 'fp32', '--decode-threads', '1'], { env: { ...process.env, RESNET_NUM_THREADS: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  test('--port 0 prints the URL; --threads sets the engine\'s threads; no CORS headers unless --cors; bad flags say what is valid', async () => {
+    child = spawn(process.execPath, [BIN, 'serve', '--model', `tiny=${weights}`, '--model', `second=${weights}`, '--port', '0', '--precision', 'fp32', '--decode-threads', '1', '--threads', '1'], { env: { ...process.env, RESNET_NUM_THREADS: '2' }, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stderr!.on('data', (d) => { stderr += d; });
     url = await new Promise<string>((resolve, reject) => {
       let out = '';
       child.stdout!.on('data', (d) => { out += d; const m = /serving tiny, second at (http:\/\/127\.0\.0\.1:\d+)/.exec(out); if (m) resolve(m[1]); });
       child.on('exit', (c) => reject(new Error(`exited ${c}: ${stderr}`)));
     });
+    assert.match(stderr, /resnet: engine: 1 compute thread \(--threads\)/, 'the flag over RESNET_NUM_THREADS=2');
     const r = await fetch(`${url}/v2/models`, { headers: { Origin: ORIGIN } });
     assert.equal(r.status, 200, 'no token: open');
     assert.deepEqual((await r.json()).models.map((m: { name: string }) => m.name), ['tiny', 'second']);

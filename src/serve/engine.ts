@@ -57,7 +57,10 @@ export class Engine {
   /** Called after each batch: model, rows, compute ms (metrics). */
   onBatch: ((model: string, rows: number, computeMs: number) => void) | null = null;
 
-  private constructor(private readonly worker: Worker, infos: ServedModel[], limits: Omit<BatcherOptions, 'name'>) {
+  /**
+   * @param threads oneDNN's OpenMP threads in the engine thread (as the engine reported when ready).
+   */
+  private constructor(private readonly worker: Worker, infos: ServedModel[], limits: Omit<BatcherOptions, 'name'>, readonly threads: number) {
     this.maxBatch = limits.maxBatch;
     for (const m of infos) {
       this.models.set(m.name, m);
@@ -95,10 +98,15 @@ export class Engine {
     // Validate the limits before loading anything.
     new Batcher<Rows, EngineOutput>({ ...limits }, async () => []);
     preferPassiveOpenMp();  // here: the engine thread's own process.env never reaches libgomp
+    // Read by the addon when it loads in the engine thread (native/engine.cc, initEngine).
+    if (init.threads !== undefined) {
+      if (!Number.isInteger(init.threads) || init.threads < 1) throw new RangeError(`engine: 'threads' must be an integer >= 1, got ${init.threads}`);
+      process.env.RESNET_NUM_THREADS = String(init.threads);
+    }
     const worker = spawnWorker('engine_worker', init);
     return new Promise<Engine>((resolve, reject) => {
       const onMessage = (r: WorkerReply) => {
-        if (r.type === 'ready') { cleanup(); resolve(new Engine(worker, r.models, limits)); }
+        if (r.type === 'ready') { cleanup(); resolve(new Engine(worker, r.models, limits, r.threads)); }
         if (r.type === 'init-error') { cleanup(); void worker.terminate(); reject(rebuild(r.error)); }
       };
       const onError = (e: Error) => { cleanup(); reject(e); };

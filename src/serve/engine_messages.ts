@@ -39,6 +39,8 @@ export interface EngineInit {
   models: ModelSpec[];
   /** auto | fp32 | bf16, resolved in the engine thread (where the backend lives). */
   precision: string;
+  /** oneDNN's OpenMP threads in the engine thread (default: RESNET_NUM_THREADS, else every core). */
+  threads?: number;
 }
 
 /** What the server knows of a loaded classifier; [channels, height, width] is one input row. */
@@ -99,7 +101,7 @@ export interface WorkerErrorInfo { message: string; name: string; code?: string 
 export interface RawImageDetections { boxes: Float32Array; scores: Float32Array; labels: Int32Array }
 
 export type WorkerReply =
-  | { type: 'ready'; models: ServedModel[] }
+  | { type: 'ready'; models: ServedModel[]; threads: number }
   | { type: 'init-error'; error: WorkerErrorInfo }
   | { type: 'result'; id: number; logits: Float32Array; embedding: Float32Array | null; ms: number }
   | { type: 'detections'; id: number; detections: RawImageDetections[]; ms: number }

@@ -66,7 +66,7 @@ async function start(): Promise<void> {
       notes: loaded.notes, preprocessNote: loaded.preprocessNote,
     });
   }
-  port.postMessage({ type: 'ready', models: infos } satisfies WorkerReply);
+  port.postMessage({ type: 'ready', models: infos, threads: getBackend().info().threads } satisfies WorkerReply);
 }
 
 /** Detections of each image, one forward per image (see engine.ts for why not one batch). */

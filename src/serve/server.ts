@@ -51,6 +51,8 @@ export interface ServeOptions {
   formats?: ImageFormat[];
   /** Decode threads (default: half the cores, at least 1, at most 4). */
   decodeThreads?: number;
+  /** The engine's compute threads (oneDNN's OpenMP; default RESNET_NUM_THREADS, else every core). */
+  threads?: number;
 }
 
 /** A running server. */
@@ -158,7 +160,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const timeoutMs = opts.timeoutMs ?? 10000;
   const bodyLimit = opts.bodyLimit ?? 32 * 1024 * 1024;
   const maxPixels = opts.maxPixels ?? DEFAULT_LIMIT_INPUT_PIXELS;
-  const engine = await Engine.start({ models: opts.models, precision: opts.precision ?? 'auto' }, {
+  const engine = await Engine.start({ models: opts.models, precision: opts.precision ?? 'auto', threads: opts.threads }, {
     maxBatch: opts.maxBatch ?? 16, maxDelayMs: opts.maxDelayMs ?? 5, maxQueue: opts.maxQueue ?? 256, timeoutMs,
   });
   const metrics = new ServeMetrics(() => [...engine.models.keys()].map((model) => ({ model, depth: engine.depth(model) })));
