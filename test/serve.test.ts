@@ -434,6 +434,36 @@ describe('server (in process)', () => {
       loaded.model.dispose();
     }
     assert.ok(server.bodies.stats.reused > reusedBefore, 'later rounds read into the memory of earlier ones');
+
+    // A chunked body (no Content-Length) is gathered instead, with the same answer; a client
+    // that stops mid-body and hangs up leaves the server serving.
+    const x = Float32Array.from({ length: n * ROW }, (_, i) => Math.cos(i * 0.05));
+    const head = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [n, 3, 32, 32], datatype: 'FP32', parameters: { binary_data_size: x.byteLength } }], outputs: [{ name: 'logits' }] }));
+    const body = Buffer.concat([head, Buffer.from(x.buffer)]);
+    const u = new URL(server.url);
+    const headers = { ...auth, 'Content-Type': 'application/octet-stream', 'Inference-Header-Content-Length': String(head.length) };
+    const chunked = await new Promise<{ status: number; json: { outputs: { data: number[] }[]; error?: string } }>((resolve, reject) => {
+      const req = httpRequest({ host: u.hostname, port: u.port, path: '/v2/models/r20/infer', method: 'POST', headers: { ...headers, 'Transfer-Encoding': 'chunked' } }, (res) => {
+        let t = '';
+        res.on('data', (d) => { t += d; });
+        res.on('end', () => resolve({ status: res.statusCode!, json: JSON.parse(t) }));
+      });
+      req.on('error', reject);
+      for (let at = 0; at < body.length; at += 40_000) req.write(body.subarray(at, at + 40_000));
+      req.end();
+    });
+    assert.equal(chunked.status, 200, chunked.json.error);
+    const loaded2 = await loadModel({ weights });
+    const want = tidy(() => noGrad(() => loaded2.model.forward(tensor(x, [n, 3, 32, 32])).toArray() as Float32Array));
+    loaded2.model.dispose();
+    assert.ok(maxDiff(chunked.json.outputs[0].data, want) < 1e-3);
+    await new Promise<void>((resolve) => {
+      const req = httpRequest({ host: u.hostname, port: u.port, path: '/v2/models/r20/infer', method: 'POST', headers: { ...headers, 'Content-Length': String(body.length) } });
+      req.on('error', () => resolve());
+      req.write(body.subarray(0, 30_000), () => setTimeout(() => { req.destroy(); resolve(); }, 50));
+    });
+    const after = await fetch(`${server.url}/v2/health/ready`);
+    assert.equal(after.status, 200, 'still serving after a client hung up mid-body');
   });
 
   test('a full queue answers 503 with Retry-After; every accepted request is answered correctly', async () => {
