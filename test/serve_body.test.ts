@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { PassThrough, Readable } from 'node:stream';
 import { describe, test } from 'node:test';
-import { BodyPool, readBody } from '../src/serve/body_pool.js';
+import { BodyPool, MAX_POOLED, readBody } from '../src/serve/body_pool.js';
 
 const chunksOf = (buf: Buffer, size: number): Buffer[] => Array.from({ length: Math.ceil(buf.length / size) }, (_, i) => buf.subarray(i * size, (i + 1) * size));
 const bytes = (n: number, seed: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 255));
@@ -50,6 +50,17 @@ describe('readBody', () => {
       pool.give(body);
     }
     assert.equal(pool.stats.allocated, 1, 'one buffer served all four');
+  });
+
+  test('a body over MAX_POOLED is gathered as it comes, its length still checked', async () => {
+    const pool = new BodyPool(64 << 20);
+    const want = bytes(MAX_POOLED + 1000, 5);
+    const { body, pooled } = await readBody(Readable.from(chunksOf(want, 65536)), want.length, 64 << 20, pool);
+    assert.equal(pooled, false);
+    assert.ok(body.equals(want));
+    assert.equal(pool.stats.allocated, 0, 'nothing allocated up front for a large declared length');
+    await assert.rejects(readBody(Readable.from(chunksOf(want, 65536)), want.length - 1, 64 << 20, pool), { code: 'FST_ERR_CTP_INVALID_CONTENT_LENGTH' });
+    await assert.rejects(readBody(Readable.from(chunksOf(want, 65536)), want.length + 1, 64 << 20, pool), { code: 'FST_ERR_CTP_INVALID_CONTENT_LENGTH' });
   });
 
   test('without a length, chunks are gathered (not pooled)', async () => {

@@ -5,14 +5,17 @@
 // on a 2-core machine every core the HTTP side takes is taken from the engine's OpenMP team.
 // Here a body with a Content-Length is copied straight from the socket's chunks into a
 // buffer from a free list (power-of-two size classes), handed back when the response has
-// been sent, so in steady state no body allocates. Bodies without a length (chunked) are
-// gathered as fastify would. Limits and errors are fastify's own (413, Content-Length
+// been sent, so in steady state no body allocates. Bodies without a length (chunked) or over
+// MAX_POOLED are gathered as fastify would: memory then grows only with the bytes that came,
+// so a client that declares a large body and sends nothing holds nothing. Limits and errors are fastify's own (413, Content-Length
 // mismatch), so the error handler treats them as before.
 
 import type { Readable } from 'node:stream';
 import { errorCodes } from 'fastify';
 
 const MIN_POOLED = 64 * 1024;
+/** Largest body read into pooled memory (allocated when its headers come, before its bytes). */
+export const MAX_POOLED = 4 * 1024 * 1024;
 
 /**
  * Free lists of ArrayBuffers by power-of-two size; bodies from MIN_POOLED bytes up are pooled.
@@ -63,8 +66,8 @@ export class BodyPool {
 }
 
 /**
- * Reads a request body: into a pooled buffer when `contentLength` is given (the caller gives
- * it back once nothing reads it), else gathered from chunks. Rejects with fastify's
+ * Reads a request body: into a pooled buffer when `contentLength` is given and at most
+ * MAX_POOLED (the caller gives it back once nothing reads it), else gathered from chunks. Rejects with fastify's
  * FST_ERR_CTP_BODY_TOO_LARGE past `limit` and FST_ERR_CTP_INVALID_CONTENT_LENGTH when the
  * bytes received are not the length declared.
  * @example const body = await readBody(req.raw, Number(req.headers['content-length']), 32 << 20, pool);
@@ -77,7 +80,7 @@ export function readBody(payload: Readable, contentLength: number, limit: number
       return;
     }
     const known = Number.isInteger(contentLength) && contentLength >= 0;
-    const target = known ? pool.take(contentLength) : null;
+    const target = known && contentLength <= MAX_POOLED ? pool.take(contentLength) : null;
     const chunks: Buffer[] = [];
     let received = 0;
     const finish = (err: Error | null) => {
@@ -95,16 +98,21 @@ export function readBody(payload: Readable, contentLength: number, limit: number
     };
     const onData = (chunk: Buffer | string) => {
       const c = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-      if (received + c.length > (target ? target.length : limit)) {
+      if (received + c.length > limit) {
         payload.resume();
-        finish(target ? new errorCodes.FST_ERR_CTP_INVALID_CONTENT_LENGTH() : new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE());
+        finish(new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE());
+        return;
+      }
+      if (known && received + c.length > contentLength) {
+        payload.resume();
+        finish(new errorCodes.FST_ERR_CTP_INVALID_CONTENT_LENGTH());
         return;
       }
       if (target) c.copy(target, received);
       else chunks.push(c);
       received += c.length;
     };
-    const onEnd = () => finish(target && received !== target.length ? new errorCodes.FST_ERR_CTP_INVALID_CONTENT_LENGTH() : null);
+    const onEnd = () => finish(known && received !== contentLength ? new errorCodes.FST_ERR_CTP_INVALID_CONTENT_LENGTH() : null);
     const onError = (err: Error & { statusCode?: number }) => {
       if (!(typeof err.statusCode === 'number' && err.statusCode >= 400)) err.statusCode = 400;
       finish(err);
