@@ -8,6 +8,7 @@
 #include "common.h"
 #include "batch_norm_kernels.h"
 
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -89,14 +90,18 @@ namespace base {
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
 namespace avx2 {
+#define RN_BN_VEC 8
 #include "batch_norm_kernels.inc"
+#undef RN_BN_VEC
 }  // namespace avx2
 #pragma GCC pop_options
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq")
 namespace avx512 {
+#define RN_BN_VEC 16
 #include "batch_norm_kernels.inc"
+#undef RN_BN_VEC
 }  // namespace avx512
 #pragma GCC pop_options
 
