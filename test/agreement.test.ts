@@ -147,7 +147,7 @@ test('batch norm training on a conv output at training size: statistics and grad
 });
 
 // The ReLU-fused backward has hand-vectorised passes for the blocked layout of each kernel
-// set (native/batch_norm_kernels.inc, namespace gated: 16 lanes on AVX-512, 8 on AVX2); which
+// set (native/batch_norm_kernels.inc, namespace vec: 16 lanes on AVX-512, 8 on AVX2); which
 // one runs follows the block oneDNN's conv chose. On an AVX-512 CPU convs leave 16-lane blocks,
 // so the 8-lane passes run only with oneDNN capped at AVX2 (the AVX2-only machine's layout):
 // the test above again in a child process under ONEDNN_MAX_CPU_ISA=AVX2.
