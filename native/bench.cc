@@ -17,7 +17,7 @@ struct BenchState {
   std::unordered_map<int, memory> args;
 };
 
-BenchState* gBench = nullptr;
+thread_local BenchState* gBench = nullptr;  // per JS thread, as its stream
 
 memory filled(const memory::desc& md, uint32_t seed) {
   memory m(md, eng());

@@ -4,6 +4,9 @@
 // 4 KiB (a conv output of 50 MB: ~10 ms, as long as the conv). Buffers from 4 MiB are 2 MiB
 // aligned and advised for transparent huge pages. The pool is capped (RESNET_POOL_MB, default
 // a quarter of RAM, at most 16 GiB), least recently freed out first; trimPool() empties it.
+// One pool for the process, behind a mutex (JS threads running side by side share it: an
+// uncontended lock is tens of ns against a buffer's microseconds of use); the live-storage
+// accounting is per JS thread, as each reports to its own V8 isolate.
 #include "common.h"
 
 #include <sys/mman.h>
@@ -12,6 +15,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <list>
+#include <mutex>
 
 namespace rn {
 
@@ -32,16 +36,18 @@ struct Pool {
 };
 
 Pool* gPool = nullptr;
-int64_t gLiveCount = 0;
-int64_t gLiveBytes = 0;
-int64_t gReportedBytes = 0;  // what V8 has been told (AdjustExternalMemory)
-bool gDeferExternal = false;  // inside the outermost tidy(): see accountAlloc
-bool gTearingDown = false;
+std::mutex gPoolMutex;  // guards gPool and everything in it
+// Per JS thread (its isolate's storages):
+thread_local int64_t tLiveCount = 0;
+thread_local int64_t tLiveBytes = 0;
+thread_local int64_t tReportedBytes = 0;  // what V8 has been told (AdjustExternalMemory)
+thread_local bool tDeferExternal = false;  // inside the outermost tidy(): see accountAlloc
+thread_local bool tTearingDown = false;
 
 void reportExternal(Napi::Env env) {
-  if (gTearingDown || gLiveBytes == gReportedBytes) return;
-  Napi::MemoryManagement::AdjustExternalMemory(env, gLiveBytes - gReportedBytes);
-  gReportedBytes = gLiveBytes;
+  if (tTearingDown || tLiveBytes == tReportedBytes) return;
+  Napi::MemoryManagement::AdjustExternalMemory(env, tLiveBytes - tReportedBytes);
+  tReportedBytes = tLiveBytes;
 }
 
 size_t roundSize(size_t bytes) {
@@ -50,7 +56,7 @@ size_t roundSize(size_t bytes) {
   return (bytes + 4095) & ~size_t(4095);
 }
 
-Pool& pool() {
+Pool& pool() {  // callers hold gPoolMutex
   if (!gPool) {
     gPool = new Pool();
     size_t capMb = 0;
@@ -88,27 +94,31 @@ void evictTo(Pool& pl, size_t limit) {
 }  // namespace
 
 void* poolAlloc(size_t bytes) {
-  Pool& pl = pool();
   const size_t size = roundSize(bytes);
-  auto it = pl.bySize.find(size);
-  if (it != pl.bySize.end() && !it->second.empty()) {
-    auto entry = it->second.back();
-    it->second.pop_back();
-    void* p = entry->ptr;
-    pl.cachedBytes -= size;
-    pl.lru.erase(entry);
-    ++pl.hits;
-    return p;
+  {
+    std::lock_guard<std::mutex> lock(gPoolMutex);
+    Pool& pl = pool();
+    auto it = pl.bySize.find(size);
+    if (it != pl.bySize.end() && !it->second.empty()) {
+      auto entry = it->second.back();
+      it->second.pop_back();
+      void* p = entry->ptr;
+      pl.cachedBytes -= size;
+      pl.lru.erase(entry);
+      ++pl.hits;
+      return p;
+    }
+    ++pl.misses;
+    pl.missBytes += size;
   }
-  ++pl.misses;
-  pl.missBytes += size;
   return rawAlloc(size);
 }
 
 void poolFree(void* p, size_t bytes) {
   if (!p) return;
-  Pool& pl = pool();
   const size_t size = roundSize(bytes);
+  std::lock_guard<std::mutex> lock(gPoolMutex);
+  Pool& pl = pool();
   if (size > pl.capBytes) { std::free(p); return; }
   pl.lru.push_front({size, p});
   pl.bySize[size].push_back(pl.lru.begin());
@@ -126,9 +136,9 @@ void poolFree(void* p, size_t bytes) {
 // changes are not reported, and on its end V8 learns the net change at once: leaks and
 // keep()-ed tensors still count, transients never do.
 void accountAlloc(Napi::Env env, int64_t bytes, int countDelta) {
-  gLiveBytes += bytes;
-  gLiveCount += countDelta;
-  if (!gDeferExternal) reportExternal(env);
+  tLiveBytes += bytes;
+  tLiveCount += countDelta;
+  if (!tDeferExternal) reportExternal(env);
 }
 
 namespace {
@@ -137,8 +147,8 @@ namespace {
 Napi::Value Live(const Napi::CallbackInfo& info) {
   return guarded(info, "live", [&]() -> Napi::Value {
     Napi::Object o = Napi::Object::New(info.Env());
-    o.Set("count", static_cast<double>(gLiveCount));
-    o.Set("bytes", static_cast<double>(gLiveBytes));
+    o.Set("count", static_cast<double>(tLiveCount));
+    o.Set("bytes", static_cast<double>(tLiveBytes));
     return o;
   });
 }
@@ -148,18 +158,20 @@ Napi::Value Live(const Napi::CallbackInfo& info) {
 Napi::Value PoolStats(const Napi::CallbackInfo& info) {
   return guarded(info, "poolStats", [&]() -> Napi::Value {
     Napi::Object o = Napi::Object::New(info.Env());
+    std::lock_guard<std::mutex> lock(gPoolMutex);
     o.Set("cachedBytes", static_cast<double>(pool().cachedBytes));
     o.Set("capBytes", static_cast<double>(pool().capBytes));
     o.Set("hits", static_cast<double>(pool().hits));
     o.Set("misses", static_cast<double>(pool().misses));
     o.Set("missBytes", static_cast<double>(pool().missBytes));
-    o.Set("reportedBytes", static_cast<double>(gReportedBytes));
+    o.Set("reportedBytes", static_cast<double>(tReportedBytes));
     return o;
   });
 }
 
 Napi::Value TrimPool(const Napi::CallbackInfo& info) {
   return guarded(info, "trimPool", [&]() -> Napi::Value {
+    std::lock_guard<std::mutex> lock(gPoolMutex);
     evictTo(pool(), 0);
     return info.Env().Undefined();
   });
@@ -169,8 +181,8 @@ Napi::Value TrimPool(const Napi::CallbackInfo& info) {
 // turning it off reports the net change (see accountAlloc).
 Napi::Value DeferExternalMemory(const Napi::CallbackInfo& info) {
   return guarded(info, "deferExternalMemory", [&]() -> Napi::Value {
-    gDeferExternal = boolArg(info, 0, "on");
-    if (!gDeferExternal) reportExternal(info.Env());
+    tDeferExternal = boolArg(info, 0, "on");
+    if (!tDeferExternal) reportExternal(info.Env());
     return info.Env().Undefined();
   });
 }
@@ -178,11 +190,8 @@ Napi::Value DeferExternalMemory(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void exportBuffers(Napi::Env env, Napi::Object exports) {
-  static bool hooked = false;  // the first env is the one allowed to call in (engine.cc)
-  if (!hooked) {
-    hooked = true;
-    env.AddCleanupHook([] { gTearingDown = true; });
-  }
+  // From here on this thread's isolate is going: storages it finalizes no longer report.
+  env.AddCleanupHook([] { tTearingDown = true; });
   exports.Set("live", Napi::Function::New(env, Live, "live"));
   exports.Set("poolStats", Napi::Function::New(env, PoolStats, "poolStats"));
   exports.Set("trimPool", Napi::Function::New(env, TrimPool, "trimPool"));

@@ -1,8 +1,9 @@
 // Shared pieces of the oneDNN addon: the engine and stream, the Storage wrapper, the
 // primitive cache, descriptor helpers and the guard that turns every C++ failure into a
 // JS exception naming the op. Not a place for any primitive's descriptors (those live in
-// the family files: conv.cc, batch_norm.cc, ...). Invariants: only the JS main thread
-// calls in (synchronously); every exported function runs inside guarded().
+// the family files: conv.cc, batch_norm.cc, ...). Invariants: a JS thread calls in
+// synchronously and only touches its own context (engine.cc); state shared between threads
+// is thread-safe; every exported function runs inside guarded().
 #pragma once
 
 #define NAPI_VERSION 8
@@ -34,8 +35,13 @@ KernelSet kernelSet();
 
 // ---- engine.cc ----------------------------------------------------------------------
 dnnl::engine& eng();
+/// The calling JS thread's stream (each thread that loaded the addon has its own context).
 dnnl::stream& strm();
+/// Creates the engine once and the calling thread's context (stream, cache, OpenMP team).
 void initEngine();
+/// Drops the calling thread's cached primitives and scratchpad (its env is ending).
+void releaseThreadContext();
+/// The calling thread's OpenMP team size.
 int numThreads();
 std::string isaName();
 
@@ -58,7 +64,7 @@ struct OpError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// Executes `prim` on the global stream with a shared user scratchpad and waits.
+/// Executes `prim` on the calling thread's stream with its user scratchpad and waits.
 void execute(const dnnl::primitive& prim, const dnnl::primitive_desc_base& pd,
              std::unordered_map<int, memory> args);
 

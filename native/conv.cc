@@ -11,6 +11,8 @@
 // x: [N, C, H, W], w: [K, C/groups, R, S], b: [K], y: [N, K, OH, OW].
 #include "common.h"
 
+#include <mutex>
+
 namespace rn {
 
 const std::vector<const char*> kConvFields = {"N", "C", "H", "W", "K", "R", "S", "OH", "OW", "strideH", "strideW",
@@ -94,14 +96,19 @@ dnnl::convolution_backward_weights::primitive_desc convBwdWeightsPd(
 
 memory::desc preferredActivationDesc(const memory::dims& nchw) {
   static auto* known = new std::unordered_map<std::string, memory::desc>();
+  static std::mutex mutex;  // JS threads share `known`
   const std::string key = Key("preferred").dims(nchw).str();
-  auto it = known->find(key);
-  if (it != known->end()) return it->second;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = known->find(key);
+    if (it != known->end()) return it->second;
+  }
   const int64_t C = nchw[1];
   const memory::dims w{C, C, 1, 1}, st{1, 1}, pad{0, 0};
   dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
                                     anyMd(nchw), anyMd(w), memory::desc(), anyMd(nchw), st, pad, pad);
   const memory::desc md = dnnl::convolution_forward::primitive_desc(d, eng()).dst_desc();
+  std::lock_guard<std::mutex> lock(mutex);
   known->emplace(key, md);
   return md;
 }

@@ -1,7 +1,12 @@
-// The one CPU engine and stream, threads (OpenMP over every core; RESNET_NUM_THREADS
-// overrides), flush-to-zero / denormals-are-zero, the shared scratchpad, the primitive
-// cache, and the guard that turns C++ failures into JS errors. Not thread-safe by design:
-// only the JS main thread calls in, synchronously (REFERENCE.md section 5).
+// The one CPU engine, and per JS thread (the main thread, each worker thread that loads the
+// addon) a context: its stream, scratchpad, primitive cache and OpenMP team (every core, or
+// RESNET_NUM_THREADS as the thread loads the addon, or setThreads()); flush-to-zero /
+// denormals-are-zero; and the guard that turns C++ failures into JS errors. A JS thread calls
+// in synchronously, so a context is only ever used by its own thread; two threads run side
+// by side, each with its own OpenMP team (libgomp keeps a pool per thread that starts
+// parallel regions), as `resnet serve --streams` does. What the threads share is thread-safe:
+// the engine (oneDNN's), the buffer pool (a mutex, buffers.cc), primitives (executed with
+// each context's own scratchpad).
 #include "common.h"
 
 #include <omp.h>
@@ -9,8 +14,8 @@
 #include <xmmintrin.h>
 
 #include <cstdlib>
+#include <mutex>
 #include <new>
-#include <thread>
 
 namespace rn {
 
@@ -18,11 +23,21 @@ namespace {
 
 // Leaked on purpose: no destructor ordering against oneDNN or Node at process exit.
 dnnl::engine* gEngine = nullptr;
-dnnl::stream* gStream = nullptr;
-std::unordered_map<std::string, std::shared_ptr<void>>* gCache = nullptr;
-std::thread::id gOwner;  // the thread that loaded the addon first: the only one allowed in
-void* gScratch = nullptr;
-size_t gScratchBytes = 0;
+std::once_flag gEngineOnce;
+
+/// One JS thread's state. Leaked when its thread ends (a few hundred bytes once its cache and
+/// scratchpad are released by the env's cleanup hook, releaseThreadContext): storages that
+/// V8 finalizes after that hook still account into it.
+struct Context {
+  explicit Context(const dnnl::engine& e) : stream(e) {}
+  dnnl::stream stream;
+  std::unordered_map<std::string, std::shared_ptr<void>> cache;
+  void* scratch = nullptr;
+  size_t scratchBytes = 0;
+};
+thread_local Context* tContext = nullptr;
+
+Context& ctx() { return *tContext; }
 
 constexpr size_t kCacheMax = 4096;
 constexpr unsigned kFtzDaz = 0x8040;  // MXCSR bits: FTZ (15) | DAZ (6)
@@ -44,29 +59,42 @@ const char* statusName(dnnl_status_t s) {
   }
 }
 
+/// This thread's OpenMP team: n threads (omp_set_num_threads sets the calling thread's
+/// value only), each with FTZ/DAZ for good (libgomp keeps its threads); the calling thread
+/// (OpenMP's thread 0) gets them only inside native calls (FtzScope).
+void setTeam(int n) {
+  omp_set_num_threads(n);
+  const unsigned callerCsr = _mm_getcsr();
+#pragma omp parallel
+  { setFtzDaz(); }
+  _mm_setcsr(callerCsr);
+}
+
 }  // namespace
 
 void initEngine() {
-  if (gEngine) return;
-  gOwner = std::this_thread::get_id();
+  std::call_once(gEngineOnce, [] { gEngine = new dnnl::engine(dnnl::engine::kind::cpu, 0); });
+  if (tContext) return;
+  int n = omp_get_max_threads();
   if (const char* env = std::getenv("RESNET_NUM_THREADS")) {
     char* end = nullptr;
-    long n = std::strtol(env, &end, 10);
-    if (end != env && *end == '\0' && n > 0 && n <= 4096) omp_set_num_threads(static_cast<int>(n));
+    long v = std::strtol(env, &end, 10);
+    if (end != env && *end == '\0' && v > 0 && v <= 4096) n = static_cast<int>(v);
   }
-  // Every OpenMP worker gets FTZ/DAZ for good (libgomp keeps its threads); the main
-  // thread (OpenMP's thread 0) gets them only inside native calls (FtzScope).
-  const unsigned mainCsr = _mm_getcsr();
-#pragma omp parallel
-  { setFtzDaz(); }
-  _mm_setcsr(mainCsr);
-  gEngine = new dnnl::engine(dnnl::engine::kind::cpu, 0);
-  gStream = new dnnl::stream(*gEngine);
-  gCache = new std::unordered_map<std::string, std::shared_ptr<void>>();
+  setTeam(n);
+  tContext = new Context(*gEngine);
+}
+
+void releaseThreadContext() {
+  if (!tContext) return;
+  tContext->cache.clear();
+  if (tContext->scratch) poolFree(tContext->scratch, tContext->scratchBytes);
+  tContext->scratch = nullptr;
+  tContext->scratchBytes = 0;
 }
 
 dnnl::engine& eng() { return *gEngine; }
-dnnl::stream& strm() { return *gStream; }
+dnnl::stream& strm() { return ctx().stream; }
 int numThreads() { return omp_get_max_threads(); }
 
 std::string isaName() {
@@ -91,9 +119,8 @@ FtzScope::~FtzScope() { _mm_setcsr(saved_); }
 Napi::Value guarded(const Napi::CallbackInfo& info, const char* op,
                     const std::function<Napi::Value()>& f) {
   Napi::Env env = info.Env();
-  if (std::this_thread::get_id() != gOwner)
-    throw Napi::Error::New(env, std::string(op) + ": the native backend runs on the thread that loaded it first " +
-                                    "(the main thread); worker threads must not call it");
+  if (!tContext)  // a function of this addon called from a thread that never loaded it
+    throw Napi::Error::New(env, std::string(op) + ": the native backend is not set up on this thread (require the addon here first)");
   std::string msg;
   try {
     FtzScope ftz;
@@ -123,14 +150,15 @@ void execute(const dnnl::primitive& prim, const dnnl::primitive_desc_base& pd,
   const memory::desc sd = pd.scratchpad_desc();
   const size_t need = sd.get_size();
   if (need > 0) {
-    if (need > gScratchBytes) {
-      if (gScratch) poolFree(gScratch, gScratchBytes);
-      gScratch = nullptr;
-      gScratchBytes = 0;
-      gScratch = poolAlloc(need);
-      gScratchBytes = need;
+    Context& c = ctx();
+    if (need > c.scratchBytes) {
+      if (c.scratch) poolFree(c.scratch, c.scratchBytes);
+      c.scratch = nullptr;
+      c.scratchBytes = 0;
+      c.scratch = poolAlloc(need);
+      c.scratchBytes = need;
     }
-    args.emplace(DNNL_ARG_SCRATCHPAD, memory(sd, eng(), gScratch));
+    args.emplace(DNNL_ARG_SCRATCHPAD, memory(sd, eng(), c.scratch));
   }
   prim.execute(strm(), args);
   strm().wait();
@@ -151,18 +179,20 @@ Key& Key::md(const memory::desc& d) {
 }
 
 std::shared_ptr<void> cacheFind(const std::string& key) {
-  auto it = gCache->find(key);
-  return it == gCache->end() ? nullptr : it->second;
+  auto& cache = ctx().cache;
+  auto it = cache.find(key);
+  return it == cache.end() ? nullptr : it->second;
 }
 
 void cacheInsert(const std::string& key, std::shared_ptr<void> value) {
   // NOTE: a full cache is simply emptied (entries are shared_ptrs, so a caller holding
   // one keeps it alive); a ResNet needs a few hundred entries.
-  if (gCache->size() >= kCacheMax) gCache->clear();
-  (*gCache)[key] = std::move(value);
+  auto& cache = ctx().cache;
+  if (cache.size() >= kCacheMax) cache.clear();
+  cache[key] = std::move(value);
 }
 
-size_t cacheSize() { return gCache->size(); }
+size_t cacheSize() { return ctx().cache.size(); }
 
 int64_t intProp(const Napi::Object& o, const char* name) {
   Napi::Value v = o.Get(name);
@@ -265,11 +295,29 @@ Napi::Value FtzStatus(const Napi::CallbackInfo& info) {
   });
 }
 
+// setThreads(n) -> n: this JS thread's OpenMP team from now on (as RESNET_NUM_THREADS does when
+// the thread loads the addon). Its cached primitives are dropped: some size their work and
+// scratchpad for the team they were made with.
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  return guarded(info, "setThreads", [&]() -> Napi::Value {
+    const double n = numArg(info, 0, "n");
+    if (!(n >= 1 && n <= 4096) || n != static_cast<double>(static_cast<int>(n)))
+      throw OpError("'n' must be an integer from 1 to 4096, got " + std::to_string(n));
+    ctx().cache.clear();
+    setTeam(static_cast<int>(n));
+    return Napi::Number::New(info.Env(), numThreads());
+  });
+}
+
 }  // namespace
 
 void exportEngine(Napi::Env env, Napi::Object exports) {
   initEngine();
+  // This env's thread ends (a worker thread stopping, or the process exiting): its cached
+  // primitives and scratchpad go (the context itself stays, see Context).
+  env.AddCleanupHook([] { releaseThreadContext(); });
   exports.Set("info", Napi::Function::New(env, Info, "info"));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("ftzStatus", Napi::Function::New(env, FtzStatus, "ftzStatus"));
 }
 

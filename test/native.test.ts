@@ -305,16 +305,53 @@ describe('native: sanity', () => {
     for (const s of [x, labels, logits]) b.free(s);
   });
 
-  it('a worker thread gets an error, not a race, when it calls the addon', async () => {
+  it('worker threads run the addon side by side, each with its own stream, cache and OpenMP team', async () => {
+    // Two workers and the main thread run the same convolution, batch norm and ReLU chain at
+    // once, many times (the pool, the primitive cache and the scratchpad under contention);
+    // every result must equal the main thread's first one, bit for bit.
     const path = JSON.stringify(new URL('../build/Release/resnet_native.node', import.meta.url).pathname);
-    const w = new Worker(`
+    const body = `
+      const N = 4, C = 16, H = 20, W = 20, K = 32;
+      const g = { N, C, H, W, K, R: 3, S: 3, OH: H, OW: W, strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, groups: 1 };
+      const fill = (n, seed) => { const a = new Float32Array(n); let s = seed; for (let i = 0; i < n; i++) { s = (s * 1664525 + 1013904223) >>> 0; a[i] = s / 4294967296 - 0.5; } return a; };
+      function chain(a) {
+        const x = a.fromArray(fill(N * C * H * W, 1), [N, C, H, W]);
+        const w = a.fromArray(fill(K * C * 9, 2), [K, C, 3, 3]);
+        const y = a.conv2d(x, w, null, g);
+        const r = a.relu(y);
+        const out = a.read(r);
+        for (const s of [x, w, y, r]) a.free(s);
+        return out;
+      }`;
+    const w = (threads: number) => new Worker(`
       const { parentPort } = require('node:worker_threads');
       const a = require(${path});
-      try { a.fromArray(new Float32Array(2), [2]); parentPort.postMessage('no error'); }
-      catch (e) { parentPort.postMessage(e.message); }`, { eval: true });
-    const msg = await new Promise<string>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
-    await w.terminate();
-    assert.match(msg, /^fromArray: the native backend runs on the thread that loaded it first/);
+      ${body}
+      const team = a.setThreads(${threads});
+      let first = null, same = true;
+      for (let k = 0; k < 30; k++) { const o = chain(a); if (!first) first = o; else if (Buffer.compare(Buffer.from(o.buffer), Buffer.from(first.buffer)) !== 0) same = false; }
+      parentPort.postMessage({ team, same, info: a.info(), ftz: a.ftzStatus(), out: first });`, { eval: true });
+    const a = native();
+    const mainTeam = a.info().threads;
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval
+    const chain = new Function('a', `${body}; return chain(a);`) as (a: NativeAddon) => Float32Array;
+    const want = chain(a);
+    const workers = [w(1), w(1)];
+    const replies = workers.map((wk) => new Promise<{ team: number; same: boolean; info: { threads: number }; ftz: { ftz: boolean; daz: boolean }[]; out: Float32Array }>((resolve, reject) => {
+      wk.once('message', resolve);
+      wk.once('error', reject);
+    }));
+    for (let k = 0; k < 10; k++) assert.deepEqual(chain(a), want, `main thread, run ${k}`);
+    for (const [i, r] of (await Promise.all(replies)).entries()) {
+      assert.equal(r.team, 1, `worker ${i}: setThreads`);
+      assert.equal(r.info.threads, 1, `worker ${i}: its team is its own`);
+      assert.ok(r.ftz.length === 1 && r.ftz[0].ftz && r.ftz[0].daz, `worker ${i}: FTZ/DAZ in its team`);
+      assert.ok(r.same, `worker ${i}: its 30 runs agree`);
+      assert.deepEqual(r.out, want, `worker ${i}: equal to the main thread's`);
+    }
+    await Promise.all(workers.map((wk) => wk.terminate()));
+    assert.equal(a.info().threads, mainTeam, "the workers' setThreads left the main thread's team alone");
+    assert.throws(() => a.setThreads(0), /setThreads: 'n' must be an integer from 1 to 4096/);
   });
 
   it('FTZ/DAZ are on in every OpenMP thread, while JS keeps IEEE subnormals', () => {

@@ -181,6 +181,28 @@ describe('Batcher', () => {
     assert.deepEqual(ran, [1], 'the timed-out request never ran');
   });
 
+  test('concurrency 2 runs two batches at once, a third waits for one of them', async () => {
+    const gates: (() => void)[] = [];
+    const started: number[][] = [];
+    const b = new Batcher<number, number>({ ...opts, maxBatch: 2, concurrency: 2 }, async (xs) => {
+      started.push(xs);
+      await new Promise<void>((r) => gates.push(r));
+      return xs;
+    });
+    const all = [1, 2, 3, 4, 5, 6].map((x) => b.submit(x));
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(started, [[1, 2], [3, 4]], 'two batches running, the rest queued');
+    assert.equal(b.depth, 2);
+    gates.shift()!();
+    await all[0];
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(started, [[1, 2], [3, 4], [5, 6]], 'the third leaves when a batch ends');
+    while (gates.length) gates.shift()!();
+    assert.deepEqual((await Promise.all(all)).map((d) => d.result), [1, 2, 3, 4, 5, 6]);
+    await b.drained();
+    assert.throws(() => new Batcher({ ...opts, concurrency: 0 }, async () => []), /concurrency/);
+  });
+
   test('rejects bad limits', () => {
     assert.throws(() => new Batcher({ ...opts, maxBatch: 0 }, async () => []), /maxBatch/);
     assert.throws(() => new Batcher({ ...opts, maxDelayMs: -1 }, async () => []), /maxDelayMs/);
@@ -464,6 +486,37 @@ describe('server (in process)', () => {
     });
     const after = await fetch(`${server.url}/v2/health/ready`);
     assert.equal(after.status, 200, 'still serving after a client hung up mid-body');
+  });
+
+  test('streams: two engine threads of one OpenMP thread each answer concurrent requests as the model does', async () => {
+    const two = await startServer({ models: [{ name: 'r20', options: { weights } }], port: 0, precision: 'fp32', maxBatch: 2, maxDelayMs: 1, decodeThreads: 1, threads: 2, streams: 2 });
+    const loaded = await loadModel({ weights });
+    try {
+      assert.equal(two.engine.streams, 2);
+      assert.equal(two.engine.threads, 1, 'two threads split between two streams');
+      const n = 2;
+      const xs = Array.from({ length: 8 }, (_, k) => Float32Array.from({ length: n * ROW }, (_, i) => Math.sin(i * (0.21 + 0.07 * k))));
+      const got = await Promise.all(xs.map(async (x) => {
+        const head = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [n, 3, 32, 32], datatype: 'FP32', parameters: { binary_data_size: x.byteLength } }], outputs: [{ name: 'logits' }] }));
+        const res = await fetch(`${two.url}/v2/models/r20/infer`, {
+          method: 'POST', headers: { 'Content-Type': 'application/octet-stream', 'Inference-Header-Content-Length': String(head.length) },
+          body: Buffer.concat([head, Buffer.from(x.buffer)]),
+        });
+        const j = await res.json();
+        assert.equal(res.status, 200, j.error);
+        return j.outputs[0].data as number[];
+      }));
+      xs.forEach((x, k) => {
+        const want = tidy(() => noGrad(() => loaded.model.forward(tensor(x, [n, 3, 32, 32])).toArray() as Float32Array));
+        assert.ok(maxDiff(got[k], want) < 1e-3, `request ${k}: logits differ by ${maxDiff(got[k], want)}`);
+      });
+      const res = await fetch(`${two.url}/v1/models/r20/classify`, { method: 'POST', body: png });
+      assert.equal(res.status, 200);
+    } finally {
+      loaded.model.dispose();
+      await two.close();
+    }
+    await assert.rejects(startServer({ models: [{ name: 'r20', options: { weights } }], port: 0, streams: 0 }), /'streams' must be an integer >= 1, got 0/);
   });
 
   test('a full queue answers 503 with Retry-After; every accepted request is answered correctly', async () => {

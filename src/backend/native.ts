@@ -50,6 +50,10 @@ export interface NativeAddon {
   info(): { onednn: string; threads: number; isa: string; cachedPrimitives: number };
   /** FTZ/DAZ state of the calling thread (inside a native call) and every OpenMP thread. */
   ftzStatus(): { thread: number; ftz: boolean; daz: boolean }[];
+  /** The calling JS thread's OpenMP team from now on (each thread that loads the addon has its
+   *  own stream, primitive cache and team; RESNET_NUM_THREADS sets it as the thread loads it).
+   *  Returns the team's size. */
+  setThreads(n: number): number;
 
   fromArray(data: Float32Array | Int32Array, shape: Shape): Storage;
   read(s: Storage): Float32Array | Int32Array;

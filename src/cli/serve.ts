@@ -20,7 +20,7 @@ export interface ServeFlags {
   arch?: string; weights?: string; pretrained?: boolean; pretrainedTag?: string; model?: string[]; width?: string;
   host?: string; port?: string; maxBatch?: string; maxDelayMs?: string; maxQueue?: string; timeoutMs?: string;
   token?: string; cors?: string; precision?: string; maxBody?: string; maxPixels?: string; formats?: string;
-  decodeThreads?: string; threads?: string; drainMs?: string; bnEps?: string; minSize?: string; maxSize?: string;
+  decodeThreads?: string; threads?: string; streams?: string; drainMs?: string; bnEps?: string; minSize?: string; maxSize?: string;
 }
 
 function num(v: string | undefined, flag: string, min: number, int = true): number | undefined {
@@ -157,6 +157,7 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
     bodyLimit: num(flags.maxBody, 'max-body', 1), maxPixels: num(flags.maxPixels, 'max-pixels', 1),
     formats: flags.formats === undefined ? undefined : parseFormats(flags.formats, '--formats'),
     decodeThreads: num(flags.decodeThreads, 'decode-threads', 1), threads: num(flags.threads, 'threads', 1),
+    streams: num(flags.streams, 'streams', 1),
   });
   for (const m of server.engine.models.values()) {
     if (m.kind === 'detector') {
@@ -165,7 +166,10 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
     }
     process.stderr.write(`resnet: ${m.name}: ${m.arch} from ${m.source}, ${m.numClasses} classes, input [${m.channels}, ${m.height}, ${m.width}] (${m.preprocessNote}), ${m.precision}${m.fused ? ', BN folded' : ''}\n`);
   }
-  process.stderr.write(`resnet: engine: ${server.engine.threads} compute thread${server.engine.threads === 1 ? '' : 's'} (--threads)\n`);
+  const { streams, threads } = server.engine;
+  process.stderr.write(streams === 1
+    ? `resnet: engine: ${threads} compute thread${threads === 1 ? '' : 's'} (--threads)\n`
+    : `resnet: engine: ${streams} streams of ${threads} compute thread${threads === 1 ? '' : 's'} each (--streams, --threads)\n`);
   process.stdout.write(`resnet: serving ${[...server.engine.models.keys()].join(', ')} at ${server.url}\n`);
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {

@@ -19,6 +19,8 @@ export interface BatcherOptions {
   timeoutMs: number;
   /** Names the queue in messages (the model's name). */
   name?: string;
+  /** Batches running at once (default 1; the engine's streams). */
+  concurrency?: number;
 }
 
 /** What a request gets back: its result and where its time went. */
@@ -47,15 +49,16 @@ interface Pending<T, R> {
  */
 export class Batcher<T, R> {
   private readonly queue: Pending<T, R>[] = [];
-  private running = false;
+  private running = 0;
   private timer: NodeJS.Timeout | null = null;
   private idle: (() => void)[] = [];
   /** Called after each batch with its rows and compute time (metrics). */
   onBatch: ((rows: number, computeMs: number) => void) | null = null;
 
   constructor(readonly options: BatcherOptions, private readonly run: (payloads: T[], rows: number) => Promise<R[]>) {
-    for (const k of ['maxBatch', 'maxQueue'] as const) {
-      if (!Number.isInteger(options[k]) || options[k] < 1) throw new RangeError(`Batcher: '${k}' must be an integer >= 1, got ${options[k]}`);
+    for (const k of ['maxBatch', 'maxQueue', 'concurrency'] as const) {
+      if (k === 'concurrency' && options[k] === undefined) continue;
+      if (!Number.isInteger(options[k]) || options[k]! < 1) throw new RangeError(`Batcher: '${k}' must be an integer >= 1, got ${options[k]}`);
     }
     for (const k of ['maxDelayMs', 'timeoutMs'] as const) {
       if (!(options[k] >= 0) || !Number.isFinite(options[k])) throw new RangeError(`Batcher: '${k}' must be a number >= 0, got ${options[k]}`);
@@ -69,7 +72,7 @@ export class Batcher<T, R> {
 
   /** Whether a batch is running or requests wait. */
   get busy(): boolean {
-    return this.running || this.queue.length > 0;
+    return this.running > 0 || this.queue.length > 0;
   }
 
   /** Queues `payload` (of `rows` rows); resolves with its result, or rejects with a 503 HttpError when refused or past its deadline. */
@@ -109,13 +112,14 @@ export class Batcher<T, R> {
   }
 
   private schedule(): void {
-    if (this.running || this.queue.length === 0) return;
-    const wait = this.options.maxDelayMs - (performance.now() - this.queue[0].arrived);
-    if (this.queuedRows() >= this.options.maxBatch || wait <= 0) {
+    while (this.running < (this.options.concurrency ?? 1) && this.queue.length > 0) {
+      const wait = this.options.maxDelayMs - (performance.now() - this.queue[0].arrived);
+      if (this.queuedRows() < this.options.maxBatch && wait > 0) break;
       if (this.timer) { clearTimeout(this.timer); this.timer = null; }
       void this.runBatch();
-      return;
     }
+    if (this.running >= (this.options.concurrency ?? 1) || this.queue.length === 0) return;
+    const wait = this.options.maxDelayMs - (performance.now() - this.queue[0].arrived);
     if (!this.timer) {
       this.timer = setTimeout(() => { this.timer = null; this.schedule(); }, wait);
     }
@@ -130,7 +134,7 @@ export class Batcher<T, R> {
       batch.push(p);
       rows += p.rows;
     }
-    this.running = true;
+    this.running++;
     const start = performance.now();
     try {
       const results = await this.run(batch.map((p) => p.payload), rows);
@@ -140,7 +144,7 @@ export class Batcher<T, R> {
     } catch (e) {
       for (const p of batch) p.reject(e);
     } finally {
-      this.running = false;
+      this.running--;
       this.schedule();
       this.settleIdle();
     }

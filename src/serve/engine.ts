@@ -1,15 +1,24 @@
-// The server's side of the engine thread: starts it (every model loaded there), keeps one
-// Batcher per model and kind, and turns a batch into one message: the rows of its requests
-// are copied into the queue's input slot, a SharedArrayBuffer both threads keep (a fresh or
-// transferred 10 MB buffer per batch cost page faults and, as external memory, a V8
-// mark-compact in each thread every batch or two: 0.2-0.3 of the two cores the kernels
-// need, resnet18 at concurrency 32), and the outputs come back split per request.
+// The server's side of the engine threads: starts them (every model loaded in each), keeps
+// one Batcher per model and kind, and turns a batch into one message to the least busy
+// thread: the rows of its requests are copied into an input slot, a SharedArrayBuffer both
+// threads keep (a fresh or transferred 10 MB buffer per batch cost page faults and, as
+// external memory, a V8 mark-compact in each thread every batch or two: 0.2-0.3 of the two
+// cores the kernels need, resnet18 at concurrency 32), and the outputs come back split per
+// request.
+// Streams (`--streams S`, as OpenVINO's throughput streams or Triton's CPU instance count):
+// S engine threads, each with its own OpenMP team of threads / S, each batch on one of them.
+// oneDNN splits a primitive's work statically over its team and every thread waits for the
+// slowest, so on 2 cores two batches on one thread each keep the cores busier than one batch
+// on both (resnet18 batch 16: 1.1-1.2x the images/s; README, Serve), and the HTTP thread
+// stealing a core slows one stream, not the whole team. A single request then runs on one
+// team, so at low concurrency one stream (the default) answers sooner.
 // A detector gets one queue of its own whose batches hold ONE image: on this project's 2-core
 // machine batching did not pay (fasterrcnn_resnet18_fpn, min size 480, native: 4 images of
 // 480x640 one by one took 1.1-1.4 s, as one padded batch 1.8-2.0 s; 4 mixed sizes 1.2 s vs
 // 1.7 s), and one image per forward gives exactly what `detect()` gives for it.
 // A crash of the engine thread fails what is in flight and marks the engine not ready.
 
+import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { preferPassiveOpenMp } from '../backend/native.js';
 import * as errors from '../errors.js';
@@ -48,65 +57,95 @@ export class Engine {
   readonly models = new Map<string, ServedModel>();
   private readonly queues = new Map<string, Batcher<Rows, EngineOutput>>();
   private readonly detectQueues = new Map<string, Batcher<DetectImage, RawImageDetections>>();
-  private readonly pending = new Map<number, { resolve: (r: ResultReply) => void; reject: (e: unknown) => void }>();
+  /** Requests sent to each engine thread and not yet answered (by id). */
+  private readonly pending: Map<number, { resolve: (r: ResultReply) => void; reject: (e: unknown) => void }>[];
   private nextId = 1;
   private alive = true;
-  /** Each queue's input slot (one batch per queue runs at a time): its id and buffer. */
-  private readonly slots = new Map<string, { id: number; buffer: SharedArrayBuffer }>();
+  /** Input slots per queue: free ones, and which engine threads hold each slot's buffer. */
+  private readonly slots = new Map<string, { id: number; buffer: SharedArrayBuffer; known: Set<number> }[]>();
+  private nextSlot = 0;
   private readonly maxBatch: number;
   /** Called after each batch: model, rows, compute ms (metrics). */
   onBatch: ((model: string, rows: number, computeMs: number) => void) | null = null;
 
   /**
-   * @param threads oneDNN's OpenMP threads in the engine thread (as the engine reported when ready).
+   * @param threads oneDNN's OpenMP threads of each engine thread (as the engines reported when ready).
    */
-  private constructor(private readonly worker: Worker, infos: ServedModel[], limits: Omit<BatcherOptions, 'name'>, readonly threads: number) {
+  private constructor(private readonly workers: Worker[], infos: ServedModel[], limits: Omit<BatcherOptions, 'name'>, readonly threads: number) {
     this.maxBatch = limits.maxBatch;
+    this.pending = workers.map(() => new Map());
+    const concurrency = workers.length;
     for (const m of infos) {
       this.models.set(m.name, m);
       if (m.kind === 'detector') {
-        const b = new Batcher<DetectImage, RawImageDetections>({ ...limits, maxBatch: 1, name: m.name }, (items) => this.runDetect(m.name, items));
+        const b = new Batcher<DetectImage, RawImageDetections>({ ...limits, maxBatch: 1, name: m.name, concurrency }, (items) => this.runDetect(m.name, items));
         b.onBatch = (rows, ms) => this.onBatch?.(m.name, rows, ms);
         this.detectQueues.set(m.name, b);
         continue;
       }
       for (const kind of ['logits', 'features'] as RunKind[]) {
-        const b = new Batcher<Rows, EngineOutput>({ ...limits, name: m.name }, (items, rows) => this.runBatch(m, kind, items, rows));
+        const b = new Batcher<Rows, EngineOutput>({ ...limits, name: m.name, concurrency }, (items, rows) => this.runBatch(m, kind, items, rows));
         b.onBatch = (rows, ms) => this.onBatch?.(m.name, rows, ms);
         this.queues.set(`${m.name}\0${kind}`, b);
       }
     }
-    worker.on('message', (r: WorkerReply) => {
-      if (r.type !== 'result' && r.type !== 'detections' && r.type !== 'error') return;
-      const p = this.pending.get(r.id);
-      if (!p) return;
-      this.pending.delete(r.id);
-      // Inputs were checked before they were queued: a failing forward is the server's fault.
-      if (r.type !== 'error') p.resolve(r); else p.reject(new HttpError(500, `engine: ${r.error.message}`));
-    });
     const fail = (why: string) => {
       this.alive = false;
-      for (const p of this.pending.values()) p.reject(new HttpError(500, `engine thread ${why}`));
-      this.pending.clear();
+      for (const pending of this.pending) {
+        for (const p of pending.values()) p.reject(new HttpError(500, `engine thread ${why}`));
+        pending.clear();
+      }
     };
-    worker.on('error', (e) => fail(`failed: ${e.message}`));
-    worker.on('exit', (code) => { if (this.alive) fail(`exited with code ${code}`); });
+    workers.forEach((worker, i) => {
+      worker.on('message', (r: WorkerReply) => {
+        if (r.type !== 'result' && r.type !== 'detections' && r.type !== 'error') return;
+        const p = this.pending[i].get(r.id);
+        if (!p) return;
+        this.pending[i].delete(r.id);
+        // Inputs were checked before they were queued: a failing forward is the server's fault.
+        if (r.type !== 'error') p.resolve(r); else p.reject(new HttpError(500, `engine: ${r.error.message}`));
+      });
+      worker.on('error', (e) => fail(`failed: ${e.message}`));
+      worker.on('exit', (code) => { if (this.alive) fail(`exited with code ${code}`); });
+    });
   }
 
-  /** Starts the engine thread and waits until every model is loaded (a load error rejects, as its ResnetError). */
-  static start(init: EngineInit, limits: Omit<BatcherOptions, 'name'>): Promise<Engine> {
+  /**
+   * Starts the engine threads (`streams`, default 1) and waits until every model is loaded in
+   * each (a load error rejects, as its ResnetError). `threads` (default RESNET_NUM_THREADS,
+   * else every core) are split between the streams, at least one each.
+   */
+  static async start(init: EngineInit, limits: Omit<BatcherOptions, 'name' | 'concurrency'>, streams = 1): Promise<Engine> {
     // Validate the limits before loading anything.
     new Batcher<Rows, EngineOutput>({ ...limits }, async () => []);
-    preferPassiveOpenMp();  // here: the engine thread's own process.env never reaches libgomp
-    // Read by the addon when it loads in the engine thread (native/engine.cc, initEngine).
-    if (init.threads !== undefined) {
-      if (!Number.isInteger(init.threads) || init.threads < 1) throw new RangeError(`engine: 'threads' must be an integer >= 1, got ${init.threads}`);
-      process.env.RESNET_NUM_THREADS = String(init.threads);
+    if (!Number.isInteger(streams) || streams < 1) throw new RangeError(`engine: 'streams' must be an integer >= 1, got ${streams}`);
+    if (init.threads !== undefined && (!Number.isInteger(init.threads) || init.threads < 1)) {
+      throw new RangeError(`engine: 'threads' must be an integer >= 1, got ${init.threads}`);
     }
+    preferPassiveOpenMp();  // here: the engine threads' own process.env never reaches libgomp
+    let perStream = init.threads;
+    if (streams > 1) {
+      const envThreads = Number(process.env.RESNET_NUM_THREADS);
+      const total = init.threads ?? (Number.isInteger(envThreads) && envThreads > 0 ? envThreads : availableParallelism());
+      perStream = Math.max(1, Math.floor(total / streams));
+    }
+    const starts = Array.from({ length: streams }, () => Engine.startWorker({ ...init, threads: perStream }));
+    const settled = await Promise.allSettled(starts);
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed) {
+      await Promise.all(settled.map((r) => (r.status === 'fulfilled' ? r.value.worker.terminate() : undefined)));
+      throw (failed as PromiseRejectedResult).reason;
+    }
+    const ready = settled.map((r) => (r as PromiseFulfilledResult<{ worker: Worker; models: ServedModel[]; threads: number }>).value);
+    return new Engine(ready.map((r) => r.worker), ready[0].models, limits, ready[0].threads);
+  }
+
+  /** One engine thread, once its models are loaded. */
+  private static startWorker(init: EngineInit): Promise<{ worker: Worker; models: ServedModel[]; threads: number }> {
     const worker = spawnWorker('engine_worker', init);
-    return new Promise<Engine>((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       const onMessage = (r: WorkerReply) => {
-        if (r.type === 'ready') { cleanup(); resolve(new Engine(worker, r.models, limits, r.threads)); }
+        if (r.type === 'ready') { cleanup(); resolve({ worker, models: r.models, threads: r.threads }); }
         if (r.type === 'init-error') { cleanup(); void worker.terminate(); reject(rebuild(r.error)); }
       };
       const onError = (e: Error) => { cleanup(); reject(e); };
@@ -116,6 +155,11 @@ export class Engine {
       worker.on('error', onError);
       worker.on('exit', onExit);
     });
+  }
+
+  /** Engine threads (streams), each running one batch at a time. */
+  get streams(): number {
+    return this.workers.length;
   }
 
   get ready(): boolean {
@@ -146,15 +190,22 @@ export class Engine {
     return q.submit(image, 1);
   }
 
-  private async call(msg: WorkerRequest, transfer: ArrayBuffer[]): Promise<ResultReply> {
+  /** The engine thread with the fewest requests in hand (the first of those tied). */
+  private pickWorker(): number {
+    let best = 0;
+    for (let i = 1; i < this.workers.length; i++) if (this.pending[i].size < this.pending[best].size) best = i;
+    return best;
+  }
+
+  private async call(worker: number, msg: WorkerRequest, transfer: ArrayBuffer[]): Promise<ResultReply> {
     return new Promise<ResultReply>((resolve, reject) => {
-      this.pending.set(msg.id!, { resolve, reject });
-      this.worker.postMessage(msg, transfer);
+      this.pending[worker].set(msg.id!, { resolve, reject });
+      this.workers[worker].postMessage(msg, transfer);
     });
   }
 
   private async runDetect(model: string, images: DetectImage[]): Promise<RawImageDetections[]> {
-    const reply = await this.call({ type: 'detect', id: this.nextId++, model, images }, images.map((im) => im.data.buffer as ArrayBuffer));
+    const reply = await this.call(this.pickWorker(), { type: 'detect', id: this.nextId++, model, images }, images.map((im) => im.data.buffer as ArrayBuffer));
     if (reply.type !== 'detections') throw new HttpError(500, `engine: a detect request got a '${reply.type}' reply`);
     return reply.detections;
   }
@@ -162,19 +213,28 @@ export class Engine {
   private async runBatch(m: ModelInfo, kind: RunKind, items: Rows[], rows: number): Promise<EngineOutput[]> {
     const per = m.channels * m.height * m.width;
     const key = `${m.name}\0${kind}`;
-    let slot = this.slots.get(key);
-    const fresh = !slot || slot.buffer.byteLength < 4 * rows * per;
-    if (fresh) {
-      slot = { id: slot?.id ?? this.slots.size, buffer: new SharedArrayBuffer(4 * Math.max(rows, this.maxBatch) * per) };
-      this.slots.set(key, slot);
+    // A slot of this queue no running batch uses (one per stream at most), grown if too small.
+    let free = this.slots.get(key);
+    if (!free) this.slots.set(key, free = []);
+    let slot = free.pop();
+    if (!slot || slot.buffer.byteLength < 4 * rows * per) {
+      slot = { id: slot?.id ?? this.nextSlot++, buffer: new SharedArrayBuffer(4 * Math.max(rows, this.maxBatch) * per), known: new Set() };
     }
-    const bytes = new Uint8Array(slot!.buffer, 0, 4 * rows * per);
-    let at = 0;
-    for (const it of items) {
-      bytes.set(it.x instanceof Uint8Array ? it.x : new Uint8Array(it.x.buffer, it.x.byteOffset, it.x.byteLength), at);
-      at += 4 * it.n * per;
+    const worker = this.pickWorker();
+    const fresh = !slot.known.has(worker);
+    slot.known.add(worker);
+    let reply: ResultReply;
+    try {
+      const bytes = new Uint8Array(slot.buffer, 0, 4 * rows * per);
+      let at = 0;
+      for (const it of items) {
+        bytes.set(it.x instanceof Uint8Array ? it.x : new Uint8Array(it.x.buffer, it.x.byteOffset, it.x.byteLength), at);
+        at += 4 * it.n * per;
+      }
+      reply = await this.call(worker, { type: 'run', id: this.nextId++, model: m.name, kind, slot: slot.id, ...(fresh ? { buffer: slot.buffer } : {}), n: rows, shape: [m.channels, m.height, m.width] }, []);
+    } finally {
+      free.push(slot);
     }
-    const reply = await this.call({ type: 'run', id: this.nextId++, model: m.name, kind, slot: slot!.id, ...(fresh ? { buffer: slot!.buffer } : {}), n: rows, shape: [m.channels, m.height, m.width] }, []);
     if (reply.type !== 'result') throw new HttpError(500, `engine: a run request got a '${reply.type}' reply`);
     const K = m.numClasses;
     const D = m.numFeatures;
@@ -194,7 +254,9 @@ export class Engine {
   async close(): Promise<void> {
     await Promise.all([...this.queues.values(), ...this.detectQueues.values()].map((q) => q.drained()));
     this.alive = false;
-    this.worker.postMessage({ type: 'close' } satisfies WorkerRequest);
-    await new Promise<void>((r) => { const t = setTimeout(() => { void this.worker.terminate().then(() => r()); }, 2000); this.worker.once('exit', () => { clearTimeout(t); r(); }); });
+    await Promise.all(this.workers.map((worker) => {
+      worker.postMessage({ type: 'close' } satisfies WorkerRequest);
+      return new Promise<void>((r) => { const t = setTimeout(() => { void worker.terminate().then(() => r()); }, 2000); worker.once('exit', () => { clearTimeout(t); r(); }); });
+    }));
   }
 }

@@ -39,7 +39,7 @@ export interface EngineInit {
   models: ModelSpec[];
   /** auto | fp32 | bf16, resolved in the engine thread (where the backend lives). */
   precision: string;
-  /** oneDNN's OpenMP threads in the engine thread (default: RESNET_NUM_THREADS, else every core). */
+  /** oneDNN's OpenMP threads in this engine thread (default: RESNET_NUM_THREADS, else every core). */
   threads?: number;
 }
 

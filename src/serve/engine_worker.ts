@@ -1,5 +1,5 @@
-// The engine thread: loads every model once (loadModel) and runs forwards one at a time, so
-// the HTTP thread never waits on a kernel. 'logits' batches run through the BN-folded net
+// An engine thread (one per stream, engine.ts): loads every model once (loadModel) and runs
+// forwards one at a time, so the HTTP thread never waits on a kernel. 'logits' batches run through the BN-folded net
 // (fuseForInference) where the arch has one; 'features' batches through model.features,
 // returning the pooled embedding and the head's logits. Inputs and outputs cross as
 // transferred Float32Arrays. Detectors (detector.ts) run one image per forward and send back
@@ -8,6 +8,7 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { getBackend } from '../backend/index.js';
+import { loadNativeAddon } from '../backend/native.js';
 import { resolvePrecision, type PrecisionChoice } from '../backend/precision.js';
 import type { Precision } from '../backend/backend.js';
 import { loadModel } from '../infer/load.js';
@@ -35,6 +36,8 @@ function errorOf(e: unknown): { message: string; name: string; code?: string } {
 }
 
 async function start(): Promise<void> {
+  // This thread's OpenMP team (the addon gives each JS thread its own: native/engine.cc).
+  if (init.threads !== undefined && getBackend().info().backend === 'native') loadNativeAddon().setThreads(init.threads);
   const precision = resolvePrecision(init.precision as PrecisionChoice, getBackend()).precision;
   const infos: ServedModel[] = [];
   for (const spec of init.models) {

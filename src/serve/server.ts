@@ -51,8 +51,10 @@ export interface ServeOptions {
   formats?: ImageFormat[];
   /** Decode threads (default: half the cores, at least 1, at most 4). */
   decodeThreads?: number;
-  /** The engine's compute threads (oneDNN's OpenMP; default RESNET_NUM_THREADS, else every core). */
+  /** The engine's compute threads (oneDNN's OpenMP; default RESNET_NUM_THREADS, else every core), split between the streams. */
   threads?: number;
+  /** Engine threads each running its own batch on threads / streams cores (default 1: one batch at a time on every thread; see engine.ts). */
+  streams?: number;
 }
 
 /** A running server. */
@@ -162,7 +164,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const maxPixels = opts.maxPixels ?? DEFAULT_LIMIT_INPUT_PIXELS;
   const engine = await Engine.start({ models: opts.models, precision: opts.precision ?? 'auto', threads: opts.threads }, {
     maxBatch: opts.maxBatch ?? 16, maxDelayMs: opts.maxDelayMs ?? 5, maxQueue: opts.maxQueue ?? 256, timeoutMs,
-  });
+  }, opts.streams ?? 1);
   const metrics = new ServeMetrics(() => [...engine.models.keys()].map((model) => ({ model, depth: engine.depth(model) })));
   engine.onBatch = (model, rows, ms) => metrics.batch(model, rows, ms);
   const pool = new DecodePool(opts.decodeThreads ?? Math.min(4, Math.max(1, Math.floor(availableParallelism() / 2))));
