@@ -7,7 +7,7 @@
 // `resnet bench` at batch B (the served images/s over that ratio is the issue's goal >= 0.9).
 //   npm run -s bench:serve -- [--archs resnet18,resnet50] [--concurrency 1,8,32] [--duration 10]
 //                             [--amount 5000] [--max-batch 16] [--kinds tensor,jpeg] [--out FILE]
-//                             [--warmup S] [--streams 1,2]
+//                             [--warmup S] [--streams 1,2] [--max-delay-ms 5] [--batches 16,1]
 // --streams runs the servers with each of those `resnet serve --streams` (engine threads each
 // running its own batch on cores / streams threads); 'engine busy' is then stream-seconds of
 // forwards per second (up to the streams).
@@ -44,7 +44,8 @@ const maxBatch = Number(opt('max-batch', '16'));
 const kinds = list('kinds', 'tensor,jpeg');
 const warmupOpt = opt('warmup', '');
 const streamsList = list('streams', '1').map(Number);
-const MAX_DELAY_MS = 5; // resnet serve's default --max-delay-ms, which these servers run with
+const batches = list('batches', `${maxBatch},1`).map(Number); // --max-batch of the servers: batched, and one at a time
+const MAX_DELAY_MS = Number(opt('max-delay-ms', '5')); // resnet serve's --max-delay-ms (its default 5)
 const cpu = cpus()[0]?.model ?? 'unknown cpu';
 const slug = cpu.toLowerCase().replace(/\(r\)|\(tm\)|cpu|processor|@.*$/g, '').trim().replace(/[^a-z0-9]+/g, '_').replace(/^_|_$/g, '');
 const outBase = opt('out', `serve_${slug}`).replace(/\.(json|txt)$/, '');
@@ -76,7 +77,7 @@ function processCpuSeconds(pid: number): number {
 }
 
 async function startServe(model: string, file: string, batch: number, streams: number): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--model', `${model}=${file}`, '--port', '0', '--max-batch', String(batch), '--max-queue', '1024', '--streams', String(streams)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [BIN, 'serve', '--model', `${model}=${file}`, '--port', '0', '--max-batch', String(batch), '--max-queue', '1024', '--streams', String(streams), '--max-delay-ms', String(MAX_DELAY_MS)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (d) => { out += d; const m = /at (http:\/\/\S+)/.exec(out); if (m) resolve(m[1]); });
@@ -151,7 +152,7 @@ try {
     m.dispose();
     const ref = benchIps(arch, maxBatch);
     const warmup = warmupOpt ? Number(warmupOpt) : Math.max(2, ref ? (4 * maxBatch) / ref : 2);
-    for (const [batch, streams] of [maxBatch, 1].flatMap((b) => streamsList.map((st) => [b, st]))) {
+    for (const [batch, streams] of batches.flatMap((b) => streamsList.map((st) => [b, st]))) {
       const server = await startServe(arch, file, batch, streams);
       try {
         // One preprocessed image of the model's input shape (from its v2 metadata).

@@ -203,6 +203,27 @@ describe('Batcher', () => {
     assert.throws(() => new Batcher({ ...opts, concurrency: 0 }, async () => []), /concurrency/);
   });
 
+  test('with arrivals, a short batch waits only while requests are on their way', async () => {
+    let coming = 1;
+    const seen: number[][] = [];
+    const b = new Batcher<number, number>({ ...opts, maxDelayMs: 60_000, arrivals: () => coming }, async (xs) => { seen.push(xs); return xs; });
+    const first = b.submit(1);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(seen, [], 'one more is on its way: the batch waits');
+    coming = 0;
+    const second = b.submit(2);  // the one that was coming: nothing else is, so both leave now
+    assert.deepEqual((await Promise.all([first, second])).map((d) => d.result), [1, 2]);
+    assert.deepEqual(seen, [[1, 2]]);
+    coming = 1;
+    const third = b.submit(3);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(seen.length, 1);
+    coming = 0;
+    b.nudge();  // the request that was coming failed before it was submitted
+    assert.equal((await third).result, 3);
+    await b.drained();
+  });
+
   test('rejects bad limits', () => {
     assert.throws(() => new Batcher({ ...opts, maxBatch: 0 }, async () => []), /maxBatch/);
     assert.throws(() => new Batcher({ ...opts, maxDelayMs: -1 }, async () => []), /maxDelayMs/);
@@ -486,6 +507,24 @@ describe('server (in process)', () => {
     });
     const after = await fetch(`${server.url}/v2/health/ready`);
     assert.equal(after.status, 200, 'still serving after a client hung up mid-body');
+  });
+
+  test('a lone request does not wait out the max delay; concurrent ones still batch', async () => {
+    const slow = await startServer({ models: [{ name: 'r20', options: { weights } }], port: 0, precision: 'fp32', maxBatch: 8, maxDelayMs: 5000, decodeThreads: 1 });
+    try {
+      const one = await (await fetch(`${slow.url}/v1/models/r20/classify`, { method: 'POST', body: png })).json();
+      assert.ok(one.ms.queue < 2500, `queued ${one.ms.queue} ms with nothing else on its way (max delay 5000)`);
+      const many = await Promise.all(Array.from({ length: 6 }, async () => (await fetch(`${slow.url}/v1/models/r20/classify`, { method: 'POST', body: png })).json()));
+      assert.ok(many.some((r) => r.batch > 1), `batches of ${many.map((r) => r.batch).join(', ')}`);
+      assert.ok(many.every((r) => r.ms.queue < 2500), `queued ${many.map((r) => r.ms.queue).join(', ')} ms`);
+      // A request that fails before its queue (a body that is no image) is no longer waited for.
+      const bad = await fetch(`${slow.url}/v1/models/r20/classify`, { method: 'POST', body: Buffer.from('not an image') });
+      assert.equal(bad.status, 400);
+      const after = await (await fetch(`${slow.url}/v1/models/r20/classify`, { method: 'POST', body: png })).json();
+      assert.ok(after.ms.queue < 2500, `queued ${after.ms.queue} ms after a failed request`);
+    } finally {
+      await slow.close();
+    }
   });
 
   test('streams: two engine threads of one OpenMP thread each answer concurrent requests as the model does', async () => {

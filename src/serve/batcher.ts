@@ -21,6 +21,10 @@ export interface BatcherOptions {
   name?: string;
   /** Batches running at once (default 1; the engine's streams). */
   concurrency?: number;
+  /** Requests on their way to this queue (their bodies being read or images decoded): while
+   *  none is, a short batch leaves at once instead of waiting out `maxDelayMs` for rows that
+   *  are not coming. Without it a short batch always waits the delay (Triton's rule). */
+  arrivals?: () => number;
 }
 
 /** What a request gets back: its result and where its time went. */
@@ -99,6 +103,11 @@ export class Batcher<T, R> {
     });
   }
 
+  /** Looks again whether a batch should leave (call when `arrivals` has dropped). */
+  nudge(): void {
+    this.schedule();
+  }
+
   /** Resolves once the queue is empty and no batch runs. */
   drained(): Promise<void> {
     if (!this.busy) return Promise.resolve();
@@ -114,7 +123,7 @@ export class Batcher<T, R> {
   private schedule(): void {
     while (this.running < (this.options.concurrency ?? 1) && this.queue.length > 0) {
       const wait = this.options.maxDelayMs - (performance.now() - this.queue[0].arrived);
-      if (this.queuedRows() < this.options.maxBatch && wait > 0) break;
+      if (this.queuedRows() < this.options.maxBatch && wait > 0 && (this.options.arrivals?.() ?? 1) > 0) break;
       if (this.timer) { clearTimeout(this.timer); this.timer = null; }
       void this.runBatch();
     }

@@ -64,6 +64,8 @@ export class Engine {
   /** Input slots per queue: free ones, and which engine threads hold each slot's buffer. */
   private readonly slots = new Map<string, { id: number; buffer: SharedArrayBuffer; known: Set<number> }[]>();
   private nextSlot = 0;
+  /** Requests per model on their way to its queues (see arriving()). */
+  private readonly arrivals = new Map<string, number>();
   private readonly maxBatch: number;
   /** Called after each batch: model, rows, compute ms (metrics). */
   onBatch: ((model: string, rows: number, computeMs: number) => void) | null = null;
@@ -78,13 +80,13 @@ export class Engine {
     for (const m of infos) {
       this.models.set(m.name, m);
       if (m.kind === 'detector') {
-        const b = new Batcher<DetectImage, RawImageDetections>({ ...limits, maxBatch: 1, name: m.name, concurrency }, (items) => this.runDetect(m.name, items));
+        const b = new Batcher<DetectImage, RawImageDetections>({ ...limits, maxBatch: 1, name: m.name, concurrency, arrivals: () => this.arrivals.get(m.name) ?? 0 }, (items) => this.runDetect(m.name, items));
         b.onBatch = (rows, ms) => this.onBatch?.(m.name, rows, ms);
         this.detectQueues.set(m.name, b);
         continue;
       }
       for (const kind of ['logits', 'features'] as RunKind[]) {
-        const b = new Batcher<Rows, EngineOutput>({ ...limits, name: m.name, concurrency }, (items, rows) => this.runBatch(m, kind, items, rows));
+        const b = new Batcher<Rows, EngineOutput>({ ...limits, name: m.name, concurrency, arrivals: () => this.arrivals.get(m.name) ?? 0 }, (items, rows) => this.runBatch(m, kind, items, rows));
         b.onBatch = (rows, ms) => this.onBatch?.(m.name, rows, ms);
         this.queues.set(`${m.name}\0${kind}`, b);
       }
@@ -171,6 +173,19 @@ export class Engine {
     let n = 0;
     for (const kind of ['logits', 'features']) n += this.queues.get(`${model}\0${kind}`)?.depth ?? 0;
     return n + (this.detectQueues.get(model)?.depth ?? 0);
+  }
+
+  /**
+   * Counts a request for `model` that is on its way (+1 when its headers arrive, -1 just
+   * before it is submitted or when it fails first): while any is, a short batch of that model
+   * waits (up to the max delay) for it; when none is, it leaves at once.
+   */
+  arriving(model: string, delta: 1 | -1): void {
+    const n = Math.max(0, (this.arrivals.get(model) ?? 0) + delta);
+    this.arrivals.set(model, n);
+    if (n > 0) return;
+    for (const kind of ['logits', 'features']) this.queues.get(`${model}\0${kind}`)?.nudge();
+    this.detectQueues.get(model)?.nudge();
   }
 
   /** Queues n rows of `model`'s input ([n, C, H, W] float32, preprocessed; or those floats'

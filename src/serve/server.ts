@@ -72,6 +72,8 @@ export interface RunningServer {
 
 const OUTPUTS = ['logits', 'probabilities', 'embedding'] as const;
 const CORS_HEADERS = 'Authorization, Content-Type, Inference-Header-Content-Length';
+/** The routes whose requests end in a model's queue. */
+const INFER_ROUTES = new Set(['/v2/models/:name/infer', '/v2/models/:name/versions/:version/infer', '/v1/models/:name/classify', '/v1/models/:name/embed', '/v1/models/:name/detect']);
 
 function intParam(v: unknown, name: string, min: number, max: number): number | undefined {
   if (v === undefined) return undefined;
@@ -146,9 +148,9 @@ function scoreParam(v: unknown): number {
 }
 
 /**
- * Loads the models (in the engine thread) and starts listening. NOTE: the native backend
- * runs on one thread per process: the engine thread. A process that already ran the native
- * backend on another thread cannot serve with it (use the reference backend elsewhere).
+ * Loads the models (in each engine thread: `streams`, default 1) and starts listening. The
+ * native backend gives every JS thread its own stream, cache and OpenMP team, so the process
+ * may also run models on its main thread (both then share the cores).
  * @example
  * const server = await startServer({ models: [{ name: 'resnet18', options: { arch: 'resnet18', pretrained: true } }], port: 0 });
  * console.log(server.url);  // http://127.0.0.1:PORT
@@ -199,6 +201,15 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   // malformed JSON body is the protocol's `{"error"}`, not fastify's.
   // Bodies with a length are read into pooled memory and handed back once the response is
   // sent (body_pool.ts); at most 64 MiB kept (64 tensor requests of one 224x224 image).
+  /** Inference requests counted in Engine.arriving and not yet submitted, by their model. */
+  const arriving = new WeakMap<FastifyRequest, string>();
+  const arrived = (req: FastifyRequest) => {
+    const name = arriving.get(req);
+    if (name === undefined) return;
+    arriving.delete(req);
+    engine.arriving(name, -1);
+  };
+
   app.removeAllContentTypeParsers();
   const bodies = new BodyPool(64 * 1024 * 1024);
   const pooledBody = new WeakMap<FastifyRequest, Buffer>();
@@ -233,8 +244,16 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         throw new HttpError(401, auth ? 'the bearer token is not the server\'s (--token)' : 'this server needs "Authorization: Bearer TOKEN" (started with --token)');
       }
     }
+    // An inference request on its way: its model's short batches wait for it (Engine.arriving).
+    const name = (req.params as { name?: unknown } | undefined)?.name;
+    if (req.method === 'POST' && INFER_ROUTES.has(req.routeOptions.url ?? '') && typeof name === 'string' && engine.models.has(name)) {
+      arriving.set(req, name);
+      engine.arriving(name, 1);
+    }
   });
+  app.addHook('onRequestAbort', async (req) => arrived(req));
   app.addHook('onResponse', async (req, reply) => {
+    arrived(req);
     const body = pooledBody.get(req);
     if (body) { pooledBody.delete(req); bodies.give(body); }
     const route = req.routeOptions.url ?? 'unmatched';
@@ -349,6 +368,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       if (o.classification && o.name === 'embedding') throw new HttpError(400, "output 'embedding': 'classification' applies to logits and probabilities only");
     }
     const kind = wanted.some((o) => o.name === 'embedding') ? 'features' : 'logits';
+    arrived(req);
     const done = await engine.submit(m.name, kind, x, n);
     metrics.queueWait.observe({ model: m.name }, done.queueMs / 1000);
     const K = m.numClasses;
@@ -389,6 +409,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     const k = intParam(req.query.top, 'top', 1, m.numClasses) ?? Math.min(5, m.numClasses);
     const bytes = await imageOf(req);
     const { x, ms: decode } = await decodeAll(m, [bytes], () => 'image');
+    arrived(req);
     const done = await engine.submit(m.name, 'logits', x, 1);
     metrics.queueWait.observe({ model: m.name }, done.queueMs / 1000);
     const row = done.result.logits;
@@ -401,6 +422,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     const m = classifierOf(req.params.name, 'embed');
     const bytes = await imageOf(req);
     const { x, ms: decode } = await decodeAll(m, [bytes], () => 'image');
+    arrived(req);
     const done = await engine.submit(m.name, 'features', x, 1);
     metrics.queueWait.observe({ model: m.name }, done.queueMs / 1000);
     return { model: m.name, shape: [m.numFeatures], embedding: Array.from(done.result.embedding!), ms: { decode: round(decode), queue: round(done.queueMs), compute: round(done.computeMs), total: round(performance.now() - t0) } };
@@ -424,6 +446,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       throw new HttpError(400, `image: ${W}x${H} is too elongated for model '${m.name}' (resized to min side ${m.minSize}, max side ${m.maxSize}, one side would be 0 pixels)`);
     }
     const decode = performance.now() - t1;
+    arrived(req);
     const done = await engine.detect(m.name, { data: img.data, channels: 3, height: H, width: W });
     metrics.queueWait.observe({ model: m.name }, done.queueMs / 1000);
     const d = done.result;
