@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import {
   add, addRelu, avgPool2d, backendByName, batchNorm, conv2d, crossEntropy, linear, maxPool2d, mul, mulScalar, relu, reshape,
-  Rng, sgdStep, sum, tensor, tidy, type Backend, type Tensor,
+  Rng, sgdStep, sgdStepMany, sum, tensor, tidy, type Backend, type Tensor,
 } from '../src/index.js';
 import { fromStorage } from '../src/tensor/tensor.js';
 import type { KernelSet, NativeBackend } from '../src/backend/native.js';
@@ -280,4 +280,43 @@ test('fused SGD update (momentum, nesterov, weight decay, dampening) over severa
       }
     }
   });
+});
+
+test('multi-tensor SGD (sgdStepMany: one call, one OpenMP region) equals sgdStep on each tensor, on every kernel set', () => {
+  // Sizes under and over the 32768-float split, an odd one, and a parameter whose first step
+  // comes later (as the optimiser does when a buffer is new).
+  const shapes = [[7], [16, 3, 3, 3], [64, 64, 3, 3], [100003]];
+  forEachKernelSet((set) => {
+    for (const opts of [
+      { lr: 0.1, momentum: 0.9, dampening: 0, weightDecay: 1e-4, nesterov: false },
+      { lr: 0.05, momentum: 0.9, dampening: 0, weightDecay: 5e-4, nesterov: true },
+      { lr: 0.2, momentum: 0.5, dampening: 0.1, weightDecay: 0, nesterov: false },
+      { lr: 0.3, momentum: 0, dampening: 0, weightDecay: 1e-3, nesterov: false },
+    ]) {
+      const p0 = shapes.map((s) => randArray(rng, s.reduce((a, b) => a * b)));
+      const grads = [0, 1, 2].map(() => shapes.map((s) => randArray(rng, s.reduce((a, b) => a * b))));
+      const run = (backend: Backend, many: boolean) => tidy(() => {
+        const ps = shapes.map((s, i) => tensor(p0[i], s, { backend }));
+        const bufs = opts.momentum !== 0 ? shapes.map((s) => tensor(new Float32Array(s.reduce((a, b) => a * b)), s, { backend })) : null;
+        grads.forEach((gs, step) => {
+          const g = shapes.map((s, i) => tensor(gs[i], s, { backend }));
+          if (many) sgdStepMany(ps, g, bufs, { ...opts, initBuffer: step === 0 });
+          else ps.forEach((p, i) => sgdStep(p, g[i], bufs ? bufs[i] : null, { ...opts, initBuffer: step === 0 }));
+        });
+        return ps.map((p) => p.toArray());
+      });
+      const want = run(ref, false);
+      for (const [name, got] of [['native many', run(nat, true)], ['reference many', run(ref, true)]] as const) {
+        got.forEach((g, i) => agree(g, want[i], `${name} [${shapes[i]}] ${JSON.stringify(opts)} (${set} kernels)`));
+      }
+    }
+  });
+  const p = tensor(new Float32Array(4), [4], { backend: nat });
+  const opts = { lr: 0.1, momentum: 0.9, dampening: 0, weightDecay: 0, nesterov: false };
+  assert.throws(() => sgdStepMany([p, p], [p, p], null, opts), /sgdStepMany: parameter 0.*needs a momentum buffer/);
+  assert.throws(() => sgdStepMany([p], [], null, opts), /sgdStepMany: 1 params, 0 grads/);
+  const g = tensor(new Float32Array(4), [4], { backend: nat });
+  const b = tensor(new Float32Array(4), [4], { backend: nat });
+  assert.throws(() => sgdStepMany([p, p], [g, g], [b, tensor(new Float32Array(4), [4], { backend: nat })], opts), /sgdUpdateMany: parameter 1 shares a param or buf storage with parameter 0/);
+  for (const t of [p, g, b]) t.dispose();
 });

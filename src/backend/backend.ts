@@ -243,6 +243,10 @@ export interface Backend {
   // ---- optimiser ----------------------------------------------------------------------
   /** Fused SGD step, in place on `param` and `buf` (buf is null when momentum == 0). */
   sgdUpdate(param: Storage, grad: Storage, buf: Storage | null, shape: Shape, p: SgdParams): void;
+  /** The same SGD step of many parameters in one call (PyTorch's multi-tensor `foreach` SGD):
+   *  `bufs` is null when momentum == 0, else one per parameter; each param, grad and buf of
+   *  `shapes[i]`. */
+  sgdUpdateMany(params: Storage[], grads: Storage[], bufs: Storage[] | null, shapes: Shape[], p: SgdParams): void;
   /** Fused AdamW step, in place on `param`, `expAvg`, `expAvgSq` and `maxExpAvgSq` (null
    *  unless amsgrad). All five have `shape`; the moments start as zeros. */
   adamwUpdate(param: Storage, grad: Storage, expAvg: Storage, expAvgSq: Storage, maxExpAvgSq: Storage | null,

@@ -118,6 +118,7 @@ export interface NativeAddon {
   nms(boxes: Float32Array, scores: Float32Array, iouThreshold: number): Int32Array;
 
   sgdUpdate(param: Storage, grad: Storage, buf: Storage | null, p: SgdParams): void;
+  sgdUpdateMany(params: Storage[], grads: Storage[], bufs: Storage[] | null, p: SgdParams): void;
   adamwUpdate(param: Storage, grad: Storage, expAvg: Storage, expAvgSq: Storage, maxExpAvgSq: Storage | null, p: AdamwParams): void;
 
   implInfo(kind: NativeImplKind, params: object): NativeImplInfo;
@@ -427,6 +428,9 @@ export class NativeBackend implements Backend {
   }
   sgdUpdate(param: Storage, grad: Storage, buf: Storage | null, _shape: Shape, p: SgdParams): void {
     this.call('sgdUpdate', () => this.addon.sgdUpdate(param, grad, buf, p));
+  }
+  sgdUpdateMany(params: Storage[], grads: Storage[], bufs: Storage[] | null, _shapes: Shape[], p: SgdParams): void {
+    this.call('sgdUpdateMany', () => this.addon.sgdUpdateMany(params, grads, bufs, p));
   }
   adamwUpdate(param: Storage, grad: Storage, expAvg: Storage, expAvgSq: Storage, maxExpAvgSq: Storage | null,
     _shape: Shape, p: AdamwParams): void {

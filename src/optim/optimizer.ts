@@ -35,6 +35,13 @@ export interface ParamStateDict {
   buffers: Record<string, Float32Array>;
 }
 
+/** A parameter of a group being stepped, its gradient and its state. */
+export interface GroupItem {
+  p: Tensor;
+  grad: Tensor;
+  st: ParamState;
+}
+
 /**
  * An optimiser's state: which optimiser, per group the lr, per group and parameter the state.
  * @example const state: OptimizerState = optimizer.stateDict(); optimizer.loadStateDict(state);
@@ -120,10 +127,17 @@ export abstract class Optimizer<G extends BaseGroup, O extends object = object> 
     this.groups.forEach((g, i) => { g.lr = checkOption(`${this.name}.setLr: group ${i} lr`, Array.isArray(lr) ? lr[i] : lr); });
   }
 
+  /** The update of a group's parameters that have gradients (each `st.step` already counts
+   *  this step): by default update() on each; an optimiser may update them all in one call. */
+  protected updateGroup(items: GroupItem[], group: G): void {
+    for (const { p, grad, st } of items) this.update(p, grad, group, st);
+  }
+
   /** Applies one update to every parameter that has a gradient. */
   step(): void {
     noGrad(() => {
       for (const g of this.groups) {
+        const items: GroupItem[] = [];
         for (const p of g.params) {
           if (!p.grad) continue;
           let st = this.state.get(p);
@@ -132,8 +146,9 @@ export abstract class Optimizer<G extends BaseGroup, O extends object = object> 
             this.state.set(p, st);
           }
           st.step++;
-          this.update(p, p.grad, g, st);
+          items.push({ p, grad: p.grad, st });
         }
+        if (items.length > 0) this.updateGroup(items, g);
       }
     });
   }

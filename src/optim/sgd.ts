@@ -4,9 +4,9 @@
 // optimiser's state: stateDict()/loadStateDict() carry them across a resume.
 
 import { InvalidArgumentError } from '../errors.js';
-import { sgdStep } from '../tensor/ops/sgd.js';
+import { sgdStep, sgdStepMany } from '../tensor/ops/sgd.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { checkOption, Optimizer, type OptimizerState, type ParamGroup, type ParamState } from './optimizer.js';
+import { checkOption, type GroupItem, Optimizer, type OptimizerState, type ParamGroup, type ParamState } from './optimizer.js';
 
 /** @example const opt = new SGD(model.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov: true } satisfies SgdOptions); */
 export interface SgdOptions {
@@ -67,5 +67,24 @@ export class SGD extends Optimizer<SgdGroup, SgdOptions> {
     const init = !st.buffers.has('momentum_buffer');
     const buf = g.momentum !== 0 ? this.buffer(p, st, 'momentum_buffer') : null;
     sgdStep(p, grad, buf, { lr: g.lr, momentum: g.momentum, dampening: g.dampening, weightDecay: g.weightDecay, nesterov: g.nesterov, initBuffer: init });
+  }
+
+  /** One backend call for the group (sgdStepMany), two on a step where some parameters get
+   *  their momentum buffer for the first time (torch.optim.SGD copies the step into it). */
+  protected override updateGroup(items: GroupItem[], g: SgdGroup): void {
+    const opts = { lr: g.lr, momentum: g.momentum, dampening: g.dampening, weightDecay: g.weightDecay, nesterov: g.nesterov };
+    if (g.momentum === 0) {
+      sgdStepMany(items.map((it) => it.p), items.map((it) => it.grad), null, opts);
+      return;
+    }
+    // Split before any buffer is made: a buffer made for the first part must not put its
+    // parameter in the second.
+    const fresh = items.filter((it) => !it.st.buffers.has('momentum_buffer'));
+    const going = items.filter((it) => it.st.buffers.has('momentum_buffer'));
+    for (const [part, initBuffer] of [[fresh, true], [going, false]] as const) {
+      if (part.length === 0) continue;
+      const bufs = part.map((it) => this.buffer(it.p, it.st, 'momentum_buffer'));
+      sgdStepMany(part.map((it) => it.p), part.map((it) => it.grad), bufs, { ...opts, initBuffer });
+    }
   }
 }

@@ -301,6 +301,10 @@ export class ReferenceBackend implements Backend {
     sgdUpdate(this.f32(param, op), this.f32(grad, op), buf ? this.f32(buf, op) : null, p);
   }
 
+  sgdUpdateMany(params: Storage[], grads: Storage[], bufs: Storage[] | null, shapes: Shape[], p: SgdParams): void {
+    params.forEach((param, i) => this.sgdUpdate(param, grads[i], bufs ? bufs[i] : null, shapes[i], p));
+  }
+
   adamwUpdate(param: Storage, grad: Storage, expAvg: Storage, expAvgSq: Storage, maxExpAvgSq: Storage | null,
     _shape: Shape, p: AdamwParams): void {
     const op = 'adamwUpdate';

@@ -28,7 +28,7 @@ export { linear } from './linear.js';
 export { reshape, flatten } from './reshape.js';
 export { crossEntropy, type CrossEntropyOptions } from './loss.js';
 export { sum, mean } from './reduce.js';
-export { sgdStep, type SgdStepOptions } from './sgd.js';
+export { sgdStep, sgdStepMany, type SgdStepOptions } from './sgd.js';
 export { adamwStep, type AdamwMoments } from './adamw.js';
 export { topk, topkAccuracy, type TopK } from './topk.js';
 export { softmax, argmax } from './softmax.js';

@@ -17,6 +17,31 @@ export type SgdStepOptions = Omit<SgdParams, 'initBuffer'> & { initBuffer?: bool
  */
 export function sgdStep(param: Tensor, grad: Tensor, buf: Tensor | null, opts: SgdStepOptions): void {
   const op = 'sgdStep';
+  checkSgd(op, param, grad, buf, opts);
+  param.backend.sgdUpdate(param.storage, grad.storage, opts.momentum !== 0 ? buf!.storage : null, param.shape,
+    { ...opts, initBuffer: opts.initBuffer ?? false });
+}
+
+/**
+ * sgdStep on every parameter at once, in one backend call (PyTorch's multi-tensor `foreach`
+ * SGD: one native call and one OpenMP region per step instead of one per parameter). `bufs`
+ * is null when momentum == 0, else one buffer per parameter.
+ * @example
+ * sgdStepMany([w, b], [w.grad!, b.grad!], [wBuf, bBuf], { lr: 0.1, momentum: 0.9, dampening: 0, weightDecay: 1e-4, nesterov: false });
+ */
+export function sgdStepMany(params: Tensor[], grads: Tensor[], bufs: Tensor[] | null, opts: SgdStepOptions): void {
+  const op = 'sgdStepMany';
+  if (grads.length !== params.length || (bufs && bufs.length !== params.length)) {
+    throw new InvalidArgumentError(`${op}: ${params.length} params, ${grads.length} grads${bufs ? `, ${bufs.length} bufs` : ''}; give one of each per parameter`);
+  }
+  if (params.length === 0) return;
+  params.forEach((p, i) => checkSgd(`${op}: parameter ${i}`, p, grads[i], bufs ? bufs[i] : null, opts));
+  sameBackend(op, ...params);
+  params[0].backend.sgdUpdateMany(params.map((p) => p.storage), grads.map((g) => g.storage), opts.momentum !== 0 ? bufs!.map((b) => b.storage) : null,
+    params.map((p) => p.shape), { ...opts, initBuffer: opts.initBuffer ?? false });
+}
+
+function checkSgd(op: string, param: Tensor, grad: Tensor, buf: Tensor | null, opts: SgdStepOptions): void {
   sameBackend(op, param, grad, buf);
   expectDtype(op, 'param', param, 'float32');
   expectDtype(op, 'grad', grad, 'float32');
@@ -32,6 +57,4 @@ export function sgdStep(param: Tensor, grad: Tensor, buf: Tensor | null, opts: S
     if (!buf) throw new InvalidArgumentError(`${op}: momentum ${opts.momentum} needs a momentum buffer`);
     expectSameShape(op, param, buf);
   }
-  param.backend.sgdUpdate(param.storage, grad.storage, opts.momentum !== 0 ? buf!.storage : null, param.shape,
-    { ...opts, initBuffer: opts.initBuffer ?? false });
 }
