@@ -1,7 +1,9 @@
 // The buffer pool behind every storage, and the live-storage accounting. Freed buffers are
 // kept by (rounded) size and handed out again, most recently freed first: a training step
 // allocates the same sizes as the last one, and fresh pages would cost a page fault per
-// 4 KiB (a conv output of 50 MB: ~10 ms, as long as the conv). Buffers from 4 MiB are 2 MiB
+// 4 KiB (a conv output of 50 MB: ~10 ms, as long as the conv). A request from 64 KiB takes
+// the smallest cached buffer that fits if it is at most a quarter larger (kFitSlackDiv),
+// so sizes that vary a little between steps reuse memory too. Buffers from 4 MiB are 2 MiB
 // aligned and advised for transparent huge pages. The pool is capped (RESNET_POOL_MB, default
 // a quarter of RAM, at most 16 GiB), least recently freed out first; trimPool() empties it.
 // One pool for the process, behind a mutex (JS threads running side by side share it: an
@@ -15,6 +17,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <list>
+#include <map>
 #include <mutex>
 
 namespace rn {
@@ -23,11 +26,19 @@ namespace {
 
 constexpr size_t kHugeFrom = size_t(4) << 20;   // buffers from 4 MiB: 2 MiB aligned, THP
 constexpr size_t kPageFrom = size_t(64) << 10;  // buffers from 64 KiB: page aligned
+// A request from 64 KiB may take a cached buffer up to a quarter larger: sizes that vary a
+// little from step to step (a detector's sampled RoIs, images of different sizes) would
+// otherwise never match, and each took fresh pages (a faster R-CNN training step: ~80 MB of
+// page faults and zeroing a step, while the pool held GBs of near misses).
+constexpr size_t kFitSlackDiv = 4;
 
 struct Pool {
   struct Entry { size_t size; void* ptr; };
   std::list<Entry> lru;  // front = most recently freed
-  std::unordered_map<size_t, std::vector<std::list<Entry>::iterator>> bySize;
+  // Ordered, for the best fit of a large request; a size with no buffer cached has no key.
+  std::map<size_t, std::vector<std::list<Entry>::iterator>> bySize;
+  // Large buffers handed out for a smaller request (best fit): their size, for poolFree.
+  std::unordered_map<void*, size_t> lentLarger;
   size_t cachedBytes = 0;
   size_t capBytes = 0;
   // Since load: allocations served from the pool, and those that took fresh memory (each
@@ -83,8 +94,10 @@ void* rawAlloc(size_t size) {
 void evictTo(Pool& pl, size_t limit) {
   while (pl.cachedBytes > limit && !pl.lru.empty()) {
     auto last = std::prev(pl.lru.end());
-    auto& vec = pl.bySize[last->size];
+    auto key = pl.bySize.find(last->size);
+    auto& vec = key->second;
     vec.erase(std::find(vec.begin(), vec.end(), last));
+    if (vec.empty()) pl.bySize.erase(key);
     pl.cachedBytes -= last->size;
     std::free(last->ptr);
     pl.lru.erase(last);
@@ -98,14 +111,19 @@ void* poolAlloc(size_t bytes) {
   {
     std::lock_guard<std::mutex> lock(gPoolMutex);
     Pool& pl = pool();
-    auto it = pl.bySize.find(size);
-    if (it != pl.bySize.end() && !it->second.empty()) {
+    // Small: the exact size; large: the smallest cached size that fits within the slack.
+    auto it = pl.bySize.lower_bound(size);
+    const size_t most = size >= kPageFrom ? size + size / kFitSlackDiv : size;
+    if (it != pl.bySize.end() && it->first <= most) {
+      const size_t have = it->first;
       auto entry = it->second.back();
       it->second.pop_back();
+      if (it->second.empty()) pl.bySize.erase(it);
       void* p = entry->ptr;
-      pl.cachedBytes -= size;
+      pl.cachedBytes -= have;
       pl.lru.erase(entry);
       ++pl.hits;
+      if (have != size) pl.lentLarger[p] = have;
       return p;
     }
     ++pl.misses;
@@ -116,9 +134,16 @@ void* poolAlloc(size_t bytes) {
 
 void poolFree(void* p, size_t bytes) {
   if (!p) return;
-  const size_t size = roundSize(bytes);
+  size_t size = roundSize(bytes);
   std::lock_guard<std::mutex> lock(gPoolMutex);
   Pool& pl = pool();
+  if (size >= kPageFrom && !pl.lentLarger.empty()) {
+    auto l = pl.lentLarger.find(p);
+    if (l != pl.lentLarger.end()) {
+      size = l->second;
+      pl.lentLarger.erase(l);
+    }
+  }
   if (size > pl.capBytes) { std::free(p); return; }
   pl.lru.push_front({size, p});
   pl.bySize[size].push_back(pl.lru.begin());

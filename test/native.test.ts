@@ -234,6 +234,32 @@ describe('native: sanity', () => {
     for (const s of [x, w, dw]) b.free(s);
   });
 
+  it('the buffer pool: a large request takes a cached buffer up to a quarter larger; the buffer comes back at its own size', () => {
+    const a = native();
+    a.trimPool();
+    const floats = (mb: number) => Math.round((mb * 1024 * 1024) / 4);
+    const make = (n: number) => a.fromArray(new Float32Array(n).fill(1.5), [n]);
+    const misses = () => a.poolStats().misses;
+    a.free(make(floats(1)));                        // a 1 MiB buffer cached
+    let m = misses();
+    const near = make(floats(0.9));                 // 0.9 MiB: takes it
+    assert.equal(misses(), m, '0.9 MiB from the cached 1 MiB buffer');
+    assert.deepEqual(Array.from((a.read(near) as Float32Array).subarray(0, 3)), [1.5, 1.5, 1.5]);
+    const far = make(floats(0.5));                  // 0.5 MiB: the 1 MiB buffer is in use; fresh
+    assert.equal(misses(), m + 1);
+    a.free(far);
+    a.free(near);                                   // back as 1 MiB, so a 1 MiB request finds it
+    m = misses();
+    const again = make(floats(1));
+    assert.equal(misses(), m, 'the 1 MiB request reuses the buffer the 0.9 MiB storage held');
+    a.free(again);
+    m = misses();
+    a.free(make(floats(0.7)));                      // 0.7 MiB: 1 MiB is more than a quarter larger
+    assert.equal(misses(), m + 1);
+    a.trimPool();
+    assert.equal(a.poolStats().cachedBytes, 0);
+  });
+
   it('a blocked-layout conv output reads back as the plain computation', () => {
     const b = be();
     const a = native();

@@ -64,7 +64,7 @@ export interface NativeAddon {
   live(): { count: number; bytes: number };
   describe(s: Storage): NativeStorageInfo;
   /** The buffer pool keeps freed buffers for reuse (capped by RESNET_POOL_MB). */
-  poolStats(): { cachedBytes: number; capBytes: number };
+  poolStats(): { cachedBytes: number; capBytes: number; hits: number; misses: number; missBytes: number; reportedBytes: number };
   trimPool(): void;
   /** While on, native allocations are not reported to V8; turning it off reports the net change. */
   deferExternalMemory(on: boolean): void;
