@@ -458,16 +458,7 @@ describe('server (in process)', () => {
     try {
       for (let round = 0; round < 3; round++) {
         const xs = Array.from({ length: 3 }, (_, k) => Float32Array.from({ length: n * ROW }, (_, i) => Math.sin(i * (0.37 + 0.11 * k) + round)));
-        const got = await Promise.all(xs.map(async (x) => {
-          const head = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [n, 3, 32, 32], datatype: 'FP32', parameters: { binary_data_size: x.byteLength } }], outputs: [{ name: 'logits' }] }));
-          const res = await fetch(`${server.url}/v2/models/r20/infer`, {
-            method: 'POST', headers: { ...auth, 'Content-Type': 'application/octet-stream', 'Inference-Header-Content-Length': String(head.length) },
-            body: Buffer.concat([head, Buffer.from(x.buffer)]),
-          });
-          const j = await res.json();
-          assert.equal(res.status, 200, j.error);
-          return j.outputs[0].data as number[];
-        }));
+        const got = await Promise.all(xs.map((x) => inferLogits(server.url, x, n, auth)));
         xs.forEach((x, k) => {
           const want = tidy(() => noGrad(() => loaded.model.forward(tensor(x, [n, 3, 32, 32])).toArray() as Float32Array));
           assert.ok(maxDiff(got[k], want) < 1e-3, `round ${round} request ${k}: logits differ by ${maxDiff(got[k], want)}`);
@@ -535,16 +526,7 @@ describe('server (in process)', () => {
       assert.equal(two.engine.threads, 1, 'two threads split between two streams');
       const n = 2;
       const xs = Array.from({ length: 8 }, (_, k) => Float32Array.from({ length: n * ROW }, (_, i) => Math.sin(i * (0.21 + 0.07 * k))));
-      const got = await Promise.all(xs.map(async (x) => {
-        const head = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [n, 3, 32, 32], datatype: 'FP32', parameters: { binary_data_size: x.byteLength } }], outputs: [{ name: 'logits' }] }));
-        const res = await fetch(`${two.url}/v2/models/r20/infer`, {
-          method: 'POST', headers: { 'Content-Type': 'application/octet-stream', 'Inference-Header-Content-Length': String(head.length) },
-          body: Buffer.concat([head, Buffer.from(x.buffer)]),
-        });
-        const j = await res.json();
-        assert.equal(res.status, 200, j.error);
-        return j.outputs[0].data as number[];
-      }));
+      const got = await Promise.all(xs.map((x) => inferLogits(two.url, x, n)));
       xs.forEach((x, k) => {
         const want = tidy(() => noGrad(() => loaded.model.forward(tensor(x, [n, 3, 32, 32])).toArray() as Float32Array));
         assert.ok(maxDiff(got[k], want) < 1e-3, `request ${k}: logits differ by ${maxDiff(got[k], want)}`);
@@ -569,6 +551,18 @@ describe('server (in process)', () => {
     for (const r of rs) if (r.status === 503) { assert.equal(r.retryAfter, '1'); assert.match(r.error!, /queue full/); }
   });
 });
+
+/** The logits of r20 for n rows `x` ([n, 3, 32, 32]) sent as a v2 binary tensor request; asserts a 200. */
+async function inferLogits(url: string, x: Float32Array, n: number, headers: Record<string, string> = {}): Promise<number[]> {
+  const head = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [n, 3, 32, 32], datatype: 'FP32', parameters: { binary_data_size: x.byteLength } }], outputs: [{ name: 'logits' }] }));
+  const res = await fetch(`${url}/v2/models/r20/infer`, {
+    method: 'POST', headers: { ...headers, 'Content-Type': 'application/octet-stream', 'Inference-Header-Content-Length': String(head.length) },
+    body: Buffer.concat([head, Buffer.from(x.buffer)]),
+  });
+  const j = await res.json();
+  assert.equal(res.status, 200, j.error);
+  return j.outputs[0].data as number[];
+}
 
 async function fetchBinary(x: Float32Array, n: number): Promise<{ status: number; retryAfter: string | null; error?: string }> {
   const head = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [n, 3, 32, 32], datatype: 'FP32', parameters: { binary_data_size: x.byteLength } }], outputs: [{ name: 'logits' }] }));
