@@ -27,7 +27,8 @@ export function sgdStep(param: Tensor, grad: Tensor, buf: Tensor | null, opts: S
  * SGD: one native call and one OpenMP region per step instead of one per parameter). `bufs`
  * is null when momentum == 0, else one buffer per parameter.
  * @example
- * sgdStepMany([w, b], [w.grad!, b.grad!], [wBuf, bBuf], { lr: 0.1, momentum: 0.9, dampening: 0, weightDecay: 1e-4, nesterov: false });
+ * const bufs = [zeros(w.shape), zeros(b.shape)];  // momentum buffers, kept across steps
+ * sgdStepMany([w, b], [w.grad!, b.grad!], bufs, { lr: 0.1, momentum: 0.9, dampening: 0, weightDecay: 1e-4, nesterov: false, initBuffer: true });
  */
 export function sgdStepMany(params: Tensor[], grads: Tensor[], bufs: Tensor[] | null, opts: SgdStepOptions): void {
   const op = 'sgdStepMany';
