@@ -99,14 +99,19 @@ Napi::Value SgdUpdateMany(const Napi::CallbackInfo& info) {
     std::vector<Storage*> params(n), bufs(n, nullptr);
     std::vector<SgdSpan> spans;
     spans.reserve(n);
+    // Every storage written (params, buffers) once, with the parameter that writes it.
+    std::unordered_map<const Storage*, uint32_t> written;
+    written.reserve(2 * static_cast<size_t>(n));
     for (uint32_t i = 0; i < n; ++i) {
       const std::string which = " " + std::to_string(i);
       params[i] = Storage::From(ps.Get(i), ("param" + which).c_str());
       Storage* grad = Storage::From(gs.Get(i), ("grad" + which).c_str());
       if (momentum) bufs[i] = Storage::From(info[2].As<Napi::Array>().Get(i), ("buf" + which).c_str());
-      for (uint32_t j = 0; j < i; ++j) {
-        if (params[j] == params[i] || (momentum && (bufs[j] == bufs[i] || bufs[j] == params[i] || params[j] == bufs[i])))
-          throw OpError("parameter" + which + " shares a param or buf storage with parameter " + std::to_string(j));
+      for (const Storage* s : {params[i], bufs[i]}) {
+        if (!s) continue;
+        auto [at, fresh] = written.emplace(s, i);
+        if (!fresh && at->second != i)
+          throw OpError("parameter" + which + " shares a param or buf storage with parameter " + std::to_string(at->second));
       }
       spans.push_back(sgdSpan(params[i], grad, bufs[i], momentum, which));
     }

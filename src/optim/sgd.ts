@@ -4,7 +4,7 @@
 // optimiser's state: stateDict()/loadStateDict() carry them across a resume.
 
 import { InvalidArgumentError } from '../errors.js';
-import { sgdStep, sgdStepMany } from '../tensor/ops/sgd.js';
+import { sgdStepMany } from '../tensor/ops/sgd.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkOption, type GroupItem, Optimizer, type OptimizerState, type ParamGroup, type ParamState } from './optimizer.js';
 
@@ -64,9 +64,7 @@ export class SGD extends Optimizer<SgdGroup, SgdOptions> {
   }
 
   protected update(p: Tensor, grad: Tensor, g: SgdGroup, st: ParamState): void {
-    const init = !st.buffers.has('momentum_buffer');
-    const buf = g.momentum !== 0 ? this.buffer(p, st, 'momentum_buffer') : null;
-    sgdStep(p, grad, buf, { lr: g.lr, momentum: g.momentum, dampening: g.dampening, weightDecay: g.weightDecay, nesterov: g.nesterov, initBuffer: init });
+    this.updateGroup([{ p, grad, st }], g);
   }
 
   /** One backend call for the group (sgdStepMany), two on a step where some parameters get

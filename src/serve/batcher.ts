@@ -121,16 +121,16 @@ export class Batcher<T, R> {
   }
 
   private schedule(): void {
-    while (this.running < (this.options.concurrency ?? 1) && this.queue.length > 0) {
+    const slots = this.options.concurrency ?? 1;
+    while (this.running < slots && this.queue.length > 0) {
       const wait = this.options.maxDelayMs - (performance.now() - this.queue[0].arrived);
-      if (this.queuedRows() < this.options.maxBatch && wait > 0 && (this.options.arrivals?.() ?? 1) > 0) break;
+      if (this.queuedRows() < this.options.maxBatch && wait > 0 && (this.options.arrivals?.() ?? 1) > 0) {
+        // A short batch waits for rows on their way, at most until its oldest has waited the delay.
+        this.timer ??= setTimeout(() => { this.timer = null; this.schedule(); }, wait);
+        return;
+      }
       if (this.timer) { clearTimeout(this.timer); this.timer = null; }
       void this.runBatch();
-    }
-    if (this.running >= (this.options.concurrency ?? 1) || this.queue.length === 0) return;
-    const wait = this.options.maxDelayMs - (performance.now() - this.queue[0].arrived);
-    if (!this.timer) {
-      this.timer = setTimeout(() => { this.timer = null; this.schedule(); }, wait);
     }
   }
 

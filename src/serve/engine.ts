@@ -8,10 +8,10 @@
 // Streams (`--streams S`, as OpenVINO's throughput streams or Triton's CPU instance count):
 // S engine threads, each with its own OpenMP team of threads / S, each batch on one of them.
 // oneDNN splits a primitive's work statically over its team and every thread waits for the
-// slowest, so on 2 cores two batches on one thread each keep the cores busier than one batch
-// on both (resnet18 batch 16: 1.1-1.2x the images/s; README, Serve), and the HTTP thread
-// stealing a core slows one stream, not the whole team. A single request then runs on one
-// team, so at low concurrency one stream (the default) answers sooner.
+// slowest, so two one-thread batches side by side beat one two-thread batch in `resnet bench`
+// (resnet18 batch 16: 1.1-1.2x the images/s), and the HTTP thread stealing a core slows one
+// stream, not the whole team. Served on 2 cores it did not pay (batches leave shorter; README,
+// Streams), and a single request runs on one team, so one stream is the default.
 // A detector gets one queue of its own whose batches hold ONE image: on this project's 2-core
 // machine batching did not pay (fasterrcnn_resnet18_fpn, min size 480, native: 4 images of
 // 480x640 one by one took 1.1-1.4 s, as one padded batch 1.8-2.0 s; 4 mixed sizes 1.2 s vs
