@@ -54,7 +54,7 @@ before(async () => {
 test('detect predict prints each image with its detections (boxes inside the image, scores in [0, 1], COCO names) and draws them with --out', async () => {
   const files = [join(data, 'images', '000000.png'), join(data, 'images', '000001.png')];
   const drawn = join(tmp.dir, 'drawn');
-  const r = cli(['detect', 'predict', '--arch', ARCH, '--weights', weights, '--out', drawn, ...files]);
+  const r = cli(['detect', 'predict', '--arch', ARCH, '--weights', weights, '--out', drawn, '--json', ...files]);
   assert.equal(r.status, 0, r.stderr);
   const out = JSON.parse(r.stdout) as { file: string; detections: { box: number[]; score: number; label: number; name: string }[] }[];
   assert.deepEqual(out.map((o) => o.file), files);
@@ -79,13 +79,32 @@ test('detect predict prints each image with its detections (boxes inside the ima
   assert.ok(out.some((o) => o.detections.length > 0), 'something was drawn');
 });
 
+test('detect predict without --json prints a line per image and per detection; --score drops the lower scores', () => {
+  const files = [join(data, 'images', '000000.png'), join(data, 'images', '000001.png')];
+  const json = cli(['detect', 'predict', '--arch', ARCH, '--weights', weights, '--json', ...files]);
+  assert.equal(json.status, 0, json.stderr);
+  const all = JSON.parse(json.stdout) as { file: string; detections: { box: number[]; score: number; label: number; name: string }[] }[];
+  const scores = all.flatMap((o) => o.detections.map((d) => d.score)).sort((a, b) => a - b);
+  assert.ok(scores.length >= 2, 'the seeded detector detects something');
+  const cut = (scores[0] + scores.at(-1)!) / 2;
+  const text = cli(['detect', 'predict', '--arch', ARCH, '--weights', weights, '--score', String(cut), ...files]);
+  assert.equal(text.status, 0, text.stderr);
+  const want = all.map((o) => ({ ...o, detections: o.detections.filter((d) => d.score >= cut) }));
+  const lines = want.flatMap((o) => [
+    `${o.file}: ${o.detections.length} detection${o.detections.length === 1 ? '' : 's'}`,
+    ...o.detections.map((d) => `  ${d.score.toFixed(4)}  ${d.name} (${d.label})  [${d.box.map((v) => v.toFixed(1)).join(', ')}]`),
+  ]);
+  assert.deepEqual(text.stdout.trimEnd().split('\n'), lines);
+  assert.ok(lines.length < all.length + scores.length, '--score dropped the lowest detection');
+});
+
 test('detect eval prints the 12 COCO numbers, the same as evaluating predict\'s detections', () => {
   const r = cli(['detect', 'eval', '--arch', ARCH, '--weights', weights, '--data', data, '--json']);
   assert.equal(r.status, 0, r.stderr);
   const stats = JSON.parse(r.stdout) as Record<string, number>;
   assert.deepEqual(Object.keys(stats), [...COCO_STAT_NAMES]);
   const gt = JSON.parse(readFileSync(join(data, 'instances.json'), 'utf8'));
-  const p = cli(['detect', 'predict', '--arch', ARCH, '--weights', weights, ...gt.images.map((im: { file_name: string }) => join(data, 'images', im.file_name))]);
+  const p = cli(['detect', 'predict', '--arch', ARCH, '--weights', weights, '--json', ...gt.images.map((im: { file_name: string }) => join(data, 'images', im.file_name))]);
   const preds = JSON.parse(p.stdout) as { detections: { box: number[]; score: number; label: number }[] }[];
   const dets = preds.flatMap((o, i) => toCocoDetections(gt.images[i].id, {
     boxes: o.detections.flatMap((d) => d.box), scores: o.detections.map((d) => d.score), labels: o.detections.map((d) => d.label),
@@ -105,6 +124,8 @@ test('bad detect flags are one-line errors naming the flag and what is valid', (
     [['detect', 'eval', '--arch', ARCH, '--weights', weights, '--data', data, '--limit', '0'], /--limit must be an integer >= 1/],
     [['detect', 'eval', '--arch', ARCH, '--weights', weights, '--data', join(tmp.dir, 'nowhere')], /nowhere.*instances\.json/],
     [['detect', 'predict', '--arch', ARCH, '--weights', weights, '--score-thresh', '2', join(data, 'images', '000000.png')], /--score-thresh must be a number in \[0, 1\]/],
+    [['detect', 'predict', '--arch', ARCH, '--weights', weights, '--score', '-1', join(data, 'images', '000000.png')], /--score must be a number in \[0, 1\]/],
+    [['detect', 'predict', '--arch', ARCH, '--weights', weights, '--score', '0.5', '--score-thresh', '0.7', join(data, 'images', '000000.png')], /--score 0\.5 and --score-thresh 0\.7 disagree/],
     [['detect', 'predict', '--arch', ARCH, '--weights', weights, '--out', weights, join(data, 'images', '000000.png')], /--out .*det\.safetensors: is not a directory/],
   ];
   for (const [args, re] of cases) {

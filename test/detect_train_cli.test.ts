@@ -81,7 +81,7 @@ test("detect eval and predict take the run: eval's numbers are the trainer's las
   assert.equal(r.status, 0, r.stderr);
   const stats = JSON.parse(r.stdout);
   for (const k of ['AP', 'AP50', 'AP75', 'AR100']) assert.equal(stats[k], last[k], k);
-  const p = cli(['detect', 'predict', '--weights', out, join(val, 'images', '000000.png')]);
+  const p = cli(['detect', 'predict', '--weights', out, '--json', join(val, 'images', '000000.png')]);
   assert.equal(p.status, 0, p.stderr);
   const [img] = JSON.parse(p.stdout);
   const names = readFileSync(join(val, 'instances.json'), 'utf8');

@@ -1,7 +1,7 @@
 // `resnet detect`: the detection command group (issue 16): `synth` (here), `train`
 // (detect_train.ts), `predict` (detect_predict.ts) and `eval` (detect_eval.ts). Commands parse and print; the work is in src/detect/.
 
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { InvalidArgumentError } from '../errors.js';
 import { writeSynthDataset, type SynthResult } from '../detect/data/synth.js';
 import { DETECTION_ARCHS } from '../detect/models.js';
@@ -93,12 +93,14 @@ detectCommand
 
 detectCommand
   .command('predict')
-  .description('detect objects in images with a Faster R-CNN (torchvision weights or a resnet detect train run): prints JSON [{"file","detections":[{"box":[x1,y1,x2,y2],"score","label","name"}]}]')
+  .description('detect objects in images with a Faster R-CNN (torchvision weights or a resnet detect train run): prints each image\'s detections, or with --json one array [{"file","detections":[{"box":[x1,y1,x2,y2],"score","label","name"}]}]')
   .argument('<images...>', 'image files or folders')
   .option('--arch <name>', `detection arch: ${DETECTION_ARCHS.join(', ')} (default fasterrcnn_resnet50_fpn)`)
   .requiredOption('--weights <file>', "a torchvision detection checkpoint (.pth or .safetensors; with --arch) or a 'resnet detect train' run (its folder or a checkpoint)")
-  .option('--score-thresh <p>', 'keep detections scoring at least this (0..1; the model\'s own 0.05 applies before NMS)')
+  .option('--score <p>', 'keep detections scoring at least this (0..1; the model\'s own 0.05 applies before NMS)')
+  .addOption(new Option('--score-thresh <p>', 'the same as --score (torchvision\'s box_score_thresh)').hideHelp())
   .option('--bn-eps <eps>', 'backbone BatchNorm eps (default: 0 for torchvision\'s v1 COCO files, else 1e-5)')
+  .option('--json', 'print one JSON array [{"file","detections":[{"box":[x1,y1,x2,y2],"score","label","name"}]}] (boxes in the image\'s pixels)')
   .option('--out <dir>', 'also write each image with its boxes and labels drawn (DIR/NAME.png) and DIR/index.html')
   .option('--precision <p>', PRECISION_HELP)
   .action(async (images: string[], opts: DetectPredictFlags) => { await detectPredict(images, opts); });

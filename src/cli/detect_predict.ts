@@ -1,6 +1,7 @@
 // `resnet detect predict`: load a detection arch and its weights, detect objects in the
-// given image files or folders, print JSON [{"file", "detections": [{"box", "score",
-// "label", "name"}]}] on stdout (boxes in each image's pixels). The work is in src/detect/;
+// given image files or folders, print each image's detections (a line each) or, with
+// --json, one array [{"file", "detections": [{"box", "score", "label", "name"}]}] on stdout
+// (boxes in each image's pixels). The work is in src/detect/;
 // the lead wires this action into the `resnet detect` command group (src/cli/detect.ts).
 
 import { existsSync, mkdirSync, statSync } from 'node:fs';
@@ -14,19 +15,23 @@ import { isDetectionRun } from '../detect/train/run.js';
 import { numberInRange } from './flags.js';
 import { precisionOf } from './precision.js';
 
-/** @example const f: DetectPredictFlags = { arch: 'fasterrcnn_resnet50_fpn', weights: 'coco.pth', scoreThresh: '0.5' }; */
+/** @example const f: DetectPredictFlags = { arch: 'fasterrcnn_resnet50_fpn', weights: 'coco.pth', score: '0.5', json: true }; */
 export interface DetectPredictFlags {
   arch?: string;
   weights?: string;
   /** Keep detections scoring at least this (0..1). */
+  score?: string;
+  /** The same as score (`--score-thresh`, torchvision's box_score_thresh). */
   scoreThresh?: string;
+  /** One JSON array instead of lines. */
+  json?: boolean;
   /** Also write each image with its boxes drawn (PNG) and an HTML page of them here. */
   out?: string;
   /** Backbone BatchNorm eps (default: 0 for torchvision's v1 COCO files, else 1e-5). */
   bnEps?: string;
   /** auto | fp32 | bf16 (cli/precision.ts). */
   precision?: string;
-  /** Where the JSON goes (default: console.log). */
+  /** Where the output goes, a line at a time (default: console.log). */
   print?: (line: string) => void;
 }
 
@@ -53,12 +58,34 @@ export function openFlaggedDetector(flags: { arch?: string; weights?: string; bn
 }
 
 /**
- * Detects objects in image files and prints the JSON.
- * @example await detectPredict(['street.jpg'], { arch: 'fasterrcnn_resnet50_fpn', weights: 'fasterrcnn_resnet50_fpn_coco.pth', scoreThresh: '0.5' });
+ * The --score threshold (0 when neither --score nor its alias --score-thresh is given).
+ * @example scoreFlag({ score: '0.5' }); // 0.5
+ */
+export function scoreFlag(flags: { score?: string; scoreThresh?: string }): number {
+  const score = numberInRange(flags.score, 'score', 0, 1);
+  const alias = numberInRange(flags.scoreThresh, 'score-thresh', 0, 1);
+  if (score !== undefined && alias !== undefined && score !== alias) {
+    throw new InvalidArgumentError(`--score ${flags.score} and --score-thresh ${flags.scoreThresh} disagree; --score-thresh is another name for --score: give one`);
+  }
+  return score ?? alias ?? 0;
+}
+
+/**
+ * An image's detections as text: the file, then a line per detection, best first.
+ * @example detectionLines('a.jpg', [{ box: [1, 2, 30, 40], score: 0.9, label: 1, name: 'person' }]); // 'a.jpg: 1 detection\n  0.9000  person (1)  [1.0, 2.0, 30.0, 40.0]'
+ */
+export function detectionLines(file: string, detections: readonly { box: readonly number[]; score: number; label: number; name: string }[]): string {
+  const head = `${file}: ${detections.length} detection${detections.length === 1 ? '' : 's'}`;
+  return [head, ...detections.map((d) => `  ${d.score.toFixed(4)}  ${d.name} (${d.label})  [${d.box.map((v) => v.toFixed(1)).join(', ')}]`)].join('\n');
+}
+
+/**
+ * Detects objects in image files and prints them (lines, or JSON with flags.json).
+ * @example await detectPredict(['street.jpg'], { arch: 'fasterrcnn_resnet50_fpn', weights: 'fasterrcnn_resnet50_fpn_coco.pth', score: '0.5', json: true });
  */
 export async function detectPredict(images: string[], flags: DetectPredictFlags): Promise<void> {
   detectorFlags(flags);
-  const scoreThresh = numberInRange(flags.scoreThresh, 'score-thresh', 0, 1) ?? 0;
+  const scoreThresh = scoreFlag(flags);
   const precision = precisionOf(flags.precision);
   if (flags.out !== undefined) {
     // Before any work: --out must be a directory we can make.
@@ -78,7 +105,9 @@ export async function detectPredict(images: string[], flags: DetectPredictFlags)
     if (flags.out !== undefined) {
       await writeDetectionPages(flags.out, files.map((file, i) => ({ file, detections: results[i] })));
     }
-    (flags.print ?? console.log)(JSON.stringify(out));
+    const print = flags.print ?? console.log;
+    if (flags.json) print(JSON.stringify(out));
+    else for (const o of out) print(detectionLines(o.file, o.detections));
   } finally {
     model.dispose();
   }
