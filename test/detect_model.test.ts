@@ -236,6 +236,21 @@ test('detect(): files in, named boxes in the image\'s pixels, scoreThresh filter
   m.dispose();
 });
 
+test('roiPool: boxes go to FPN levels by torchvision\'s LevelMapper, canonical scale and level as given', () => {
+  // Levels P2..P5 of a 128x128 image; sides 24, 56, 112, 224, 448 and a 30x100 box.
+  const levels = [32, 16, 8, 4].map((s, i) => ({ name: String(i), tensor: tensor(new Float32Array(s * s), [1, 1, s, s]) }));
+  const boxes = Float32Array.from([0, 0, 24, 24, 0, 0, 56, 56, 0, 0, 112, 112, 0, 0, 224, 224, 0, 0, 448, 448, 0, 0, 30, 100]);
+  const sides = [[128, 128]] as const;
+  // floor(k0 + log2(sqrt(area) / s0) + 1e-6), clamped to 2..5, minus 2.
+  const torchvision = new FasterRCNN(smallConfig());
+  assert.deepEqual([...torchvision.roiHeads.boxRoiPool.assignLevels(levels, boxes, sides).level], [0, 0, 1, 2, 3, 0]);
+  const at56 = new FasterRCNN(smallConfig({ roiPool: { canonicalScale: 56 } }));
+  assert.deepEqual([...at56.roiHeads.boxRoiPool.assignLevels(levels, boxes, sides).level], [0, 2, 3, 3, 3, 1]);
+  const level3 = new FasterRCNN(smallConfig({ roiPool: { canonicalScale: 56, canonicalLevel: 3 } }));
+  assert.deepEqual([...level3.roiHeads.boxRoiPool.assignLevels(levels, boxes, sides).level], [0, 1, 2, 3, 3, 0]);
+  for (const m of [torchvision, at56, level3]) m.dispose();
+});
+
 test('detectPredict (the CLI action): one-line errors for a bad arch, no weights, a bad threshold', async () => {
   const { detectPredict } = await import('../src/cli/detect_predict.js');
   const img = [join(IMAGES, 'f_150x100.jpg')];

@@ -142,6 +142,22 @@ test('an interrupted run resumed ends with the metrics of the uninterrupted one'
   });
 });
 
+test('--representation-size and --roi-canonical-scale shape the box head and its level mapping, and the run reopens with them', () => {
+  const out = join(tmp.dir, 'head');
+  const r = cli(['detect', 'train', '--data', train, '--val-data', val, '--out', out, ...FLAGS, '--epochs', '1', '--representation-size', '24', '--roi-canonical-scale', '56']);
+  assert.equal(r.status, 0, r.stderr);
+  const { model } = openDetector(out);
+  const head = model.roiHeads.boxHead as unknown as { fc6: { weight: { shape: number[] } }; fc7: { weight: { shape: number[] } } };
+  assert.deepEqual(head.fc6.weight.shape, [24, 256 * 49]);
+  assert.deepEqual(head.fc7.weight.shape, [24, 24]);
+  assert.equal(model.roiHeads.boxRoiPool.canonicalScale, 56);
+  model.dispose();
+  const bad = cli(['detect', 'train', '--data', train, '--val-data', val, '--out', join(tmp.dir, 'head-bad'), ...FLAGS, '--roi-canonical-scale', '0']);
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /--roi-canonical-scale must be an integer >= 1/);
+  assert.ok(!existsSync(join(tmp.dir, 'head-bad')), 'nothing written');
+});
+
 test("a grey classifier's run starts the backbone: conv1 made RGB (weights / 3), its normalisation kept, BN as --bn says", async () => {
   const grey = createModel('resnet18', { inChannels: 1, numClasses: 10, seed: 3 });
   const file = join(tmp.dir, 'grey18.safetensors');

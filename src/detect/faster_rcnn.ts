@@ -30,7 +30,7 @@ import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { AnchorGenerator } from './anchors.js';
 import { FeaturePyramidNetwork, type NamedMap } from './fpn.js';
-import { FastRCNNConvFCHead, FastRCNNPredictor, MultiScaleRoIAlign, RoIHeads, TwoMLPHead, type RawDetections, type RoiHeadsOptions } from './roi_heads.js';
+import { FastRCNNConvFCHead, FastRCNNPredictor, MultiScaleRoIAlign, RoIHeads, TwoMLPHead, type RawDetections, type RoiAlignPoolOptions, type RoiHeadsOptions } from './roi_heads.js';
 import { RegionProposalNetwork, RPNHead, type DetectionTarget, type Proposals, type RpnOptions } from './rpn.js';
 import { GeneralizedRCNNTransform, type ImageList, type TransformOptions } from './transform.js';
 
@@ -50,6 +50,10 @@ export interface FasterRCNNConfig {
   fpnOutChannels?: number;
   /** TwoMLPHead width (1024). */
   representationSize?: number;
+  /** The FPN box head's MultiScaleRoIAlign level mapping (torchvision's LevelMapper): a box
+   *  of side sqrt(area) = canonicalScale pools from level canonicalLevel (224 and 4: an
+   *  ImageNet-sized object from P4, one half that size from P3). */
+  roiPool?: Pick<RoiAlignPoolOptions, 'canonicalScale' | 'canonicalLevel'>;
   /** The v2 detector's parts (Li et al. 2021, torchvision's fasterrcnn_resnet50_fpn_v2):
    *  BatchNorm in the FPN, a 2-conv RPN head, a 4-conv + 1-fc box head with BatchNorm. */
   v2?: boolean;
@@ -232,7 +236,7 @@ export class FasterRCNN extends Module {
       const boxHead = new ResNetC4Head(resnet, () => this.fusedResNet());
       this.roiHeads = this.registerModule('roi_heads', new RoIHeads(pool, boxHead, new FastRCNNPredictor(boxHead.outChannels, numClasses, { backend }), config.roiHeads));
     } else {
-      const pool = new MultiScaleRoIAlign({ featmapNames: ['0', '1', '2', '3'], outputSize: 7, samplingRatio: 2 });
+      const pool = new MultiScaleRoIAlign({ featmapNames: ['0', '1', '2', '3'], outputSize: 7, samplingRatio: 2, ...config.roiPool });
       const R = config.representationSize ?? 1024;
       const boxHead = config.v2 ? new FastRCNNConvFCHead([C, 7, 7], [256, 256, 256, 256], [R], { backend }) : new TwoMLPHead(C * 49, R, { backend });
       this.roiHeads = this.registerModule('roi_heads', new RoIHeads(pool, boxHead, new FastRCNNPredictor(R, numClasses, { backend }), config.roiHeads));

@@ -76,6 +76,11 @@ export interface DetectTrainConfig {
   /** RPN proposals kept per image in training (2000) and box-head samples per image (512). */
   rpnPostNmsTopNTrain?: number;
   boxBatchSizePerImage?: number;
+  /** The box head's width (TwoMLPHead representation_size, 1024). */
+  representationSize?: number;
+  /** The side of a box pooled from P4 (MultiScaleRoIAlign canonical_scale, 224; each halving
+   *  of a box's side is one level finer). */
+  roiCanonicalScale?: number;
   /** Evaluate on the first N held-out images only (default all). */
   valSubset?: number;
   /** Convolution precision: 'auto' (default: bf16 where oneDNN has AMX, else fp32), 'fp32' or
@@ -128,6 +133,7 @@ function checkConfig(c: DetectTrainConfig): void {
   if (c.bn !== undefined && !BN_MODES.includes(c.bn)) throw new InvalidArgumentError(`--bn must be one of ${BN_MODES.join(', ')}, got '${String(c.bn)}'`);
   int('epochs', 1); int('batchSize', 1); int('seed', 0); int('checkpointEvery', 0); int('trainableLayers', 0, 5);
   int('minSize', 16, 4096); int('maxSize', 16, 4096); int('rpnPostNmsTopNTrain', 1); int('fpnChannels', 8, 1024); int('boxBatchSizePerImage', 1); int('valSubset', 1);
+  int('representationSize', 1); int('roiCanonicalScale', 1);
   for (const k of ['lr', 'momentum', 'weightDecay', 'warmup', 'hflip'] as const) {
     const v = c[k];
     if (v !== undefined && !(typeof v === 'number' && v >= 0 && Number.isFinite(v))) throw new InvalidArgumentError(`${k} must be a number >= 0, got ${String(v)}`);
@@ -143,6 +149,8 @@ function modelOptions(c: DetectTrainConfig, classes: string[]): DetectorOptions 
   if (c.fpnChannels !== undefined) o.fpnOutChannels = c.fpnChannels;
   if (c.rpnPostNmsTopNTrain !== undefined) o.rpn = { postNmsTopNTrain: c.rpnPostNmsTopNTrain };
   if (c.boxBatchSizePerImage !== undefined) o.roiHeads = { batchSizePerImage: c.boxBatchSizePerImage };
+  if (c.representationSize !== undefined) o.representationSize = c.representationSize;
+  if (c.roiCanonicalScale !== undefined) o.roiPool = { canonicalScale: c.roiCanonicalScale };
   return o;
 }
 
