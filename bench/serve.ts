@@ -4,7 +4,10 @@
 // and JPEG requests (/v1 classify, a 640x480 photo-sized JPEG) at each concurrency, with
 // batching (--max-batch B) and without (--max-batch 1). Per row: images/s, p50/p99 latency,
 // non-2xx, and from /metrics the time split between decoding and compute; beside it
-// `resnet bench` at batch B (the served images/s over that ratio is the issue's goal >= 0.9).
+// `resnet bench` at batch B (the served images/s over that ratio is the issue's goal >= 0.9),
+// measured right before and right after each batched row (the mean is the row's reference:
+// this shared host's speed drifts by +-10% over minutes, so a single measurement at the
+// start of an arch's rows biased the ratio by whatever the host did in between).
 //   npm run -s bench:serve -- [--archs resnet18,resnet50] [--concurrency 1,8,32] [--duration 10]
 //                             [--amount 5000] [--max-batch 16] [--kinds tensor,jpeg] [--out FILE]
 //                             [--warmup S] [--streams 1,2] [--max-delay-ms 5] [--batches 16,1]
@@ -56,7 +59,10 @@ interface Row {
   p50_steady_ms: number; p99_steady_ms: number; warmup_s: number;
   /** The issue's bound on p99: 2 x (max delay + one batch's forward), with `resnet bench`'s batch time. */
   p99_bound_ms: number | null;
-  requests: number; non2xx: number; errors: number; decode_s: number; compute_s: number; mean_batch: number; bench_images_per_sec: number | null;
+  requests: number; non2xx: number; errors: number; decode_s: number; compute_s: number; mean_batch: number;
+  /** `resnet bench` at --max-batch: the mean of the runs right before and right after the row
+   *  (batched rows only), and the two. */
+  bench_images_per_sec: number | null; bench_before_ips: number | null; bench_after_ips: number | null;
   /** Share of the row's wall time the engine spent in forwards. */
   engine_busy: number;
   /** Mean wall time of one served batch's forward, and `resnet bench`'s at the same batch. */
@@ -133,7 +139,7 @@ function writeResults(): string {
     r.engine_busy.toFixed(2), `${r.batch_ms.toFixed(1)}${r.bench_batch_ms ? ` (${r.bench_batch_ms.toFixed(1)})` : ''}`, r.server_cores.toFixed(2), r.client_cores.toFixed(2), r.non2xx,
     r.bench_images_per_sec ? (r.images_per_sec / r.bench_images_per_sec).toFixed(2) : '-'].join('\t'));
   const text = `resnet serve load, ${cpu}, ${cpus().length} logical CPUs, node ${process.version}, ${new Date().toISOString()}\n` +
-    `autocannon closed loop, ${duration} s or ${amount} requests per row; 'vs bench' = served img/s / resnet bench --batch ${maxBatch} img/s; ` +
+    `autocannon closed loop, ${duration} s or ${amount} requests per row; 'vs bench' = served img/s / resnet bench --batch ${maxBatch} img/s (the mean of a bench right before and one right after the row); ` +
     `steady = requests ending after the warm-up (${warmupOpt ? `${warmupOpt} s` : "2 s or four of resnet bench's batches"}); p99 bound = 2 x (${MAX_DELAY_MS} ms max delay + resnet bench's batch ms)\n${header.join('\t')}\n${lines.join('\n')}\n`;
   writeFilesAtomic([
     { path: join(dir, `${outBase}.txt`), chunks: [Buffer.from(text)] },
@@ -150,8 +156,8 @@ try {
     const m = createModel(arch, { numClasses: 1000, seed: 0 });
     saveWeights(file, m.stateDict(), { arch });
     m.dispose();
-    const ref = benchIps(arch, maxBatch);
-    const warmup = warmupOpt ? Number(warmupOpt) : Math.max(2, ref ? (4 * maxBatch) / ref : 2);
+    let lastBench = benchIps(arch, maxBatch); // the reference before the next batched row
+    const warmup = warmupOpt ? Number(warmupOpt) : Math.max(2, lastBench ? (4 * maxBatch) / lastBench : 2);
     for (const [batch, streams] of batches.flatMap((b) => streamsList.map((st) => [b, st]))) {
       const server = await startServe(arch, file, batch, streams);
       try {
@@ -182,15 +188,20 @@ try {
             // Closed loop: c requests always outstanding, so throughput = c / mean latency (Little's
             // law); autocannon's own per-second samples round the run up to whole seconds.
             const okShare = res.requests.total ? (res.requests.total - res.non2xx) / res.requests.total : 0;
+            const before_ = batch === maxBatch ? lastBench : null;
+            const after_ = batch === maxBatch ? benchIps(arch, maxBatch) : null; // the server idles meanwhile
+            if (after_) lastBench = after_;
+            const ref = before_ && after_ ? (before_ + after_) / 2 : (before_ ?? after_);
             rows.push({
               arch, kind, max_batch: batch, streams, concurrency: c, images_per_sec: res.latency.mean > 0 ? (okShare * c * 1000) / res.latency.mean : 0, p50_ms: res.latency.p50, p99_ms: res.latency.p99,
               p50_steady_ms: quantile(steady, 0.5), p99_steady_ms: quantile(steady, 0.99), warmup_s: warmup,
-              p99_bound_ms: batch === maxBatch && ref ? Math.round(2 * (MAX_DELAY_MS + (1000 * maxBatch) / ref)) : null,
+              p99_bound_ms: ref ? Math.round(2 * (MAX_DELAY_MS + (1000 * maxBatch) / ref)) : null,
               requests: res.requests.total, non2xx: res.non2xx, errors: res.errors, decode_s: d('resnet_decode_seconds_sum'), compute_s: d('resnet_batch_compute_seconds_sum'),
-              mean_batch: d('resnet_batch_size_count') ? d('resnet_batch_size_sum') / d('resnet_batch_size_count') : 0, bench_images_per_sec: batch === maxBatch ? ref : null,
+              mean_batch: d('resnet_batch_size_count') ? d('resnet_batch_size_sum') / d('resnet_batch_size_count') : 0,
+              bench_images_per_sec: ref, bench_before_ips: before_, bench_after_ips: after_,
               engine_busy: d('resnet_batch_compute_seconds_sum') / wall,
               batch_ms: d('resnet_batch_compute_seconds_count') ? (1000 * d('resnet_batch_compute_seconds_sum')) / d('resnet_batch_compute_seconds_count') : 0,
-              bench_batch_ms: batch === maxBatch && ref ? (1000 * maxBatch) / ref : null,
+              bench_batch_ms: ref ? (1000 * maxBatch) / ref : null,
               server_cores: serverCpu / wall, client_cores: (clientCpu.user + clientCpu.system) / 1e6 / wall,
             });
             const r = rows[rows.length - 1];
