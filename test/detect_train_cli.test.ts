@@ -16,6 +16,7 @@ import { saveWeights } from '../src/io/weights.js';
 import { createModel } from '../src/models/registry.js';
 import { loadCheckpoint } from '../src/train/checkpoint.js';
 import { readMetrics } from '../src/train/metrics.js';
+import { lrAt } from '../src/optim/schedule.js';
 import { idxBytes, tempDir } from './helpers/data_files.js';
 import { backendByName } from '../src/backend/index.js';
 
@@ -156,6 +157,31 @@ test('--representation-size and --roi-canonical-scale shape the box head and its
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /--roi-canonical-scale must be an integer >= 1/);
   assert.ok(!existsSync(join(tmp.dir, 'head-bad')), 'nothing written');
+});
+
+test('--schedule cosine: the lr of every step follows the cosine after the warm-up, recorded in the run; with --milestones it is a one-line error', async () => {
+  const out = join(tmp.dir, 'cosine');
+  const lrs: number[] = [];
+  const r = await trainDetector({ ...RECIPE, data: train, valData: val, out, schedule: 'cosine', warmup: 0.5 }, {
+    onProgress: (e) => { if (e.type === 'step') lrs.push(e.lr); },
+  });
+  assert.equal(r.interrupted, false);
+  assert.equal(lrs.length, 6, '2 epochs of 3 steps');
+  lrs.forEach((lr, i) => {
+    const want = lrAt({ kind: 'cosine', epochs: 2 }, 0.01, i / 3, 0.5);
+    assert.ok(Math.abs(lr - want) <= 1e-9, `step ${i + 1}: lr ${lr}, want ${want}`);
+  });
+  assert.ok(lrs[5] < 0.01 * 0.1, 'the last step is near 0, below what multistep would give');
+  const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+  assert.equal(config.schedule, 'cosine');
+  assert.equal(config.milestones, undefined);
+  const bad = cli(['detect', 'train', '--data', train, '--val-data', val, '--out', join(tmp.dir, 'cosine-bad'), ...FLAGS, '--schedule', 'cosine', '--milestones', '1']);
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /--milestones go with --schedule multistep/);
+  assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+  const unknown = cli(['detect', 'train', '--data', train, '--val-data', val, '--out', join(tmp.dir, 'cosine-bad'), ...FLAGS, '--schedule', 'poly']);
+  assert.match(unknown.stderr, /--schedule must be one of multistep, cosine, got 'poly'/);
+  assert.ok(!existsSync(join(tmp.dir, 'cosine-bad')), 'nothing written');
 });
 
 test("a grey classifier's run starts the backbone: conv1 made RGB (weights / 3), its normalisation kept, BN as --bn says", async () => {

@@ -254,7 +254,7 @@ test("the CLI's progress renderer prints any task's epoch row: a classifier's er
   const write = process.stderr.write;
   process.stderr.write = ((s: string) => { out.push(s); return true; }) as typeof process.stderr.write;
   try {
-    const print = progressPrinter(false);
+    const print = progressPrinter();
     const base = { epoch: 1, step: 4, lr: 0.01, train_loss: 1.5, seconds: 2, images_per_sec: 8, time: '2026-01-01T00:00:00Z' };
     print({ type: 'epoch', best: true, metrics: { ...base, train_err: 0.25, test_loss: 0.5, test_top1: 0.75, test_top5: 1, test_err: 0.25 } });
     print({ type: 'epoch', best: false, metrics: { ...base, train_loss_classifier: 0.125, train_loss_box_reg: 0.5, AP: 0.3, AP50: 0.55 } });

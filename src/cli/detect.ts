@@ -73,6 +73,7 @@ detectCommand
   .option('--weight-decay <wd>', 'weight decay', '1e-4')
   .option('--warmup <epochs>', 'linear warm-up from 0.1 x lr (default min(1, epochs / 10))')
   .option('--milestones <e1,e2>', 'epochs at which the lr is divided by 10 (default 16/26 and 22/26 of --epochs)')
+  .option('--schedule <kind>', 'multistep (lr / 10 at --milestones, torchvision\'s reference; default) | cosine (lr to 0 over the epochs after the warm-up)')
   .option('--trainable-layers <n>', 'backbone layers trained, 0..5 of layer4..conv1 (default 3 with --weights, else 5)')
   .option('--bn <mode>', "backbone BatchNorm: frozen (running statistics and affine fixed, torchvision's FrozenBatchNorm2d) | train (batch statistics); default frozen with --weights, else train")
   .option('--min-size <px>', "resize: short side (default the arch's 800)")
@@ -90,7 +91,7 @@ detectCommand
   .option('--checkpoint-every <steps>', 'also save last.safetensors every N steps (0: each epoch)', '0')
   .option('--resume', 'continue the run in --out from its last checkpoint')
   .option('--force', 'overwrite an earlier run in --out')
-  .option('--json', 'print one JSON line of progress per event and the result')
+  .option('--json', 'last stdout line: {"epochs","AP","AP50","bestAP50","seconds","images_per_sec"} (progress stays on stderr)')
   .action(async (opts: DetectTrainFlags) => { await detectTrainCommand(opts); });
 
 detectCommand

@@ -10,7 +10,7 @@ import { progressPrinter } from './train.js';
 /** @example const f: DetectTrainFlags = { data: 'synth/train', valData: 'synth/test', epochs: '6', out: 'runs/det' }; */
 export interface DetectTrainFlags {
   data?: string; valData?: string; arch?: string; weights?: string; pretrainedBackbone?: boolean; epochs?: string; batch?: string; lr?: string;
-  momentum?: string; weightDecay?: string; warmup?: string; milestones?: string; trainableLayers?: string; bn?: string;
+  momentum?: string; weightDecay?: string; warmup?: string; milestones?: string; schedule?: string; trainableLayers?: string; bn?: string;
   minSize?: string; maxSize?: string; fpnChannels?: string; hflip?: string; rpnPostNms?: string; boxBatch?: string; representationSize?: string; roiCanonicalScale?: string; valSubset?: string; precision?: string;
   seed?: string; out?: string; checkpointEvery?: string; resume?: boolean; force?: boolean; json?: boolean;
 }
@@ -29,7 +29,7 @@ export async function detectTrainCommand(flags: DetectTrainFlags): Promise<void>
     data: flags.data, valData: flags.valData, arch: flags.arch, weights: flags.weights, pretrainedBackbone: flags.pretrainedBackbone,
     epochs: intFlag(flags.epochs, 'epochs', 1), batchSize: intFlag(flags.batch, 'batch', 1), lr: num(flags.lr, 'lr'),
     momentum: num(flags.momentum, 'momentum'), weightDecay: num(flags.weightDecay, 'weight-decay'), warmup: num(flags.warmup, 'warmup'),
-    milestones, trainableLayers: intFlag(flags.trainableLayers, 'trainable-layers', 0), bn: flags.bn as DetectTrainConfig['bn'],
+    milestones, schedule: flags.schedule as DetectTrainConfig['schedule'], trainableLayers: intFlag(flags.trainableLayers, 'trainable-layers', 0), bn: flags.bn as DetectTrainConfig['bn'],
     minSize: intFlag(flags.minSize, 'min-size', 16), maxSize: intFlag(flags.maxSize, 'max-size', 16), hflip: numberInRange(flags.hflip, 'hflip', 0, 1), fpnChannels: intFlag(flags.fpnChannels, 'fpn-channels', 8),
     rpnPostNmsTopNTrain: intFlag(flags.rpnPostNms, 'rpn-post-nms', 1), boxBatchSizePerImage: intFlag(flags.boxBatch, 'box-batch', 1),
     representationSize: intFlag(flags.representationSize, 'representation-size', 1), roiCanonicalScale: intFlag(flags.roiCanonicalScale, 'roi-canonical-scale', 1),
@@ -37,7 +37,7 @@ export async function detectTrainCommand(flags: DetectTrainFlags): Promise<void>
     checkpointEvery: intFlag(flags.checkpointEvery, 'checkpoint-every', 0),
   };
   await withGracefulStop(async (signal) => {
-    const r = await trainDetector(config, { resume: flags.resume, force: flags.force, signal, onProgress: progressPrinter(flags.json === true) });
+    const r = await trainDetector(config, { resume: flags.resume, force: flags.force, signal, onProgress: progressPrinter() });
     if (flags.json) {
       process.stdout.write(`${JSON.stringify({ epochs: r.epochs, AP: r.AP, AP50: r.AP50, bestAP50: r.bestAP50, seconds: r.seconds, images_per_sec: r.imagesPerSec })}\n`);
     } else {

@@ -50,7 +50,7 @@ function epochLine(m: EpochMetrics): string {
 
 /** A progress renderer for any task's training (ProgressEvent): redraws one line on a TTY,
  *  else prints a line every ~10 s. */
-export function progressPrinter(json: boolean): (e: ProgressEvent) => void {
+export function progressPrinter(): (e: ProgressEvent) => void {
   const tty = process.stderr.isTTY === true;
   let lastPlain = 0;
   let lastDraw = 0;
@@ -91,7 +91,6 @@ export function progressPrinter(json: boolean): (e: ProgressEvent) => void {
         process.stderr.write(`resnet: ${e.text}\n`);
         break;
     }
-    void json;
   };
 }
 
@@ -105,7 +104,7 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
     inChannels: num(flags.inChannels, 'in-channels'), input: sizeOf(flags.input), valData: flags.valData, folderPreset: flags.preset as TrainConfig['folderPreset'],
   };
   await withGracefulStop(async (signal) => {
-    const trainer = new Trainer(config, { resume: flags.resume, force: flags.force, signal, onProgress: progressPrinter(flags.json === true) });
+    const trainer = new Trainer(config, { resume: flags.resume, force: flags.force, signal, onProgress: progressPrinter() });
     const r = await trainer.run();
     if (flags.json) {
       process.stdout.write(`${JSON.stringify({ epochs: r.epochs, top1: r.top1, top5: r.top5, seconds: r.seconds, images_per_sec: r.imagesPerSec })}\n`);

@@ -17,6 +17,7 @@ import { InvalidArgumentError } from '../../errors.js';
 import { mixSeed, Random } from '../../data/random.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { trainableGroups } from '../../optim/optimizer.js';
+import type { ScheduleSpec } from '../../optim/schedule.js';
 import { SGD } from '../../optim/sgd.js';
 import { linePlotSvg, PALETTE } from '../../plot/svg.js';
 import { tidy } from '../../tensor/scope.js';
@@ -55,6 +56,9 @@ export interface DetectTrainConfig {
   warmup?: number;
   /** Epochs at which the lr is divided by 10 (default: 16/26 and 22/26 of the epochs, rounded). */
   milestones?: number[];
+  /** 'multistep' (torchvision's reference: lr / 10 at the milestones; default) or 'cosine'
+   *  (from lr to 0 over the epochs, after the warm-up ramp; no milestones). */
+  schedule?: DetectSchedule;
   /** A classification checkpoint (backbone) or a detection checkpoint to start from. */
   weights?: string;
   /** Start the backbone from torchvision's ImageNet weights of its ResNet (downloaded once,
@@ -91,6 +95,11 @@ export interface DetectTrainConfig {
   out: string;
   checkpointEvery: number;
 }
+
+/** @example const s: DetectSchedule = DETECT_SCHEDULES[1];  // 'cosine' */
+export type DetectSchedule = typeof DETECT_SCHEDULES[number];
+/** @example DETECT_SCHEDULES.join(', ')  // 'multistep, cosine' */
+export const DETECT_SCHEDULES = ['multistep', 'cosine'] as const;
 
 /** @example const r = await trainDetector({ ...DETECT_TRAIN_DEFAULTS, data: 'synth/train', valData: 'synth/test' }); */
 export const DETECT_TRAIN_DEFAULTS: Omit<DetectTrainConfig, 'data' | 'valData'> = {
@@ -138,6 +147,8 @@ function checkConfig(c: DetectTrainConfig): void {
     const v = c[k];
     if (v !== undefined && !(typeof v === 'number' && v >= 0 && Number.isFinite(v))) throw new InvalidArgumentError(`${k} must be a number >= 0, got ${String(v)}`);
   }
+  if (c.schedule !== undefined && !DETECT_SCHEDULES.includes(c.schedule)) throw new InvalidArgumentError(`--schedule must be one of ${DETECT_SCHEDULES.join(', ')}, got '${String(c.schedule)}'`);
+  if (c.schedule === 'cosine' && c.milestones !== undefined) throw new InvalidArgumentError('--milestones go with --schedule multistep; a cosine schedule has none');
   if (c.weights !== undefined && c.pretrainedBackbone) throw new InvalidArgumentError('give --weights or --pretrained-backbone, not both');
   if (c.hflip > 1) throw new InvalidArgumentError(`hflip must be a probability in [0, 1], got ${c.hflip}`);
 }
@@ -265,9 +276,11 @@ export async function trainDetector(config: Partial<DetectTrainConfig>, options:
   mkdirSync(dir, { recursive: true });
   const lr = c.lr ?? 0.02 * c.batchSize / 16;
   const warmup = c.warmup ?? Math.min(1, c.epochs / 10);
-  const milestones = c.milestones ?? [Math.round(c.epochs * 16 / 26), Math.round(c.epochs * 22 / 26)];
+  const schedule: DetectSchedule = c.schedule ?? 'multistep';
+  const milestones = schedule === 'multistep' ? c.milestones ?? [Math.round(c.epochs * 16 / 26), Math.round(c.epochs * 22 / 26)] : undefined;
+  const spec: ScheduleSpec = milestones ? { kind: 'multistep', milestones } : { kind: 'cosine', epochs: c.epochs };
   if (!resumed) {
-    const recorded = { ...c, lr, warmup, milestones, precision: c.precision ?? 'auto', resolvedPrecision: precision.precision, isa: precision.isa, classes, model: opts };
+    const recorded = { ...c, lr, warmup, schedule, milestones, precision: c.precision ?? 'auto', resolvedPrecision: precision.precision, isa: precision.isa, classes, model: opts };
     writeFileAtomic(join(dir, 'config.json'), [new TextEncoder().encode(`${JSON.stringify(recorded, null, 2)}\n`)]);
   }
   const opt = new SGD(trainableGroups(model.parameters()), { lr, momentum: c.momentum, weightDecay: c.weightDecay, nesterov: false });
@@ -308,7 +321,7 @@ export async function trainDetector(config: Partial<DetectTrainConfig>, options:
         const stats = await evaluateDetector(model, val, c.valSubset, precision.precision);
         return { metrics: stats, score: stats.AP50, metric: 'AP50' };
       },
-      schedule: { spec: { kind: 'multistep', milestones }, baseLrs, warmup },
+      schedule: { spec, baseLrs, warmup },
       meta: (p) => ({
         format: CHECKPOINT_FORMAT, arch: c.arch, modelOptions: opts as Record<string, unknown>, epoch: p.epoch, step: p.step,
         loader: { seed: c.seed, epoch: p.epoch, batch: p.batch }, rng: { seed: c.seed }, partial: p.partial, best: p.best, plateau: null,
