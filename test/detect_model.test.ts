@@ -249,6 +249,7 @@ test('roiPool: boxes go to FPN levels by torchvision\'s LevelMapper, canonical s
   const level3 = new FasterRCNN(smallConfig({ roiPool: { canonicalScale: 56, canonicalLevel: 3 } }));
   assert.deepEqual([...level3.roiHeads.boxRoiPool.assignLevels(levels, boxes, sides).level], [0, 1, 2, 3, 3, 0]);
   for (const m of [torchvision, at56, level3]) m.dispose();
+  assert.throws(() => new FasterRCNN(smallConfig({ roiPool: { canonicalScale: 0 } })), /MultiScaleRoIAlign: 'canonicalScale' must be a number > 0 and 'canonicalLevel' an integer, got 0 and undefined/);
 });
 
 test('detectPredict (the CLI action): one-line errors for a bad arch, no weights, a bad threshold', async () => {

@@ -224,6 +224,7 @@ test('bad input is a one-line error and writes nothing', () => {
     [['--data', train, '--val-data', val, '--weights', join(tmp.dir, 'no-such-run')], /no-such-run: no such weights file or run directory/],
     [['--data', join(tmp.dir, 'nope'), '--val-data', val], /nope/],
     [['--data', train, '--val-data', val, '--arch', 'fasterrcnn_resnet9_fpn'], /unknown detection arch 'fasterrcnn_resnet9_fpn'; valid: fasterrcnn_resnet18_fpn/],
+    [['--data', train, '--val-data', val, '--arch', 'fasterrcnn_resnet50_c4', '--fpn-channels', '64', '--roi-canonical-scale', '56'], /fpnChannels, roiCanonicalScale: these shape an FPN detector's FPN and box head; fasterrcnn_resnet50_c4 has no FPN/],
   ];
   for (const [args, re] of cases) {
     const out = join(tmp.dir, 'never');

@@ -75,6 +75,9 @@ export class MultiScaleRoIAlign {
     this.samplingRatio = opts.samplingRatio;
     this.canonicalScale = opts.canonicalScale ?? 224;
     this.canonicalLevel = opts.canonicalLevel ?? 4;
+    if (!(Number.isFinite(this.canonicalScale) && this.canonicalScale > 0) || !Number.isInteger(this.canonicalLevel)) {
+      throw new InvalidArgumentError(`MultiScaleRoIAlign: 'canonicalScale' must be a number > 0 and 'canonicalLevel' an integer, got ${String(opts.canonicalScale)} and ${String(opts.canonicalLevel)}`);
+    }
   }
 
   /** The scale of each used level (a power of 2 from its size against the largest image)

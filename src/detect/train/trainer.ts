@@ -147,6 +147,10 @@ function checkConfig(c: DetectTrainConfig): void {
     const v = c[k];
     if (v !== undefined && !(typeof v === 'number' && v >= 0 && Number.isFinite(v))) throw new InvalidArgumentError(`${k} must be a number >= 0, got ${String(v)}`);
   }
+  if (detectorConfig(c.arch).head === 'c4') {
+    const fpnOnly = (['fpnChannels', 'representationSize', 'roiCanonicalScale'] as const).filter((k) => c[k] !== undefined);
+    if (fpnOnly.length) throw new InvalidArgumentError(`${fpnOnly.join(', ')}: ${fpnOnly.length > 1 ? 'these shape' : 'this shapes'} an FPN detector's FPN and box head; ${c.arch} has no FPN (its box head is the ResNet's layer4): use a *_fpn arch or leave ${fpnOnly.length > 1 ? 'them' : 'it'} out`);
+  }
   if (c.schedule !== undefined && !DETECT_SCHEDULES.includes(c.schedule)) throw new InvalidArgumentError(`--schedule must be one of ${DETECT_SCHEDULES.join(', ')}, got '${String(c.schedule)}'`);
   if (c.schedule === 'cosine' && c.milestones !== undefined) throw new InvalidArgumentError('--milestones go with --schedule multistep; a cosine schedule has none');
   if (c.weights !== undefined && c.pretrainedBackbone) throw new InvalidArgumentError('give --weights or --pretrained-backbone, not both');
