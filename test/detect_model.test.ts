@@ -19,6 +19,8 @@ import { fuseForInference } from '../src/models/fused.js';
 import { tidy } from '../src/tensor/scope.js';
 import { tensor } from '../src/tensor/tensor.js';
 import { FasterRCNN, type FasterRCNNConfig } from '../src/detect/faster_rcnn.js';
+import { interpolate } from '../src/detect/ops/interpolate.js';
+import { GeneralizedRCNNTransform } from '../src/detect/transform.js';
 import { createDetector } from '../src/detect/models.js';
 import { detect, toFloatImage } from '../src/detect/predict.js';
 import { loadDetectionWeights, renameLegacyDetectionKeys } from '../src/detect/weights.js';
@@ -234,6 +236,29 @@ test('detect(): files in, named boxes in the image\'s pixels, scoreThresh filter
   assert.deepEqual(some.scores, all.scores.filter((s) => s >= t));
   await assert.rejects(detect(m, [join(IMAGES, 'nope.jpg')]), /nope\.jpg/);
   m.dispose();
+});
+
+test('transform: an image already at its resized size is normalised only, the same as through the resize (both backends)', () => {
+  const [h, w] = [64, 96];
+  const data = Float32Array.from({ length: 3 * h * w }, (_, i) => ((i * 7919) % 1000) / 999);
+  const t = new GeneralizedRCNNTransform({ minSize: 64, maxSize: 96 });
+  for (const name of ['reference', 'native'] as const) {
+    const be = backendByName(name);
+    const list = t.forward([{ data, channels: 3, height: h, width: w }], be);
+    assert.deepEqual(list.imageSizes, [[h, w]]);
+    const mean = [0.485, 0.456, 0.406], std = [0.229, 0.224, 0.225];
+    const normalised = data.map((v, i) => Math.fround(Math.fround(v - Math.fround(mean[Math.floor(i / (h * w))])) / Math.fround(std[Math.floor(i / (h * w))])));
+    const through = interpolate(tensor(normalised, [1, 3, h, w], { backend: be }), { scaleFactor: 1, mode: 'bilinear', alignCorners: false, recomputeScaleFactor: true });
+    const got = list.images.toFloat32Array();
+    const want = through.toFloat32Array();
+    for (let c = 0; c < 3; c++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+      const i = (c * h + y) * w + x;
+      assert.equal(got[(c * list.images.shape[2] + y) * list.images.shape[3] + x], want[i], `${name}: pixel ${c},${y},${x}`);
+      assert.equal(want[i], normalised[i], `${name}: the resize at scale 1 is the identity at ${c},${y},${x}`);
+    }
+    list.images.dispose();
+    through.dispose();
+  }
 });
 
 test('roiPool: boxes go to FPN levels by torchvision\'s LevelMapper, canonical scale and level as given', () => {

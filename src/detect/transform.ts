@@ -13,7 +13,7 @@ import type { FloatImage } from '../data/dataset.js';
 import { InvalidArgumentError } from '../errors.js';
 import { noGrad } from '../tensor/autograd.js';
 import { tensor, type Tensor } from '../tensor/tensor.js';
-import { interpolate } from './ops/interpolate.js';
+import { interpolate, interpolateGeometry, type InterpolateOptions } from './ops/interpolate.js';
 
 const f = Math.fround;
 
@@ -88,11 +88,20 @@ export class GeneralizedRCNNTransform {
           const m = f(this.imageMean[c]), s = f(this.imageStd[c]);
           for (let i = c * plane; i < (c + 1) * plane; i++) x[i] = f(f(img.data[i] - m) / s);
         }
-        const t = tensor(x, [1, C, img.height, img.width], { backend });
-        const y = interpolate(t, { scaleFactor: this.scale(img.height, img.width), mode: 'bilinear', alignCorners: false, recomputeScaleFactor: true });
-        resized.push({ data: y.toArray() as Float32Array, h: y.shape[2], w: y.shape[3] });
-        t.dispose();
-        y.dispose();
+        const resize: InterpolateOptions = { scaleFactor: this.scale(img.height, img.width), mode: 'bilinear', alignCorners: false, recomputeScaleFactor: true };
+        const g = interpolateGeometry([1, C, img.height, img.width], resize);
+        if (g.OH === img.height && g.OW === img.width) {
+          // The size stays (an image already at min/max size, as in training at the data's
+          // size): with the scale recomputed as 1 every output pixel is its input pixel times
+          // 1 plus a neighbour times 0, so the resize is the identity. Skip its round trip.
+          resized.push({ data: x, h: img.height, w: img.width });
+        } else {
+          const t = tensor(x, [1, C, img.height, img.width], { backend });
+          const y = interpolate(t, resize);
+          resized.push({ data: y.toArray() as Float32Array, h: y.shape[2], w: y.shape[3] });
+          t.dispose();
+          y.dispose();
+        }
         originalSizes.push([img.height, img.width]);
       });
     });
