@@ -188,17 +188,17 @@ try {
             // Closed loop: c requests always outstanding, so throughput = c / mean latency (Little's
             // law); autocannon's own per-second samples round the run up to whole seconds.
             const okShare = res.requests.total ? (res.requests.total - res.non2xx) / res.requests.total : 0;
-            const before_ = batch === maxBatch ? lastBench : null;
-            const after_ = batch === maxBatch ? benchIps(arch, maxBatch) : null; // the server idles meanwhile
-            if (after_) lastBench = after_;
-            const ref = before_ && after_ ? (before_ + after_) / 2 : (before_ ?? after_);
+            const benchBefore = batch === maxBatch ? lastBench : null;
+            const benchAfter = batch === maxBatch ? benchIps(arch, maxBatch) : null; // the server idles meanwhile
+            if (benchAfter) lastBench = benchAfter;
+            const ref = benchBefore && benchAfter ? (benchBefore + benchAfter) / 2 : (benchBefore ?? benchAfter);
             rows.push({
               arch, kind, max_batch: batch, streams, concurrency: c, images_per_sec: res.latency.mean > 0 ? (okShare * c * 1000) / res.latency.mean : 0, p50_ms: res.latency.p50, p99_ms: res.latency.p99,
               p50_steady_ms: quantile(steady, 0.5), p99_steady_ms: quantile(steady, 0.99), warmup_s: warmup,
               p99_bound_ms: ref ? Math.round(2 * (MAX_DELAY_MS + (1000 * maxBatch) / ref)) : null,
               requests: res.requests.total, non2xx: res.non2xx, errors: res.errors, decode_s: d('resnet_decode_seconds_sum'), compute_s: d('resnet_batch_compute_seconds_sum'),
               mean_batch: d('resnet_batch_size_count') ? d('resnet_batch_size_sum') / d('resnet_batch_size_count') : 0,
-              bench_images_per_sec: ref, bench_before_ips: before_, bench_after_ips: after_,
+              bench_images_per_sec: ref, bench_before_ips: benchBefore, bench_after_ips: benchAfter,
               engine_busy: d('resnet_batch_compute_seconds_sum') / wall,
               batch_ms: d('resnet_batch_compute_seconds_count') ? (1000 * d('resnet_batch_compute_seconds_sum')) / d('resnet_batch_compute_seconds_count') : 0,
               bench_batch_ms: ref ? (1000 * maxBatch) / ref : null,
