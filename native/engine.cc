@@ -173,6 +173,13 @@ Key& Key::md(const memory::desc& d) {
     for (int k = 0; k < m.ndims; ++k) i(b.strides[k]);
     i(b.inner_nblks);
     for (int k = 0; k < b.inner_nblks; ++k) i(b.inner_blks[k]).i(b.inner_idxs[k]);
+  } else if (m.format_kind == dnnl_format_kind_wino) {
+    // Winograd weights: their tiling depends on the convolution's batch and sizes, so two
+    // such layouts of the same dims differ here only (a reorder cached for one wrote the
+    // other's weights in the wrong order).
+    const auto& w = m.format_desc.wino_desc;
+    i(w.wino_format).i(w.r).i(w.alpha).i(w.ic).i(w.oc).i(w.ic_block).i(w.oc_block).i(w.ic2_block).i(w.oc2_block);
+    f(w.adj_scale).i(static_cast<int64_t>(w.size));
   }
   i(m.extra.flags);
   return *this;
@@ -260,7 +267,7 @@ Napi::Object describePd(Napi::Env env, const dnnl::primitive_desc_base& pd,
 
 namespace {
 
-// info() -> { onednn, threads, isa }
+// info() -> { onednn, threads, isa, cachedPrimitives, winograd }
 Napi::Value Info(const Napi::CallbackInfo& info) {
   return guarded(info, "info", [&]() -> Napi::Value {
     const dnnl_version_t* v = dnnl_version();
@@ -269,6 +276,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
     o.Set("threads", numThreads());
     o.Set("isa", isaName());
     o.Set("cachedPrimitives", static_cast<double>(cacheSize()));
+    o.Set("winograd", winogradInference());
     return o;
   });
 }

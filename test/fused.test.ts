@@ -7,6 +7,7 @@ import { describe, test } from 'node:test';
 import {
   add, backendByName, conv2d, conv2dFused, createModel, fuseForInference, noGrad, randn, relu, Rng, tidy, type ResNet,
 } from '../src/index.js';
+import { loadNativeAddon } from '../src/backend/native.js';
 import { BatchNorm2d } from '../src/nn/index.js';
 import { randomizeWeights, draw } from './helpers/fixture_weights.js';
 
@@ -73,6 +74,42 @@ for (const backendName of ['native', 'reference'] as const) {
     }
   });
 }
+
+describe('native fp32 inference: Winograd', () => {
+  const backend = backendByName('native');
+  const g = { N: 4, C: 64, H: 28, W: 28, K: 64, R: 3, S: 3, OH: 28, OW: 28, strideH: 1, strideW: 1, padH: 1, padW: 1,
+    dilationH: 1, dilationW: 1, groups: 1 };
+
+  test('3x3 stride-1 layers run Winograd where oneDNN has it (AVX-512), unless RESNET_WINOGRAD=0', () => {
+    const info = backend.info();
+    const off = process.env.RESNET_WINOGRAD === '0';
+    assert.equal(info.winograd, info.isa.startsWith('avx512') && !off, `isa ${info.isa}, winograd ${info.winograd}`);
+    const impl = loadNativeAddon().implInfo('conv2dFused', { ...g, relu: true }).impl;
+    if (info.winograd) assert.match(impl, /wino/);
+    else assert.doesNotMatch(impl, /wino/);
+    // a strided 3x3 and a 1x1 stay direct
+    assert.doesNotMatch(loadNativeAddon().implInfo('conv2dFused', { ...g, strideH: 2, strideW: 2, OH: 14, OW: 14 }).impl, /wino/);
+    assert.doesNotMatch(loadNativeAddon().implInfo('conv2dFused', { ...g, R: 1, S: 1, padH: 0, padW: 0 }).impl, /wino/);
+  });
+
+  test('one fused net at several batch sizes in turn (each its own Winograd weight layout): the eval logits each time', () => {
+    const m = createModel('resnet20', { inChannels: 1, backend, seed: 3 }).eval();
+    randomizeForEval(m, 13);
+    const fused = fuseForInference(m);
+    try {
+      for (const n of [500, 1, 64, 500]) {
+        tidy(() => {
+          const x = randn([n, 1, 28, 28], new Rng(n), { backend });
+          const err = maxRel(fused.forward(x).toFloat32Array(), noGrad(() => m.forward(x)).toFloat32Array());
+          assert.ok(err <= 1e-4, `batch ${n}: fused vs plain relative error ${err}`);
+        });
+      }
+    } finally {
+      fused.dispose();
+      m.dispose();
+    }
+  });
+});
 
 describe('conv2dFused', () => {
   for (const backendName of ['native', 'reference'] as const) {

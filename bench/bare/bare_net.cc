@@ -10,7 +10,7 @@
 // driven by bench/net.ts (npm run bench:net), which alternates it with ours in one run.
 //   bare_net --case resnet50_infer|resnet18_train|resnet20_train --batch N
 //            --precision fp32|bf16 [--warmup W] [--iters K] [--json] [--verbose]
-//   bare_net --probe            -> {"isa": ..., "bf16": true|false, "bf16_impl": ...}
+//   bare_net --probe            -> {"isa": ..., "bf16": true|false, "bf16_impl": ..., "winograd": true|false}
 // bf16 is Intel's mixed-precision recipe: conv/BN/pool/eltwise/binary activations bf16, fp32
 // master weights reordered to bf16 each step (training) or once (inference), conv backward
 // weights writing fp32 diff weights, BN statistics, logits, loss and SGD fp32. The classifier
@@ -729,26 +729,40 @@ void buildTrain(Model& m, const std::string& arch, int64_t N) {
 struct InferModel {
   Net net;
   dt act = dt::f32;
+  bool winograd = false;
   Rng rng{0};
   std::vector<memory> keep;  // weights and biases, placed once
   memory logits;
 };
 
+// The inference pd of a k x k conv (stride s, pad p, oc outputs, f32 bias) on `sd`.
+convolution_forward::primitive_desc inferConvPd(const InferModel& m, const dims& sd, int oc, int k, int s, int p,
+                                                const primitive_attr& attr) {
+  const int64_t OH = (sd[2] + 2 * p - k) / s + 1, OW = (sd[3] + 2 * p - k) / s + 1;
+  const dims wd{oc, sd[1], k, k}, bd{oc}, dd{sd[0], oc, OH, OW};
+  const auto make = [&](algorithm alg, const memory::desc& src, const memory::desc& dst) {
+    convolution_forward::desc fd(prop_kind::forward_inference, alg, src, anyMd(wd, m.act), anyMd(bd, dt::f32), dst,
+                                 {s, s}, {p, p}, {p, p});
+    return convolution_forward::primitive_desc(fd, attr, eng());
+  };
+  if (!m.winograd) return make(algorithm::convolution_direct, anyMd(sd, m.act), anyMd(dd, m.act));
+  // nChw16c activations everywhere, Winograd for 3x3 stride 1
+  const auto act = [&](const dims& d) { return d[1] % 16 == 0 ? memory::desc(d, m.act, tag::nChw16c) : anyMd(d, m.act); };
+  return make(k == 3 && s == 1 ? algorithm::convolution_winograd : algorithm::convolution_direct, act(sd), act(dd));
+}
+
 // Conv (+ folded BN) [+ sum into `sumDst`] [+ ReLU]; returns its dst.
 memory convInfer(InferModel& m, const std::string& name, const memory& xIn, int oc, int k, int s, int p, bool relu,
                  const memory* sumDst) {
   const dims xd = dimsOf(xIn);
-  const int64_t N = xd[0], C = xd[1], H = xd[2], W = xd[3];
-  const int64_t OH = (H + 2 * p - k) / s + 1, OW = (W + 2 * p - k) / s + 1;
-  const dims sd{N, C, H, W}, wd{oc, C, k, k}, bd{oc}, dd{N, oc, OH, OW};
-  convolution_forward::desc fd(prop_kind::forward_inference, algorithm::convolution_direct, anyMd(sd, m.act),
-                               anyMd(wd, m.act), anyMd(bd, dt::f32), anyMd(dd, m.act), {s, s}, {p, p}, {p, p});
+  const int64_t C = xd[1];
+  const dims wd{oc, C, k, k}, bd{oc};
   primitive_attr attr;
   post_ops po;
   if (sumDst) po.append_sum(1.f);
   if (relu) po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
   attr.set_post_ops(po);
-  convolution_forward::primitive_desc pd(fd, attr, eng());
+  const convolution_forward::primitive_desc pd = inferConvPd(m, xd, oc, k, s, p, attr);
   // Weights with BN folded in: w' = w * gamma / sqrt(var + eps), b' = beta - mean * that.
   auto w = heConv(m.rng, oc, static_cast<int>(C), k);
   std::vector<float> b(oc);
@@ -780,14 +794,11 @@ void buildResnet50(InferModel& m, int64_t N) {
   const int classes = 1000;
   const dims xd{N, 3, 224, 224};
   auto xh = randn(numel(xd), 1.f, m.rng);
-  convolution_forward::desc probe(prop_kind::forward_inference, algorithm::convolution_direct, anyMd(xd, m.act),
-                                  anyMd({64, 3, 7, 7}, m.act), anyMd({64}, dt::f32), anyMd({N, 64, 112, 112}, m.act),
-                                  {2, 2}, {3, 3}, {3, 3});
   primitive_attr pa;
   post_ops ppo;
   ppo.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
   pa.set_post_ops(ppo);
-  memory x = fromHost(xh, xd, tag::nchw, convolution_forward::primitive_desc(probe, pa, eng()).src_desc());
+  memory x = fromHost(xh, xd, tag::nchw, inferConvPd(m, xd, 64, 7, 2, 3, pa).src_desc());
   m.keep.push_back(x);
   memory h = convInfer(m, "conv1+bn1+relu", x, 64, 7, 2, 3, true, nullptr);
   {
@@ -851,6 +862,23 @@ const char* isaName() {
     case cpu_isa::avx: return "avx";
     case cpu_isa::sse41: return "sse41";
     default: return "unknown";
+  }
+}
+
+// Winograd for f32 inference, as resnet-ts decides it (native/conv.cc): where oneDNN has it
+// (AVX-512) and RESNET_WINOGRAD is not 0, 3x3 stride-1 layers run Winograd and every layer
+// takes nChw16c activations (the direct inference kernels would pick nhwc, and a reorder
+// would sit on each side of every Winograd layer).
+bool winogradAvailable() {
+  if (const char* env = std::getenv("RESNET_WINOGRAD"); env && std::string(env) == "0") return false;
+  try {
+    const dims x{1, 16, 8, 8}, w{16, 16, 3, 3};
+    convolution_forward::desc d(prop_kind::forward_inference, algorithm::convolution_winograd, anyMd(x, dt::f32),
+                                anyMd(w, dt::f32), anyMd(x, dt::f32), {1, 1}, {1, 1}, {1, 1});
+    convolution_forward::primitive_desc(d, eng());
+    return true;
+  } catch (const dnnl::error&) {
+    return false;
   }
 }
 
@@ -944,9 +972,9 @@ int runMain(int argc, char** argv) {
   }
   if (probe) {
     const Bf16Probe p = probeBf16();
-    std::printf("{\"isa\": \"%s\", \"bf16\": %s, \"bf16_impl\": \"%s\", \"threads\": %d, \"onednn\": \"%d.%d.%d\"}\n",
+    std::printf("{\"isa\": \"%s\", \"bf16\": %s, \"bf16_impl\": \"%s\", \"winograd\": %s, \"threads\": %d, \"onednn\": \"%d.%d.%d\"}\n",
                 isaName(), p.ok ? "true" : "false", jsonEsc(p.ok ? p.impl : (p.impl + " (" + p.why + ")")).c_str(),
-                omp_get_max_threads(), dnnl_version()->major, dnnl_version()->minor, dnnl_version()->patch);
+                winogradAvailable() ? "true" : "false", omp_get_max_threads(), dnnl_version()->major, dnnl_version()->minor, dnnl_version()->patch);
     return 0;
   }
   if (cs != "resnet50_infer" && cs != "resnet18_train" && cs != "resnet20_train")
@@ -967,6 +995,7 @@ int runMain(int argc, char** argv) {
   if (cs == "resnet50_infer") {
     im = std::make_unique<InferModel>();
     im->act = act;
+    im->winograd = act == dt::f32 && winogradAvailable();
     buildResnet50(*im, batch);
     net = &im->net;
   } else {

@@ -47,7 +47,7 @@ export type ConvPass = 'forward' | 'backward_data' | 'backward_weights';
 
 /** The addon's JS API (native/addon.cc lists the same functions). */
 export interface NativeAddon {
-  info(): { onednn: string; threads: number; isa: string; cachedPrimitives: number };
+  info(): { onednn: string; threads: number; isa: string; cachedPrimitives: number; winograd: boolean };
   /** FTZ/DAZ state of the calling thread (inside a native call) and every OpenMP thread. */
   ftzStatus(): { thread: number; ftz: boolean; daz: boolean }[];
   /** The calling JS thread's OpenMP team from now on (each thread that loads the addon has its
@@ -281,7 +281,7 @@ export class NativeBackend implements Backend {
         this.bf16Impl = null;  // oneDNN has no bf16 convolution here
       }
     }
-    return { backend: 'native', onednn: i.onednn, threads: i.threads, isa: i.isa, bf16ConvImpl: this.bf16Impl };
+    return { backend: 'native', onednn: i.onednn, threads: i.threads, isa: i.isa, bf16ConvImpl: this.bf16Impl, winograd: i.winograd };
   }
 
   // ---- memory -------------------------------------------------------------------------
