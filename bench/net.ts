@@ -98,7 +98,7 @@ if (!existsSync(bin) || statSync(bin).mtimeMs < statSync(src).mtimeMs) {
 // resnet50 batch 1). Filled in once ours is loaded, before any timed run.
 let env: NodeJS.ProcessEnv = { ...process.env };
 
-interface Probe { isa: string; bf16: boolean; bf16_impl: string; threads: number; onednn: string }
+interface Probe { isa: string; bf16: boolean; bf16_impl: string; winograd: boolean; threads: number; onednn: string }
 function runBare(args: string[]): string {
   try {
     return execFileSync(bin, args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 26 });
@@ -137,6 +137,8 @@ const isaFlags = ['avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_tile'].filt
 say(`# ours vs bare oneDNN, ${new Date().toISOString()}`);
 say(`# CPU: ${cpu.model}; ISA flags: ${isaFlags.join(' ') || 'none of avx2/avx512/amx'}; threads ${threads}, OpenMP wait policy ${waitPolicy} (both sides)`);
 say(`# oneDNN: ours ${backendInfo.onednn ?? '(not loaded)'} on ${backendInfo.isa} (${backendInfo.backend} backend), bare ${probe.onednn} on ${probe.isa}; bf16 ${probe.bf16 ? `available (${probe.bf16_impl})` : `unavailable: ${probe.bf16_impl}`}`);
+const wino = (on: boolean | undefined) => (on ? 'winograd' : 'direct');
+say(`# fp32 inference 3x3 convolutions: ours ${wino(backendInfo.winograd)}, bare ${wino(probe.winograd)}${!!backendInfo.winograd !== probe.winograd ? ' (the sides differ: not a like-for-like comparison)' : ''}`);
 say(`# method: ${rounds} rounds alternating ours (in process) / bare (child process), each ${warmup} warm-up + ${runs} timed iterations; medians over all timed runs`);
 
 interface Row {
@@ -232,6 +234,7 @@ if (out) {
     node: process.version,
     onednn: { ours: backendInfo.onednn, ours_isa: backendInfo.isa, bare: probe.onednn, bare_isa: probe.isa },
     bf16: { available: probe.bf16, impl: probe.bf16_impl },
+    winograd: { ours: !!backendInfo.winograd, bare: probe.winograd },
     threads: Number(threads),
     omp_wait_policy: waitPolicy,
     method: { rounds, runs, warmup, order: 'ours (in process, benchModel) then bare (child process) each round', statistic: 'median of all timed runs per side; ratio = ours_ips / bare_ips' },
