@@ -345,9 +345,10 @@ ConvShapes convShapes(const ConvGeom& g);
 dnnl::convolution_forward::primitive_desc convFwdPd(
     const ConvGeom& g, bool bias, const dnnl::primitive_attr& attr,
     dnnl::prop_kind prop = dnnl::prop_kind::forward_training, dt type = dt::f32);
-/// Whether f32 inference convolutions use Winograd for 3x3 stride-1 layers (and nChw16c
-/// activations): oneDNN has it on this CPU and RESNET_WINOGRAD is not 0.
-bool winogradInference();
+/// Whether f32 convolutions use Winograd for 3x3 stride-1 layers (inference: all of them,
+/// with nChw16c activations; training: those of >= 64 channels in and out): oneDNN has it on
+/// this CPU and RESNET_WINOGRAD is not 0.
+bool winogradEnabled();
 /// bf16: diff_dst, weights and diff_src bf16.
 dnnl::convolution_backward_data::primitive_desc convBwdDataPd(
     const ConvGeom& g, const dnnl::convolution_forward::primitive_desc& hint,

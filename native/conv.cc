@@ -73,9 +73,13 @@ namespace {
 // AVX-512 (resnet50's 3x3 layers at batch 16: 4.3-5.4 against 8.9-9.8 ms, Zen 5), with
 // errors of ~1e-5 of the output's scale. Its activations are nChw16c while the direct
 // inference kernels pick nhwc, so every inference convolution then takes nChw16c (the
-// direct 1x1 kernels are as fast in it): no reorders between neighbours. Used for f32
-// inference only (its training passes are slower at small spatial sizes) and off with
-// RESNET_WINOGRAD=0.
+// direct 1x1 kernels are as fast in it): no reorders between neighbours. Training passes
+// (forward, backward-data, backward-weights) take it for layers of >= 64 channels in and
+// out, where all three were faster (resnet18's 3x3 layers at batch 16: 1.4-2x; a detector's
+// 256-channel FPN layers: 2.5x); below that (resnet20's 16 and 32 channels at batch 128) it
+// was as fast or slower. Its rounding error is ~10x the direct kernels' (conv outputs and
+// gradients ~3e-6 relative against 3e-7: test/agreement.test.ts judges it at 1e-4). f32
+// only; off with RESNET_WINOGRAD=0.
 bool winogradAvailable() {
   static const bool available = [] {
     if (const char* env = std::getenv("RESNET_WINOGRAD"); env && std::string(env) == "0") return false;
@@ -92,13 +96,24 @@ bool winogradAvailable() {
   return available;
 }
 
+// 3x3, stride 1, outputs of at least 7x7: on smaller ones (a 64x64 input's last stage) its
+// 4x4 tiles are mostly padding, and it was 1-5x slower than direct in every pass.
+bool winogradShape(const ConvGeom& g) {
+  return g.R == 3 && g.S == 3 && g.strideH == 1 && g.strideW == 1 && g.dilH == 1 && g.dilW == 1 && g.groups == 1 &&
+         g.OH >= 7 && g.OW >= 7;
+}
+
+bool winogradTraining(const ConvGeom& g, dt type) {
+  return type == dt::f32 && g.C >= 64 && g.K >= 64 && winogradShape(g) && winogradAvailable();
+}
+
 bool isRef(const dnnl::convolution_forward::primitive_desc& pd) {
   return std::string(pd.impl_info_str()).rfind("ref", 0) == 0;
 }
 
 }  // namespace
 
-bool winogradInference() { return winogradAvailable(); }
+bool winogradEnabled() { return winogradAvailable(); }
 
 dnnl::convolution_forward::primitive_desc convFwdPd(const ConvGeom& g, bool bias,
                                                     const dnnl::primitive_attr& attr, dnnl::prop_kind prop, dt type) {
@@ -112,7 +127,7 @@ dnnl::convolution_forward::primitive_desc convFwdPd(const ConvGeom& g, bool bias
     const auto act = [&](const memory::dims& d) {
       return d[1] % 16 == 0 ? memory::desc(d, dt::f32, tag::nChw16c) : anyMd(d);
     };
-    if (g.R == 3 && g.S == 3 && g.strideH == 1 && g.strideW == 1 && g.dilH == 1 && g.dilW == 1 && g.groups == 1) {
+    if (winogradShape(g)) {
       try {
         return make(dnnl::algorithm::convolution_winograd, act(s.src), act(s.dst));
       } catch (const dnnl::error&) {  // a shape or post-op it does not take: the direct kernels
@@ -124,6 +139,12 @@ dnnl::convolution_forward::primitive_desc convFwdPd(const ConvGeom& g, bool bias
     } catch (const dnnl::error&) {
     }
   }
+  if (prop == dnnl::prop_kind::forward_training && winogradTraining(g, type)) {
+    try {
+      return make(dnnl::algorithm::convolution_winograd, anyMd(s.src), anyMd(s.dst));
+    } catch (const dnnl::error&) {
+    }
+  }
   return make(dnnl::algorithm::convolution_direct, anyMd(s.src, type), anyMd(s.dst, type));
 }
 
@@ -131,19 +152,37 @@ dnnl::convolution_backward_data::primitive_desc convBwdDataPd(
     const ConvGeom& g, const dnnl::convolution_forward::primitive_desc& hint,
     const dnnl::primitive_attr& attr, dt type) {
   const ConvShapes s = convShapes(g);
-  dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, anyMd(s.src, type), anyMd(s.wei, type),
-                                          anyMd(s.dst, type), s.strides, s.dil, s.padL, s.padR);
-  return dnnl::convolution_backward_data::primitive_desc(d, attr, eng(), hint);
+  const auto make = [&](dnnl::algorithm alg) {
+    dnnl::convolution_backward_data::desc d(alg, anyMd(s.src, type), anyMd(s.wei, type), anyMd(s.dst, type), s.strides,
+                                            s.dil, s.padL, s.padR);
+    return dnnl::convolution_backward_data::primitive_desc(d, attr, eng(), hint);
+  };
+  if (winogradTraining(g, type)) {
+    try {
+      return make(dnnl::algorithm::convolution_winograd);
+    } catch (const dnnl::error&) {
+    }
+  }
+  return make(dnnl::algorithm::convolution_direct);
 }
 
 dnnl::convolution_backward_weights::primitive_desc convBwdWeightsPd(
     const ConvGeom& g, bool bias, const dnnl::convolution_forward::primitive_desc& hint,
     const dnnl::primitive_attr& attr, dt type) {
   const ConvShapes s = convShapes(g);
-  dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, anyMd(s.src, type), anyMd(s.wei),
-                                             bias ? anyMd(s.bias) : memory::desc(), anyMd(s.dst, type), s.strides,
-                                             s.dil, s.padL, s.padR);
-  return dnnl::convolution_backward_weights::primitive_desc(d, attr, eng(), hint);
+  const auto make = [&](dnnl::algorithm alg) {
+    dnnl::convolution_backward_weights::desc d(alg, anyMd(s.src, type), anyMd(s.wei),
+                                               bias ? anyMd(s.bias) : memory::desc(), anyMd(s.dst, type), s.strides,
+                                               s.dil, s.padL, s.padR);
+    return dnnl::convolution_backward_weights::primitive_desc(d, attr, eng(), hint);
+  };
+  if (winogradTraining(g, type)) {
+    try {
+      return make(dnnl::algorithm::convolution_winograd);
+    } catch (const dnnl::error&) {
+    }
+  }
+  return make(dnnl::algorithm::convolution_direct);
 }
 
 memory::desc preferredActivationDesc(const memory::dims& nchw) {

@@ -276,7 +276,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
     o.Set("threads", numThreads());
     o.Set("isa", isaName());
     o.Set("cachedPrimitives", static_cast<double>(cacheSize()));
-    o.Set("winograd", winogradInference());
+    o.Set("winograd", winogradEnabled());
     return o;
   });
 }

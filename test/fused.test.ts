@@ -75,12 +75,12 @@ for (const backendName of ['native', 'reference'] as const) {
   });
 }
 
-describe('native fp32 inference: Winograd', () => {
+describe('native fp32: Winograd', () => {
   const backend = backendByName('native');
   const g = { N: 4, C: 64, H: 28, W: 28, K: 64, R: 3, S: 3, OH: 28, OW: 28, strideH: 1, strideW: 1, padH: 1, padW: 1,
     dilationH: 1, dilationW: 1, groups: 1 };
 
-  test('3x3 stride-1 layers run Winograd where oneDNN has it (AVX-512), unless RESNET_WINOGRAD=0', () => {
+  test('3x3 stride-1 layers run Winograd where oneDNN has it (AVX-512), unless RESNET_WINOGRAD=0; in training from 64 channels', () => {
     const info = backend.info();
     const off = process.env.RESNET_WINOGRAD === '0';
     assert.equal(info.winograd, info.isa.startsWith('avx512') && !off, `isa ${info.isa}, winograd ${info.winograd}`);
@@ -90,6 +90,13 @@ describe('native fp32 inference: Winograd', () => {
     // a strided 3x3 and a 1x1 stay direct
     assert.doesNotMatch(loadNativeAddon().implInfo('conv2dFused', { ...g, strideH: 2, strideW: 2, OH: 14, OW: 14 }).impl, /wino/);
     assert.doesNotMatch(loadNativeAddon().implInfo('conv2dFused', { ...g, R: 1, S: 1, padH: 0, padW: 0 }).impl, /wino/);
+    // training: all three passes from 64 channels in and out; fewer stay direct
+    for (const kind of ['conv2d', 'conv2dBackwardData', 'conv2dBackwardWeights'] as const) {
+      const impl = loadNativeAddon().implInfo(kind, g).impl;
+      if (info.winograd) assert.match(impl, /wino/, kind);
+      else assert.doesNotMatch(impl, /wino/, kind);
+      assert.doesNotMatch(loadNativeAddon().implInfo(kind, { ...g, C: 32, K: 32 }).impl, /wino/, `${kind} at 32 channels`);
+    }
   });
 
   test('one fused net at several batch sizes in turn (each its own Winograd weight layout): the eval logits each time', () => {

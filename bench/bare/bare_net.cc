@@ -5,7 +5,9 @@
 // write them: format_tag::any for every conv's src/weights/dst, primitives and buffers made
 // once, fused post-ops (ReLU, residual sum), batch norm with fused ReLU, library-managed
 // scratchpad, reorders only where two primitives disagree on a layout (counted, listed with
-// --verbose), FTZ/DAZ set in every OpenMP thread. Random data, nothing hard-coded.
+// --verbose), FTZ/DAZ set in every OpenMP thread, Winograd for f32 3x3 layers where oneDNN
+// has it (as ours; RESNET_WINOGRAD=0 turns it off on both sides). Random data, nothing
+// hard-coded.
 // Standalone: no Node, no addon code. Built by bench/bare/build.sh into build/bare_net;
 // driven by bench/net.ts (npm run bench:net), which alternates it with ours in one run.
 //   bare_net --case resnet50_infer|resnet18_train|resnet20_train --batch N
@@ -192,6 +194,7 @@ struct Model {
   Net net;
   std::vector<Param> params;
   dt act = dt::f32;  // activation data type
+  bool winograd = false;
   Rng rng{0};
   float loss = NAN;
   float lr = 0.01f, momentum = 0.9f, wd = 1e-4f;
@@ -265,15 +268,17 @@ ConvL convFwd(Model& m, const std::string& name, const memory& x, int oc, int k,
   const int64_t N = xd[0], C = xd[1], H = xd[2], W = xd[3];
   const int64_t OH = (H + 2 * p - k) / s + 1, OW = (W + 2 * p - k) / s + 1;
   const dims sd{N, C, H, W}, wd{oc, C, k, k}, dd{N, oc, OH, OW}, st{s, s}, pad{p, p};
-  convolution_forward::desc fd(prop_kind::forward_training, algorithm::convolution_direct, anyMd(sd, m.act),
-                               anyMd(wd, m.act), anyMd(dd, m.act), st, pad, pad);
+  // Winograd for 3x3 stride-1 layers of >= 64 channels in and out, as ours (native/conv.cc)
+  const algorithm alg = m.winograd && k == 3 && s == 1 && C >= 64 && oc >= 64 && OH >= 7 && OW >= 7
+                            ? algorithm::convolution_winograd
+                            : algorithm::convolution_direct;
+  convolution_forward::desc fd(prop_kind::forward_training, alg, anyMd(sd, m.act), anyMd(wd, m.act),
+                               anyMd(dd, m.act), st, pad, pad);
   c.fpd = convolution_forward::primitive_desc(fd, eng());
-  convolution_backward_weights::desc bwd(algorithm::convolution_direct, anyMd(sd, m.act), anyMd(wd, dt::f32),
-                                         anyMd(dd, m.act), st, pad, pad);
+  convolution_backward_weights::desc bwd(alg, anyMd(sd, m.act), anyMd(wd, dt::f32), anyMd(dd, m.act), st, pad, pad);
   c.bwpd = convolution_backward_weights::primitive_desc(bwd, eng(), c.fpd);
   if (needDx) {
-    convolution_backward_data::desc bdd(algorithm::convolution_direct, anyMd(sd, m.act), anyMd(wd, m.act),
-                                        anyMd(dd, m.act), st, pad, pad);
+    convolution_backward_data::desc bdd(alg, anyMd(sd, m.act), anyMd(wd, m.act), anyMd(dd, m.act), st, pad, pad);
     c.bdpd = convolution_backward_data::primitive_desc(bdd, eng(), c.fpd);
   }
   auto host = heConv(m.rng, oc, static_cast<int>(C), k);
@@ -746,9 +751,10 @@ convolution_forward::primitive_desc inferConvPd(const InferModel& m, const dims&
     return convolution_forward::primitive_desc(fd, attr, eng());
   };
   if (!m.winograd) return make(algorithm::convolution_direct, anyMd(sd, m.act), anyMd(dd, m.act));
-  // nChw16c activations everywhere, Winograd for 3x3 stride 1
+  // nChw16c activations everywhere, Winograd for 3x3 stride 1 with outputs of at least 7x7
   const auto act = [&](const dims& d) { return d[1] % 16 == 0 ? memory::desc(d, m.act, tag::nChw16c) : anyMd(d, m.act); };
-  return make(k == 3 && s == 1 ? algorithm::convolution_winograd : algorithm::convolution_direct, act(sd), act(dd));
+  const bool wino = k == 3 && s == 1 && OH >= 7 && OW >= 7;
+  return make(wino ? algorithm::convolution_winograd : algorithm::convolution_direct, act(sd), act(dd));
 }
 
 // Conv (+ folded BN) [+ sum into `sumDst`] [+ ReLU]; returns its dst.
@@ -865,10 +871,11 @@ const char* isaName() {
   }
 }
 
-// Winograd for f32 inference, as resnet-ts decides it (native/conv.cc): where oneDNN has it
-// (AVX-512) and RESNET_WINOGRAD is not 0, 3x3 stride-1 layers run Winograd and every layer
+// Winograd in f32, as resnet-ts decides it (native/conv.cc): where oneDNN has it (AVX-512)
+// and RESNET_WINOGRAD is not 0. Inference: 3x3 stride-1 layers run Winograd and every layer
 // takes nChw16c activations (the direct inference kernels would pick nhwc, and a reorder
-// would sit on each side of every Winograd layer).
+// would sit on each side of every Winograd layer). Training: 3x3 stride-1 layers of >= 64
+// channels in and out, all three passes.
 bool winogradAvailable() {
   if (const char* env = std::getenv("RESNET_WINOGRAD"); env && std::string(env) == "0") return false;
   try {
@@ -1001,6 +1008,7 @@ int runMain(int argc, char** argv) {
   } else {
     tm = std::make_unique<Model>();
     tm->act = act;
+    tm->winograd = act == dt::f32 && winogradAvailable();
     buildTrain(*tm, cs == "resnet18_train" ? "resnet18" : "resnet20", batch);
     net = &tm->net;
   }

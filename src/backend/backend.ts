@@ -134,8 +134,8 @@ export interface BackendInfo {
   /** The implementation a bf16 3x3 convolution gets here (e.g. "brgconv:avx512_core_amx"),
    *  or null where bf16 cannot run (no AVX-512) or the backend has no such notion. */
   readonly bf16ConvImpl?: string | null;
-  /** Whether f32 inference runs 3x3 stride-1 convolutions with Winograd (oneDNN has it on
-   *  AVX-512; RESNET_WINOGRAD=0 turns it off). */
+  /** Whether fp32 runs 3x3 stride-1 convolutions with Winograd (inference: all; training:
+   *  those of >= 64 channels in and out). oneDNN has it on AVX-512; RESNET_WINOGRAD=0 turns it off. */
   readonly winograd?: boolean;
 }
 

@@ -22,7 +22,8 @@ export interface InfoReport {
   precisionReason: string;
   /** The kernel a bf16 convolution gets here, or null where --precision bf16 cannot run. */
   bf16Conv: string | null;
-  /** How fp32 inference runs 3x3 stride-1 convolutions: 'winograd' or 'direct'. */
+  /** How fp32 runs 3x3 stride-1 convolutions: 'winograd' (inference; training from 64
+   *  channels) or 'direct'. */
   fp32Conv3x3: 'winograd' | 'direct';
   node: string;
 }
@@ -54,7 +55,7 @@ export function infoCommand(opts: { json?: boolean }): void {
     ['threads', String(r.threads)],
     ['isa', r.kernels ? `${r.isa} (oneDNN); our kernels: ${r.kernels}` : r.isa],
     ['precision', `${r.precision} (${r.precisionReason}); --precision bf16: ${r.bf16Conv ?? 'unavailable (no AVX-512)'}`],
-    ['inference', `fp32 3x3 convolutions: ${r.fp32Conv3x3}${r.fp32Conv3x3 === 'winograd' ? ' (RESNET_WINOGRAD=0: direct)' : ''}`],
+    ['conv 3x3', `fp32 ${r.fp32Conv3x3}${r.fp32Conv3x3 === 'winograd' ? ' (inference; training from 64 channels; RESNET_WINOGRAD=0: direct)' : ''}`],
     ['node', r.node],
   ];
   for (const [k, v] of rows) process.stdout.write(`${k.padEnd(10)} ${v}\n`);
