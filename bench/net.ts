@@ -138,7 +138,7 @@ say(`# ours vs bare oneDNN, ${new Date().toISOString()}`);
 say(`# CPU: ${cpu.model}; ISA flags: ${isaFlags.join(' ') || 'none of avx2/avx512/amx'}; threads ${threads}, OpenMP wait policy ${waitPolicy} (both sides)`);
 say(`# oneDNN: ours ${backendInfo.onednn ?? '(not loaded)'} on ${backendInfo.isa} (${backendInfo.backend} backend), bare ${probe.onednn} on ${probe.isa}; bf16 ${probe.bf16 ? `available (${probe.bf16_impl})` : `unavailable: ${probe.bf16_impl}`}`);
 const wino = (on: boolean | undefined) => (on ? 'winograd' : 'direct');
-say(`# fp32 inference 3x3 convolutions: ours ${wino(backendInfo.winograd)}, bare ${wino(probe.winograd)}${!!backendInfo.winograd !== probe.winograd ? ' (the sides differ: not a like-for-like comparison)' : ''}`);
+say(`# fp32 3x3 convolutions (inference; training from 64 channels): ours ${wino(backendInfo.winograd)}, bare ${wino(probe.winograd)}${!!backendInfo.winograd !== probe.winograd ? ' (the sides differ: not a like-for-like comparison)' : ''}`);
 say(`# method: ${rounds} rounds alternating ours (in process) / bare (child process), each ${warmup} warm-up + ${runs} timed iterations; medians over all timed runs`);
 
 interface Row {
