@@ -107,6 +107,18 @@ bool winogradTraining(const ConvGeom& g, dt type) {
   return type == dt::f32 && g.C >= 64 && g.K >= 64 && winogradShape(g) && winogradAvailable();
 }
 
+// make(alg): with Winograd when `wino` and oneDNN takes this case, else the direct kernels.
+template <typename Make>
+auto winogradOrDirect(bool wino, const Make& make) -> decltype(make(dnnl::algorithm::convolution_direct)) {
+  if (wino) {
+    try {
+      return make(dnnl::algorithm::convolution_winograd);
+    } catch (const dnnl::error&) {  // a shape or post-op it does not take
+    }
+  }
+  return make(dnnl::algorithm::convolution_direct);
+}
+
 bool isRef(const dnnl::convolution_forward::primitive_desc& pd) {
   return std::string(pd.impl_info_str()).rfind("ref", 0) == 0;
 }
@@ -127,25 +139,14 @@ dnnl::convolution_forward::primitive_desc convFwdPd(const ConvGeom& g, bool bias
     const auto act = [&](const memory::dims& d) {
       return d[1] % 16 == 0 ? memory::desc(d, dt::f32, tag::nChw16c) : anyMd(d);
     };
-    if (winogradShape(g)) {
-      try {
-        return make(dnnl::algorithm::convolution_winograd, act(s.src), act(s.dst));
-      } catch (const dnnl::error&) {  // a shape or post-op it does not take: the direct kernels
-      }
-    }
-    try {
-      auto pd = make(dnnl::algorithm::convolution_direct, act(s.src), act(s.dst));
+    try {  // nChw16c, and on a ref kernel (a case no jit kernel takes in it) oneDNN's own choice
+      auto pd = winogradOrDirect(winogradShape(g), [&](dnnl::algorithm alg) { return make(alg, act(s.src), act(s.dst)); });
       if (!isRef(pd)) return pd;
     } catch (const dnnl::error&) {
     }
   }
-  if (prop == dnnl::prop_kind::forward_training && winogradTraining(g, type)) {
-    try {
-      return make(dnnl::algorithm::convolution_winograd, anyMd(s.src), anyMd(s.dst));
-    } catch (const dnnl::error&) {
-    }
-  }
-  return make(dnnl::algorithm::convolution_direct, anyMd(s.src, type), anyMd(s.dst, type));
+  return winogradOrDirect(prop == dnnl::prop_kind::forward_training && winogradTraining(g, type),
+                          [&](dnnl::algorithm alg) { return make(alg, anyMd(s.src, type), anyMd(s.dst, type)); });
 }
 
 dnnl::convolution_backward_data::primitive_desc convBwdDataPd(
@@ -157,13 +158,7 @@ dnnl::convolution_backward_data::primitive_desc convBwdDataPd(
                                             s.dil, s.padL, s.padR);
     return dnnl::convolution_backward_data::primitive_desc(d, attr, eng(), hint);
   };
-  if (winogradTraining(g, type)) {
-    try {
-      return make(dnnl::algorithm::convolution_winograd);
-    } catch (const dnnl::error&) {
-    }
-  }
-  return make(dnnl::algorithm::convolution_direct);
+  return winogradOrDirect(winogradTraining(g, type), make);
 }
 
 dnnl::convolution_backward_weights::primitive_desc convBwdWeightsPd(
@@ -176,13 +171,7 @@ dnnl::convolution_backward_weights::primitive_desc convBwdWeightsPd(
                                                s.dil, s.padL, s.padR);
     return dnnl::convolution_backward_weights::primitive_desc(d, attr, eng(), hint);
   };
-  if (winogradTraining(g, type)) {
-    try {
-      return make(dnnl::algorithm::convolution_winograd);
-    } catch (const dnnl::error&) {
-    }
-  }
-  return make(dnnl::algorithm::convolution_direct);
+  return winogradOrDirect(winogradTraining(g, type), make);
 }
 
 memory::desc preferredActivationDesc(const memory::dims& nchw) {
