@@ -66,8 +66,6 @@ Key geomKey(const char* op, const ConvGeom& g, dt type) {
 
 }  // namespace
 
-namespace {
-
 // Winograd (oneDNN 2.6: F(4x4, 3x3) and, for small batches, F(2x2, 3x3); f32 on AVX-512
 // only) runs a 3x3 stride-1 convolution in about half the time of the direct kernels on
 // AVX-512 (resnet50's 3x3 layers at batch 16: 4.3-5.4 against 8.9-9.8 ms, Zen 5), with
@@ -80,8 +78,8 @@ namespace {
 // was as fast or slower. Its rounding error is ~10x the direct kernels' (conv outputs and
 // gradients ~3e-6 relative against 3e-7: test/agreement.test.ts judges it at 1e-4). f32
 // only; off with RESNET_WINOGRAD=0.
-bool winogradAvailable() {
-  static const bool available = [] {
+bool winogradEnabled() {
+  static const bool enabled = [] {
     if (const char* env = std::getenv("RESNET_WINOGRAD"); env && std::string(env) == "0") return false;
     try {
       const memory::dims x{1, 16, 8, 8}, w{16, 16, 3, 3}, one{1, 1};
@@ -93,8 +91,10 @@ bool winogradAvailable() {
       return false;
     }
   }();
-  return available;
+  return enabled;
 }
+
+namespace {
 
 // 3x3, stride 1, outputs of at least 7x7: on smaller ones (a 64x64 input's last stage) its
 // 4x4 tiles are mostly padding, and it was 1-5x slower than direct in every pass.
@@ -104,7 +104,7 @@ bool winogradShape(const ConvGeom& g) {
 }
 
 bool winogradTraining(const ConvGeom& g, dt type) {
-  return type == dt::f32 && g.C >= 64 && g.K >= 64 && winogradShape(g) && winogradAvailable();
+  return type == dt::f32 && g.C >= 64 && g.K >= 64 && winogradShape(g) && winogradEnabled();
 }
 
 // make(alg): with Winograd when `wino` and oneDNN takes this case, else the direct kernels.
@@ -125,8 +125,6 @@ bool isRef(const dnnl::convolution_forward::primitive_desc& pd) {
 
 }  // namespace
 
-bool winogradEnabled() { return winogradAvailable(); }
-
 dnnl::convolution_forward::primitive_desc convFwdPd(const ConvGeom& g, bool bias,
                                                     const dnnl::primitive_attr& attr, dnnl::prop_kind prop, dt type) {
   const ConvShapes s = convShapes(g);
@@ -135,7 +133,7 @@ dnnl::convolution_forward::primitive_desc convFwdPd(const ConvGeom& g, bool bias
                                       s.strides, s.dil, s.padL, s.padR);
     return dnnl::convolution_forward::primitive_desc(d, attr, eng());
   };
-  if (prop == dnnl::prop_kind::forward_inference && type == dt::f32 && winogradAvailable()) {
+  if (prop == dnnl::prop_kind::forward_inference && type == dt::f32 && winogradEnabled()) {
     const auto act = [&](const memory::dims& d) {
       return d[1] % 16 == 0 ? memory::desc(d, dt::f32, tag::nChw16c) : anyMd(d);
     };

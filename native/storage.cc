@@ -226,7 +226,7 @@ Storage::Copy Storage::makeCopy(const memory::desc& want) {
     // oneDNN reorders into Winograd weights from plain layouts only: a blocked one (a
     // trained weight) goes through a plain copy.
     const bool wino = want.data.format_kind == dnnl_format_kind_wino;
-    if (have == need && !(wino && !isPlain(md_))) {
+    if (have == need && (!wino || isPlain(md_))) {
       reorderInto(mem_, c.mem);
     } else if (isPlain(md_)) {  // same elements, other dims: a plain view, then reorder
       reorderInto(memory(plainDesc(need, type()), eng(), ptr_), c.mem);  // (converts f32 <-> bf16 too)
