@@ -432,21 +432,43 @@ describe('server (in process)', () => {
   });
 
   test('concurrent requests are batched (batch-size histogram shows a batch of more than one)', async () => {
+    // Four requests whose headers reach the server before any body: a short batch waits for
+    // requests on their way, so the four must share batches. (Sent with fetch they could
+    // reach a loaded machine one by one, each run alone before the next arrives.)
     const x = new Float32Array(ROW).fill(0.5);
     const counts = async () => ({
       one: Number((await metric(server.url, 'resnet_batch_size_bucket{le="1",model="r20"}'))[0]?.split(' ')[1] ?? 0),
       all: Number((await metric(server.url, 'resnet_batch_size_count{model="r20"}'))[0]?.split(' ')[1] ?? 0),
     });
+    const onTheWay = async () => Number((await metric(server.url, 'resnet_requests_arriving{model="r20"}'))[0]?.split(' ')[1] ?? NaN);
     const before = await counts();
-    const rs = await Promise.all([0, 1, 2, 3].map(() => v2Infer(server.url, 'r20', [{ name: 'input', shape: [1, 3, 32, 32], datatype: 'FP32', data: x }], [{ name: 'logits', binary: true }])));
-    for (const r of rs) assert.equal(r.status, 200, r.error);
+    const head = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [1, 3, 32, 32], datatype: 'FP32', parameters: { binary_data_size: x.byteLength } }], outputs: [{ name: 'logits', binary: true }] }));
+    const body = Buffer.concat([head, Buffer.from(x.buffer)]);
+    const u = new URL(server.url);
+    const requests = [0, 1, 2, 3].map(() => {
+      const req = httpRequest({ host: u.hostname, port: u.port, path: '/v2/models/r20/infer', method: 'POST', headers: {
+        ...auth, 'Content-Type': 'application/octet-stream', 'Inference-Header-Content-Length': String(head.length), 'Content-Length': String(body.length) } });
+      const status = new Promise<number>((resolve, reject) => {
+        req.on('response', (res) => { res.resume(); res.on('end', () => resolve(res.statusCode!)); });
+        req.on('error', reject);
+      });
+      req.flushHeaders();
+      return { req, status };
+    });
+    for (const deadline = Date.now() + 10_000; (await onTheWay()) < 4;) {
+      assert.ok(Date.now() < deadline, `the server counted ${await onTheWay()} of 4 requests on their way after 10 s`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    for (const { req } of requests) req.end(body);
+    assert.deepEqual(await Promise.all(requests.map((r) => r.status)), [200, 200, 200, 200]);
+    assert.equal(await onTheWay(), 0, 'no request is left counted as on its way');
     const now = await counts();
     const batches = now.all - before.all;
     const single = now.one - before.one;
     assert.ok(batches < 4 && batches > single, `4 single-row requests (--max-queue 4) ran in ${batches} batches, ${single} of one row`);
     const text = await (await fetch(`${server.url}/metrics`, { headers: auth })).text();
     for (const name of ['resnet_http_requests_total{route="/v2/models/:name/infer",method="POST",status="200"}', 'resnet_queue_wait_seconds_bucket', 'resnet_batch_compute_seconds_bucket',
-      'resnet_request_duration_seconds_bucket', 'resnet_decode_seconds_bucket', 'resnet_queue_depth{model="r20"}', 'resnet_images_total{model="r20"}']) {
+      'resnet_request_duration_seconds_bucket', 'resnet_decode_seconds_bucket', 'resnet_queue_depth{model="r20"}', 'resnet_requests_arriving{model="r20"}', 'resnet_images_total{model="r20"}']) {
       assert.ok(text.includes(name), `metrics have ${name}`);
     }
   });

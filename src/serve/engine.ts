@@ -188,6 +188,11 @@ export class Engine {
     this.detectQueues.get(model)?.nudge();
   }
 
+  /** Requests for `model` on their way (headers in; body being read or image decoded). */
+  onTheWay(model: string): number {
+    return this.arrivals.get(model) ?? 0;
+  }
+
   /** Queues n rows of `model`'s input ([n, C, H, W] float32, preprocessed; or those floats'
    *  little-endian bytes, as the v2 binary extension sends them). */
   submit(model: string, kind: RunKind, x: Float32Array | Uint8Array, n: number): Promise<Done<EngineOutput>> {

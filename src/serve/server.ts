@@ -167,7 +167,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const engine = await Engine.start({ models: opts.models, precision: opts.precision ?? 'auto', threads: opts.threads }, {
     maxBatch: opts.maxBatch ?? 16, maxDelayMs: opts.maxDelayMs ?? 5, maxQueue: opts.maxQueue ?? 256, timeoutMs,
   }, opts.streams ?? 1);
-  const metrics = new ServeMetrics(() => [...engine.models.keys()].map((model) => ({ model, depth: engine.depth(model) })));
+  const metrics = new ServeMetrics(() => [...engine.models.keys()].map((model) => ({ model, depth: engine.depth(model), arriving: engine.onTheWay(model) })));
   engine.onBatch = (model, rows, ms) => metrics.batch(model, rows, ms);
   const pool = new DecodePool(opts.decodeThreads ?? Math.min(4, Math.max(1, Math.floor(availableParallelism() / 2))));
 
