@@ -128,6 +128,38 @@ async function metric(base: string, name: string, headers: Record<string, string
   return text.split('\n').filter((l) => l.startsWith(name));
 }
 
+/**
+ * Sends `bodies` to `path` as concurrent requests whose headers all reach the server (counted
+ * as on their way to `model`'s queue) before any body is sent, so they must meet in the queue
+ * even on a loaded machine; resolves with each response's status and parsed JSON body.
+ */
+async function headersFirst(base: string, model: string, path: string, bodies: Buffer[], headers: Record<string, string>, expect = bodies.length): Promise<{ status: number; json: any }[]> {
+  const u = new URL(base);
+  const onTheWay = async () => Number((await metric(base, `resnet_requests_arriving{model="${model}"}`, headers))[0]?.split(' ')[1] ?? NaN);
+  const requests = bodies.map((body) => {
+    const req = httpRequest({ host: u.hostname, port: u.port, path, method: 'POST', headers: { ...headers, 'Content-Length': String(body.length) } });
+    const answer = new Promise<{ status: number; json: any }>((resolve, reject) => {
+      req.on('response', (res) => {
+        let t = '';
+        res.setEncoding('latin1');
+        res.on('data', (d) => { t += d; });
+        res.on('end', () => { let json: unknown = null; try { json = JSON.parse(t); } catch { /* binary */ } resolve({ status: res.statusCode!, json }); });
+      });
+      req.on('error', reject);
+    });
+    req.flushHeaders();
+    return { req, answer };
+  });
+  for (const deadline = Date.now() + 10_000; (await onTheWay()) < expect;) {
+    assert.ok(Date.now() < deadline, `the server counted ${await onTheWay()} of ${expect} requests on their way after 10 s`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  requests.forEach(({ req }, i) => req.end(bodies[i]));
+  const answers = await Promise.all(requests.map((r) => r.answer));
+  assert.equal(await onTheWay(), 0, 'no request is left counted as on its way');
+  return answers;
+}
+
 before(async () => {
   // NOTE: the native backend lives on one thread per process, here the server's engine
   // thread; this thread computes the expected values on the reference backend.
@@ -440,28 +472,12 @@ describe('server (in process)', () => {
       one: Number((await metric(server.url, 'resnet_batch_size_bucket{le="1",model="r20"}'))[0]?.split(' ')[1] ?? 0),
       all: Number((await metric(server.url, 'resnet_batch_size_count{model="r20"}'))[0]?.split(' ')[1] ?? 0),
     });
-    const onTheWay = async () => Number((await metric(server.url, 'resnet_requests_arriving{model="r20"}'))[0]?.split(' ')[1] ?? NaN);
     const before = await counts();
     const head = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [1, 3, 32, 32], datatype: 'FP32', parameters: { binary_data_size: x.byteLength } }], outputs: [{ name: 'logits', binary: true }] }));
     const body = Buffer.concat([head, Buffer.from(x.buffer)]);
-    const u = new URL(server.url);
-    const requests = [0, 1, 2, 3].map(() => {
-      const req = httpRequest({ host: u.hostname, port: u.port, path: '/v2/models/r20/infer', method: 'POST', headers: {
-        ...auth, 'Content-Type': 'application/octet-stream', 'Inference-Header-Content-Length': String(head.length), 'Content-Length': String(body.length) } });
-      const status = new Promise<number>((resolve, reject) => {
-        req.on('response', (res) => { res.resume(); res.on('end', () => resolve(res.statusCode!)); });
-        req.on('error', reject);
-      });
-      req.flushHeaders();
-      return { req, status };
-    });
-    for (const deadline = Date.now() + 10_000; (await onTheWay()) < 4;) {
-      assert.ok(Date.now() < deadline, `the server counted ${await onTheWay()} of 4 requests on their way after 10 s`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    for (const { req } of requests) req.end(body);
-    assert.deepEqual(await Promise.all(requests.map((r) => r.status)), [200, 200, 200, 200]);
-    assert.equal(await onTheWay(), 0, 'no request is left counted as on its way');
+    const answers = await headersFirst(server.url, 'r20', '/v2/models/r20/infer', [body, body, body, body],
+      { ...auth, 'Content-Type': 'application/octet-stream', 'Inference-Header-Content-Length': String(head.length) });
+    assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200]);
     const now = await counts();
     const batches = now.all - before.all;
     const single = now.one - before.one;
@@ -527,7 +543,7 @@ describe('server (in process)', () => {
     try {
       const one = await (await fetch(`${slow.url}/v1/models/r20/classify`, { method: 'POST', body: png })).json();
       assert.ok(one.ms.queue < 2500, `queued ${one.ms.queue} ms with nothing else on its way (max delay 5000)`);
-      const many = await Promise.all(Array.from({ length: 6 }, async () => (await fetch(`${slow.url}/v1/models/r20/classify`, { method: 'POST', body: png })).json()));
+      const many = (await headersFirst(slow.url, 'r20', '/v1/models/r20/classify', Array.from({ length: 6 }, () => png), {})).map((a) => a.json);
       assert.ok(many.some((r) => r.batch > 1), `batches of ${many.map((r) => r.batch).join(', ')}`);
       assert.ok(many.every((r) => r.ms.queue < 2500), `queued ${many.map((r) => r.ms.queue).join(', ')} ms`);
       // A request that fails before its queue (a body that is no image) is no longer waited for.
