@@ -9,6 +9,7 @@
         "native/buffers.cc",
         "native/storage.cc",
         "native/conv.cc",
+        "native/chain.cc",
         "native/batch_norm.cc",
         "native/pool.cc",
         "native/eltwise.cc",

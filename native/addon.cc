@@ -43,6 +43,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exportBuffers(env, exports);
   exportStorage(env, exports);
   exportConv(env, exports);
+  exportChain(env, exports);
   exportBatchNorm(env, exports);
   exportPool(env, exports);
   exportEltwise(env, exports);

@@ -316,6 +316,7 @@ void exportLoss(Napi::Env env, Napi::Object exports);
 void exportSgd(Napi::Env env, Napi::Object exports);
 void exportReduce(Napi::Env env, Napi::Object exports);
 void exportDetect(Napi::Env env, Napi::Object exports);
+void exportChain(Napi::Env env, Napi::Object exports);
 void exportBench(Napi::Env env, Napi::Object exports);
 
 /// implInfo(kind, params) per family: nullptr result means "not my kind".
@@ -345,6 +346,9 @@ ConvShapes convShapes(const ConvGeom& g);
 dnnl::convolution_forward::primitive_desc convFwdPd(
     const ConvGeom& g, bool bias, const dnnl::primitive_attr& attr,
     dnnl::prop_kind prop = dnnl::prop_kind::forward_training, dt type = dt::f32);
+/// The cached inference convolution y = relu?(conv(x, w) + b + residual?) (forward_inference;
+/// `sum` adds what dst holds, `relu` clamps last): the op of BN-folded inference.
+std::shared_ptr<Cached<dnnl::convolution_forward>> convFused(const ConvGeom& g, bool bias, bool sum, bool relu, dt type);
 /// Whether f32 convolutions use Winograd for 3x3 stride-1 layers (inference: all of them,
 /// with nChw16c activations; training: those of >= 64 channels in and out): oneDNN has it on
 /// this CPU and RESNET_WINOGRAD is not 0.

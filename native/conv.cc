@@ -191,6 +191,19 @@ memory::desc preferredActivationDesc(const memory::dims& nchw) {
   return md;
 }
 
+// Inference: forward_inference with post-ops. `sum` adds the residual already copied into
+// dst (append_sum), then `relu` clamps: y = relu(conv(x, w) + b + residual), one pass over y.
+std::shared_ptr<Cached<dnnl::convolution_forward>> convFused(const ConvGeom& g, bool bias, bool sum, bool relu, dt type) {
+  return cached<dnnl::convolution_forward>(geomKey("conv_fwd_fused", g, type).i(bias).i(sum).i(relu), [&] {
+    dnnl::post_ops po;
+    if (sum) po.append_sum(1.f);
+    if (relu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    dnnl::primitive_attr attr = defaultAttr();
+    attr.set_post_ops(po);
+    return convFwdPd(g, bias, attr, dnnl::prop_kind::forward_inference, type);
+  });
+}
+
 namespace {
 
 using Fwd = dnnl::convolution_forward;
@@ -200,19 +213,6 @@ using BwdWeights = dnnl::convolution_backward_weights;
 std::shared_ptr<Cached<Fwd>> fwd(const ConvGeom& g, bool bias, dt type) {
   return cached<Fwd>(geomKey("conv_fwd", g, type).i(bias), [&] {
     return convFwdPd(g, bias, defaultAttr(), dnnl::prop_kind::forward_training, type);
-  });
-}
-
-// Inference: forward_inference with post-ops. `sum` adds the residual already copied into
-// dst (append_sum), then `relu` clamps: y = relu(conv(x, w) + b + residual), one pass over y.
-std::shared_ptr<Cached<Fwd>> fwdFused(const ConvGeom& g, bool bias, bool sum, bool relu, dt type) {
-  return cached<Fwd>(geomKey("conv_fwd_fused", g, type).i(bias).i(sum).i(relu), [&] {
-    dnnl::post_ops po;
-    if (sum) po.append_sum(1.f);
-    if (relu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
-    dnnl::primitive_attr attr = defaultAttr();
-    attr.set_post_ops(po);
-    return convFwdPd(g, bias, attr, dnnl::prop_kind::forward_inference, type);
   });
 }
 
@@ -254,7 +254,7 @@ Napi::Value Conv2dFused(const Napi::CallbackInfo& info) {
     const bool relu = boolArg(info, 5, "relu");
     if (r && numelOf(dimsOf(r->md())) != g.N * g.K * g.OH * g.OW)
       throw OpError("residual must have the output's shape [N, K, OH, OW]");
-    auto e = fwdFused(g, b != nullptr, r != nullptr, relu, precisionArg(info, 6));
+    auto e = convFused(g, b != nullptr, r != nullptr, relu, precisionArg(info, 6));
     const bool consume = optionalBoolArg(info, 7, "consumeResidual");
     auto args = weightedForwardArgs(e->pd, x, w, b);
     Outputs outs(info.Env());
@@ -302,7 +302,7 @@ Napi::Value convImplInfo(Napi::Env env, const std::string& kind, const Napi::Obj
   if (kind == "conv2d" || kind == "conv2dFused") {
     const bool sum = p.Has("residual") && p.Get("residual").ToBoolean().Value();
     const bool relu = p.Has("relu") && p.Get("relu").ToBoolean().Value();
-    const auto& pd = kind == "conv2d" ? fwd(g, bias, type)->pd : fwdFused(g, bias, sum, relu, type)->pd;
+    const auto& pd = kind == "conv2d" ? fwd(g, bias, type)->pd : convFused(g, bias, sum, relu, type)->pd;
     return describePd(env, pd, {{"src", pd.src_desc()}, {"weights", pd.weights_desc()}, {"dst", pd.dst_desc()}});
   }
   if (kind == "conv2dBackwardData") {

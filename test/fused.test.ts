@@ -7,6 +7,8 @@ import { describe, test } from 'node:test';
 import {
   add, backendByName, conv2d, conv2dFused, createModel, fuseForInference, noGrad, randn, relu, Rng, tidy, type ResNet,
 } from '../src/index.js';
+import { cpus } from 'node:os';
+import type { ConvChainSpec } from '../src/backend/backend.js';
 import { loadNativeAddon } from '../src/backend/native.js';
 import { BatchNorm2d } from '../src/nn/index.js';
 import { randomizeWeights, draw } from './helpers/fixture_weights.js';
@@ -74,6 +76,136 @@ for (const backendName of ['native', 'reference'] as const) {
     }
   });
 }
+
+describe('native: the conv chain (one call per fused forward)', () => {
+  const backend = backendByName('native');
+  const isa = backend.info().isa;
+  /** Counts the chains fuseForInference compiles on the native backend while `f` runs. */
+  function countingChains<T>(f: () => T): { value: T; compiled: number } {
+    const real = backend.convChain!.bind(backend);
+    let compiled = 0;
+    backend.convChain = (spec: ConvChainSpec) => { compiled++; return real(spec); };
+    try {
+      return { value: f(), compiled };
+    } finally {
+      delete (backend as { convChain?: unknown }).convChain;  // the prototype's again
+    }
+  }
+  const same = (a: Float32Array, b: Float32Array, what: string) => {
+    assert.equal(a.length, b.length, what);
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) assert.fail(`${what}: element ${i} differs: ${a[i]} vs ${b[i]}`);
+  };
+
+  const chained: [string, Record<string, unknown>, number[][], ('fp32' | 'bf16')[]][] = [
+    ['resnet18', { numClasses: 7 }, [[2, 3, 64, 48], [1, 3, 40, 40], [2, 3, 64, 48]], ['fp32', 'bf16']],
+    ['resnet50', { numClasses: 5 }, [[1, 3, 64, 64]], ['fp32', 'bf16']],
+    ['resnext50_32x4d', { numClasses: 5 }, [[1, 3, 64, 64]], ['fp32']],
+    ['resnet20', { inChannels: 1, shortcut: 'B' }, [[3, 1, 28, 28], [64, 1, 28, 28]], ['fp32']],
+    ['resnet20', { shortcut: 'C' }, [[2, 3, 32, 32]], ['fp32']],
+    ['plain20', {}, [[2, 3, 32, 32]], ['fp32']],
+  ];
+  for (const [arch, opts, shapes, precisions] of chained) {
+    for (const precision of precisions) {
+      test(`${arch} ${JSON.stringify(opts)} ${precision}: chained logits equal the op-by-op ones bit for bit, at ${shapes.map((s) => s.join('x')).join(', ')}`, (t) => {
+        if (precision === 'bf16' && !isa.startsWith('avx512')) {
+          t.skip(`no bf16 on this CPU (${cpus()[0]?.model ?? 'unknown'}, oneDNN ISA ${isa}): oneDNN 2.6 needs AVX-512 for bf16`);
+          return;
+        }
+        const m = createModel(arch, { ...opts, backend, seed: 3 } as never).eval();
+        randomizeForEval(m, 11);
+        const { value: fused, compiled: atFuse } = countingChains(() => fuseForInference(m, { precision }));
+        const steps = fuseForInference(m, { precision, chain: false });
+        try {
+          let compiled = atFuse;
+          for (const [k, shape] of shapes.entries()) {
+            tidy(() => {
+              const x = randn(shape, new Rng(5 + k), { backend });
+              const r = countingChains(() => fused.forward(x).toFloat32Array());
+              compiled += r.compiled;
+              same(r.value, steps.forward(x).toFloat32Array(), `${arch} at ${shape.join('x')}`);
+            });
+          }
+          assert.equal(compiled, 1, 'one chain, compiled on the first forward and reused at every input size');
+        } finally {
+          fused.dispose();
+          steps.dispose();
+          m.dispose();
+        }
+      });
+    }
+  }
+
+  test('features() and runStage() run as chains of their own and equal the op-by-op ones; the stages\' outputs stay readable', () => {
+    const m = createModel('resnet50', { numClasses: 5, backend, seed: 3 }).eval();
+    randomizeForEval(m, 12);
+    const fused = fuseForInference(m);
+    const steps = fuseForInference(m, { chain: false });
+    try {
+      tidy(() => {
+        const x = randn([2, 3, 64, 64], new Rng(9), { backend });
+        const a = countingChains(() => fused.features(x, 3));
+        const b = steps.features(x, 3);
+        assert.equal(a.compiled, 1);
+        assert.deepEqual(a.value.map((t) => t.shape), b.map((t) => t.shape));
+        a.value.forEach((t, i) => same(t.toFloat32Array(), b[i].toFloat32Array(), `stage ${i + 1}`));
+        const c5 = countingChains(() => fused.runStage(a.value[2], 3));
+        same(c5.value.toFloat32Array(), steps.runStage(b[2], 3).toFloat32Array(), 'layer4 on layer3');
+        same(a.value[2].toFloat32Array(), b[2].toFloat32Array(), 'layer3 after layer4 ran on it');
+      });
+    } finally {
+      fused.dispose();
+      steps.dispose();
+      m.dispose();
+    }
+  });
+
+  test('nets with no chain form (option A shortcuts, pre-activation) run op by op', () => {
+    for (const arch of ['resnet20', 'preact_resnet18']) {
+      const m = createModel(arch, { backend, seed: 3 }).eval();
+      const fused = fuseForInference(m);
+      try {
+        const r = countingChains(() => tidy(() => fused.forward(randn([1, 3, 32, 32], new Rng(1), { backend })).shape));
+        assert.equal(r.compiled, 0, arch);
+      } finally {
+        fused.dispose();
+        m.dispose();
+      }
+    }
+  });
+
+  test('repeated runs leave no storage behind; the outputs are the only new ones', () => {
+    const m = createModel('resnet18', { numClasses: 3, backend, seed: 3 }).eval();
+    const fused = fuseForInference(m);
+    try {
+      const x = randn([2, 3, 48, 48], new Rng(2), { backend });
+      tidy(() => { fused.forward(x); });
+      const before = backend.live().count;
+      for (let i = 0; i < 20; i++) tidy(() => { fused.forward(x); });
+      assert.equal(backend.live().count, before);
+      x.dispose();
+    } finally {
+      fused.dispose();
+      m.dispose();
+    }
+  });
+
+  test('bad specs and freed weights are errors naming the node, never a crash', () => {
+    const w = randn([8, 3, 3, 3], new Rng(1), { backend });
+    const x = randn([1, 3, 8, 8], new Rng(2), { backend });
+    const conv = { op: 'conv' as const, src: -1, relu: true, weight: w.storage, bias: null, K: 8, R: 3, S: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, groups: 1 };
+    assert.throws(() => backend.convChain!({ nodes: [{ ...conv, src: 0 }], outputs: [0], inChannels: 3, precision: 'fp32' }), /convChain: node 0: 'src' and 'residual' must name an earlier node or -1/);
+    assert.throws(() => backend.convChain!({ nodes: [conv], outputs: [1], inChannels: 3, precision: 'fp32' }), /'outputs' must hold node indices 0\.\.0/);
+    assert.throws(() => backend.convChain!({ nodes: [{ ...conv, K: 4 }], outputs: [0], inChannels: 3, precision: 'fp32' }).run(x.storage), /node 0: weight is not \[K, C\/groups, R, S\]/);
+    const chain = backend.convChain!({ nodes: [conv], outputs: [0], inChannels: 3, precision: 'fp32' });
+    assert.throws(() => chain.run(randn([1, 4, 8, 8], new Rng(3), { backend }).storage), /x must be a float \[N, 3, H, W\] storage/);
+    backend.free(chain.run(x.storage)[0]);
+    w.dispose();
+    assert.throws(() => chain.run(x.storage), /node 0 weight' was already freed/);
+    chain.free();
+    assert.throws(() => chain.run(x.storage), /'chain' was already freed/);
+    x.dispose();
+  });
+});
 
 describe('native fp32: Winograd', () => {
   const backend = backendByName('native');

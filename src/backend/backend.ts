@@ -139,6 +139,35 @@ export interface BackendInfo {
   readonly winograd?: boolean;
 }
 
+/** One node of a ConvChain: a conv2dFused (bias, residual and ReLU as its post-ops) or a max
+ *  pool (floor mode). `src` and `residual` name an earlier node by index, or -1: the chain's
+ *  input; no `residual`, nothing is added.
+ * @example const n: ConvChainNode = { op: 'maxpool', src: 0, R: 3, S: 3, strideH: 2, strideW: 2, padH: 1, padW: 1 };
+ */
+export type ConvChainNode =
+  | { op: 'conv'; src: number; residual?: number; relu: boolean; weight: Storage; bias: Storage | null;
+    K: number; R: number; S: number; strideH: number; strideW: number; padH: number; padW: number;
+    dilationH: number; dilationW: number; groups: number }
+  | { op: 'maxpool'; src: number; R: number; S: number; strideH: number; strideW: number; padH: number; padW: number };
+
+/** @example const spec: ConvChainSpec = { nodes, outputs: [nodes.length - 1], inChannels: 3, precision: 'fp32' }; */
+export interface ConvChainSpec {
+  nodes: ConvChainNode[];
+  /** The nodes whose outputs run() returns, in this order. */
+  outputs: number[];
+  /** C of the input [N, C, H, W]. */
+  inChannels: number;
+  precision: Precision;
+}
+
+/** A compiled ConvChain: the weights are the spec's storages (free the chain before them).
+ * @example const [y] = chain.run(x.storage); chain.free(); */
+export interface ConvChain {
+  /** The outputs' storages for input x ([N, inChannels, H, W]). */
+  run(x: Storage): Storage[];
+  free(): void;
+}
+
 /**
  * @example
  * const be: Backend = getBackend();
@@ -174,6 +203,10 @@ export interface Backend {
    *  is then freed, whoever else held it). */
   conv2dFused(x: Storage, w: Storage, b: Storage | null, g: Conv2dGeometry, residual: Storage | null, relu: boolean,
     precision?: Precision, consumeResidual?: boolean): Storage;
+  /** Optional: a chain of conv2dFused and max pool ops compiled to run as one call (native: one
+   *  crossing per run, intermediates in an arena of the chain's own). Where absent, the caller
+   *  runs the ops one by one (the same results). */
+  convChain?(spec: ConvChainSpec): ConvChain;
 
   // ---- batch norm (x: [N, C, H, W], gamma/beta/mean/variance: [C]) -----------------------
   /** Training mode: batch statistics (biased variance). `saved` is whatever the backward

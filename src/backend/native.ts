@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 import { NativeError, NativeLoadError } from '../errors.js';
 import type {
-  AdamwParams, Backend, BackendInfo, Conv2dGeometry, DType, InterpolateGeometry, Pool2dGeometry, Precision, RoiGeometry,
+  AdamwParams, Backend, BackendInfo, Conv2dGeometry, ConvChain, ConvChainSpec, DType, InterpolateGeometry, Pool2dGeometry, Precision, RoiGeometry,
   SgdParams, Shape, Storage,
 } from './backend.js';
 
@@ -45,6 +45,11 @@ export type KernelSet = 'avx512' | 'avx2' | 'baseline';
 
 export type ConvPass = 'forward' | 'backward_data' | 'backward_weights';
 
+/** The addon's handle of a compiled conv chain (native/chain.cc). */
+export interface NativeChain {
+  readonly __chain: never;
+}
+
 /** The addon's JS API (native/addon.cc lists the same functions). */
 export interface NativeAddon {
   info(): { onednn: string; threads: number; isa: string; cachedPrimitives: number; winograd: boolean };
@@ -76,6 +81,9 @@ export interface NativeAddon {
   conv2dBackwardData(dy: Storage, w: Storage, g: Conv2dGeometry | Float64Array, precision?: Precision): Storage;
   conv2dBackwardWeights(x: Storage, dy: Storage, g: Conv2dGeometry | Float64Array, withBias: boolean,
     precision?: Precision): { dw: Storage; db: Storage | null };
+  convChain(spec: ConvChainSpec): NativeChain;
+  convChainRun(chain: NativeChain, x: Storage): Storage[];
+  convChainFree(chain: NativeChain): void;
 
   batchNormTrain(x: Storage, gamma: Storage, beta: Storage, eps: number, fuseRelu: boolean):
     { y: Storage; mean: Storage; variance: Storage; saved: Storage | null };
@@ -316,6 +324,13 @@ export class NativeBackend implements Backend {
     precision: Precision = 'fp32', consumeResidual = false): Storage {
     return this.call('conv2dFused',
       () => this.addon.conv2dFused(x, w, b, packConv(g), residual, relu, precision, consumeResidual));
+  }
+  convChain(spec: ConvChainSpec): ConvChain {
+    const handle = this.call('convChain', () => this.addon.convChain(spec));
+    return {
+      run: (x) => this.call('convChainRun', () => this.addon.convChainRun(handle, x)),
+      free: () => this.call('convChainFree', () => this.addon.convChainFree(handle)),
+    };
   }
   conv2dBackwardData(dy: Storage, w: Storage, g: Conv2dGeometry, precision: Precision = 'fp32'): Storage {
     return this.call('conv2dBackwardData', () => this.addon.conv2dBackwardData(dy, w, packConv(g), precision));
