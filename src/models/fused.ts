@@ -12,7 +12,7 @@
 // between them are bf16; the classifier runs in float32. On a backend with conv chains
 // (native) the convolutions and the max pool run as one call per forward (backend ConvChain:
 // ~2 ms of a resnet50's 26 at batch 1 went to crossing into JS between its 57 primitives),
-// where the net has that form (post-activation blocks, identity or projection shortcuts);
+// where the net has that form (post-activation blocks, any shortcut option);
 // else op by op, with the same results. Not here: training (there is no backward).
 
 import type { Backend, ConvChain, ConvChainNode, Precision } from '../backend/backend.js';
@@ -77,10 +77,13 @@ class FoldedConv {
 
 type Step = (x: Tensor) => Tensor;
 
+/** A convolution of the chain: a folded one, or option A's fixed selection. */
+type ChainConv = Pick<FoldedConv, 'weight' | 'bias' | 'opts'>;
+
 /** A node of the network's conv chain (backend ConvChainNode before its storages and
  *  renumbering): `src` and `residual` index the chain's nodes, -1 is the network's input. */
 type ChainDraft =
-  | { conv: FoldedConv; src: number; residual?: number; relu: boolean }
+  | { conv: ChainConv; src: number; residual?: number; relu: boolean }
   | { pool: Pool2dOptions; src: number };
 
 /** A compiled piece of the chain: its nodes and the shapes of its outputs per input shape. */
@@ -128,8 +131,8 @@ export class FusedResNet {
   private stemEnd = 0;
   private disposed = false;
   /** The steps as one chain of conv and max-pool nodes, where every step has that form (post-
-   *  activation blocks with identity or projection shortcuts: torchvision's and the paper's
-   *  ImageNet/CIFAR nets); null where one does not (option A, pre-activation). */
+   *  activation blocks, any shortcut option: torchvision's and the paper's ImageNet and CIFAR
+   *  nets); null where one does not (pre-activation units keep a batch norm). */
   private drafts: ChainDraft[] | null = [];
   /** The node holding each step's output. */
   private readonly stepNode: number[] = [];
@@ -188,9 +191,10 @@ export class FusedResNet {
     return this.drafts ? this.drafts.length - 1 : -1;
   }
 
-  private shortcutStep(name: string, m: Module | null, fold: (c: Conv2d, bn: BatchNorm2d | null) => FoldedConv): { step: Step; conv: FoldedConv | null } | null {
+  private shortcutStep(name: string, m: Module | null, fold: (c: Conv2d, bn: BatchNorm2d | null) => FoldedConv): { step: Step; conv: ChainConv } | null {
     if (m === null) return null;
-    if (m instanceof ShortcutA) return { step: (x) => m.forward(x), conv: null };
+    // Option A is a 1x1 convolution with a fixed 0/1 selection weight (models/shortcut.ts).
+    if (m instanceof ShortcutA) return { step: (x) => m.forward(x), conv: { weight: m.getBuffer('selection'), bias: null, opts: { stride: m.stride } } };
     if (m instanceof Sequential) {
       const parts = [...m];
       if (parts[0] instanceof Conv2d && (parts.length === 1 || (parts.length === 2 && parts[1] instanceof BatchNorm2d))) {
@@ -212,12 +216,11 @@ export class FusedResNet {
         : [fold(b.conv1, b.bn1), fold(b.conv2, b.bn2)];
       // The chain's nodes, in the order the step runs them: the convs but the last, the
       // shortcut, the last conv with the residual.
-      if (sc && !sc.conv) this.drafts = null;
       if (this.drafts) {
         const input = this.lastNode();
         let h = input;
         for (let i = 0; i < convs.length - 1; i++) h = this.draft({ conv: convs[i], src: h, relu: true });
-        const residual = b.plain ? undefined : sc?.conv ? this.draft({ conv: sc.conv, src: input, relu: false }) : input;
+        const residual = b.plain ? undefined : sc ? this.draft({ conv: sc.conv, src: input, relu: false }) : input;
         this.draft({ conv: convs[convs.length - 1], src: h, residual, relu: true });
       }
       return (x) => {
