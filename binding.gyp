@@ -10,7 +10,6 @@
         "native/storage.cc",
         "native/conv.cc",
         "native/chain.cc",
-        "native/shortcut.cc",
         "native/batch_norm.cc",
         "native/pool.cc",
         "native/eltwise.cc",

@@ -44,7 +44,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exportStorage(env, exports);
   exportConv(env, exports);
   exportChain(env, exports);
-  exportShortcut(env, exports);
   exportBatchNorm(env, exports);
   exportPool(env, exports);
   exportEltwise(env, exports);

@@ -1,5 +1,5 @@
-// A chain of BN-folded inference convolutions (bias, residual sum and ReLU as post-ops), max
-// pools and option A shortcuts, run in one call: what models/fused.ts would otherwise run op by op. Op by op,
+// A chain of BN-folded inference convolutions (bias, residual sum and ReLU as post-ops) and
+// max pools, run in one call: what models/fused.ts would otherwise run op by op. Op by op,
 // each of a resnet50's 57 primitives at batch 1 cost ~40 us more than the primitive itself
 // (tensor bookkeeping, two N-API crossings, a free, with the caches cold after every
 // primitive): ~2 of 26 ms. Here a run is one crossing and a loop over cached primitives, as
@@ -22,7 +22,7 @@ namespace {
 
 const napi_type_tag kChainTag = {0x7265736e65742d63ULL, 0x6f6e762d63686169ULL};
 
-enum class Op { conv, maxpool, shortcutA };
+enum class Op { conv, maxpool };
 
 // One node as the caller described it.
 struct Node {
@@ -43,7 +43,6 @@ struct Step {
   int srcTemp = -1;                       // arena slot src is reordered into, when its layout differs
   int slot = -1;                          // arena slot of dst; -1: a new storage (an output)
   bool inPlace = false;                   // dst is the residual's buffer (it holds the residual)
-  int64_t before = 0;                     // option A: zero channels before the data
   memory::dims dims;                      // [N, C, H, W] of dst
 };
 
@@ -159,12 +158,6 @@ Plan makePlan(const Chain& c, const memory::desc& xMd) {
       st.biasMd = e->pd.bias_desc();
       st.dims = {g.N, g.K, g.OH, g.OW};
       st.keep = e;
-    } else if (nd.op == Op::shortcutA) {
-      if (nd.K < s[1]) throw OpError(at + "option A cannot reduce " + std::to_string(s[1]) + " channels to " + std::to_string(nd.K));
-      st.before = (nd.K - s[1]) / 2;
-      st.srcMd = shortcutADesc(in, s[1], 1);  // in's layout where the op takes it, else plain
-      st.dstMd = shortcutADesc(st.srcMd, nd.K, nd.sH);
-      st.dims = dimsOf(st.dstMd);
     } else {
       const int64_t OH = (s[2] + 2 * nd.pH - nd.R) / nd.sH + 1, OW = (s[3] + 2 * nd.pW - nd.S) / nd.sW + 1;
       if (OH < 1 || OW < 1) throw OpError(at + "the pooling kernel is larger than the padded input");
@@ -221,8 +214,7 @@ int64_t numField(const Napi::Object& o, const char* name, const std::string& at)
 
 // convChain({ nodes, outputs, inChannels, precision }) -> chain. nodes[i]:
 //   { op: 'conv', src, residual?, relu, weight, bias | null, K, R, S, strideH, strideW, padH, padW,
-//     dilationH, dilationW, groups }, { op: 'maxpool', src, R, S, strideH, strideW, padH, padW }
-//   or { op: 'shortcutA', src, K, stride }
+//     dilationH, dilationW, groups }   or   { op: 'maxpool', src, R, S, strideH, strideW, padH, padW }
 // src and residual: an earlier node's index, or -1 for the chain's input; residual absent: none.
 Napi::Value ConvChain(const Napi::CallbackInfo& info) {
   return guarded(info, "convChain", [&]() -> Napi::Value {
@@ -243,20 +235,11 @@ Napi::Value ConvChain(const Napi::CallbackInfo& info) {
       Node n{};
       if (op == "conv") n.op = Op::conv;
       else if (op == "maxpool") n.op = Op::maxpool;
-      else if (op == "shortcutA") n.op = Op::shortcutA;
-      else throw OpError(at + "'op' must be 'conv', 'maxpool' or 'shortcutA'");
+      else throw OpError(at + "'op' must be 'conv' or 'maxpool'");
       n.src = static_cast<int>(numField(o, "src", at));
       n.residual = o.Get("residual").IsUndefined() || o.Get("residual").IsNull() ? -2 : static_cast<int>(numField(o, "residual", at));
       if (n.src < -1 || n.src >= static_cast<int>(i) || n.residual < -2 || n.residual >= static_cast<int>(i))
         throw OpError(at + "'src' and 'residual' must name an earlier node or -1 (the input)");
-      if (n.op == Op::shortcutA) {
-        n.K = numField(o, "K", at);
-        n.sH = n.sW = numField(o, "stride", at);
-        if (n.K < 1 || n.sH < 1) throw OpError(at + "K and stride must be >= 1");
-        if (n.residual != -2) throw OpError(at + "an option A shortcut takes no residual");
-        chain->nodes.push_back(std::move(n));
-        continue;
-      }
       n.R = numField(o, "R", at);
       n.S = numField(o, "S", at);
       n.sH = numField(o, "strideH", at);
@@ -360,11 +343,6 @@ Napi::Value ConvChainRun(const Napi::CallbackInfo& info) {
       if (nd.residual != -2 && !st.inPlace) {
         const memory r = nd.residual < 0 ? x->mem() : mem[nd.residual];
         reorderInto(r, dst);
-      }
-      if (nd.op == Op::shortcutA) {
-        shortcutAForward(src, dst, st.before, nd.sH);
-        mem[i] = dst;
-        continue;
       }
       std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
       if (nd.op == Op::conv) {

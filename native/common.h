@@ -317,7 +317,6 @@ void exportSgd(Napi::Env env, Napi::Object exports);
 void exportReduce(Napi::Env env, Napi::Object exports);
 void exportDetect(Napi::Env env, Napi::Object exports);
 void exportChain(Napi::Env env, Napi::Object exports);
-void exportShortcut(Napi::Env env, Napi::Object exports);
 void exportBench(Napi::Env env, Napi::Object exports);
 
 /// implInfo(kind, params) per family: nullptr result means "not my kind".
@@ -347,11 +346,6 @@ ConvShapes convShapes(const ConvGeom& g);
 dnnl::convolution_forward::primitive_desc convFwdPd(
     const ConvGeom& g, bool bias, const dnnl::primitive_attr& attr,
     dnnl::prop_kind prop = dnnl::prop_kind::forward_training, dt type = dt::f32);
-/// Option A shortcut (shortcut.cc): the layout its output takes for an input of layout `src`
-/// (nchw, nhwc, nChw8c or nChw16c; plain for any other), and the op itself on memories of
-/// those layouts: y = x[:, :, ::stride, ::stride] in channels before..before+C, zeros elsewhere.
-memory::desc shortcutADesc(const memory::desc& src, int64_t K, int64_t stride);
-void shortcutAForward(const memory& x, const memory& y, int64_t before, int64_t stride);
 /// The cached inference convolution y = relu?(conv(x, w) + b + residual?) (forward_inference;
 /// `sum` adds what dst holds, `relu` clamps last): the op of BN-folded inference.
 std::shared_ptr<Cached<dnnl::convolution_forward>> convFused(const ConvGeom& g, bool bias, bool sum, bool relu, dt type);

@@ -84,18 +84,6 @@ export interface InterpolateGeometry {
   readonly scaleW: number | null;
 }
 
-/** The option A shortcut (He et al. 2015): x [N, C, H, W] -> y [N, K, OH, OW], y = x[:, :,
- *  ::stride, ::stride] in channels before..before+C-1, zeros elsewhere; OH = floor((H - 1) /
- *  stride) + 1.
- * @example const g: ShortcutAGeometry = { N: 8, C: 16, H: 32, W: 32, K: 32, OH: 16, OW: 16, stride: 2, before: 8 };
- */
-export interface ShortcutAGeometry {
-  readonly N: number; readonly C: number; readonly H: number; readonly W: number;
-  readonly K: number; readonly OH: number; readonly OW: number;
-  readonly stride: number;
-  readonly before: number;
-}
-
 /** PyTorch's torch.optim.SGD semantics (the update happens in place on param and buffer):
  *  d = g + weightDecay * p
  *  buf = initBuffer ? d : momentum * buf + (1 - dampening) * d
@@ -151,8 +139,8 @@ export interface BackendInfo {
   readonly winograd?: boolean;
 }
 
-/** One node of a ConvChain: a conv2dFused (bias, residual and ReLU as its post-ops), a max
- *  pool (floor mode) or an option A shortcut (its `before` is (K - C) / 2, floored). `src` and `residual` name an earlier node by index, or -1: the chain's
+/** One node of a ConvChain: a conv2dFused (bias, residual and ReLU as its post-ops) or a max
+ *  pool (floor mode). `src` and `residual` name an earlier node by index, or -1: the chain's
  *  input; no `residual`, nothing is added.
  * @example const n: ConvChainNode = { op: 'maxpool', src: 0, R: 3, S: 3, strideH: 2, strideW: 2, padH: 1, padW: 1 };
  */
@@ -160,8 +148,7 @@ export type ConvChainNode =
   | { op: 'conv'; src: number; residual?: number; relu: boolean; weight: Storage; bias: Storage | null;
     K: number; R: number; S: number; strideH: number; strideW: number; padH: number; padW: number;
     dilationH: number; dilationW: number; groups: number }
-  | { op: 'maxpool'; src: number; R: number; S: number; strideH: number; strideW: number; padH: number; padW: number }
-  | { op: 'shortcutA'; src: number; K: number; stride: number };
+  | { op: 'maxpool'; src: number; R: number; S: number; strideH: number; strideW: number; padH: number; padW: number };
 
 /** @example const spec: ConvChainSpec = { nodes, outputs: [nodes.length - 1], inChannels: 3, precision: 'fp32' }; */
 export interface ConvChainSpec {
@@ -220,12 +207,6 @@ export interface Backend {
    *  crossing per run, intermediates in an arena of the chain's own). Where absent, the caller
    *  runs the ops one by one (the same results). */
   convChain?(spec: ConvChainSpec): ConvChain;
-
-  // ---- option A shortcut (data movement; x's own layout and precision) --------------------
-  shortcutA(x: Storage, g: ShortcutAGeometry): Storage;
-  /** dx [N, C, H, W] from dy [N, K, OH, OW]: dy's channels before..before+C-1 at the strided
-   *  positions, zeros elsewhere. */
-  shortcutABackward(dy: Storage, g: ShortcutAGeometry): Storage;
 
   // ---- batch norm (x: [N, C, H, W], gamma/beta/mean/variance: [C]) -----------------------
   /** Training mode: batch statistics (biased variance). `saved` is whatever the backward

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { NativeError, NativeLoadError } from '../errors.js';
 import type {
   AdamwParams, Backend, BackendInfo, Conv2dGeometry, ConvChain, ConvChainSpec, DType, InterpolateGeometry, Pool2dGeometry, Precision, RoiGeometry,
-  SgdParams, Shape, ShortcutAGeometry, Storage,
+  SgdParams, Shape, Storage,
 } from './backend.js';
 
 /** Where a storage's memory is and how it is laid out (tests and debugging). */
@@ -82,8 +82,6 @@ export interface NativeAddon {
   conv2dBackwardWeights(x: Storage, dy: Storage, g: Conv2dGeometry | Float64Array, withBias: boolean,
     precision?: Precision): { dw: Storage; db: Storage | null };
   convChain(spec: ConvChainSpec): NativeChain;
-  shortcutA(x: Storage, g: ShortcutAGeometry): Storage;
-  shortcutABackward(dy: Storage, g: ShortcutAGeometry): Storage;
   convChainRun(chain: NativeChain, x: Storage): Storage[];
   convChainFree(chain: NativeChain): void;
 
@@ -326,12 +324,6 @@ export class NativeBackend implements Backend {
     precision: Precision = 'fp32', consumeResidual = false): Storage {
     return this.call('conv2dFused',
       () => this.addon.conv2dFused(x, w, b, packConv(g), residual, relu, precision, consumeResidual));
-  }
-  shortcutA(x: Storage, g: ShortcutAGeometry): Storage {
-    return this.call('shortcutA', () => this.addon.shortcutA(x, g));
-  }
-  shortcutABackward(dy: Storage, g: ShortcutAGeometry): Storage {
-    return this.call('shortcutABackward', () => this.addon.shortcutABackward(dy, g));
   }
   convChain(spec: ConvChainSpec): ConvChain {
     const handle = this.call('convChain', () => this.addon.convChain(spec));

@@ -77,12 +77,14 @@ class FoldedConv {
 
 type Step = (x: Tensor) => Tensor;
 
+/** A convolution of the chain: a folded one, or option A's fixed selection. */
+type ChainConv = Pick<FoldedConv, 'weight' | 'bias' | 'opts'>;
+
 /** A node of the network's conv chain (backend ConvChainNode before its storages and
  *  renumbering): `src` and `residual` index the chain's nodes, -1 is the network's input. */
 type ChainDraft =
-  | { conv: FoldedConv; src: number; residual?: number; relu: boolean }
-  | { pool: Pool2dOptions; src: number }
-  | { optionA: ShortcutA; src: number };
+  | { conv: ChainConv; src: number; residual?: number; relu: boolean }
+  | { pool: Pool2dOptions; src: number };
 
 /** A compiled piece of the chain: its nodes and the shapes of its outputs per input shape. */
 interface CompiledChain {
@@ -189,14 +191,15 @@ export class FusedResNet {
     return this.drafts ? this.drafts.length - 1 : -1;
   }
 
-  private shortcutStep(name: string, m: Module | null, fold: (c: Conv2d, bn: BatchNorm2d | null) => FoldedConv): { step: Step; draft: (src: number) => ChainDraft } | null {
+  private shortcutStep(name: string, m: Module | null, fold: (c: Conv2d, bn: BatchNorm2d | null) => FoldedConv): { step: Step; conv: ChainConv } | null {
     if (m === null) return null;
-    if (m instanceof ShortcutA) return { step: (x) => m.forward(x), draft: (src) => ({ optionA: m, src }) };
+    // Option A is a 1x1 convolution with a fixed 0/1 selection weight (models/shortcut.ts).
+    if (m instanceof ShortcutA) return { step: (x) => m.forward(x), conv: { weight: m.getBuffer('selection'), bias: null, opts: { stride: m.stride } } };
     if (m instanceof Sequential) {
       const parts = [...m];
       if (parts[0] instanceof Conv2d && (parts.length === 1 || (parts.length === 2 && parts[1] instanceof BatchNorm2d))) {
         const f = fold(parts[0], parts.length === 2 ? (parts[1] as BatchNorm2d) : null);
-        return { step: (x) => f.run(x, false), draft: (src) => ({ conv: f, src, relu: false }) };
+        return { step: (x) => f.run(x, false), conv: f };
       }
     }
     throw new InvalidArgumentError(`fuseForInference: ${name}: no fused form for the shortcut ${m.constructor.name}; supported: option A, Sequential(Conv2d[, BatchNorm2d])`);
@@ -217,7 +220,7 @@ export class FusedResNet {
         const input = this.lastNode();
         let h = input;
         for (let i = 0; i < convs.length - 1; i++) h = this.draft({ conv: convs[i], src: h, relu: true });
-        const residual = b.plain ? undefined : sc ? this.draft(sc.draft(input)) : input;
+        const residual = b.plain ? undefined : sc ? this.draft({ conv: sc.conv, src: input, relu: false }) : input;
         this.draft({ conv: convs[convs.length - 1], src: h, residual, relu: true });
       }
       return (x) => {
@@ -309,7 +312,6 @@ export class FusedResNet {
     };
     const drafts = all.slice(first, last + 1);
     const nodes: ConvChainNode[] = drafts.map((d): ConvChainNode => {
-      if ('optionA' in d) return { op: 'shortcutA', src: local(d.src), K: d.optionA.outChannels, stride: d.optionA.stride };
       if ('pool' in d) {
         const g = pool2dGeometry('maxPool2d', [1, 1, 1e9, 1e9], d.pool);
         return { op: 'maxpool', src: local(d.src), R: g.kernelH, S: g.kernelW, strideH: g.strideH, strideW: g.strideW, padH: g.padH, padW: g.padW };
@@ -335,9 +337,7 @@ export class FusedResNet {
     const shapes: number[][] = [];
     c.drafts.forEach((d, i) => {
       const s = d.src - c.first < 0 ? x : shapes[d.src - c.first];
-      if ('optionA' in d) {
-        shapes[i] = d.optionA.traceShape(s);
-      } else if ('pool' in d) {
+      if ('pool' in d) {
         const g = pool2dGeometry('maxPool2d', s, d.pool);
         shapes[i] = [g.N, g.C, g.OH, g.OW];
       } else {

@@ -6,16 +6,16 @@
 // 2016, the input is already normalised).
 
 import type { Backend, Shape } from '../backend/backend.js';
-import { InvalidArgumentError, ShapeError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
 import { BatchNorm2d } from '../nn/batch_norm.js';
 import { Conv2d } from '../nn/conv.js';
 import type { Initializer } from '../nn/init.js';
 import { Module, ShapeTrace } from '../nn/module.js';
 import { Sequential } from '../nn/sequential.js';
-import { fmt } from '../tensor/geometry.js';
-import { shortcutA, shortcutAGeometry } from '../tensor/ops/shortcut.js';
+import { conv2d } from '../tensor/ops/conv2d.js';
+import { conv2dGeometry } from '../tensor/geometry.js';
 import type { Rng } from '../tensor/random.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { tensor, type Tensor } from '../tensor/tensor.js';
 
 /**
  * 'none' is a plain (shortcut-free) block.
@@ -29,31 +29,33 @@ export const SHORTCUT_OPTIONS: readonly ShortcutOption[] = ['A', 'B', 'C'];
  * Option A where the shape changes: y = zero-pad-channels(x[:, :, ::s, ::s]), the new
  * channels split equally before and after the existing ones, exactly the
  * `F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, planes//4, planes//4))` of the widely used CIFAR
- * code, so its checkpoints load. Parameter-free (the state dict has no key for it); counts
- * no multiply-adds (it moves data: tensor/ops/shortcut.ts). NOTE: the odd channel, if
- * out - in is odd, goes after.
+ * code, so its checkpoints load. Computed as a 1x1 convolution with stride s and a fixed
+ * 0/1 selection weight [out, in, 1, 1] (exact: each output is 1*x or a sum of zeros); the
+ * weight is a non-persistent, non-trainable buffer, so the state dict has no key for it.
+ * Counts no multiply-adds (it moves data). NOTE: the odd channel, if out - in is odd, goes
+ * after.
  * @example const sc = new ShortcutA(16, 32, 2);  // subsample and zero-pad channels
  */
 export class ShortcutA extends Module {
   readonly before: number;
 
-  constructor(readonly inChannels: number, readonly outChannels: number, readonly stride: number, _backend?: Backend) {
+  constructor(readonly inChannels: number, readonly outChannels: number, readonly stride: number, backend?: Backend) {
     super();
     if (outChannels < inChannels) {
       throw new InvalidArgumentError(`shortcut option A pads channels and cannot reduce them (${inChannels} -> ${outChannels}); use option B or C`);
     }
     this.before = Math.floor((outChannels - inChannels) / 2);
+    const w = new Float32Array(outChannels * inChannels);
+    for (let c = 0; c < inChannels; c++) w[(this.before + c) * inChannels + c] = 1;
+    this.registerBuffer('selection', tensor(w, [outChannels, inChannels, 1, 1], { backend }), false);
   }
 
   override forward(x: Tensor): Tensor {
-    if (x.shape.length === 4 && x.shape[1] !== this.inChannels) {
-      throw new ShapeError(`ShortcutA(${this.inChannels} -> ${this.outChannels}): x must have ${this.inChannels} channels, got ${fmt(x.shape)}`);
-    }
-    return shortcutA(x, this.outChannels, this.stride);
+    return conv2d(x, this.getBuffer('selection'), null, { stride: this.stride });
   }
 
   override traceShape(shape: Shape, _trace: ShapeTrace = new ShapeTrace()): number[] {
-    const g = shortcutAGeometry(shape, this.outChannels, this.stride);
+    const g = conv2dGeometry(shape, [this.outChannels, this.inChannels, 1, 1], null, { stride: this.stride });
     return [g.N, g.K, g.OH, g.OW];
   }
 

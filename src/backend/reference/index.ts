@@ -7,7 +7,7 @@
 
 import type {
   AdamwParams, Backend, BackendInfo, Conv2dGeometry, DType, InterpolateGeometry, Pool2dGeometry, Precision, RoiGeometry,
-  SgdParams, Shape, ShortcutAGeometry, Storage,
+  SgdParams, Shape, Storage,
 } from '../backend.js';
 import { numel } from '../backend.js';
 import { DisposedError, DTypeError, InvalidArgumentError } from '../../errors.js';
@@ -21,7 +21,6 @@ import { linear, linearBackwardData, linearBackwardWeights } from './linear.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from './loss.js';
 import { avgPool2d, avgPool2dBackward, maxPool2d, maxPool2dBackward } from './pool.js';
 import { sum } from './reduce.js';
-import { shortcutA, shortcutABackward } from './shortcut.js';
 import { adamwUpdate } from './adamw.js';
 import { sgdUpdate } from './sgd.js';
 
@@ -281,14 +280,6 @@ export class ReferenceBackend implements Backend {
   roiPoolBackward(dy: Storage, rois: Storage, saved: Storage, g: RoiGeometry): Storage {
     const op = 'roiPoolBackward';
     return this.out(roiPoolBackward(this.f32(dy, op), this.f32(rois, op), this.i32(saved, op), g));
-  }
-
-  shortcutA(x: Storage, g: ShortcutAGeometry): Storage {
-    return this.out(shortcutA(this.f32(x, 'shortcutA'), g));
-  }
-
-  shortcutABackward(dy: Storage, g: ShortcutAGeometry): Storage {
-    return this.out(shortcutABackward(this.f32(dy, 'shortcutABackward'), g));
   }
 
   interpolate(x: Storage, g: InterpolateGeometry): Storage {

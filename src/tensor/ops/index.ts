@@ -12,7 +12,6 @@
 //   avgPool2d(x)            dx = dy spread evenly over each window (divisor per count_include_pad)
 //   linear(x, w, b)         dx = dy w; dw = dy^T x; db = sum_n dy
 //   reshape(x)              dx = reshape(dy, x.shape)
-//   shortcutA(x)            dx = dy's data channels at the strided positions, zeros elsewhere
 //   crossEntropy(z, y)      dz = dloss * (softmax(z) - target) / N
 //   sum(x)                  dx = dy broadcast
 // Composite (no hand-written gradient): mean, addScalar, mulScalar, flatten, globalAvgPool2d.
@@ -27,7 +26,6 @@ export { add, addRelu, mul, affine, addScalar, mulScalar } from './elementwise.j
 export { maxPool2d, avgPool2d, globalAvgPool2d, type AvgPool2dOptions } from './pool.js';
 export { linear } from './linear.js';
 export { reshape, flatten } from './reshape.js';
-export { shortcutA, shortcutAGeometry } from './shortcut.js';
 export { crossEntropy, type CrossEntropyOptions } from './loss.js';
 export { sum, mean } from './reduce.js';
 export { sgdStep, sgdStepMany, type SgdStepOptions } from './sgd.js';
