@@ -2,7 +2,9 @@
 // (../shared/BENCHMARKS.md): for each case, rounds of ours / onnxruntime-node / PyTorch
 // alternating, each a fresh process doing warm-up + timed runs; the median over all timed
 // runs of each side, and the ratio ours / peer in images per second (above 1.0: faster).
-// Writes bench/results/peers_<cpu>.json and .txt with the CPU model, flags and versions.
+// Writes bench/results/peers_<cpu>.json and .txt with the CPU model, flags and versions (a
+// run of some cases only, `--cases infer|train`, writes peers_<cpu>_<cases>.*: it never
+// replaces the full run's files).
 // With --precision bf16, ours runs bf16 mixed precision and PyTorch bf16 autocast in channels-
 // last (its fast bf16 path); onnxruntime stays fp32 (its CPU provider has no bf16 convolution).
 //   node --import tsx bench/peers.ts [--rounds 3] [--runs 5] [--cases infer|train|all] [--threads 2] [--precision fp32|bf16]
@@ -31,6 +33,7 @@ const rounds = Number(arg('rounds', '3'));
 const runs = arg('runs', '5');
 const threads = arg('threads', String(availableParallelism()));
 const which = arg('cases', 'all');
+if (!['all', 'infer', 'train'].includes(which)) throw new Error(`--cases must be infer, train or all, got '${which}'`);
 const precision = arg('precision', 'fp32');
 if (precision !== 'fp32' && precision !== 'bf16') throw new Error(`--precision must be fp32 or bf16, got '${precision}'`);
 const bf16 = precision === 'bf16';
@@ -95,6 +98,6 @@ mkdirSync('bench/results', { recursive: true });
 // The model name alone does not tell the kinds apart ("AMD EPYC" is Zen 3 and Zen 5 here).
 const family = isa.includes('amx_bf16') ? 'amx' : isa.includes('avx512f') ? 'avx512' : 'avx2';
 const slug = `${cpu.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_|_$/g, '')}_${family}`;
-const name = `peers_${slug}${bf16 ? '_bf16' : ''}`;
+const name = `peers_${slug}${bf16 ? '_bf16' : ''}${which === 'all' ? '' : `_${which}`}`;
 writeFileSync(`bench/results/${name}.json`, `${JSON.stringify({ cpu, isa, onednn: info.onednn, dispatch: info.isa, threads: Number(threads), precision, rounds, runs: Number(runs), date: new Date().toISOString(), results }, null, 1)}\n`);
 writeFileSync(`bench/results/${name}.txt`, `${lines.join('\n')}\n`);
