@@ -72,22 +72,6 @@ struct Chain {
   }
 };
 
-using MaxPool = dnnl::pooling_forward;
-
-std::shared_ptr<Cached<MaxPool>> maxPoolInference(const memory::desc& src, const memory::dims& dst, const Node& n) {
-  Key k("chain_maxpool");
-  k.md(src);
-  for (int64_t v : dst) k.i(v);
-  for (int64_t v : {n.R, n.S, n.sH, n.sW, n.pH, n.pW}) k.i(v);
-  return cached<MaxPool>(k, [&] {
-    const memory::dims s = dimsOf(src);
-    const memory::dims padR{padRight(s[2], dst[2], n.R, n.sH, n.pH, 1), padRight(s[3], dst[3], n.S, n.sW, n.pW, 1)};
-    MaxPool::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::pooling_max, src,
-                    memory::desc(dst, src.data_type(), tag::any), {n.sH, n.sW}, {n.R, n.S}, {n.pH, n.pW}, padR);
-    return MaxPool::primitive_desc(d, defaultAttr(), eng());
-  });
-}
-
 Storage* weightOf(const Napi::ObjectReference& ref, size_t node, const char* what) {
   const std::string name = std::string("node ") + std::to_string(node) + " " + what;
   return Storage::From(ref.Value(), name.c_str());
@@ -145,11 +129,9 @@ Plan makePlan(const Chain& c, const memory::desc& xMd) {
       const int64_t effR = nd.dH * (nd.R - 1) + 1, effS = nd.dW * (nd.S - 1) + 1;
       if (effR > s[2] + 2 * nd.pH || effS > s[3] + 2 * nd.pW)
         throw OpError(at + "the kernel is larger than the padded input " + std::to_string(s[2]) + "x" + std::to_string(s[3]));
-      const ConvGeom g{s[0], s[1], s[2], s[3], nd.K, nd.R, nd.S, (s[2] + 2 * nd.pH - effR) / nd.sH + 1,
-                       (s[3] + 2 * nd.pW - effS) / nd.sW + 1, nd.sH, nd.sW, nd.pH, nd.pW, nd.dH, nd.dW, nd.groups};
-      auto e = convFused(convGeom({g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.OH, g.OW, g.strideH, g.strideW, g.padH, g.padW,
-                                   g.dilH, g.dilW, g.groups}),
-                         !nd.b.IsEmpty(), nd.residual != -2, nd.relu, c.type);
+      const ConvGeom g = convGeom({s[0], s[1], s[2], s[3], nd.K, nd.R, nd.S, (s[2] + 2 * nd.pH - effR) / nd.sH + 1,
+                                   (s[3] + 2 * nd.pW - effS) / nd.sW + 1, nd.sH, nd.sW, nd.pH, nd.pW, nd.dH, nd.dW, nd.groups});
+      auto e = convFused(g, !nd.b.IsEmpty(), nd.residual != -2, nd.relu, c.type);
       st.prim = &e->prim;
       st.pd = &e->pd;
       st.srcMd = e->pd.src_desc();
@@ -161,8 +143,7 @@ Plan makePlan(const Chain& c, const memory::desc& xMd) {
     } else {
       const int64_t OH = (s[2] + 2 * nd.pH - nd.R) / nd.sH + 1, OW = (s[3] + 2 * nd.pW - nd.S) / nd.sW + 1;
       if (OH < 1 || OW < 1) throw OpError(at + "the pooling kernel is larger than the padded input");
-      const memory::desc src = nd.src < 0 ? xMd : in;
-      auto e = maxPoolInference(src, {s[0], s[1], OH, OW}, nd);
+      auto e = maxPoolInference(in, {s[0], s[1], s[2], s[3], OH, OW, nd.R, nd.S, nd.sH, nd.sW, nd.pH, nd.pW});
       st.prim = &e->prim;
       st.pd = &e->pd;
       st.srcMd = e->pd.src_desc();

@@ -346,6 +346,9 @@ ConvShapes convShapes(const ConvGeom& g);
 dnnl::convolution_forward::primitive_desc convFwdPd(
     const ConvGeom& g, bool bias, const dnnl::primitive_attr& attr,
     dnnl::prop_kind prop = dnnl::prop_kind::forward_training, dt type = dt::f32);
+/// The cached max pool without a workspace (forward_inference) for src and a geometry in
+/// kPoolFields order: N, C, H, W, OH, OW, kernelH, kernelW, strideH, strideW, padH, padW (pool.cc).
+std::shared_ptr<Cached<dnnl::pooling_forward>> maxPoolInference(const memory::desc& src, const std::vector<int64_t>& geometry);
 /// The cached inference convolution y = relu?(conv(x, w) + b + residual?) (forward_inference;
 /// `sum` adds what dst holds, `relu` clamps last): the op of BN-folded inference.
 std::shared_ptr<Cached<dnnl::convolution_forward>> convFused(const ConvGeom& g, bool bias, bool sum, bool relu, dt type);

@@ -44,9 +44,12 @@ dnnl::algorithm avgAlg(bool countIncludePad) {
                          : dnnl::algorithm::pooling_avg_exclude_padding;
 }
 
-std::shared_ptr<Cached<Fwd>> fwd(dnnl::algorithm alg, const memory::desc& src, const PoolGeom& g) {
-  return cached<Fwd>(poolKey("pool_fwd", alg, src, g), [&] {
-    Fwd::desc d(dnnl::prop_kind::forward_training, alg, src, memory::desc(g.dst(), src.data_type(), tag::any),
+// forward_training (max pool: with the workspace its backward needs), or forward_inference.
+std::shared_ptr<Cached<Fwd>> fwd(dnnl::algorithm alg, const memory::desc& src, const PoolGeom& g,
+                                 dnnl::prop_kind prop = dnnl::prop_kind::forward_training) {
+  const bool training = prop == dnnl::prop_kind::forward_training;
+  return cached<Fwd>(poolKey(training ? "pool_fwd" : "pool_fwd_inference", alg, src, g), [&] {
+    Fwd::desc d(prop, alg, src, memory::desc(g.dst(), src.data_type(), tag::any),
                 g.strides(), g.kernel(), g.padL(), g.padR());
     return Fwd::primitive_desc(d, defaultAttr(), eng());
   });
@@ -137,6 +140,10 @@ Napi::Value poolImplInfo(Napi::Env env, const std::string& kind, const Napi::Obj
   }
   const auto& pd = bwd(alg, src, g)->pd;
   return describePd(env, pd, {{"diffDst", pd.diff_dst_desc()}, {"diffSrc", pd.diff_src_desc()}});
+}
+
+std::shared_ptr<Cached<dnnl::pooling_forward>> maxPoolInference(const memory::desc& src, const std::vector<int64_t>& geometry) {
+  return fwd(dnnl::algorithm::pooling_max, src, poolGeom(geometry), dnnl::prop_kind::forward_inference);
 }
 
 void exportPool(Napi::Env env, Napi::Object exports) {
