@@ -11,6 +11,7 @@
 //   npm run -s bench:serve -- [--archs resnet18,resnet50] [--concurrency 1,8,32] [--duration 10]
 //                             [--amount 5000] [--max-batch 16] [--kinds tensor,jpeg] [--out FILE]
 //                             [--warmup S] [--streams 1,2] [--max-delay-ms 5] [--batches 16,1]
+//                             [--helper-priority normal,idle]
 // --streams runs the servers with each of those `resnet serve --streams` (engine threads each
 // running its own batch on cores / streams threads); 'engine busy' is then stream-seconds of
 // forwards per second (up to the streams).
@@ -19,6 +20,7 @@
 // a burst whose first batch leaves short after the max delay, so the burst's last requests
 // wait up to three batch times). The warm-up is --warmup seconds, by default the longer of
 // 2 s and four of `resnet bench`'s batch times.
+// --helper-priority runs the servers with each of those `resnet serve --helper-priority`.
 // --out writes FILE under bench/results/ (default serve_<cpu>.json and .txt), rewritten after
 // every row, so a run stopped early keeps the rows it measured.
 
@@ -47,6 +49,7 @@ const maxBatch = Number(opt('max-batch', '16'));
 const kinds = list('kinds', 'tensor,jpeg');
 const warmupOpt = opt('warmup', '');
 const streamsList = list('streams', '1').map(Number);
+const ioPriorities = list('helper-priority', 'normal');
 const batches = list('batches', `${maxBatch},1`).map(Number); // --max-batch of the servers: batched, and one at a time
 const MAX_DELAY_MS = Number(opt('max-delay-ms', '5')); // resnet serve's --max-delay-ms (its default 5)
 const cpu = cpus()[0]?.model ?? 'unknown cpu';
@@ -54,7 +57,7 @@ const slug = cpu.toLowerCase().replace(/\(r\)|\(tm\)|cpu|processor|@.*$/g, '').t
 const outBase = opt('out', `serve_${slug}`).replace(/\.(json|txt)$/, '');
 
 interface Row {
-  arch: string; kind: string; max_batch: number; streams: number; concurrency: number; images_per_sec: number; p50_ms: number; p99_ms: number;
+  arch: string; kind: string; max_batch: number; streams: number; helper_priority: string; concurrency: number; images_per_sec: number; p50_ms: number; p99_ms: number;
   /** p50 and p99 of the requests that ended after the first `warmup` seconds of the row. */
   p50_steady_ms: number; p99_steady_ms: number; warmup_s: number;
   /** The issue's bound on p99: 2 x (max delay + one batch's forward), with `resnet bench`'s batch time. */
@@ -82,8 +85,8 @@ function processCpuSeconds(pid: number): number {
   }
 }
 
-async function startServe(model: string, file: string, batch: number, streams: number): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--model', `${model}=${file}`, '--port', '0', '--max-batch', String(batch), '--max-queue', '1024', '--streams', String(streams), '--max-delay-ms', String(MAX_DELAY_MS)], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function startServe(model: string, file: string, batch: number, streams: number, helperPriority: string): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--model', `${model}=${file}`, '--port', '0', '--max-batch', String(batch), '--max-queue', '1024', '--streams', String(streams), '--max-delay-ms', String(MAX_DELAY_MS), '--helper-priority', helperPriority], { stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (d) => { out += d; const m = /at (http:\/\/\S+)/.exec(out); if (m) resolve(m[1]); });
@@ -131,11 +134,11 @@ const tmp = mkdtempSync(join(tmpdir(), 'resnet-bench-serve-'));
 const rows: Row[] = [];
 const dir = join(root, 'bench', 'results');
 mkdirSync(dir, { recursive: true });
-const header = ['arch', 'kind', 'max_batch', 'streams', 'conc', 'img/s', 'p50 ms', 'p99 ms', 'steady p50/p99', 'p99 bound', 'mean batch', 'decode s', 'compute s', 'engine busy', 'batch ms (bench)', 'server cores', 'client cores', 'non2xx', 'vs bench'];
+const header = ['arch', 'kind', 'max_batch', 'streams', 'helpers', 'conc', 'img/s', 'p50 ms', 'p99 ms', 'steady p50/p99', 'p99 bound', 'mean batch', 'decode s', 'compute s', 'engine busy', 'batch ms (bench)', 'server cores', 'client cores', 'non2xx', 'vs bench'];
 /** Writes every row so far (after each row, so a run stopped early keeps what it measured),
  *  each file replaced atomically. */
 function writeResults(): string {
-  const lines = rows.map((r) => [r.arch, r.kind, r.max_batch, r.streams, r.concurrency, r.images_per_sec.toFixed(1), r.p50_ms, r.p99_ms, `${r.p50_steady_ms}/${r.p99_steady_ms}`, r.p99_bound_ms ?? '-', r.mean_batch.toFixed(1), r.decode_s.toFixed(2), r.compute_s.toFixed(2),
+  const lines = rows.map((r) => [r.arch, r.kind, r.max_batch, r.streams, r.helper_priority, r.concurrency, r.images_per_sec.toFixed(1), r.p50_ms, r.p99_ms, `${r.p50_steady_ms}/${r.p99_steady_ms}`, r.p99_bound_ms ?? '-', r.mean_batch.toFixed(1), r.decode_s.toFixed(2), r.compute_s.toFixed(2),
     r.engine_busy.toFixed(2), `${r.batch_ms.toFixed(1)}${r.bench_batch_ms ? ` (${r.bench_batch_ms.toFixed(1)})` : ''}`, r.server_cores.toFixed(2), r.client_cores.toFixed(2), r.non2xx,
     r.bench_images_per_sec ? (r.images_per_sec / r.bench_images_per_sec).toFixed(2) : '-'].join('\t'));
   const text = `resnet serve load, ${cpu}, ${cpus().length} logical CPUs, node ${process.version}, ${new Date().toISOString()}\n` +
@@ -158,8 +161,8 @@ try {
     m.dispose();
     let lastBench = benchIps(arch, maxBatch); // the reference before the next batched row
     const warmup = warmupOpt ? Number(warmupOpt) : Math.max(2, lastBench ? (4 * maxBatch) / lastBench : 2);
-    for (const [batch, streams] of batches.flatMap((b) => streamsList.map((st) => [b, st]))) {
-      const server = await startServe(arch, file, batch, streams);
+    for (const [batch, streams, io] of batches.flatMap((b) => streamsList.flatMap((st) => ioPriorities.map((p) => [b, st, p] as const)))) {
+      const server = await startServe(arch, file, batch, streams, io);
       try {
         // One preprocessed image of the model's input shape (from its v2 metadata).
         const meta = await (await fetch(`${server.url}/v2/models/${arch}`)).json() as { inputs: { shape: number[] }[] };
@@ -193,7 +196,7 @@ try {
             if (benchAfter) lastBench = benchAfter;
             const ref = benchBefore && benchAfter ? (benchBefore + benchAfter) / 2 : (benchBefore ?? benchAfter);
             rows.push({
-              arch, kind, max_batch: batch, streams, concurrency: c, images_per_sec: res.latency.mean > 0 ? (okShare * c * 1000) / res.latency.mean : 0, p50_ms: res.latency.p50, p99_ms: res.latency.p99,
+              arch, kind, max_batch: batch, streams, helper_priority: io, concurrency: c, images_per_sec: res.latency.mean > 0 ? (okShare * c * 1000) / res.latency.mean : 0, p50_ms: res.latency.p50, p99_ms: res.latency.p99,
               p50_steady_ms: quantile(steady, 0.5), p99_steady_ms: quantile(steady, 0.99), warmup_s: warmup,
               p99_bound_ms: ref ? Math.round(2 * (MAX_DELAY_MS + (1000 * maxBatch) / ref)) : null,
               requests: res.requests.total, non2xx: res.non2xx, errors: res.errors, decode_s: d('resnet_decode_seconds_sum'), compute_s: d('resnet_batch_compute_seconds_sum'),
@@ -206,7 +209,7 @@ try {
             });
             const r = rows[rows.length - 1];
             writeResults();
-            process.stderr.write(`${arch} ${kind} max-batch ${batch} streams ${streams} c=${c}: ${r.images_per_sec.toFixed(1)} img/s, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms (steady ${r.p50_steady_ms}/${r.p99_steady_ms}), mean batch ${r.mean_batch.toFixed(1)}, non-2xx ${r.non2xx}\n`);
+            process.stderr.write(`${arch} ${kind} max-batch ${batch} streams ${streams} helpers ${io} c=${c}: ${r.images_per_sec.toFixed(1)} img/s, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms (steady ${r.p50_steady_ms}/${r.p99_steady_ms}), mean batch ${r.mean_batch.toFixed(1)}, non-2xx ${r.non2xx}\n`);
           }
         }
       } finally {

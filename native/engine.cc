@@ -13,7 +13,13 @@
 #include <pmmintrin.h>
 #include <xmmintrin.h>
 
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <new>
 
@@ -317,6 +323,56 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   });
 }
 
+// threadIds() -> [the calling thread's id, then its OpenMP team's others] (Linux thread ids,
+// as /proc/self/task lists them): the threads that run this thread's kernels.
+Napi::Value ThreadIds(const Napi::CallbackInfo& info) {
+  return guarded(info, "threadIds", [&]() -> Napi::Value {
+    std::vector<double> ids(static_cast<size_t>(numThreads()), 0);
+#pragma omp parallel
+    {
+      const int t = omp_get_thread_num();
+      if (t < static_cast<int>(ids.size())) ids[static_cast<size_t>(t)] = static_cast<double>(syscall(SYS_gettid));
+    }
+    Napi::Array a = Napi::Array::New(info.Env(), ids.size());
+    for (size_t i = 0; i < ids.size(); ++i) a.Set(static_cast<uint32_t>(i), ids[i]);
+    return a;
+  });
+}
+
+// idleThreads(ids) -> how many: each of these threads of this process is given SCHED_IDLE
+// (Linux: it runs only on a core no other thread wants; any user may lower a thread so). A
+// thread that has ended meanwhile is skipped.
+Napi::Value IdleThreads(const Napi::CallbackInfo& info) {
+  return guarded(info, "idleThreads", [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsArray()) throw OpError("'ids' must be an array of thread ids");
+    const Napi::Array ids = info[0].As<Napi::Array>();
+    std::vector<pid_t> tids;  // all checked before any is touched
+    for (uint32_t i = 0; i < ids.Length(); ++i) {
+      const Napi::Value v = ids.Get(i);
+      const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+      if (!(d >= 1 && d <= 4194304) || d != static_cast<double>(static_cast<pid_t>(d)))
+        throw OpError("'ids[" + std::to_string(i) + "]' must be a thread id (a positive integer)");
+      tids.push_back(static_cast<pid_t>(d));
+    }
+    int done = 0;
+    for (const pid_t tid : tids) {
+      // Only this process's threads: /proc/self/task/<tid> exists for those (one that ended is skipped).
+      if (access(("/proc/self/task/" + std::to_string(tid)).c_str(), F_OK) != 0) {
+        if (errno == ENOENT) continue;
+        throw OpError("thread " + std::to_string(tid) + ": " + std::strerror(errno));
+      }
+      sched_param p{};
+      p.sched_priority = 0;
+      if (sched_setscheduler(tid, SCHED_IDLE, &p) != 0) {
+        if (errno == ESRCH) continue;
+        throw OpError("SCHED_IDLE for thread " + std::to_string(tid) + ": " + std::strerror(errno));
+      }
+      ++done;
+    }
+    return Napi::Number::New(info.Env(), done);
+  });
+}
+
 }  // namespace
 
 void exportEngine(Napi::Env env, Napi::Object exports) {
@@ -327,6 +383,8 @@ void exportEngine(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("ftzStatus", Napi::Function::New(env, FtzStatus, "ftzStatus"));
+  exports.Set("threadIds", Napi::Function::New(env, ThreadIds, "threadIds"));
+  exports.Set("idleThreads", Napi::Function::New(env, IdleThreads, "idleThreads"));
 }
 
 }  // namespace rn

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -254,6 +254,37 @@ describe('Batcher', () => {
     b.nudge();  // the request that was coming failed before it was submitted
     assert.equal((await third).result, 3);
     await b.drained();
+  });
+
+  test('lookahead 1: a full batch is handed over while one runs, a short one waits for a free slot; queue time ends when run says compute began', async () => {
+    const gates: (() => void)[] = [];
+    const started: number[][] = [];
+    const b = new Batcher<number, number>({ ...opts, maxBatch: 2, lookahead: 1 }, async (xs) => {
+      started.push(xs);
+      await new Promise<void>((r) => gates.push(r));
+      // As an engine thread does: the batch's own compute time, shorter than the time it was held.
+      return { results: xs.map((x) => x * 10), computeMs: 0.5 };
+    });
+    const all = [1, 2, 3, 4, 5].map((x) => b.submit(x));
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(started, [[1, 2], [3, 4]], 'the second (full) batch is handed over at once; [5] is short and waits');
+    assert.equal(b.depth, 1);
+    await new Promise((r) => setTimeout(r, 30));
+    gates.shift()!();
+    const first = await all[0];
+    assert.equal(first.computeMs, 0.5, "run's own compute time");
+    assert.ok(first.queueMs >= 25, `queue time runs until compute began (${first.queueMs} ms)`);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(started, [[1, 2], [3, 4]], 'past its delay, the short batch still waits while the handed-over one holds the slot');
+    gates.shift()!();
+    await all[2];
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(started, [[1, 2], [3, 4], [5]], 'then it goes');
+    gates.shift()!();
+    assert.deepEqual((await Promise.all(all)).map((d) => d.result), [10, 20, 30, 40, 50]);
+    await b.drained();
+    assert.throws(() => new Batcher({ ...opts, lookahead: -1 }, async () => []), /'lookahead' must be an integer >= 0, got -1/);
+    assert.throws(() => new Batcher({ ...opts, lookahead: 0.5 }, async () => []), /lookahead/);
   });
 
   test('rejects bad limits', () => {
@@ -668,6 +699,34 @@ describe('resnet serve (the CLI as a child process)', () => {
     const code = await new Promise((r) => bad.on('exit', r));
     assert.equal(code, 1);
     assert.match(berr, /resnet: --model must be NAME=WEIGHTS/);
+  });
+
+  test('--helper-priority idle: every thread but the HTTP thread and the compute threads gets SCHED_IDLE; requests are answered; a bad value says what is valid', { skip: process.platform !== 'linux' && 'SCHED_IDLE is Linux-only' }, async () => {
+    const srv = spawn(process.execPath, [BIN, 'serve', '--model', `tiny=${weights}`, '--port', '0', '--precision', 'fp32', '--decode-threads', '1', '--threads', '2', '--helper-priority', 'idle'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    srv.stderr!.on('data', (d) => { err += d; });
+    try {
+      const u = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        srv.stdout!.on('data', (d) => { out += d; const m = /serving tiny at (http:\/\/127\.0\.0\.1:\d+)/.exec(out); if (m) resolve(m[1]); });
+        srv.on('exit', (c) => reject(new Error(`exited ${c}: ${err}`)));
+      });
+      assert.equal((await fetch(`${u}/v1/models/tiny/classify`, { method: 'POST', body: png })).status, 200);
+      // /proc/PID/task/TID/stat: field 41 is the scheduling policy (0 SCHED_OTHER, 5 SCHED_IDLE).
+      const policy = (tid: string) => { const f = readFileSync(`/proc/${srv.pid}/task/${tid}/stat`, 'utf8'); return Number(f.slice(f.lastIndexOf(')') + 2).split(' ')[38]); };
+      const tids = readdirSync(`/proc/${srv.pid}/task`);
+      const normal = tids.filter((t) => policy(t) === 0);
+      assert.equal(policy(String(srv.pid)), 0, 'the HTTP (main) thread keeps its priority');
+      assert.ok(tids.filter((t) => policy(t) === 5).length >= 4, `helpers (V8's threads at least) are SCHED_IDLE: ${tids.map((t) => `${t}:${policy(t)}`).join(' ')}`);
+      assert.equal(normal.length, 3, `normal: the main thread, the engine thread and its one other OpenMP thread (${normal.join(', ')})`);
+    } finally {
+      srv.kill('SIGKILL');
+    }
+    const bad = spawn(process.execPath, [BIN, 'serve', '--model', `tiny=${weights}`, '--port', '0', '--helper-priority', 'low'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let berr = '';
+    bad.stderr!.on('data', (d) => { berr += d; });
+    assert.equal(await new Promise((r) => bad.on('exit', r)), 1);
+    assert.match(berr, /--helper-priority must be one of normal, idle, got 'low'/);
   });
 
   test('SIGTERM drains: a request in flight is answered, new ones are refused, exit 0', async () => {

@@ -59,6 +59,12 @@ export interface NativeAddon {
    *  own stream, primitive cache and team; RESNET_NUM_THREADS sets it as the thread loads it).
    *  Returns the team's size. */
   setThreads(n: number): number;
+  /** Linux thread ids of the threads that run the calling JS thread's kernels: itself, then
+   *  the rest of its OpenMP team. */
+  threadIds(): number[];
+  /** Gives these threads of this process SCHED_IDLE (they run only on cores nothing else
+   *  wants); ended ones are skipped. Returns how many were lowered. Linux only. */
+  idleThreads(ids: number[]): number;
 
   fromArray(data: Float32Array | Int32Array, shape: Shape): Storage;
   read(s: Storage): Float32Array | Int32Array;

@@ -226,6 +226,7 @@ program
   .option('--decode-threads <n>', 'threads decoding and preprocessing images (default: half the cores, 1 to 4)')
   .option('--threads <n>', "the engine's compute threads (default: RESNET_NUM_THREADS, else every core; with cores to spare, leave one or two for HTTP and decoding)")
   .option('--streams <n>', 'engine threads, each running its own batch on threads/streams cores: more images/s under load, slower single requests (README, Serve)', '1')
+  .option('--helper-priority <p>', "normal | idle: idle runs the helper threads (V8's GC, image decoding) at Linux's SCHED_IDLE, on what the engine's compute threads leave: more images/s for tensor requests when the engine takes every core, slower decoding (README, Serve)", 'normal')
   .option('--drain-ms <ms>', 'on SIGTERM/SIGINT, how long in-flight requests may take before exiting anyway', '25000')
   .option('--bn-eps <eps>', "detectors: backbone BatchNorm eps (default: 0 for torchvision's v1 COCO files, else 1e-5)")
   .option('--min-size <px>', "detectors: resize images' short side to this (torchvision's min_size; default the model's, 800); smaller is faster")

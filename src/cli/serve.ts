@@ -14,13 +14,14 @@ import { DETECTION_ARCHS } from '../detect/models.js';
 import type { LoadModelOptions } from '../infer/load.js';
 import { modelNames } from '../models/registry.js';
 import { startServer, type DetectorLoadOptions, type ModelSpec } from '../serve/index.js';
+import type { HelperPriority } from '../serve/priority.js';
 import { BEST, LAST, META_KEY } from '../train/checkpoint.js';
 
 export interface ServeFlags {
   arch?: string; weights?: string; pretrained?: boolean; pretrainedTag?: string; model?: string[]; width?: string;
   host?: string; port?: string; maxBatch?: string; maxDelayMs?: string; maxQueue?: string; timeoutMs?: string;
   token?: string; cors?: string; precision?: string; maxBody?: string; maxPixels?: string; formats?: string;
-  decodeThreads?: string; threads?: string; streams?: string; drainMs?: string; bnEps?: string; minSize?: string; maxSize?: string;
+  decodeThreads?: string; threads?: string; streams?: string; helperPriority?: string; drainMs?: string; bnEps?: string; minSize?: string; maxSize?: string;
 }
 
 function num(v: string | undefined, flag: string, min: number, int = true): number | undefined {
@@ -157,7 +158,7 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
     bodyLimit: num(flags.maxBody, 'max-body', 1), maxPixels: num(flags.maxPixels, 'max-pixels', 1),
     formats: flags.formats === undefined ? undefined : parseFormats(flags.formats, '--formats'),
     decodeThreads: num(flags.decodeThreads, 'decode-threads', 1), threads: num(flags.threads, 'threads', 1),
-    streams: num(flags.streams, 'streams', 1),
+    streams: num(flags.streams, 'streams', 1), helperPriority: flags.helperPriority as HelperPriority | undefined,
   });
   for (const m of server.engine.models.values()) {
     if (m.kind === 'detector') {

@@ -22,7 +22,7 @@ import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { preferPassiveOpenMp } from '../backend/native.js';
 import * as errors from '../errors.js';
-import { Batcher, type BatcherOptions, type Done } from './batcher.js';
+import { Batcher, type BatchResults, type BatcherOptions, type Done } from './batcher.js';
 import type { DetectImage, EngineInit, ModelInfo, RawImageDetections, RunKind, ServedModel, WorkerErrorInfo, WorkerReply, WorkerRequest } from './engine_messages.js';
 import { HttpError } from './http_error.js';
 import { spawnWorker } from './spawn.js';
@@ -72,21 +72,22 @@ export class Engine {
 
   /**
    * @param threads oneDNN's OpenMP threads of each engine thread (as the engines reported when ready).
+   * @param computeThreadIds Linux ids of the threads that run the kernels: each engine thread and its OpenMP team (none on the reference backend).
    */
-  private constructor(private readonly workers: Worker[], infos: ServedModel[], limits: Omit<BatcherOptions, 'name'>, readonly threads: number) {
+  private constructor(private readonly workers: Worker[], infos: ServedModel[], limits: Omit<BatcherOptions, 'name'>, readonly threads: number, readonly computeThreadIds: number[]) {
     this.maxBatch = limits.maxBatch;
     this.pending = workers.map(() => new Map());
     const concurrency = workers.length;
     for (const m of infos) {
       this.models.set(m.name, m);
       if (m.kind === 'detector') {
-        const b = new Batcher<DetectImage, RawImageDetections>({ ...limits, maxBatch: 1, name: m.name, concurrency, arrivals: () => this.arrivals.get(m.name) ?? 0 }, (items) => this.runDetect(m.name, items));
+        const b = new Batcher<DetectImage, RawImageDetections>({ ...limits, maxBatch: 1, name: m.name, concurrency, lookahead: 1, arrivals: () => this.arrivals.get(m.name) ?? 0 }, (items) => this.runDetect(m.name, items));
         b.onBatch = (rows, ms) => this.onBatch?.(m.name, rows, ms);
         this.detectQueues.set(m.name, b);
         continue;
       }
       for (const kind of ['logits', 'features'] as RunKind[]) {
-        const b = new Batcher<Rows, EngineOutput>({ ...limits, name: m.name, concurrency, arrivals: () => this.arrivals.get(m.name) ?? 0 }, (items, rows) => this.runBatch(m, kind, items, rows));
+        const b = new Batcher<Rows, EngineOutput>({ ...limits, name: m.name, concurrency, lookahead: 1, arrivals: () => this.arrivals.get(m.name) ?? 0 }, (items, rows) => this.runBatch(m, kind, items, rows));
         b.onBatch = (rows, ms) => this.onBatch?.(m.name, rows, ms);
         this.queues.set(`${m.name}\0${kind}`, b);
       }
@@ -138,16 +139,16 @@ export class Engine {
       await Promise.all(settled.map((r) => (r.status === 'fulfilled' ? r.value.worker.terminate() : undefined)));
       throw (failed as PromiseRejectedResult).reason;
     }
-    const ready = settled.map((r) => (r as PromiseFulfilledResult<{ worker: Worker; models: ServedModel[]; threads: number }>).value);
-    return new Engine(ready.map((r) => r.worker), ready[0].models, limits, ready[0].threads);
+    const ready = settled.map((r) => (r as PromiseFulfilledResult<{ worker: Worker; models: ServedModel[]; threads: number; threadIds: number[] }>).value);
+    return new Engine(ready.map((r) => r.worker), ready[0].models, limits, ready[0].threads, ready.flatMap((r) => r.threadIds));
   }
 
   /** One engine thread, once its models are loaded. */
-  private static startWorker(init: EngineInit): Promise<{ worker: Worker; models: ServedModel[]; threads: number }> {
+  private static startWorker(init: EngineInit): Promise<{ worker: Worker; models: ServedModel[]; threads: number; threadIds: number[] }> {
     const worker = spawnWorker('engine_worker', init);
     return new Promise((resolve, reject) => {
       const onMessage = (r: WorkerReply) => {
-        if (r.type === 'ready') { cleanup(); resolve({ worker, models: r.models, threads: r.threads }); }
+        if (r.type === 'ready') { cleanup(); resolve({ worker, models: r.models, threads: r.threads, threadIds: r.threadIds }); }
         if (r.type === 'init-error') { cleanup(); void worker.terminate(); reject(rebuild(r.error)); }
       };
       const onError = (e: Error) => { cleanup(); reject(e); };
@@ -224,16 +225,16 @@ export class Engine {
     });
   }
 
-  private async runDetect(model: string, images: DetectImage[]): Promise<RawImageDetections[]> {
+  private async runDetect(model: string, images: DetectImage[]): Promise<BatchResults<RawImageDetections>> {
     const reply = await this.call(this.pickWorker(), { type: 'detect', id: this.nextId++, model, images }, images.map((im) => im.data.buffer as ArrayBuffer));
     if (reply.type !== 'detections') throw new HttpError(500, `engine: a detect request got a '${reply.type}' reply`);
-    return reply.detections;
+    return { results: reply.detections, computeMs: reply.ms };
   }
 
-  private async runBatch(m: ModelInfo, kind: RunKind, items: Rows[], rows: number): Promise<EngineOutput[]> {
+  private async runBatch(m: ModelInfo, kind: RunKind, items: Rows[], rows: number): Promise<BatchResults<EngineOutput>> {
     const per = m.channels * m.height * m.width;
     const key = `${m.name}\0${kind}`;
-    // A slot of this queue no running batch uses (one per stream at most), grown if too small.
+    // A slot of this queue no running batch uses (one per batch handed over: streams + lookahead), grown if too small.
     let free = this.slots.get(key);
     if (!free) this.slots.set(key, free = []);
     let slot = free.pop();
@@ -267,7 +268,7 @@ export class Engine {
       });
       row += it.n;
     }
-    return out;
+    return { results: out, computeMs: reply.ms };
   }
 
   /** Waits for every queue to empty, then stops the engine thread. */

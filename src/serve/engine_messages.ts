@@ -101,7 +101,7 @@ export interface WorkerErrorInfo { message: string; name: string; code?: string 
 export interface RawImageDetections { boxes: Float32Array; scores: Float32Array; labels: Int32Array }
 
 export type WorkerReply =
-  | { type: 'ready'; models: ServedModel[]; threads: number }
+  | { type: 'ready'; models: ServedModel[]; threads: number; threadIds: number[] }
   | { type: 'init-error'; error: WorkerErrorInfo }
   | { type: 'result'; id: number; logits: Float32Array; embedding: Float32Array | null; ms: number }
   | { type: 'detections'; id: number; detections: RawImageDetections[]; ms: number }

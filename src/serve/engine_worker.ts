@@ -69,7 +69,9 @@ async function start(): Promise<void> {
       notes: loaded.notes, preprocessNote: loaded.preprocessNote,
     });
   }
-  port.postMessage({ type: 'ready', models: infos, threads: getBackend().info().threads } satisfies WorkerReply);
+  // The threads that run this engine's kernels (the server may lower every other thread's priority).
+  const threadIds = getBackend().info().backend === 'native' ? loadNativeAddon().threadIds() : [];
+  port.postMessage({ type: 'ready', models: infos, threads: getBackend().info().threads, threadIds } satisfies WorkerReply);
 }
 
 /** Detections of each image, one forward per image (see engine.ts for why not one batch). */

@@ -16,6 +16,7 @@ import { softmax } from '../tensor/ops/softmax.js';
 import { VERSION } from '../version.js';
 import { BodyPool, readBody } from './body_pool.js';
 import { DecodePool } from './decode_pool.js';
+import { HELPER_PRIORITIES, idleHelperThreads, type HelperPriority } from './priority.js';
 import { Engine } from './engine.js';
 import type { DetectorInfo, ModelInfo, ModelSpec, ServedModel } from './engine_messages.js';
 import { HttpError, statusOf } from './http_error.js';
@@ -55,6 +56,9 @@ export interface ServeOptions {
   threads?: number;
   /** Engine threads each running its own batch on threads / streams cores (default 1: one batch at a time on every thread; see engine.ts). */
   streams?: number;
+  /** 'idle': the helper threads (V8's GC, decoding, libuv's pool; not the HTTP thread nor the
+   *  engine's compute threads) get SCHED_IDLE (Linux; see priority.ts). Default 'normal'. */
+  helperPriority?: HelperPriority;
 }
 
 /** A running server. */
@@ -161,6 +165,10 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const names = opts.models.map((m) => m.name);
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup !== undefined) throw new InvalidArgumentError(`serve: model name '${dup}' given twice; each --model needs its own NAME`);
+  const helperPriority = opts.helperPriority ?? 'normal';
+  if (!(HELPER_PRIORITIES as readonly string[]).includes(helperPriority)) {
+    throw new InvalidArgumentError(`serve: --helper-priority must be one of ${HELPER_PRIORITIES.join(', ')}, got '${helperPriority}'`);
+  }
   const timeoutMs = opts.timeoutMs ?? 10000;
   const bodyLimit = opts.bodyLimit ?? 32 * 1024 * 1024;
   const maxPixels = opts.maxPixels ?? DEFAULT_LIMIT_INPUT_PIXELS;
@@ -170,6 +178,14 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const metrics = new ServeMetrics(() => [...engine.models.keys()].map((model) => ({ model, depth: engine.depth(model), arriving: engine.onTheWay(model) })));
   engine.onBatch = (model, rows, ms) => metrics.batch(model, rows, ms);
   const pool = new DecodePool(opts.decodeThreads ?? Math.min(4, Math.max(1, Math.floor(availableParallelism() / 2))));
+  if (helperPriority === 'idle') {
+    try {
+      idleHelperThreads(engine.computeThreadIds);
+    } catch (e) {
+      await Promise.all([engine.close(), pool.close()]);
+      throw e;
+    }
+  }
 
   const app = Fastify({
     bodyLimit, logger: false, return503OnClosing: true, forceCloseConnections: 'idle',
