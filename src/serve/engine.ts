@@ -4,7 +4,9 @@
 // threads keep (a fresh or transferred 10 MB buffer per batch cost page faults and, as
 // external memory, a V8 mark-compact in each thread every batch or two: 0.2-0.3 of the two
 // cores the kernels need, resnet18 at concurrency 32), and the outputs come back split per
-// request.
+// request. A next batch that is already full is posted while the current one computes (the
+// Batcher's lookahead), so the engine thread starts it without waiting for this thread to
+// take its reply (a mean 9-11 ms a batch under load).
 // Streams (`--streams S`, as OpenVINO's throughput streams or Triton's CPU instance count):
 // S engine threads, each with its own OpenMP team of threads / S, each batch on one of them.
 // oneDNN splits a primitive's work statically over its team and every thread waits for the
@@ -37,6 +39,8 @@ export interface EngineOutput {
 interface Rows { x: Float32Array | Uint8Array; n: number }
 
 type ResultReply = Extract<WorkerReply, { type: 'result' | 'detections' }>;
+/** An engine thread once its models are loaded, with what it reported. */
+interface ReadyWorker { worker: Worker; models: ServedModel[]; threads: number; threadIds: number[] }
 
 /** The error a worker reported, as the ResnetError subclass it was (else a plain Error). */
 function rebuild(info: WorkerErrorInfo): Error {
@@ -139,12 +143,12 @@ export class Engine {
       await Promise.all(settled.map((r) => (r.status === 'fulfilled' ? r.value.worker.terminate() : undefined)));
       throw (failed as PromiseRejectedResult).reason;
     }
-    const ready = settled.map((r) => (r as PromiseFulfilledResult<{ worker: Worker; models: ServedModel[]; threads: number; threadIds: number[] }>).value);
+    const ready = settled.map((r) => (r as PromiseFulfilledResult<ReadyWorker>).value);
     return new Engine(ready.map((r) => r.worker), ready[0].models, limits, ready[0].threads, ready.flatMap((r) => r.threadIds));
   }
 
   /** One engine thread, once its models are loaded. */
-  private static startWorker(init: EngineInit): Promise<{ worker: Worker; models: ServedModel[]; threads: number; threadIds: number[] }> {
+  private static startWorker(init: EngineInit): Promise<ReadyWorker> {
     const worker = spawnWorker('engine_worker', init);
     return new Promise((resolve, reject) => {
       const onMessage = (r: WorkerReply) => {
