@@ -66,6 +66,31 @@ const CASES: Case[] = [
   { name: 'grouped 32->32 3x3, 4 groups', x: [2, 32, 8, 8], w: [32, 8, 3, 3], opts: { padding: 1, groups: 4 } },
 ];
 
+describe('native y += x in place (gradient accumulation) on conv outputs in their blocked layouts', () => {
+  // The same sums as the loop it replaced: f32 exactly, bf16 summed in f32 and rounded once,
+  // an f32 x rounded to bf16 first. Large enough for oneDNN's binary add, and a tiny one for the loop.
+  for (const [yp, xp, C] of [['fp32', 'fp32', 16], ['bf16', 'bf16', 16], ['bf16', 'fp32', 16], ['bf16', 'bf16', 1]] as const) {
+    it(`y ${yp}, x ${xp}, ${C === 1 ? 'a tiny tensor (the loop)' : 'oneDNN\'s add'}`, (t) => {
+      if (noBf16 && (yp === 'bf16' || xp === 'bf16')) { t.skip(noBf16); return; }
+      const rng = new Rng(3);
+      const shape = [4, 3, 20, 20];
+      const make = (precision: 'fp32' | 'bf16', seed: number) => {
+        const x = tensor(randn(shape, new Rng(seed), { backend: reference }).toFloat32Array(), shape, { backend: native });
+        const w = tensor(randn([C, 3, 3, 3], rng, { backend: reference, std: 0.3 }).toFloat32Array(), [C, 3, 3, 3], { backend: native });
+        return conv2d(x, w, null, { padding: 1, precision });
+      };
+      tidy(() => {
+        const y = make(yp, 1), x = make(xp, 2);
+        const [ya, xa] = [y.toFloat32Array(), x.toFloat32Array()];
+        const round = (v: number) => (yp === 'bf16' ? roundBf16(v) : Math.fround(v));
+        const want = ya.map((v, i) => round(v + (yp === 'bf16' ? roundBf16(xa[i]) : xa[i])));
+        native.axpbyInPlace(y.storage, x.storage, y.shape, 1, 1);
+        assert.deepEqual(Array.from(native.read(y.storage, y.shape, 'float32')), Array.from(want));
+      });
+    });
+  }
+});
+
 describe('native bf16 convolution against the reference judge', () => {
   for (const c of CASES) {
     it(c.name, (t) => {
