@@ -56,8 +56,9 @@ export interface ServeOptions {
   threads?: number;
   /** Engine threads each running its own batch on threads / streams cores (default 1: one batch at a time on every thread; see engine.ts). */
   streams?: number;
-  /** 'idle': the helper threads (V8's GC, decoding, libuv's pool; not the HTTP thread nor the
-   *  engine's compute threads) get SCHED_IDLE (Linux; see priority.ts). Default 'normal'. */
+  /** 'idle': every thread of this process except the one calling startServer (HTTP) and the
+   *  engine's compute threads gets SCHED_IDLE (Linux; see priority.ts): V8's GC, decoding,
+   *  libuv's pool, and in an app of your own your other threads too. Default 'normal'. */
   helperPriority?: HelperPriority;
 }
 
