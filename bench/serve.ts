@@ -49,7 +49,7 @@ const maxBatch = Number(opt('max-batch', '16'));
 const kinds = list('kinds', 'tensor,jpeg');
 const warmupOpt = opt('warmup', '');
 const streamsList = list('streams', '1').map(Number);
-const ioPriorities = list('helper-priority', 'normal');
+const helperPriorities = list('helper-priority', 'normal');
 const batches = list('batches', `${maxBatch},1`).map(Number); // --max-batch of the servers: batched, and one at a time
 const MAX_DELAY_MS = Number(opt('max-delay-ms', '5')); // resnet serve's --max-delay-ms (its default 5)
 const cpu = cpus()[0]?.model ?? 'unknown cpu';
@@ -161,8 +161,8 @@ try {
     m.dispose();
     let lastBench = benchIps(arch, maxBatch); // the reference before the next batched row
     const warmup = warmupOpt ? Number(warmupOpt) : Math.max(2, lastBench ? (4 * maxBatch) / lastBench : 2);
-    for (const [batch, streams, io] of batches.flatMap((b) => streamsList.flatMap((st) => ioPriorities.map((p) => [b, st, p] as const)))) {
-      const server = await startServe(arch, file, batch, streams, io);
+    for (const [batch, streams, helpers] of batches.flatMap((b) => streamsList.flatMap((st) => helperPriorities.map((p) => [b, st, p] as const)))) {
+      const server = await startServe(arch, file, batch, streams, helpers);
       try {
         // One preprocessed image of the model's input shape (from its v2 metadata).
         const meta = await (await fetch(`${server.url}/v2/models/${arch}`)).json() as { inputs: { shape: number[] }[] };
@@ -196,7 +196,7 @@ try {
             if (benchAfter) lastBench = benchAfter;
             const ref = benchBefore && benchAfter ? (benchBefore + benchAfter) / 2 : (benchBefore ?? benchAfter);
             rows.push({
-              arch, kind, max_batch: batch, streams, helper_priority: io, concurrency: c, images_per_sec: res.latency.mean > 0 ? (okShare * c * 1000) / res.latency.mean : 0, p50_ms: res.latency.p50, p99_ms: res.latency.p99,
+              arch, kind, max_batch: batch, streams, helper_priority: helpers, concurrency: c, images_per_sec: res.latency.mean > 0 ? (okShare * c * 1000) / res.latency.mean : 0, p50_ms: res.latency.p50, p99_ms: res.latency.p99,
               p50_steady_ms: quantile(steady, 0.5), p99_steady_ms: quantile(steady, 0.99), warmup_s: warmup,
               p99_bound_ms: ref ? Math.round(2 * (MAX_DELAY_MS + (1000 * maxBatch) / ref)) : null,
               requests: res.requests.total, non2xx: res.non2xx, errors: res.errors, decode_s: d('resnet_decode_seconds_sum'), compute_s: d('resnet_batch_compute_seconds_sum'),
@@ -209,7 +209,7 @@ try {
             });
             const r = rows[rows.length - 1];
             writeResults();
-            process.stderr.write(`${arch} ${kind} max-batch ${batch} streams ${streams} helpers ${io} c=${c}: ${r.images_per_sec.toFixed(1)} img/s, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms (steady ${r.p50_steady_ms}/${r.p99_steady_ms}), mean batch ${r.mean_batch.toFixed(1)}, non-2xx ${r.non2xx}\n`);
+            process.stderr.write(`${arch} ${kind} max-batch ${batch} streams ${streams} helpers ${helpers} c=${c}: ${r.images_per_sec.toFixed(1)} img/s, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms (steady ${r.p50_steady_ms}/${r.p99_steady_ms}), mean batch ${r.mean_batch.toFixed(1)}, non-2xx ${r.non2xx}\n`);
           }
         }
       } finally {

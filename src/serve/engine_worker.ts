@@ -70,8 +70,9 @@ async function start(): Promise<void> {
     });
   }
   // The threads that run this engine's kernels (the server may lower every other thread's priority).
-  const threadIds = getBackend().info().backend === 'native' ? loadNativeAddon().threadIds() : [];
-  port.postMessage({ type: 'ready', models: infos, threads: getBackend().info().threads, threadIds } satisfies WorkerReply);
+  const info = getBackend().info();
+  const threadIds = info.backend === 'native' ? loadNativeAddon().threadIds() : [];
+  port.postMessage({ type: 'ready', models: infos, threads: info.threads, threadIds } satisfies WorkerReply);
 }
 
 /** Detections of each image, one forward per image (see engine.ts for why not one batch). */

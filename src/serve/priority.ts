@@ -13,7 +13,6 @@
 
 import { readdirSync, readlinkSync } from 'node:fs';
 import { platform } from 'node:os';
-import { getBackend } from '../backend/index.js';
 import { loadNativeAddon } from '../backend/native.js';
 import { InvalidArgumentError } from '../errors.js';
 
@@ -28,11 +27,14 @@ export type HelperPriority = (typeof HELPER_PRIORITIES)[number];
  */
 export function idleHelperThreads(compute: readonly number[]): number {
   if (platform() !== 'linux') throw new InvalidArgumentError(`--helper-priority idle needs Linux (SCHED_IDLE); this is ${platform()}: use --helper-priority normal`);
-  if (getBackend().info().backend !== 'native' || compute.length === 0) {
+  if (compute.length === 0) {  // the engine reports its threads on the native backend only
     throw new InvalidArgumentError('--helper-priority idle needs the native backend (its compute threads are the ones it keeps at normal priority); use --helper-priority normal');
   }
+  // Loaded before the threads are listed: loading it on this thread starts this thread's
+  // OpenMP team, whose (idle) thread is a helper too.
+  const addon = loadNativeAddon();
   const self = Number(readlinkSync('/proc/thread-self').split('/').pop());
   const kept = new Set([...compute, self]);
   const helpers = readdirSync('/proc/self/task').map(Number).filter((tid) => Number.isInteger(tid) && !kept.has(tid));
-  return loadNativeAddon().idleThreads(helpers);
+  return addon.idleThreads(helpers);
 }
