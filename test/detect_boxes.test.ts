@@ -107,6 +107,29 @@ test('cell anchors are torchvision\'s (rounded half to even)', () => {
   assert.deepEqual(Array.from(generateCellAnchors([20, 45.5], [0.3, 1.7])), FX.cellAnchors[1]);
 });
 
+test('argsortDescending is a stable descending sort: ties in their given order, -0 as +0, NaN last, any values', () => {
+  let seed = 11;
+  const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  // The judge: a stable comparator sort of the positions (Array.prototype.sort is stable).
+  const judge = (s: ArrayLike<number>, idx: number[]) => idx
+    .map((i, pos) => ({ i, pos, v: s[i] }))
+    .sort((a, b) => (Number.isNaN(a.v) ? (Number.isNaN(b.v) ? a.pos - b.pos : 1) : Number.isNaN(b.v) ? -1 : b.v - a.v || a.pos - b.pos))
+    .map((e) => e.i);
+  const special = [0, -0, Infinity, -Infinity, Number.NaN, 3.4e38, -3.4e38, 1e-45, -1e-45];
+  for (let t = 0; t < 60; t++) {
+    const n = 1 + Math.floor(rnd() * 3000);
+    const v = Float32Array.from({ length: n }, () => (rnd() < 0.1 ? special[Math.floor(rnd() * special.length)] : Math.round((rnd() - 0.5) * 40) / 8));
+    const all = Array.from({ length: n }, (_, i) => i);
+    assert.deepEqual(Array.from(argsortDescending(v)), judge(v, all), `trial ${t}`);
+    // A subset in a shuffled order: ties keep that order, not the indices' own.
+    const some = all.filter(() => rnd() < 0.5).sort(() => rnd() - 0.5);
+    assert.deepEqual(Array.from(argsortDescending(v, some)), judge(v, some), `trial ${t}, listed indices`);
+    // Values that are not float32 (a plain array of doubles) sort the same way.
+    const doubles = Array.from(v, (x) => x + rnd() * 1e-9);
+    assert.deepEqual(Array.from(argsortDescending(doubles, some)), judge(doubles, some), `trial ${t}, doubles`);
+  }
+});
+
 test('topkIndices equals the head of a stable descending sort, ties included', () => {
   let seed = 7;
   const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);

@@ -213,19 +213,28 @@ export class RegionProposalNetwork extends Module {
       const logits = new Float32Array(N * perImage), codes = new Float32Array(N * perImage * 4);
       const labels = new Int32Array(N * perImage), targ = new Float32Array(N * perImage * 4);
       const pos: number[] = [], neg: number[] = [];
-      const visit = (fn: (flat: number, li: number, at: number, a: number, A: number, HW: number, p: number, n: number) => void): void => {
+      // flat -> (level, at in the level's [N, A, H, W] map) for the objectness; deltas are [N, A * 4, H, W].
+      const gather = (toFlat: boolean, o: readonly Float32Array[], d: readonly Float32Array[], fl: Float32Array, fc: Float32Array): void => {
+        let flat = 0;
         for (let n = 0; n < N; n++) {
-          let flat = n * perImage;
           shapes.forEach(([, A, H, W], li) => {
-            const HW = H * W;
-            for (let p = 0; p < HW; p++) for (let a = 0; a < A; a++) fn(flat++, li, (n * A + a) * HW + p, a, A, HW, p, n);
+            const HW = H * W, ol = o[li], dl = d[li];
+            for (let p = 0; p < HW; p++) {
+              for (let a = 0; a < A; a++, flat++) {
+                const at = (n * A + a) * HW + p, d0 = (n * A + a) * 4 * HW + p;
+                if (toFlat) {
+                  fl[flat] = ol[at];
+                  for (let c = 0; c < 4; c++) fc[4 * flat + c] = dl[d0 + c * HW];
+                } else {
+                  ol[at] = fl[flat];
+                  for (let c = 0; c < 4; c++) dl[d0 + c * HW] = fc[4 * flat + c];
+                }
+              }
+            }
           });
         }
       };
-      visit((flat, li, at, a, A, HW, p, n) => {
-        logits[flat] = obj[li][at];
-        for (let c = 0; c < 4; c++) codes[4 * flat + c] = del[li][((n * A + a) * 4 + c) * HW + p];
-      });
+      gather(true, obj, del, logits, codes);
       for (let n = 0; n < N; n++) {
         const t = targets[n];
         const assigned = assignTargets(anchors, t.boxes, t.labels, this.matcher, this.boxCoder, 'rpn');
@@ -239,10 +248,7 @@ export class RegionProposalNetwork extends Module {
       parts.objectness = r.objectness;
       parts.boxReg = r.boxReg;
       const gObj = obj.map((o) => new Float32Array(o.length)), gDel = del.map((d) => new Float32Array(d.length));
-      visit((flat, li, at, a, A, HW, p, n) => {
-        gObj[li][at] = r.dLogits[flat];
-        for (let c = 0; c < 4; c++) gDel[li][((n * A + a) * 4 + c) * HW + p] = r.dDeltas[4 * flat + c];
-      });
+      gather(false, gObj, gDel, r.dLogits, r.dDeltas);
       return { value: r.objectness + r.boxReg, grads: [...gObj, ...gDel] };
     });
     return { loss, ...parts, proposals };
@@ -252,14 +258,16 @@ export class RegionProposalNetwork extends Module {
   private select(anchors: Float32Array, shapes: readonly (readonly number[])[], obj: readonly Float32Array[], del: readonly Float32Array[], imageSizes: readonly (readonly [number, number])[], preNmsTopN: number, postNmsTopN: number, backend: Backend): Proposals[] {
     const N = imageSizes.length;
     const out: Proposals[] = [];
+    const counts = shapes.map(([, A, H, W]) => A * H * W);
+    const total = counts.reduce((t, count) => t + Math.min(preNmsTopN, count), 0);
     for (let n = 0; n < N; n++) {
       // Top preNmsTopN logits per level, levels concatenated (filter_proposals).
-      const selLogit: number[] = [], selLevel: number[] = [];
-      const selBoxes: number[] = [];
-      let anchorOffset = 0;
+      const selLogit = new Float32Array(total), selLevel = new Int32Array(total);
+      const selBoxes = new Float32Array(4 * total);
+      let anchorOffset = 0, at = 0;
       shapes.forEach(([, A, H, W], li) => {
         const HW = H * W;
-        const count = HW * A;
+        const count = counts[li];
         // Level-local anchor index k = (y * W + x) * A + a; objectness channel a at (y, x).
         const logits = new Float32Array(count);
         const o = obj[li];
@@ -269,28 +277,36 @@ export class RegionProposalNetwork extends Module {
         }
         const order = topkIndices(logits, Math.min(preNmsTopN, count));
         const codes = new Float32Array(order.length * 4);
+        const rows = new Int32Array(order.length);
         const d = del[li];
-        order.forEach((k, j) => {
+        for (let j = 0; j < order.length; j++) {
+          const k = order[j];
           const p = Math.floor(k / A), a = k % A;
           for (let c = 0; c < 4; c++) codes[4 * j + c] = d[((n * A + a) * 4 + c) * HW + p];
-          selLogit.push(logits[k]);
-          selLevel.push(li);
-        });
-        const decoded = this.boxCoder.decode(codes, takeRows(anchors, 4, Array.from(order, (k) => anchorOffset + k)));
-        for (const v of decoded) selBoxes.push(v);
+          selLogit[at + j] = logits[k];
+          selLevel[at + j] = li;
+          rows[j] = anchorOffset + k;
+        }
+        selBoxes.set(this.boxCoder.decode(codes, takeRows(anchors, 4, rows)), 4 * at);
+        at += order.length;
         anchorOffset += count;
       });
-      let boxes = clipBoxesToImage(Float32Array.from(selBoxes), [imageSizes[n][0], imageSizes[n][1]]);
-      let scores = Float32Array.from(selLogit, (x) => f(1 / f(1 + f(Math.exp(-x)))));
-      let lvl = Int32Array.from(selLevel);
+      let boxes = clipBoxesToImage(selBoxes, [imageSizes[n][0], imageSizes[n][1]]);
+      let scores = new Float32Array(total);
+      for (let i = 0; i < total; i++) scores[i] = f(1 / f(1 + f(Math.exp(-selLogit[i]))));
+      let lvl = selLevel;
       const pick = (idx: ArrayLike<number>) => {
         boxes = takeRows(boxes, 4, idx);
-        scores = Float32Array.from(idx, (i) => scores[i]);
-        lvl = Int32Array.from(idx, (i) => lvl[i]);
+        const s2 = new Float32Array(idx.length), l2 = new Int32Array(idx.length);
+        for (let j = 0; j < idx.length; j++) { s2[j] = scores[idx[j]]; l2[j] = lvl[idx[j]]; }
+        scores = s2;
+        lvl = l2;
       };
       pick(removeSmallBoxes(boxes, this.minSize));
       const st = f(this.scoreThresh);
-      pick(Array.from(scores.keys()).filter((i) => scores[i] >= st));
+      const above: number[] = [];
+      for (let i = 0; i < scores.length; i++) if (scores[i] >= st) above.push(i);
+      if (above.length < scores.length) pick(above);
       pick(batchedNms(boxes, scores, lvl, this.nmsThresh, backend).subarray(0, postNmsTopN));
       out.push({ boxes, scores });
     }

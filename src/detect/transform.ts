@@ -82,12 +82,7 @@ export class GeneralizedRCNNTransform {
         if (img.channels !== C || img.data.length !== C * img.height * img.width) {
           throw new InvalidArgumentError(`GeneralizedRCNNTransform: image ${n} must be planar [${C}, H, W] float32, got ${img.channels} channels, ${img.height}x${img.width}, ${img.data.length} values`);
         }
-        const plane = img.height * img.width;
-        const x = new Float32Array(img.data.length);
-        for (let c = 0; c < C; c++) {
-          const m = f(this.imageMean[c]), s = f(this.imageStd[c]);
-          for (let i = c * plane; i < (c + 1) * plane; i++) x[i] = f(f(img.data[i] - m) / s);
-        }
+        const x = normalize(img.data, img.height * img.width, this.imageMean, this.imageStd);
         const resize: InterpolateOptions = { scaleFactor: this.scale(img.height, img.width), mode: 'bilinear', alignCorners: false, recomputeScaleFactor: true };
         const g = interpolateGeometry([1, C, img.height, img.width], resize);
         if (g.OH === img.height && g.OW === img.width) {
@@ -142,4 +137,14 @@ function scaleBoxes(boxes: Float32Array, from: readonly [number, number], to: re
     boxes[i + 3] = f(boxes[i + 3] * rh);
   }
   return boxes;
+}
+
+/** (x - mean) / std per channel of a planar image, each step rounded to float32 as torch computes it. */
+function normalize(data: Float32Array, plane: number, mean: readonly number[], std: readonly number[]): Float32Array {
+  const x = new Float32Array(data.length);
+  for (let c = 0; c < mean.length; c++) {
+    const m = f(mean[c]), s = f(std[c]);
+    for (let i = c * plane; i < (c + 1) * plane; i++) x[i] = f(f(data[i] - m) / s);
+  }
+  return x;
 }
