@@ -143,11 +143,14 @@ test('an interrupted run resumed ends with the metrics of the uninterrupted one'
   });
 });
 
-test('--representation-size and --roi-canonical-scale shape the box head and its level mapping, and the run reopens with them', () => {
+test('--representation-size, --roi-canonical-scale and --box-positive-fraction shape the box head, its level mapping and its sampler, and the run reopens with them', () => {
   const out = join(tmp.dir, 'head');
-  const r = cli(['detect', 'train', '--data', train, '--val-data', val, '--out', out, ...FLAGS, '--epochs', '1', '--representation-size', '24', '--roi-canonical-scale', '56']);
+  const r = cli(['detect', 'train', '--data', train, '--val-data', val, '--out', out, ...FLAGS, '--epochs', '1', '--representation-size', '24', '--roi-canonical-scale', '56', '--box-positive-fraction', '0.5']);
   assert.equal(r.status, 0, r.stderr);
   const { model } = openDetector(out);
+  assert.equal(model.roiHeads.sampler.positiveFraction, 0.5);
+  assert.equal(model.roiHeads.sampler.batchSizePerImage, 32, '--box-batch kept beside it');
+  assert.equal(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).boxPositiveFraction, 0.5);
   const head = model.roiHeads.boxHead as unknown as { fc6: { weight: { shape: number[] } }; fc7: { weight: { shape: number[] } } };
   assert.deepEqual(head.fc6.weight.shape, [24, 256 * 49]);
   assert.deepEqual(head.fc7.weight.shape, [24, 24]);
@@ -156,6 +159,10 @@ test('--representation-size and --roi-canonical-scale shape the box head and its
   const bad = cli(['detect', 'train', '--data', train, '--val-data', val, '--out', join(tmp.dir, 'head-bad'), ...FLAGS, '--roi-canonical-scale', '0']);
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /--roi-canonical-scale must be an integer >= 1/);
+  assert.ok(!existsSync(join(tmp.dir, 'head-bad')), 'nothing written');
+  const badFraction = cli(['detect', 'train', '--data', train, '--val-data', val, '--out', join(tmp.dir, 'head-bad'), ...FLAGS, '--box-positive-fraction', '0']);
+  assert.equal(badFraction.status, 1);
+  assert.match(badFraction.stderr, /boxPositiveFraction must be a fraction in \(0, 1\], got 0/);
   assert.ok(!existsSync(join(tmp.dir, 'head-bad')), 'nothing written');
 });
 

@@ -82,6 +82,7 @@ detectCommand
   .option('--fpn-channels <n>', "FPN width (torchvision's resnet_fpn_backbone out_channels; default 256): 128 makes the FPN and RPN convs 4x cheaper")
   .option('--rpn-post-nms <n>', 'RPN proposals kept per image in training (default 2000)')
   .option('--box-batch <n>', 'proposals sampled per image for the box head (default 512)')
+  .option('--box-positive-fraction <f>', 'most of those that are positive (torchvision\'s box_positive_fraction; default 0.25)')
   .option('--representation-size <n>', 'the FPN box head\'s width (torchvision\'s TwoMLPHead representation_size; default 1024)')
   .option('--roi-canonical-scale <px>', 'a box of this side pools from P4, half of it from P3, ... (MultiScaleRoIAlign canonical_scale; default 224, sized for ImageNet backbones)')
   .option('--val-subset <n>', 'score the first N held-out images only')

@@ -80,6 +80,8 @@ export interface DetectTrainConfig {
   /** RPN proposals kept per image in training (2000) and box-head samples per image (512). */
   rpnPostNmsTopNTrain?: number;
   boxBatchSizePerImage?: number;
+  /** Share of the box head's samples that are positive at most (box_positive_fraction, 0.25). */
+  boxPositiveFraction?: number;
   /** The box head's width (TwoMLPHead representation_size, 1024). */
   representationSize?: number;
   /** The side of a box pooled from P4 (MultiScaleRoIAlign canonical_scale, 224; each halving
@@ -155,6 +157,8 @@ function checkConfig(c: DetectTrainConfig): void {
   if (c.schedule === 'cosine' && c.milestones !== undefined) throw new InvalidArgumentError('--milestones go with --schedule multistep; a cosine schedule has none');
   if (c.weights !== undefined && c.pretrainedBackbone) throw new InvalidArgumentError('give --weights or --pretrained-backbone, not both');
   if (c.hflip > 1) throw new InvalidArgumentError(`hflip must be a probability in [0, 1], got ${c.hflip}`);
+  const pf = c.boxPositiveFraction;
+  if (pf !== undefined && !(typeof pf === 'number' && pf > 0 && pf <= 1)) throw new InvalidArgumentError(`boxPositiveFraction must be a fraction in (0, 1], got ${String(pf)}`);
 }
 
 /** The detector options a run trains and records (what openDetectionRun rebuilds). */
@@ -163,7 +167,9 @@ function modelOptions(c: DetectTrainConfig, classes: string[]): DetectorOptions 
   if (c.minSize !== undefined || c.maxSize !== undefined) o.transform = { ...(c.minSize !== undefined ? { minSize: c.minSize } : {}), ...(c.maxSize !== undefined ? { maxSize: c.maxSize } : {}) };
   if (c.fpnChannels !== undefined) o.fpnOutChannels = c.fpnChannels;
   if (c.rpnPostNmsTopNTrain !== undefined) o.rpn = { postNmsTopNTrain: c.rpnPostNmsTopNTrain };
-  if (c.boxBatchSizePerImage !== undefined) o.roiHeads = { batchSizePerImage: c.boxBatchSizePerImage };
+  if (c.boxBatchSizePerImage !== undefined || c.boxPositiveFraction !== undefined) {
+    o.roiHeads = { ...(c.boxBatchSizePerImage !== undefined ? { batchSizePerImage: c.boxBatchSizePerImage } : {}), ...(c.boxPositiveFraction !== undefined ? { positiveFraction: c.boxPositiveFraction } : {}) };
+  }
   if (c.representationSize !== undefined) o.representationSize = c.representationSize;
   if (c.roiCanonicalScale !== undefined) o.roiPool = { canonicalScale: c.roiCanonicalScale };
   return o;
