@@ -213,8 +213,9 @@ export class RegionProposalNetwork extends Module {
       const logits = new Float32Array(N * perImage), codes = new Float32Array(N * perImage * 4);
       const labels = new Int32Array(N * perImage), targ = new Float32Array(N * perImage * 4);
       const pos: number[] = [], neg: number[] = [];
-      // flat -> (level, at in the level's [N, A, H, W] map) for the objectness; deltas are [N, A * 4, H, W].
-      const gather = (toFlat: boolean, o: readonly Float32Array[], d: readonly Float32Array[], fl: Float32Array, fc: Float32Array): void => {
+      // Between the flat order and the head's maps (objectness [N, A, H, W], deltas [N, A * 4, H, W]
+      // per level): toFlat copies the maps into the flat arrays, else the flat arrays into the maps.
+      const reorder = (toFlat: boolean, o: readonly Float32Array[], d: readonly Float32Array[], fl: Float32Array, fc: Float32Array): void => {
         let flat = 0;
         for (let n = 0; n < N; n++) {
           shapes.forEach(([, A, H, W], li) => {
@@ -234,7 +235,7 @@ export class RegionProposalNetwork extends Module {
           });
         }
       };
-      gather(true, obj, del, logits, codes);
+      reorder(true, obj, del, logits, codes);
       for (let n = 0; n < N; n++) {
         const t = targets[n];
         const assigned = assignTargets(anchors, t.boxes, t.labels, this.matcher, this.boxCoder, 'rpn');
@@ -248,7 +249,7 @@ export class RegionProposalNetwork extends Module {
       parts.objectness = r.objectness;
       parts.boxReg = r.boxReg;
       const gObj = obj.map((o) => new Float32Array(o.length)), gDel = del.map((d) => new Float32Array(d.length));
-      gather(false, gObj, gDel, r.dLogits, r.dDeltas);
+      reorder(false, gObj, gDel, r.dLogits, r.dDeltas);
       return { value: r.objectness + r.boxReg, grads: [...gObj, ...gDel] };
     });
     return { loss, ...parts, proposals };
