@@ -54,7 +54,7 @@ export function boxIou(a: Float32Array, b: Float32Array): Float32Array {
 export function argsortDescending(scores: ArrayLike<number>, indices?: ArrayLike<number>): Int32Array {
   const n = indices ? indices.length : scores.length;
   const at = (j: number): number => (indices ? indices[j] : j);
-  if (scores instanceof Float32Array && n <= MAX_PACKED) {
+  if (scores instanceof Float32Array && n <= PACK) {
     // One native numeric sort of doubles, each a score's order-preserving 32-bit key (largest
     // score smallest) above the position's 21 bits: exact, and stable by construction. The
     // RPN sorts thousands of boxes a step; a comparator sort spent ~5 ms of it.
@@ -74,8 +74,8 @@ export function argsortDescending(scores: ArrayLike<number>, indices?: ArrayLike
   return Int32Array.from(idx);
 }
 
+/** Positions take the low 21 bits of a packed key (so up to 2^21 of them); the score's 32-bit key sits above. */
 const PACK = 2 ** 21;
-const MAX_PACKED = PACK;
 const keyF32 = new Float32Array(1);
 const keyU32 = new Uint32Array(keyF32.buffer);
 
