@@ -56,3 +56,27 @@ test('fasterrcnn_resnet18_fpn / resnet34_fpn keys are torchvision resnet_fpn_bac
     model.dispose();
   }
 });
+
+test('fasterrcnn_resnet18_c4 / resnet34_c4: the C4 form over basic-block trunks (one stride-16 map of 256 channels, layer4 per region giving 512 features), roiOutputSize sets the pooled side', () => {
+  for (const arch of ['fasterrcnn_resnet18_c4', 'fasterrcnn_resnet34_c4']) {
+    const model = createDetector(arch, { numClasses: 4, roiOutputSize: 6, transform: { minSize: 64, maxSize: 64 }, rpn: { postNmsTopN: 20 } });
+    const sd = model.stateDict();
+    const keys = Object.keys(sd);
+    assert.ok(keys.includes('backbone.layer3.1.conv2.weight') && !keys.some((k) => k.startsWith('backbone.layer4')), `${arch}: trunk conv1..layer3`);
+    assert.deepEqual(sd['roi_heads.box_head.layer4.0.conv1.weight'].shape, [512, 256, 3, 3]);
+    assert.deepEqual(sd['roi_heads.box_predictor.cls_score.weight'].shape, [4, 512]);
+    assert.deepEqual(sd['roi_heads.box_predictor.bbox_pred.weight'].shape, [16, 512]);
+    assert.deepEqual(sd['rpn.head.cls_logits.weight'].shape, [15, 256, 1, 1]);
+    model.loadStateDict(syntheticStateDict(Object.entries(sd).map(([k, v]) => [k, v.shape]), {}));
+    const img = { data: new Float32Array(3 * 64 * 64).map((_, i) => (i % 97) / 97), channels: 3, height: 64, width: 64 };
+    tidy(() => {
+      const s = model.stages([img]);
+      assert.deepEqual(s.levels.map((l) => [l.name, l.tensor.shape]), [['0', [1, 256, 4, 4]]]);
+      const [g] = model.roiHeads.boxRoiPool.forward(s.levels, [new Float32Array([4, 4, 40, 40, 10, 8, 60, 30])], s.list.imageSizes);
+      assert.deepEqual(g.pooled.shape, [2, 256, 6, 6]);
+      assert.deepEqual(model.roiHeads.boxHead.forward(g.pooled).shape, [2, 512]);
+    });
+    model.dispose();
+  }
+  assert.throws(() => createDetector('fasterrcnn_resnet18_c4', { roiOutputSize: 0 }), /roiOutputSize must be an integer >= 1, got 0/);
+});

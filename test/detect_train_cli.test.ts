@@ -143,19 +143,28 @@ test('an interrupted run resumed ends with the metrics of the uninterrupted one'
   });
 });
 
-test('--representation-size, --roi-canonical-scale and --box-positive-fraction shape the box head, its level mapping and its sampler, and the run reopens with them', () => {
+test('--representation-size, --roi-canonical-scale, --roi-output-size and --box-positive-fraction shape the box head, its pooling and its sampler, and the run reopens with them', () => {
   const out = join(tmp.dir, 'head');
-  const r = cli(['detect', 'train', '--data', train, '--val-data', val, '--out', out, ...FLAGS, '--epochs', '1', '--representation-size', '24', '--roi-canonical-scale', '56', '--box-positive-fraction', '0.5']);
+  const r = cli(['detect', 'train', '--data', train, '--val-data', val, '--out', out, ...FLAGS, '--epochs', '1', '--representation-size', '24', '--roi-canonical-scale', '56', '--roi-output-size', '5', '--box-positive-fraction', '0.5']);
   assert.equal(r.status, 0, r.stderr);
   const { model } = openDetector(out);
   assert.equal(model.roiHeads.sampler.positiveFraction, 0.5);
   assert.equal(model.roiHeads.sampler.batchSizePerImage, 32, '--box-batch kept beside it');
   assert.equal(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).boxPositiveFraction, 0.5);
   const head = model.roiHeads.boxHead as unknown as { fc6: { weight: { shape: number[] } }; fc7: { weight: { shape: number[] } } };
-  assert.deepEqual(head.fc6.weight.shape, [24, 256 * 49]);
+  assert.deepEqual(head.fc6.weight.shape, [24, 256 * 25]);
+  assert.equal(model.roiHeads.boxRoiPool.outputSize, 5);
   assert.deepEqual(head.fc7.weight.shape, [24, 24]);
   assert.equal(model.roiHeads.boxRoiPool.canonicalScale, 56);
   model.dispose();
+  const c4 = join(tmp.dir, 'head-c4');
+  const rc4 = cli(['detect', 'train', '--data', train, '--val-data', val, '--out', c4, ...FLAGS, '--epochs', '1', '--arch', 'fasterrcnn_resnet18_c4', '--roi-output-size', '4']);
+  assert.equal(rc4.status, 0, rc4.stderr);
+  const reopened = openDetector(c4).model;
+  assert.equal(reopened.name, 'fasterrcnn_resnet18_c4');
+  assert.equal(reopened.roiHeads.boxRoiPool.outputSize, 4);
+  assert.ok(Number.isFinite(JSON.parse(readFileSync(join(c4, 'metrics.jsonl'), 'utf8').trim().split('\n')[0]).train_loss_classifier));
+  reopened.dispose();
   const bad = cli(['detect', 'train', '--data', train, '--val-data', val, '--out', join(tmp.dir, 'head-bad'), ...FLAGS, '--roi-canonical-scale', '0']);
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /--roi-canonical-scale must be an integer >= 1/);

@@ -85,6 +85,7 @@ detectCommand
   .option('--box-positive-fraction <f>', 'most of those that are positive (torchvision\'s box_positive_fraction; default 0.25)')
   .option('--representation-size <n>', 'the FPN box head\'s width (torchvision\'s TwoMLPHead representation_size; default 1024)')
   .option('--roi-canonical-scale <px>', 'a box of this side pools from P4, half of it from P3, ... (MultiScaleRoIAlign canonical_scale; default 224, sized for ImageNet backbones)')
+  .option('--roi-output-size <n>', 'the side of a pooled region (MultiScaleRoIAlign output_size; default 7 for FPN, 14 for C4, whose layer4 halves it)')
   .option('--val-subset <n>', 'score the first N held-out images only')
   .option('--precision <p>', PRECISION_HELP)
   .option('--seed <s>', 'seed of the init, the data order, flips and sampling', '0')

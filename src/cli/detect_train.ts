@@ -11,7 +11,7 @@ import { progressPrinter } from './train.js';
 export interface DetectTrainFlags {
   data?: string; valData?: string; arch?: string; weights?: string; pretrainedBackbone?: boolean; epochs?: string; batch?: string; lr?: string;
   momentum?: string; weightDecay?: string; warmup?: string; milestones?: string; schedule?: string; trainableLayers?: string; bn?: string;
-  minSize?: string; maxSize?: string; fpnChannels?: string; hflip?: string; rpnPostNms?: string; boxBatch?: string; boxPositiveFraction?: string; representationSize?: string; roiCanonicalScale?: string; valSubset?: string; precision?: string;
+  minSize?: string; maxSize?: string; fpnChannels?: string; hflip?: string; rpnPostNms?: string; boxBatch?: string; boxPositiveFraction?: string; representationSize?: string; roiCanonicalScale?: string; roiOutputSize?: string; valSubset?: string; precision?: string;
   seed?: string; out?: string; checkpointEvery?: string; resume?: boolean; force?: boolean; json?: boolean;
 }
 
@@ -34,6 +34,7 @@ export async function detectTrainCommand(flags: DetectTrainFlags): Promise<void>
     rpnPostNmsTopNTrain: intFlag(flags.rpnPostNms, 'rpn-post-nms', 1), boxBatchSizePerImage: intFlag(flags.boxBatch, 'box-batch', 1),
     boxPositiveFraction: numberInRange(flags.boxPositiveFraction, 'box-positive-fraction', 0, 1),
     representationSize: intFlag(flags.representationSize, 'representation-size', 1), roiCanonicalScale: intFlag(flags.roiCanonicalScale, 'roi-canonical-scale', 1),
+    roiOutputSize: intFlag(flags.roiOutputSize, 'roi-output-size', 1),
     valSubset: intFlag(flags.valSubset, 'val-subset', 1), precision: flags.precision as DetectTrainConfig['precision'], seed: intFlag(flags.seed, 'seed', 0), out: flags.out,
     checkpointEvery: intFlag(flags.checkpointEvery, 'checkpoint-every', 0),
   };

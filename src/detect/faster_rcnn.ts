@@ -54,6 +54,9 @@ export interface FasterRCNNConfig {
    *  of side sqrt(area) = canonicalScale pools from level canonicalLevel (224 and 4: an
    *  ImageNet-sized object from P4, one half that size from P3). */
   roiPool?: Pick<RoiAlignPoolOptions, 'canonicalScale' | 'canonicalLevel'>;
+  /** The side of a pooled region (MultiScaleRoIAlign output_size): 7 for an FPN head (its
+   *  TwoMLPHead takes C x 7 x 7), 14 for C4 (layer4's stride 2 makes it 7 x 7). */
+  roiOutputSize?: number;
   /** The v2 detector's parts (Li et al. 2021, torchvision's fasterrcnn_resnet50_fpn_v2):
    *  BatchNorm in the FPN, a 2-conv RPN head, a 4-conv + 1-fc box head with BatchNorm. */
   v2?: boolean;
@@ -208,6 +211,8 @@ export class FasterRCNN extends Module {
     if (!Number.isInteger(numClasses) || numClasses < 2) throw new InvalidArgumentError(`${this.name}: numClasses must be an integer >= 2 (background included), got ${String(numClasses)}`);
     this._bnEps = config.bnEps ?? 1e-5;
     if (!(this._bnEps >= 0)) throw new InvalidArgumentError(`${this.name}: bnEps must be >= 0, got ${String(config.bnEps)}`);
+    const roiSize = config.roiOutputSize;
+    if (roiSize !== undefined && !(Number.isInteger(roiSize) && roiSize >= 1)) throw new InvalidArgumentError(`${this.name}: roiOutputSize must be an integer >= 1, got ${String(roiSize)}`);
     this.backboneOptions = { ...config.backboneOptions };
     const resnet = createModel(config.backbone, { ...config.backboneOptions, numClasses: 1, init: 'none', backend });
     if (resnet.family !== 'imagenet') throw new InvalidArgumentError(`${this.name}: backbone '${config.backbone}' is a CIFAR net; use an ImageNet-family arch (resnet18, resnet34, resnet50, resnet101, ...)`);
@@ -232,13 +237,14 @@ export class FasterRCNN extends Module {
     if (!A.every((a) => a === A[0])) throw new InvalidArgumentError(`${this.name}: every level needs the same number of anchors per location (the RPN head is shared), got ${A.join(', ')}`);
     this.rpn = this.registerModule('rpn', new RegionProposalNetwork(anchorGenerator, new RPNHead(C, A[0], { backend, convDepth: config.v2 ? 2 : 1 }), config.rpn));
     if (c4) {
-      const pool = new MultiScaleRoIAlign({ featmapNames: ['0'], outputSize: 14, samplingRatio: 2 });
+      const pool = new MultiScaleRoIAlign({ featmapNames: ['0'], outputSize: config.roiOutputSize ?? 14, samplingRatio: 2 });
       const boxHead = new ResNetC4Head(resnet, () => this.fusedResNet());
       this.roiHeads = this.registerModule('roi_heads', new RoIHeads(pool, boxHead, new FastRCNNPredictor(boxHead.outChannels, numClasses, { backend }), config.roiHeads));
     } else {
-      const pool = new MultiScaleRoIAlign({ featmapNames: ['0', '1', '2', '3'], outputSize: 7, samplingRatio: 2, ...config.roiPool });
+      const S = config.roiOutputSize ?? 7;
+      const pool = new MultiScaleRoIAlign({ featmapNames: ['0', '1', '2', '3'], outputSize: S, samplingRatio: 2, ...config.roiPool });
       const R = config.representationSize ?? 1024;
-      const boxHead = config.v2 ? new FastRCNNConvFCHead([C, 7, 7], [256, 256, 256, 256], [R], { backend }) : new TwoMLPHead(C * 49, R, { backend });
+      const boxHead = config.v2 ? new FastRCNNConvFCHead([C, S, S], [256, 256, 256, 256], [R], { backend }) : new TwoMLPHead(C * S * S, R, { backend });
       this.roiHeads = this.registerModule('roi_heads', new RoIHeads(pool, boxHead, new FastRCNNPredictor(R, numClasses, { backend }), config.roiHeads));
     }
     if (config.categories && config.categories.length !== numClasses) {

@@ -6,7 +6,9 @@
 // fasterrcnn_resnet50_fpn_v2 (Li et al. 2021's recipe, torchvision's v2 builder) adds
 // BatchNorm to the FPN and the 4-conv + 1-fc box head and a second RPN conv.
 // The C4 archs (He et al. 2015's detector) take the same RPN / box settings with one map at
-// stride 16, 15 anchors per location (sizes 32..512 x ratios 0.5, 1, 2) and 14x14 RoIAlign.
+// stride 16, 15 anchors per location (sizes 32..512 x ratios 0.5, 1, 2) and 14x14 RoIAlign;
+// resnet18/34 C4 nets are the same over the basic-block trunks (layer4's 512 features per
+// region), for small machines.
 
 import { InvalidArgumentError } from '../errors.js';
 import { FasterRCNN, type FasterRCNNConfig } from './faster_rcnn.js';
@@ -21,6 +23,8 @@ const ARCHS: Record<string, { backbone: string; head: 'fpn' | 'c4'; v2?: boolean
   fasterrcnn_resnet50_fpn: { backbone: 'resnet50', head: 'fpn' },
   fasterrcnn_resnet101_fpn: { backbone: 'resnet101', head: 'fpn' },
   fasterrcnn_resnet50_fpn_v2: { backbone: 'resnet50', head: 'fpn', v2: true },
+  fasterrcnn_resnet18_c4: { backbone: 'resnet18', head: 'c4' },
+  fasterrcnn_resnet34_c4: { backbone: 'resnet34', head: 'c4' },
   fasterrcnn_resnet50_c4: { backbone: 'resnet50', head: 'c4' },
   fasterrcnn_resnet101_c4: { backbone: 'resnet101', head: 'c4' },
 };

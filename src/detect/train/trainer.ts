@@ -87,6 +87,8 @@ export interface DetectTrainConfig {
   /** The side of a box pooled from P4 (MultiScaleRoIAlign canonical_scale, 224; each halving
    *  of a box's side is one level finer). */
   roiCanonicalScale?: number;
+  /** The side of a pooled region (MultiScaleRoIAlign output_size: 7 for FPN, 14 for C4). */
+  roiOutputSize?: number;
   /** Evaluate on the first N held-out images only (default all). */
   valSubset?: number;
   /** Convolution precision: 'auto' (default: bf16 where oneDNN has AMX, else fp32), 'fp32' or
@@ -144,7 +146,7 @@ function checkConfig(c: DetectTrainConfig): void {
   if (c.bn !== undefined && !BN_MODES.includes(c.bn)) throw new InvalidArgumentError(`--bn must be one of ${BN_MODES.join(', ')}, got '${String(c.bn)}'`);
   int('epochs', 1); int('batchSize', 1); int('seed', 0); int('checkpointEvery', 0); int('trainableLayers', 0, 5);
   int('minSize', 16, 4096); int('maxSize', 16, 4096); int('rpnPostNmsTopNTrain', 1); int('fpnChannels', 8, 1024); int('boxBatchSizePerImage', 1); int('valSubset', 1);
-  int('representationSize', 1); int('roiCanonicalScale', 1);
+  int('representationSize', 1); int('roiCanonicalScale', 1); int('roiOutputSize', 1, 64);
   for (const k of ['lr', 'momentum', 'weightDecay', 'warmup', 'hflip'] as const) {
     const v = c[k];
     if (v !== undefined && !(typeof v === 'number' && v >= 0 && Number.isFinite(v))) throw new InvalidArgumentError(`${k} must be a number >= 0, got ${String(v)}`);
@@ -172,6 +174,7 @@ function modelOptions(c: DetectTrainConfig, classes: string[]): DetectorOptions 
   }
   if (c.representationSize !== undefined) o.representationSize = c.representationSize;
   if (c.roiCanonicalScale !== undefined) o.roiPool = { canonicalScale: c.roiCanonicalScale };
+  if (c.roiOutputSize !== undefined) o.roiOutputSize = c.roiOutputSize;
   return o;
 }
 
