@@ -211,14 +211,15 @@ export class FasterRCNN extends Module {
     if (!Number.isInteger(numClasses) || numClasses < 2) throw new InvalidArgumentError(`${this.name}: numClasses must be an integer >= 2 (background included), got ${String(numClasses)}`);
     this._bnEps = config.bnEps ?? 1e-5;
     if (!(this._bnEps >= 0)) throw new InvalidArgumentError(`${this.name}: bnEps must be >= 0, got ${String(config.bnEps)}`);
-    const roiSize = config.roiOutputSize;
-    if (roiSize !== undefined && !(Number.isInteger(roiSize) && roiSize >= 1)) throw new InvalidArgumentError(`${this.name}: roiOutputSize must be an integer >= 1, got ${String(roiSize)}`);
+    const c4 = head === 'c4';
+    // the pooled side: 14 for C4 (layer4's stride 2 makes it 7), 7 for an FPN head
+    const S = config.roiOutputSize ?? (c4 ? 14 : 7);
+    if (!(Number.isInteger(S) && S >= 1)) throw new InvalidArgumentError(`${this.name}: roiOutputSize must be an integer >= 1, got ${String(config.roiOutputSize)}`);
     this.backboneOptions = { ...config.backboneOptions };
     const resnet = createModel(config.backbone, { ...config.backboneOptions, numClasses: 1, init: 'none', backend });
     if (resnet.family !== 'imagenet') throw new InvalidArgumentError(`${this.name}: backbone '${config.backbone}' is a CIFAR net; use an ImageNet-family arch (resnet18, resnet34, resnet50, resnet101, ...)`);
     this.resnet = resnet;
     this.transform = new GeneralizedRCNNTransform(config.transform);
-    const c4 = head === 'c4';
     let C: number;
     if (c4) {
       if (resnet.stages.length !== 4) throw new InvalidArgumentError(`${this.name}: a C4 detector needs a 4-stage ResNet, got ${resnet.stages.length} stages`);
@@ -237,11 +238,10 @@ export class FasterRCNN extends Module {
     if (!A.every((a) => a === A[0])) throw new InvalidArgumentError(`${this.name}: every level needs the same number of anchors per location (the RPN head is shared), got ${A.join(', ')}`);
     this.rpn = this.registerModule('rpn', new RegionProposalNetwork(anchorGenerator, new RPNHead(C, A[0], { backend, convDepth: config.v2 ? 2 : 1 }), config.rpn));
     if (c4) {
-      const pool = new MultiScaleRoIAlign({ featmapNames: ['0'], outputSize: config.roiOutputSize ?? 14, samplingRatio: 2 });
+      const pool = new MultiScaleRoIAlign({ featmapNames: ['0'], outputSize: S, samplingRatio: 2 });
       const boxHead = new ResNetC4Head(resnet, () => this.fusedResNet());
       this.roiHeads = this.registerModule('roi_heads', new RoIHeads(pool, boxHead, new FastRCNNPredictor(boxHead.outChannels, numClasses, { backend }), config.roiHeads));
     } else {
-      const S = config.roiOutputSize ?? 7;
       const pool = new MultiScaleRoIAlign({ featmapNames: ['0', '1', '2', '3'], outputSize: S, samplingRatio: 2, ...config.roiPool });
       const R = config.representationSize ?? 1024;
       const boxHead = config.v2 ? new FastRCNNConvFCHead([C, S, S], [256, 256, 256, 256], [R], { backend }) : new TwoMLPHead(C * S * S, R, { backend });
